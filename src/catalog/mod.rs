@@ -1,1 +1,154 @@
-//! catalog (being written)
+//! The catalog: the only module with SQL. It records which packages exist
+//! and where each is placed (channel, dist, component); the public trees are
+//! a pure function of it.
+
+mod packages;
+mod schema;
+
+pub use packages::{NewPackage, PackageRow, PlacedPackage, PlacementFilter};
+
+use rusqlite::{Connection, OpenFlags, Transaction, TransactionBehavior};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// Errors of the catalog.
+#[derive(Debug, thiserror::Error)]
+pub enum CatalogError {
+    #[error("catalog {path}: {source}")]
+    Sqlite {
+        path: PathBuf,
+        #[source]
+        source: rusqlite::Error,
+    },
+    #[error(
+        "catalog {path} has schema version {found}, newer than this bess understands ({known}); upgrade bess"
+    )]
+    TooNew {
+        path: PathBuf,
+        found: usize,
+        known: usize,
+    },
+}
+
+/// An open catalog.
+pub struct Catalog {
+    conn: Connection,
+    path: PathBuf,
+}
+
+/// How long a writer waits for another process's transaction before giving up.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(300);
+
+impl Catalog {
+    /// Opens (creating and migrating if needed) the catalog at `path`.
+    pub fn open(path: &Path) -> Result<Catalog, CatalogError> {
+        let fail = |source| CatalogError::Sqlite {
+            path: path.to_path_buf(),
+            source,
+        };
+        let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
+            | OpenFlags::SQLITE_OPEN_CREATE
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        let mut conn = Connection::open_with_flags(path, flags).map_err(fail)?;
+        conn.busy_timeout(BUSY_TIMEOUT).map_err(fail)?;
+        conn.execute_batch(
+            "PRAGMA journal_mode = WAL;
+             PRAGMA synchronous = FULL;
+             PRAGMA foreign_keys = ON;",
+        )
+        .map_err(fail)?;
+        let found: usize = conn
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .map_err(fail)?;
+        if found > schema::latest() {
+            return Err(CatalogError::TooNew {
+                path: path.to_path_buf(),
+                found,
+                known: schema::latest(),
+            });
+        }
+        if found < schema::latest() {
+            schema::migrate(&mut conn).map_err(fail)?;
+        }
+        Ok(Catalog {
+            conn,
+            path: path.to_path_buf(),
+        })
+    }
+
+    /// Starts a write transaction. `BEGIN IMMEDIATE` takes the write lock up
+    /// front, so concurrent writers queue instead of failing mid-way.
+    pub fn write(&mut self) -> Result<Writer<'_>, CatalogError> {
+        let path = self.path.clone();
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(|source| CatalogError::Sqlite {
+                path: path.clone(),
+                source,
+            })?;
+        Ok(Writer { tx, path })
+    }
+
+    /// Read access for queries.
+    pub fn reader(&self) -> Reader<'_> {
+        Reader {
+            conn: &self.conn,
+            path: &self.path,
+        }
+    }
+}
+
+/// A write transaction; dropped without [`Writer::commit`] it rolls back.
+pub struct Writer<'a> {
+    tx: Transaction<'a>,
+    path: PathBuf,
+}
+
+impl Writer<'_> {
+    /// Makes every change of the transaction durable at once.
+    pub fn commit(self) -> Result<(), CatalogError> {
+        let path = self.path;
+        self.tx
+            .commit()
+            .map_err(|source| CatalogError::Sqlite { path, source })
+    }
+
+    /// Read queries inside the transaction (they see its own changes).
+    pub fn reader(&self) -> Reader<'_> {
+        Reader {
+            conn: &self.tx,
+            path: &self.path,
+        }
+    }
+
+    fn fail(&self) -> impl FnOnce(rusqlite::Error) -> CatalogError + '_ {
+        |source| CatalogError::Sqlite {
+            path: self.path.clone(),
+            source,
+        }
+    }
+}
+
+/// Read-only queries, on a connection or inside a transaction.
+pub struct Reader<'a> {
+    conn: &'a Connection,
+    path: &'a Path,
+}
+
+impl Reader<'_> {
+    fn fail(&self) -> impl FnOnce(rusqlite::Error) -> CatalogError + '_ {
+        |source| CatalogError::Sqlite {
+            path: self.path.to_path_buf(),
+            source,
+        }
+    }
+}
+
+/// Seconds since the Unix epoch, for `added_at`/`placed_at`.
+pub fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}

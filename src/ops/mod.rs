@@ -1,1 +1,76 @@
-//! ops (being written)
+//! Use cases that combine the layers: init, ingest, queries, promote,
+//! remove. The CLI and the HTTP API both call these, so a remote upload and
+//! a local one run the same code.
+
+mod error;
+mod ingest;
+mod init;
+mod promote;
+mod query;
+mod selector;
+
+pub use error::OpsError;
+pub use ingest::{IngestOutcome, IngestRequest, IngestedPackage, ingest};
+pub use init::{InitRequest, init};
+pub use promote::{ChangedPlacement, PromoteRequest, RemoveRequest, promote, remove};
+pub use query::{Listing, PackageVersions, diff, list, versions};
+pub use selector::Selector;
+
+use crate::catalog::Catalog;
+use crate::config::RepoConfig;
+use crate::pool::Pool;
+use crate::publish::PoolTree;
+use std::path::Path;
+
+/// An open repository: its configuration, catalog and pool.
+pub struct Repo {
+    pub config: RepoConfig,
+    pub catalog: Catalog,
+    pub pool: Pool,
+}
+
+impl Repo {
+    /// Opens the repository at `root`.
+    pub fn open(root: &Path) -> Result<Repo, OpsError> {
+        let config = RepoConfig::load(root)?;
+        let layout = &config.layout;
+        let catalog = Catalog::open(&layout.catalog_file())?;
+        let pool = Pool::new(layout.pool_dir(), layout.tmp_dir());
+        Ok(Repo {
+            config,
+            catalog,
+            pool,
+        })
+    }
+
+    /// The published pool trees.
+    pub fn tree(&self) -> PoolTree<'_> {
+        PoolTree::new(&self.config.layout, &self.pool)
+    }
+
+    /// Checks that `channel` is configured.
+    pub fn check_channel(&self, channel: &str) -> Result<(), OpsError> {
+        if self.config.settings.channels.iter().any(|c| c == channel) {
+            return Ok(());
+        }
+        Err(OpsError::Usage(format!(
+            "unknown channel `{channel}`; channels in {} are: {}",
+            self.config.layout.settings_file().display(),
+            self.config.settings.channels.join(", ")
+        )))
+    }
+
+    /// Checks that every dist is listed in `dists.list`.
+    pub fn check_dists(&self, dists: &[String]) -> Result<(), OpsError> {
+        for dist in dists {
+            if !self.config.dists.contains(dist) {
+                return Err(OpsError::Usage(format!(
+                    "unknown dist `{dist}`; add it to {} or use one of: {}",
+                    self.config.layout.dists_file().display(),
+                    self.config.dists.names().join(", ")
+                )));
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,1 +1,211 @@
-//! pool (being written)
+//! The content-addressed object pool: immutable blobs named by their SHA-256.
+//!
+//! Objects are written to a temp file on the pool's filesystem, made durable,
+//! then renamed to `pool/<first two hex digits>/<sha256>`; they are never
+//! modified afterwards. Durability is batched: a whole upload's temp files are
+//! flushed with one `syncfs(2)` rather than one `fsync(2)` each, because an
+//! fsync per object would cost more than everything else an ingest does.
+
+mod digest;
+mod durable;
+
+pub use digest::{Digests, Sha256};
+pub use durable::{fsync_dir, sync_filesystem, write_atomically};
+
+use std::fs;
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// Everything that can go wrong in the pool.
+#[derive(Debug, thiserror::Error)]
+pub enum PoolError {
+    #[error("cannot {action} {path}: {source}")]
+    Io {
+        action: &'static str,
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+}
+
+fn io_error<'a>(action: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> PoolError + 'a {
+    move |source| PoolError::Io {
+        action,
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// A content-addressed store rooted at one directory.
+#[derive(Debug, Clone)]
+pub struct Pool {
+    root: PathBuf,
+    tmp: PathBuf,
+}
+
+/// An object written to a temp file, not yet visible under its hash.
+#[derive(Debug)]
+pub struct Staged {
+    temp: PathBuf,
+    sha256: Sha256,
+}
+
+/// Makes temp names unique within this process; the pid makes them unique across processes.
+static NEXT_TEMP: AtomicU64 = AtomicU64::new(0);
+
+impl Pool {
+    /// The pool at `root`, staging through `tmp` (same filesystem).
+    pub fn new(root: PathBuf, tmp: PathBuf) -> Pool {
+        Pool { root, tmp }
+    }
+
+    /// Where the object with this hash lives.
+    pub fn object_path(&self, sha256: &Sha256) -> PathBuf {
+        let hex = sha256.to_hex();
+        self.root.join(&hex[..2]).join(hex)
+    }
+
+    /// Whether the object is already stored.
+    pub fn contains(&self, sha256: &Sha256) -> bool {
+        self.object_path(sha256).is_file()
+    }
+
+    /// Writes `data` to a temp file; [`Pool::commit`] makes it durable and visible.
+    pub fn stage(&self, sha256: Sha256, data: &[u8]) -> Result<Staged, PoolError> {
+        let n = NEXT_TEMP.fetch_add(1, Ordering::Relaxed);
+        let temp = self.tmp.join(format!(
+            "obj-{}-{n}-{}",
+            std::process::id(),
+            &sha256.to_hex()[..16]
+        ));
+        let mut file = fs::File::create(&temp).map_err(io_error("create", &temp))?;
+        file.write_all(data).map_err(io_error("write", &temp))?;
+        Ok(Staged { temp, sha256 })
+    }
+
+    /// Makes staged objects durable, then renames each to its hash path.
+    ///
+    /// A crash before the rename leaves only temp files; after it, only
+    /// complete objects: a reader never sees a partial object.
+    pub fn commit(&self, staged: Vec<Staged>) -> Result<(), PoolError> {
+        if staged.is_empty() {
+            return Ok(());
+        }
+        sync_filesystem(&self.tmp).map_err(io_error("sync", &self.tmp))?;
+        let mut dirs = std::collections::BTreeSet::new();
+        for object in staged {
+            let dest = self.object_path(&object.sha256);
+            let dir = dest.parent().expect("object paths have a parent");
+            if dirs.insert(dir.to_path_buf()) {
+                fs::create_dir_all(dir).map_err(io_error("create directory", dir))?;
+            }
+            // Renaming over an identical object (a concurrent upload of the
+            // same bytes) is harmless: both files hold the same content.
+            fs::rename(&object.temp, &dest).map_err(io_error("rename into place", &dest))?;
+        }
+        sync_filesystem(&self.root).map_err(io_error("sync", &self.root))
+    }
+
+    /// Drops staged objects that will not be committed.
+    pub fn discard(&self, staged: Vec<Staged>) {
+        for object in staged {
+            let _ = fs::remove_file(&object.temp);
+        }
+    }
+
+    /// Hard-links the object to `dest` (creating parent directories).
+    ///
+    /// Returns `true` when a link was made, `false` when `dest` already is
+    /// this object. Falls back to a copy where the filesystem refuses links.
+    pub fn link(&self, sha256: &Sha256, dest: &Path) -> Result<LinkOutcome, PoolError> {
+        let object = self.object_path(sha256);
+        if let Some(parent) = dest.parent() {
+            fs::create_dir_all(parent).map_err(io_error("create directory", parent))?;
+        }
+        match fs::hard_link(&object, dest) {
+            Ok(()) => Ok(LinkOutcome::Linked),
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => self.relink(&object, dest),
+            Err(e) if is_cross_device_or_unsupported(&e) => {
+                durable::copy_atomically(&object, dest, &self.tmp)
+                    .map_err(io_error("copy", dest))?;
+                Ok(LinkOutcome::Copied)
+            }
+            Err(e) => Err(io_error("link", dest)(e)),
+        }
+    }
+
+    /// `dest` exists: keep it if it is the object, else replace it atomically.
+    fn relink(&self, object: &Path, dest: &Path) -> Result<LinkOutcome, PoolError> {
+        if same_file(object, dest) {
+            return Ok(LinkOutcome::AlreadyThere);
+        }
+        let n = NEXT_TEMP.fetch_add(1, Ordering::Relaxed);
+        let temp = self.tmp.join(format!("link-{}-{n}", std::process::id()));
+        fs::hard_link(object, &temp).map_err(io_error("link", &temp))?;
+        fs::rename(&temp, dest).map_err(io_error("rename into place", dest))?;
+        Ok(LinkOutcome::Linked)
+    }
+}
+
+/// What [`Pool::link`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LinkOutcome {
+    Linked,
+    AlreadyThere,
+    Copied,
+}
+
+fn same_file(a: &Path, b: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    match (fs::metadata(a), fs::metadata(b)) {
+        (Ok(a), Ok(b)) => a.dev() == b.dev() && a.ino() == b.ino(),
+        _ => false,
+    }
+}
+
+fn is_cross_device_or_unsupported(e: &io::Error) -> bool {
+    matches!(
+        e.raw_os_error(),
+        Some(libc::EXDEV) | Some(libc::EPERM) | Some(libc::EOPNOTSUPP)
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pool(dir: &Path) -> Pool {
+        fs::create_dir_all(dir.join("tmp")).unwrap();
+        Pool::new(dir.join("pool"), dir.join("tmp"))
+    }
+
+    #[test]
+    fn stage_commit_link() {
+        let dir = tempfile::tempdir().unwrap();
+        let pool = pool(dir.path());
+        let data = b"hello pool";
+        let sha = Digests::of(data).sha256;
+        assert!(!pool.contains(&sha));
+        let staged = pool.stage(sha, data).unwrap();
+        pool.commit(vec![staged]).unwrap();
+        assert_eq!(fs::read(pool.object_path(&sha)).unwrap(), data);
+        let dest = dir.path().join("public/a/b.deb");
+        assert_eq!(pool.link(&sha, &dest).unwrap(), LinkOutcome::Linked);
+        assert_eq!(pool.link(&sha, &dest).unwrap(), LinkOutcome::AlreadyThere);
+        assert!(same_file(&pool.object_path(&sha), &dest));
+        assert_eq!(fs::read_dir(dir.path().join("tmp")).unwrap().count(), 0);
+    }
+
+    #[test]
+    fn link_replaces_a_foreign_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let pool = pool(dir.path());
+        let sha = Digests::of(b"x").sha256;
+        pool.commit(vec![pool.stage(sha, b"x").unwrap()]).unwrap();
+        let dest = dir.path().join("d.deb");
+        fs::write(&dest, b"stale").unwrap();
+        assert_eq!(pool.link(&sha, &dest).unwrap(), LinkOutcome::Linked);
+        assert_eq!(fs::read(&dest).unwrap(), b"x");
+    }
+}

@@ -1,0 +1,53 @@
+//! Catalog migrations: an append-only list, tracked by `PRAGMA user_version`.
+
+use rusqlite::Connection;
+
+/// Each entry moves the schema from version `index` to `index + 1`. Never edit
+/// a published entry: append a new one.
+const MIGRATIONS: &[&str] = &[
+    // 1: packages, their placements in channels/dists/components.
+    "CREATE TABLE packages (
+        id          INTEGER PRIMARY KEY,
+        name        TEXT NOT NULL,
+        version     TEXT NOT NULL,   -- as written in the control file
+        version_key TEXT NOT NULL,   -- identity: epoch 0 dropped
+        arch        TEXT NOT NULL,
+        source      TEXT NOT NULL,
+        size        INTEGER NOT NULL,
+        md5         TEXT NOT NULL,
+        sha1        TEXT NOT NULL,
+        sha256      TEXT NOT NULL,
+        sha512      TEXT NOT NULL,
+        pool_name   TEXT NOT NULL,   -- <prefix>/<source>/<name>_<version>_<arch>.deb
+        control     TEXT NOT NULL,   -- control paragraph, computed fields removed
+        added_at    INTEGER NOT NULL,
+        UNIQUE (name, version_key, arch),
+        UNIQUE (pool_name)
+    );
+    CREATE INDEX packages_sha256 ON packages (sha256);
+    CREATE TABLE placements (
+        channel    TEXT NOT NULL,
+        dist       TEXT NOT NULL,
+        component  TEXT NOT NULL,
+        package_id INTEGER NOT NULL REFERENCES packages (id),
+        placed_at  INTEGER NOT NULL,
+        PRIMARY KEY (channel, dist, component, package_id)
+    ) WITHOUT ROWID;
+    CREATE INDEX placements_package ON placements (package_id);",
+];
+
+/// Brings the schema up to date; safe to call from every process.
+pub fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {
+    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+    let current: usize = tx.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    for (index, sql) in MIGRATIONS.iter().enumerate().skip(current) {
+        tx.execute_batch(sql)?;
+        tx.pragma_update(None, "user_version", index + 1)?;
+    }
+    tx.commit()
+}
+
+/// The schema version this build writes.
+pub fn latest() -> usize {
+    MIGRATIONS.len()
+}

@@ -1,0 +1,328 @@
+//! `bess repo …`: ingest, list, versions, diff, promote, remove.
+
+use super::output::{Table, json};
+use crate::ops::{
+    self, ChangedPlacement, IngestRequest, Listing, PromoteRequest, RemoveRequest, Repo, Selector,
+};
+use clap::{Args, Subcommand};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+/// Manage packages: ingest, list, versions, diff, promote, remove.
+#[derive(Debug, Subcommand)]
+pub enum RepoCommand {
+    Ingest(IngestArgs),
+    List(ListArgs),
+    Versions(VersionsArgs),
+    Diff(DiffArgs),
+    Promote(PromoteArgs),
+    Remove(RemoveArgs),
+}
+
+/// Validate .deb files and add them to the first channel (preprod).
+///
+/// Every file is checked (ar structure, control data, names, versions,
+/// architectures) before anything is stored; one bad file refuses the whole
+/// upload. Identical bytes are stored once; re-ingesting a package is a no-op.
+/// The same name, version and architecture with different bytes is refused.
+///
+/// Without --dist a package is published in every dist of dists.list, unless
+/// a [[dist-rule]] in bess.toml matches its version.
+#[derive(Debug, Args)]
+#[command(
+    after_help = "Examples:\n  bess repo ingest build/                      # every .deb under build/, recursively\n  bess repo ingest --dist bookworm php8.2_8.2.7-1+deb12u1_amd64.deb"
+)]
+pub struct IngestArgs {
+    /// .deb files, or directories searched recursively for *.deb
+    #[arg(required = true, value_name = "PATH")]
+    paths: Vec<PathBuf>,
+    /// Publish only in this dist (repeatable); default: dist rules, else every dist
+    #[arg(long = "dist", value_name = "DIST")]
+    dists: Vec<String>,
+    /// Component to publish in [default: bess.toml's default-component]
+    #[arg(long)]
+    component: Option<String>,
+    /// Print one line per package
+    #[arg(short, long)]
+    verbose: bool,
+    /// Print the result as JSON (one object per package)
+    #[arg(long)]
+    json: bool,
+}
+
+/// List published packages: one row per channel, dist and component.
+#[derive(Debug, Args)]
+pub struct ListArgs {
+    /// Only this channel
+    #[arg(long)]
+    channel: Option<String>,
+    /// Only this dist (repeatable)
+    #[arg(long = "dist", value_name = "DIST")]
+    dists: Vec<String>,
+    /// Print a JSON array of {package, version, architecture, channel, dist, component, sha256, size}
+    #[arg(long)]
+    json: bool,
+}
+
+/// Every version known for a package, newest first, and where each is published.
+#[derive(Debug, Args)]
+pub struct VersionsArgs {
+    /// Package name
+    package: String,
+    /// Print a JSON array of {package, version, architecture, sha256, size, placements}
+    #[arg(long)]
+    json: bool,
+}
+
+/// What is published in FROM and not in TO, dist by dist.
+#[derive(Debug, Args)]
+#[command(
+    after_help = "Example:\n  bess repo diff preprod prod     # what a promotion would bring to prod"
+)]
+pub struct DiffArgs {
+    /// Channel that has the packages (e.g. preprod)
+    from: String,
+    /// Channel that lacks them (e.g. prod)
+    to: String,
+    /// Only this dist (repeatable)
+    #[arg(long = "dist", value_name = "DIST")]
+    dists: Vec<String>,
+    /// Print a JSON array of {package, version, architecture, dist, component, …}
+    #[arg(long)]
+    json: bool,
+}
+
+/// Copy exact versions to the next channel (preprod → prod by default).
+///
+/// PKG=VERSION promotes that version (every architecture); PKG alone promotes
+/// the newest version of each dist in the source channel. No byte is copied:
+/// the target channel's files are hard links to the same pool objects.
+#[derive(Debug, Args)]
+#[command(
+    after_help = "Examples:\n  bess repo promote myapp=1.4.2-1 mylib=2:0.9-3\n  bess repo promote --dist jammy php8.2"
+)]
+pub struct PromoteArgs {
+    /// PKG or PKG=VERSION
+    #[arg(required = true, value_name = "PKG[=VERSION]")]
+    packages: Vec<String>,
+    /// Source channel [default: the first channel]
+    #[arg(long)]
+    from: Option<String>,
+    /// Target channel [default: the channel after --from]
+    #[arg(long)]
+    to: Option<String>,
+    /// Only this dist (repeatable)
+    #[arg(long = "dist", value_name = "DIST")]
+    dists: Vec<String>,
+    /// Print the placements as JSON
+    #[arg(long)]
+    json: bool,
+}
+
+/// Withdraw exact versions from a channel (the pool keeps the bytes).
+#[derive(Debug, Args)]
+pub struct RemoveArgs {
+    /// PKG=VERSION
+    #[arg(required = true, value_name = "PKG=VERSION")]
+    packages: Vec<String>,
+    /// Channel to remove from
+    #[arg(long, required = true)]
+    channel: String,
+    /// Only this dist (repeatable)
+    #[arg(long = "dist", value_name = "DIST")]
+    dists: Vec<String>,
+    /// Print the placements as JSON
+    #[arg(long)]
+    json: bool,
+}
+
+pub fn run(dir: &Path, command: RepoCommand) -> anyhow::Result<ExitCode> {
+    let mut repo = Repo::open(dir)?;
+    match command {
+        RepoCommand::Ingest(args) => run_ingest(&mut repo, args),
+        RepoCommand::List(args) => run_list(&repo, args),
+        RepoCommand::Versions(args) => run_versions(&repo, args),
+        RepoCommand::Diff(args) => run_diff(&repo, args),
+        RepoCommand::Promote(args) => run_promote(&mut repo, args),
+        RepoCommand::Remove(args) => run_remove(&mut repo, args),
+    }
+}
+
+fn run_ingest(repo: &mut Repo, args: IngestArgs) -> anyhow::Result<ExitCode> {
+    let request = IngestRequest {
+        paths: args.paths,
+        dists: args.dists,
+        component: args.component,
+    };
+    let outcome = ops::ingest(repo, &request)?;
+    if args.json {
+        json(&outcome.packages)?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    if args.verbose {
+        for p in &outcome.packages {
+            let state = if p.new {
+                "added"
+            } else if p.placements_added > 0 {
+                "placed"
+            } else {
+                "unchanged"
+            };
+            println!(
+                "{state:9} {} {} ({}) → {} {}",
+                p.package,
+                p.version,
+                p.architecture,
+                p.channel,
+                p.dists.join(",")
+            );
+        }
+    }
+    let new = outcome.packages.iter().filter(|p| p.new).count();
+    let bytes: u64 = outcome
+        .packages
+        .iter()
+        .filter(|p| p.new)
+        .map(|p| p.size)
+        .sum();
+    let channel = outcome
+        .packages
+        .first()
+        .map(|p| p.channel.as_str())
+        .unwrap_or("");
+    println!(
+        "ingested {} package(s) into {channel}: {new} new ({}), {} already present",
+        outcome.packages.len(),
+        human_bytes(bytes),
+        outcome.packages.len() - new
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+fn run_list(repo: &Repo, args: ListArgs) -> anyhow::Result<ExitCode> {
+    let listings = ops::list(repo, args.channel.as_deref(), &args.dists)?;
+    if args.json {
+        json(&listings)?;
+    } else {
+        print_listings(&listings, true)?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn run_versions(repo: &Repo, args: VersionsArgs) -> anyhow::Result<ExitCode> {
+    let versions = ops::versions(repo, &args.package)?;
+    if args.json {
+        json(&versions)?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    let mut table = Table::new(vec!["VERSION", "ARCH", "PUBLISHED IN"]);
+    for v in &versions {
+        let places: Vec<String> = v
+            .placements
+            .iter()
+            .map(|p| format!("{}/{}", p.channel, p.dist))
+            .collect();
+        let places = if places.is_empty() {
+            "(nowhere)".to_string()
+        } else {
+            places.join(" ")
+        };
+        table.row(vec![v.version.clone(), v.architecture.clone(), places]);
+    }
+    table.print()?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn run_diff(repo: &Repo, args: DiffArgs) -> anyhow::Result<ExitCode> {
+    let missing = ops::diff(repo, &args.from, &args.to, &args.dists)?;
+    if args.json {
+        json(&missing)?;
+    } else if missing.is_empty() {
+        println!("{} has everything {} has", args.to, args.from);
+    } else {
+        print_listings(&missing, false)?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn run_promote(repo: &mut Repo, args: PromoteArgs) -> anyhow::Result<ExitCode> {
+    let request = PromoteRequest {
+        selectors: parse_selectors(&args.packages)?,
+        from: args.from,
+        to: args.to,
+        dists: args.dists,
+    };
+    let changes = ops::promote(repo, &request)?;
+    print_changes(&changes, args.json, "promoted to", "already in")
+}
+
+fn run_remove(repo: &mut Repo, args: RemoveArgs) -> anyhow::Result<ExitCode> {
+    let request = RemoveRequest {
+        selectors: parse_selectors(&args.packages)?,
+        channel: args.channel,
+        dists: args.dists,
+    };
+    let changes = ops::remove(repo, &request)?;
+    print_changes(&changes, args.json, "removed from", "already gone from")
+}
+
+fn parse_selectors(texts: &[String]) -> anyhow::Result<Vec<Selector>> {
+    Ok(texts
+        .iter()
+        .map(|t| Selector::parse(t))
+        .collect::<Result<_, _>>()?)
+}
+
+fn print_listings(listings: &[Listing], with_channel: bool) -> std::io::Result<()> {
+    let header = if with_channel {
+        vec!["PACKAGE", "VERSION", "ARCH", "CHANNEL", "DIST", "COMPONENT"]
+    } else {
+        vec!["PACKAGE", "VERSION", "ARCH", "DIST", "COMPONENT"]
+    };
+    let mut table = Table::new(header);
+    for l in listings {
+        let mut row = vec![l.package.clone(), l.version.clone(), l.architecture.clone()];
+        if with_channel {
+            row.push(l.channel.clone());
+        }
+        row.extend([l.dist.clone(), l.component.clone()]);
+        table.row(row);
+    }
+    table.print()
+}
+
+fn print_changes(
+    changes: &[ChangedPlacement],
+    as_json: bool,
+    done: &str,
+    noop: &str,
+) -> anyhow::Result<ExitCode> {
+    if as_json {
+        json(changes)?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    for c in changes {
+        let verb = if c.changed { done } else { noop };
+        println!(
+            "{} {} ({}) {verb} {}/{} {}",
+            c.package, c.version, c.architecture, c.channel, c.dist, c.component
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Sizes the way `du -h` users read them.
+fn human_bytes(bytes: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut value = bytes as f64;
+    let mut unit = 0;
+    while value >= 1024.0 && unit < UNITS.len() - 1 {
+        value /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{bytes} B")
+    } else {
+        format!("{value:.1} {}", UNITS[unit])
+    }
+}

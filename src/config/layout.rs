@@ -1,0 +1,71 @@
+//! Where each part of a repository lives on disk.
+//!
+//! Everything sits under one root so that the pool, the temp area and the
+//! published trees share a filesystem: renames are atomic and hard links work.
+
+use std::path::{Path, PathBuf};
+
+/// Paths of one repository.
+#[derive(Debug, Clone)]
+pub struct Layout {
+    root: PathBuf,
+}
+
+impl Layout {
+    /// The layout of the repository rooted at `root`.
+    pub fn new(root: &Path) -> Layout {
+        Layout {
+            root: root.to_path_buf(),
+        }
+    }
+
+    /// The repository's root directory.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// `bess.toml`: settings.
+    pub fn settings_file(&self) -> PathBuf {
+        self.root.join("bess.toml")
+    }
+
+    /// `dists.list`: the operators' list of distributions.
+    pub fn dists_file(&self) -> PathBuf {
+        self.root.join("dists.list")
+    }
+
+    /// `archs.list`: the operators' list of architectures.
+    pub fn archs_file(&self) -> PathBuf {
+        self.root.join("archs.list")
+    }
+
+    /// The SQLite catalog, the source of truth.
+    pub fn catalog_file(&self) -> PathBuf {
+        self.root.join("catalog").join("catalog.db")
+    }
+
+    /// The content-addressed object store.
+    pub fn pool_dir(&self) -> PathBuf {
+        self.root.join("pool")
+    }
+
+    /// Scratch space on the same filesystem as the pool, for atomic renames.
+    pub fn tmp_dir(&self) -> PathBuf {
+        self.root.join("tmp")
+    }
+
+    /// Signing keys (secret material, owner-only).
+    pub fn keys_dir(&self) -> PathBuf {
+        self.root.join("keys")
+    }
+
+    /// Root of everything served to clients.
+    pub fn public_dir(&self) -> PathBuf {
+        self.root.join("public")
+    }
+
+    /// The published tree of one channel.
+    pub fn channel_dir(&self, channel: &str) -> PathBuf {
+        self.public_dir().join(channel)
+    }
+}

@@ -1,0 +1,373 @@
+//! `bess repo ingest`: validate uploads, store them once, place them in the first channel.
+//!
+//! An ingest is all-or-nothing: every file is read, validated and hashed
+//! (in parallel) before anything becomes visible; any refusal discards the
+//! staged objects and leaves the pool, catalog and public tree untouched.
+
+use super::{OpsError, Repo};
+use crate::catalog::{NewPackage, Reader};
+use crate::config::RepoConfig;
+use crate::deb::{self, DebInfo};
+use crate::pool::{Digests, Pool, Sha256, Staged};
+use crate::publish::pool_name;
+use rayon::prelude::*;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+/// What to ingest, and where to publish it.
+#[derive(Debug, Clone, Default)]
+pub struct IngestRequest {
+    /// Files and directories (searched recursively for `*.deb`).
+    pub paths: Vec<PathBuf>,
+    /// Restrict to these dists; empty means the dist rules, else every dist.
+    pub dists: Vec<String>,
+    /// Component; `None` means the configured default.
+    pub component: Option<String>,
+}
+
+/// One package of an ingest and what happened to it.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct IngestedPackage {
+    pub package: String,
+    pub version: String,
+    pub architecture: String,
+    pub sha256: String,
+    pub size: u64,
+    pub file: PathBuf,
+    pub channel: String,
+    pub component: String,
+    pub dists: Vec<String>,
+    /// `false` when the repository already held these exact bytes.
+    pub new: bool,
+    /// Placements this ingest added (0 for an identical re-ingest).
+    pub placements_added: usize,
+}
+
+/// The result of an ingest.
+#[derive(Debug, Clone, Default)]
+pub struct IngestOutcome {
+    pub packages: Vec<IngestedPackage>,
+}
+
+/// A validated upload, its object staged if the pool lacked it.
+struct Candidate {
+    file: PathBuf,
+    row: NewPackage,
+    sha256: Sha256,
+    dists: Vec<String>,
+    staged: Option<Staged>,
+}
+
+/// Ingests every `.deb` under `request.paths` into the first channel.
+pub fn ingest(repo: &mut Repo, request: &IngestRequest) -> Result<IngestOutcome, OpsError> {
+    let component = request
+        .component
+        .clone()
+        .unwrap_or_else(|| repo.config.settings.default_component.clone());
+    check_component(repo, &component)?;
+    repo.check_dists(&request.dists)?;
+    let files = collect_files(&request.paths)?;
+    let candidates = prepare_all(repo, &files, &request.dists)?;
+    let candidates = match dedupe_and_precheck(repo, candidates) {
+        Ok(candidates) => candidates,
+        Err((error, staged)) => {
+            repo.pool.discard(staged);
+            return Err(error);
+        }
+    };
+    let (candidates, staged): (Vec<_>, Vec<_>) = candidates
+        .into_iter()
+        .map(|mut c| {
+            let staged = c.staged.take();
+            (c, staged)
+        })
+        .unzip();
+    repo.pool.commit(staged.into_iter().flatten().collect())?;
+    record(repo, candidates, &component)
+}
+
+fn check_component(repo: &Repo, component: &str) -> Result<(), OpsError> {
+    if repo
+        .config
+        .settings
+        .components
+        .iter()
+        .any(|c| c == component)
+    {
+        return Ok(());
+    }
+    Err(OpsError::Usage(format!(
+        "unknown component `{component}`; components in {} are: {}",
+        repo.config.layout.settings_file().display(),
+        repo.config.settings.components.join(", ")
+    )))
+}
+
+/// Expands directories (recursively, sorted) into their `.deb` files.
+fn collect_files(paths: &[PathBuf]) -> Result<Vec<PathBuf>, OpsError> {
+    let mut files = Vec::new();
+    for path in paths {
+        let meta = std::fs::metadata(path).map_err(OpsError::io("read", path))?;
+        if !meta.is_dir() {
+            files.push(path.clone());
+            continue;
+        }
+        let before = files.len();
+        for entry in walkdir::WalkDir::new(path).sort_by_file_name() {
+            let entry = entry
+                .map_err(|e| OpsError::Usage(format!("cannot walk {}: {e}", path.display())))?;
+            if entry.file_type().is_file() && entry.path().extension().is_some_and(|e| e == "deb") {
+                files.push(entry.into_path());
+            }
+        }
+        if files.len() == before {
+            return Err(OpsError::NotFound(format!(
+                "no .deb file under {}",
+                path.display()
+            )));
+        }
+    }
+    if files.is_empty() {
+        return Err(OpsError::Usage(
+            "nothing to ingest: name .deb files or directories".into(),
+        ));
+    }
+    Ok(files)
+}
+
+/// Reads, validates, hashes and stages every file; reports every bad file at once.
+fn prepare_all(
+    repo: &Repo,
+    files: &[PathBuf],
+    dists: &[String],
+) -> Result<Vec<Candidate>, OpsError> {
+    let (config, pool) = (&repo.config, &repo.pool);
+    let results: Vec<Result<Candidate, String>> = files
+        .par_iter()
+        .map(|file| prepare(config, pool, file, dists))
+        .collect();
+    let mut candidates = Vec::with_capacity(results.len());
+    let mut errors = Vec::new();
+    for result in results {
+        match result {
+            Ok(candidate) => candidates.push(candidate),
+            Err(message) => errors.push(message),
+        }
+    }
+    if errors.is_empty() {
+        return Ok(candidates);
+    }
+    repo.pool
+        .discard(candidates.into_iter().filter_map(|c| c.staged).collect());
+    errors.push("nothing was ingested: fix or leave out the files above".to_string());
+    Err(OpsError::Invalid(errors))
+}
+
+fn prepare(
+    config: &RepoConfig,
+    pool: &Pool,
+    file: &Path,
+    dists: &[String],
+) -> Result<Candidate, String> {
+    let data = std::fs::read(file).map_err(|e| format!("{}: cannot read: {e}", file.display()))?;
+    let info = deb::inspect(&data).map_err(|e| format!("{}: {e}", file.display()))?;
+    check_architecture(config, &info).map_err(|e| format!("{}: {e}", file.display()))?;
+    let digests = Digests::of(&data);
+    let staged = if pool.contains(&digests.sha256) {
+        None
+    } else {
+        let staged = pool
+            .stage(digests.sha256, &data)
+            .map_err(|e| e.to_string())?;
+        Some(staged)
+    };
+    let dists = target_dists(config, &info, dists);
+    Ok(Candidate {
+        file: file.to_path_buf(),
+        sha256: digests.sha256,
+        row: new_package(&info, &digests),
+        dists,
+        staged,
+    })
+}
+
+fn check_architecture(config: &RepoConfig, info: &DebInfo) -> Result<(), String> {
+    let arch = &info.architecture;
+    if arch == "all" || config.archs.contains(arch) {
+        return Ok(());
+    }
+    Err(format!(
+        "field `Architecture`: `{arch}` is not in {} ({}); add it there to publish this package",
+        config.layout.archs_file().display(),
+        config.archs.names().join(", ")
+    ))
+}
+
+/// `--dist` wins; else the first dist rule matching the version; else every dist.
+fn target_dists(config: &RepoConfig, info: &DebInfo, requested: &[String]) -> Vec<String> {
+    if !requested.is_empty() {
+        return requested.to_vec();
+    }
+    match config.settings.dists_for_version(info.version.as_str()) {
+        Some(dists) => dists.to_vec(),
+        None => config.dists.names().to_vec(),
+    }
+}
+
+fn new_package(info: &DebInfo, digests: &Digests) -> NewPackage {
+    let mut control = String::with_capacity(1024);
+    info.control.write_to(&mut control);
+    NewPackage {
+        name: info.package.clone(),
+        version: info.version.as_str().to_string(),
+        version_key: info.version.canonical(),
+        arch: info.architecture.clone(),
+        source: info.source.clone(),
+        size: digests.size,
+        md5: hex::encode(digests.md5),
+        sha1: hex::encode(digests.sha1),
+        sha256: digests.sha256.to_hex(),
+        sha512: hex::encode(digests.sha512),
+        pool_name: pool_name(
+            &info.source,
+            &info.package,
+            info.version.without_epoch(),
+            &info.architecture,
+        ),
+        control,
+    }
+}
+
+type Refusal = (OpsError, Vec<Staged>);
+
+/// Drops identical duplicates inside the upload and refuses conflicts, both
+/// within it and against the catalog, before anything reaches the pool.
+fn dedupe_and_precheck(repo: &Repo, candidates: Vec<Candidate>) -> Result<Vec<Candidate>, Refusal> {
+    let mut seen: HashMap<(String, String, String), usize> = HashMap::new();
+    let mut kept: Vec<Candidate> = Vec::with_capacity(candidates.len());
+    let mut dropped = Vec::new();
+    let reader = repo.catalog.reader();
+    let mut failure = None;
+    for candidate in candidates {
+        let key = (
+            candidate.row.name.clone(),
+            candidate.row.version_key.clone(),
+            candidate.row.arch.clone(),
+        );
+        if failure.is_none() {
+            failure = match seen.get(&key) {
+                Some(&first) => same_bytes(&kept[first], &candidate).err(),
+                None => known_identity(&reader, &candidate).err(),
+            };
+        }
+        if seen.contains_key(&key) || failure.is_some() {
+            dropped.extend(candidate.staged);
+            continue;
+        }
+        seen.insert(key, kept.len());
+        kept.push(candidate);
+    }
+    match failure {
+        None => {
+            repo.pool.discard(dropped);
+            Ok(kept)
+        }
+        Some(error) => {
+            dropped.extend(kept.into_iter().filter_map(|c| c.staged));
+            Err((error, dropped))
+        }
+    }
+}
+
+fn same_bytes(first: &Candidate, other: &Candidate) -> Result<(), OpsError> {
+    if first.sha256 == other.sha256 {
+        return Ok(());
+    }
+    Err(OpsError::Conflict(format!(
+        "{} and {} are both {} {} ({}) but differ: SHA256 {} vs {}; the same name, version and architecture must always be the same bytes",
+        first.file.display(),
+        other.file.display(),
+        first.row.name,
+        first.row.version,
+        first.row.arch,
+        first.sha256,
+        other.sha256
+    )))
+}
+
+/// The catalog id of the candidate if the repository already has it, after
+/// refusing different bytes under the same identity or the same file name.
+fn known_identity(reader: &Reader<'_>, c: &Candidate) -> Result<Option<i64>, OpsError> {
+    let row = &c.row;
+    if let Some(known) = reader.find_package(&row.name, &row.version_key, &row.arch)? {
+        if known.sha256 == row.sha256 {
+            return Ok(Some(known.id));
+        }
+        return Err(OpsError::Conflict(format!(
+            "{}: {} {} ({}) is already in the repository with different contents: \
+             catalog SHA256 {}, uploaded SHA256 {}. apt clients would see hash mismatches; \
+             rebuild the package with a new version",
+            c.file.display(),
+            row.name,
+            row.version,
+            row.arch,
+            known.sha256,
+            row.sha256
+        )));
+    }
+    if let Some(other) = reader.find_by_pool_name(&row.pool_name)? {
+        return Err(OpsError::Conflict(format!(
+            "{}: {} {} ({}) would be published as pool file {}, which already belongs to {} {} ({}); \
+             versions that differ only by epoch cannot share a file name — bump the upstream version or revision",
+            c.file.display(),
+            row.name,
+            row.version,
+            row.arch,
+            row.pool_name,
+            other.name,
+            other.version,
+            other.arch
+        )));
+    }
+    Ok(None)
+}
+
+/// Records packages and placements and publishes their pool links, in one
+/// catalog transaction so concurrent ingests serialise cleanly.
+fn record(
+    repo: &mut Repo,
+    candidates: Vec<Candidate>,
+    component: &str,
+) -> Result<IngestOutcome, OpsError> {
+    let channel = repo.config.first_channel().to_string();
+    let tree = crate::publish::PoolTree::new(&repo.config.layout, &repo.pool);
+    let writer = repo.catalog.write()?;
+    let mut outcome = IngestOutcome::default();
+    for c in candidates {
+        let known = known_identity(&writer.reader(), &c)?;
+        let id = match known {
+            Some(id) => id,
+            None => writer.insert_package(&c.row)?,
+        };
+        let mut added = 0;
+        for dist in &c.dists {
+            added += usize::from(writer.place(id, &channel, dist, component)?);
+        }
+        tree.link(&c.sha256, &channel, component, &c.row.pool_name)?;
+        outcome.packages.push(IngestedPackage {
+            package: c.row.name,
+            version: c.row.version,
+            architecture: c.row.arch,
+            sha256: c.row.sha256,
+            size: c.row.size,
+            file: c.file,
+            channel: channel.clone(),
+            component: component.to_string(),
+            dists: c.dists,
+            new: known.is_none(),
+            placements_added: added,
+        });
+    }
+    writer.commit()?;
+    Ok(outcome)
+}

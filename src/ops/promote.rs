@@ -1,0 +1,210 @@
+//! `bess repo promote` and `bess repo remove`: the only operations that move
+//! placements between channels after ingest.
+
+use super::query::{compare_versions, placement_order};
+use super::{OpsError, Repo, Selector};
+use crate::catalog::{PlacedPackage, PlacementFilter};
+use crate::pool::Sha256;
+use serde::Serialize;
+use std::collections::BTreeMap;
+
+/// Copy exact versions from one channel to another.
+#[derive(Debug, Clone, Default)]
+pub struct PromoteRequest {
+    pub selectors: Vec<Selector>,
+    /// Source channel; `None` means the first channel.
+    pub from: Option<String>,
+    /// Target channel; `None` means the channel after `from`.
+    pub to: Option<String>,
+    /// Restrict to these dists; empty means every dist.
+    pub dists: Vec<String>,
+}
+
+/// Withdraw exact versions from one channel.
+#[derive(Debug, Clone, Default)]
+pub struct RemoveRequest {
+    pub selectors: Vec<Selector>,
+    pub channel: String,
+    pub dists: Vec<String>,
+}
+
+/// A placement that a promote or remove added or withdrew.
+#[derive(Debug, Clone, Serialize)]
+pub struct ChangedPlacement {
+    pub package: String,
+    pub version: String,
+    pub architecture: String,
+    pub channel: String,
+    pub dist: String,
+    pub component: String,
+    /// `false` when the placement already was in the wanted state.
+    pub changed: bool,
+}
+
+/// Places the selected versions of `from` in `to`, dist by dist.
+pub fn promote(
+    repo: &mut Repo,
+    request: &PromoteRequest,
+) -> Result<Vec<ChangedPlacement>, OpsError> {
+    let (from, to) = promote_channels(repo, request)?;
+    repo.check_dists(&request.dists)?;
+    let mut chosen = Vec::new();
+    for selector in &request.selectors {
+        chosen.extend(select(repo, selector, &from, &request.dists, true)?);
+    }
+    let tree = crate::publish::PoolTree::new(&repo.config.layout, &repo.pool);
+    let writer = repo.catalog.write()?;
+    let mut changes = Vec::new();
+    for p in chosen {
+        let changed = writer.place(p.package.id, &to, &p.dist, &p.component)?;
+        tree.link(&sha256_of(&p)?, &to, &p.component, &p.package.pool_name)?;
+        changes.push(changed_placement(p, &to, changed));
+    }
+    writer.commit()?;
+    Ok(changes)
+}
+
+/// Withdraws the selected versions from a channel; files no dist of the
+/// channel still needs leave its pool tree.
+pub fn remove(repo: &mut Repo, request: &RemoveRequest) -> Result<Vec<ChangedPlacement>, OpsError> {
+    repo.check_channel(&request.channel)?;
+    repo.check_dists(&request.dists)?;
+    let mut chosen = Vec::new();
+    for selector in &request.selectors {
+        if selector.version.is_none() {
+            return Err(OpsError::Usage(format!(
+                "`{selector}`: remove needs an exact version (PKG=VERSION); see `bess repo versions {}`",
+                selector.name
+            )));
+        }
+        chosen.extend(select(
+            repo,
+            selector,
+            &request.channel,
+            &request.dists,
+            false,
+        )?);
+    }
+    let tree = crate::publish::PoolTree::new(&repo.config.layout, &repo.pool);
+    let writer = repo.catalog.write()?;
+    let mut changes = Vec::new();
+    for p in chosen {
+        let changed = writer.unplace(p.package.id, &p.channel, &p.dist, &p.component)?;
+        if !writer
+            .reader()
+            .is_placed_in(p.package.id, &p.channel, &p.component)?
+        {
+            let path = tree.path(&p.channel, &p.component, &p.package.pool_name);
+            tree.unlink(&p.channel, &p.component, &p.package.pool_name)
+                .map_err(OpsError::io("remove", path))?;
+        }
+        let channel = p.channel.clone();
+        changes.push(changed_placement(p, &channel, changed));
+    }
+    writer.commit()?;
+    Ok(changes)
+}
+
+fn promote_channels(repo: &Repo, request: &PromoteRequest) -> Result<(String, String), OpsError> {
+    let from = request
+        .from
+        .clone()
+        .unwrap_or_else(|| repo.config.first_channel().to_string());
+    repo.check_channel(&from)?;
+    let to = match &request.to {
+        Some(to) => to.clone(),
+        None => repo
+            .config
+            .next_channel(&from)
+            .map(str::to_string)
+            .ok_or_else(|| {
+                OpsError::Usage(format!(
+                    "`{from}` is the last channel; name a target with --to"
+                ))
+            })?,
+    };
+    repo.check_channel(&to)?;
+    if from == to {
+        return Err(OpsError::Usage(format!(
+            "--from and --to are both `{from}`"
+        )));
+    }
+    Ok((from, to))
+}
+
+/// The placements in `channel` a selector names. Without a version and with
+/// `newest`, that is the newest version of each dist (dist-specific builds
+/// have different versions per dist).
+fn select(
+    repo: &Repo,
+    selector: &Selector,
+    channel: &str,
+    dists: &[String],
+    newest: bool,
+) -> Result<Vec<PlacedPackage>, OpsError> {
+    let filter = PlacementFilter {
+        channel: Some(channel.to_string()),
+        dists: dists.to_vec(),
+        name: Some(selector.name.clone()),
+    };
+    let mut placed: Vec<PlacedPackage> = repo
+        .catalog
+        .reader()
+        .placements(&filter)?
+        .into_iter()
+        .filter(|p| selector.matches_version(&p.package.version))
+        .collect();
+    if placed.is_empty() {
+        let scope = if dists.is_empty() {
+            String::new()
+        } else {
+            format!(" ({})", dists.join(", "))
+        };
+        return Err(OpsError::NotFound(format!(
+            "`{selector}` is not in channel `{channel}`{scope}; see `bess repo versions {}`",
+            selector.name
+        )));
+    }
+    if newest && selector.version.is_none() {
+        placed = newest_per_dist(placed);
+    }
+    placed.sort_by(|a, b| placement_order(repo, a, b));
+    Ok(placed)
+}
+
+fn newest_per_dist(placed: Vec<PlacedPackage>) -> Vec<PlacedPackage> {
+    let mut best: BTreeMap<String, String> = BTreeMap::new();
+    for p in &placed {
+        let entry = best
+            .entry(p.dist.clone())
+            .or_insert_with(|| p.package.version.clone());
+        if compare_versions(&p.package.version, entry).is_gt() {
+            *entry = p.package.version.clone();
+        }
+    }
+    placed
+        .into_iter()
+        .filter(|p| best.get(&p.dist) == Some(&p.package.version))
+        .collect()
+}
+
+fn sha256_of(p: &PlacedPackage) -> Result<Sha256, OpsError> {
+    Sha256::from_hex(&p.package.sha256).ok_or_else(|| {
+        OpsError::Conflict(format!(
+            "catalog entry of {} {} has a malformed SHA256 `{}`; run `bess repo check`",
+            p.package.name, p.package.version, p.package.sha256
+        ))
+    })
+}
+
+fn changed_placement(p: PlacedPackage, channel: &str, changed: bool) -> ChangedPlacement {
+    ChangedPlacement {
+        package: p.package.name,
+        version: p.package.version,
+        architecture: p.package.arch,
+        channel: channel.to_string(),
+        dist: p.dist,
+        component: p.component,
+        changed,
+    }
+}

@@ -1,0 +1,98 @@
+//! The `pool/` tree of a channel: one hard link per published `.deb`.
+
+use crate::config::Layout;
+use crate::pool::{LinkOutcome, Pool, PoolError, Sha256};
+use std::io;
+use std::path::{Path, PathBuf};
+
+/// Debian's pool path of a binary package, relative to `pool/<component>/`:
+/// `<prefix>/<source>/<package>_<version without epoch>_<arch>.deb`, where
+/// the prefix is the source's first letter, or its first four for `lib*`.
+pub fn pool_name(source: &str, package: &str, version_without_epoch: &str, arch: &str) -> String {
+    let prefix = if source.starts_with("lib") && source.len() > 3 {
+        &source[..source.len().min(4)]
+    } else {
+        &source[..1]
+    };
+    format!("{prefix}/{source}/{package}_{version_without_epoch}_{arch}.deb")
+}
+
+/// The published pool trees of every channel of a repository.
+pub struct PoolTree<'a> {
+    layout: &'a Layout,
+    pool: &'a Pool,
+}
+
+impl<'a> PoolTree<'a> {
+    /// The trees of the repository with this layout and pool.
+    pub fn new(layout: &'a Layout, pool: &'a Pool) -> PoolTree<'a> {
+        PoolTree { layout, pool }
+    }
+
+    /// Where a package file is published in a channel.
+    pub fn path(&self, channel: &str, component: &str, pool_name: &str) -> PathBuf {
+        self.layout
+            .channel_dir(channel)
+            .join("pool")
+            .join(component)
+            .join(pool_name)
+    }
+
+    /// Publishes the object in the channel's tree (idempotent).
+    pub fn link(
+        &self,
+        sha256: &Sha256,
+        channel: &str,
+        component: &str,
+        pool_name: &str,
+    ) -> Result<LinkOutcome, PoolError> {
+        self.pool
+            .link(sha256, &self.path(channel, component, pool_name))
+    }
+
+    /// Withdraws a package file from a channel's tree, pruning emptied directories.
+    pub fn unlink(&self, channel: &str, component: &str, pool_name: &str) -> io::Result<()> {
+        let path = self.path(channel, component, pool_name);
+        match std::fs::remove_file(&path) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(e),
+        }
+        let stop = self.layout.channel_dir(channel).join("pool");
+        prune_empty_parents(&path, &stop);
+        Ok(())
+    }
+}
+
+/// Removes now-empty directories between `file` and `stop` (exclusive).
+fn prune_empty_parents(file: &Path, stop: &Path) {
+    let mut dir = file.parent();
+    while let Some(d) = dir {
+        if d == stop || !d.starts_with(stop) || std::fs::remove_dir(d).is_err() {
+            break;
+        }
+        dir = d.parent();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debian_prefixes() {
+        assert_eq!(
+            pool_name("hello", "hello", "1.0-1", "amd64"),
+            "h/hello/hello_1.0-1_amd64.deb"
+        );
+        assert_eq!(
+            pool_name("libssl", "libssl3", "3.0", "arm64"),
+            "libs/libssl/libssl3_3.0_arm64.deb"
+        );
+        assert_eq!(pool_name("lib", "lib", "1", "all"), "l/lib/lib_1_all.deb");
+        assert_eq!(
+            pool_name("libc", "libc6", "2.36", "amd64"),
+            "libc/libc/libc6_2.36_amd64.deb"
+        );
+    }
+}
