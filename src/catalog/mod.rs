@@ -2,9 +2,11 @@
 //! and where each is placed (channel, dist, component); the public trees are
 //! a pure function of it.
 
+mod index;
 mod packages;
 mod schema;
 
+pub use index::IndexEntry;
 pub use packages::{NewPackage, PackageRow, PlacedPackage, PlacementFilter};
 
 use rusqlite::{Connection, OpenFlags, Transaction, TransactionBehavior};

@@ -6,3 +6,6 @@
 mod pool_tree;
 
 pub use pool_tree::{PoolTree, pool_name};
+mod compress;
+mod index;
+mod release;

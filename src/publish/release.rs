@@ -1,0 +1,209 @@
+//! `Release` files: the checksummed table of contents apt verifies.
+
+use std::fmt::Write;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// The fields of a dist's `Release` that are not checksums.
+#[derive(Debug, Clone)]
+pub struct ReleaseFields {
+    pub origin: String,
+    pub label: String,
+    pub suite: String,
+    pub codename: String,
+    pub date: SystemTime,
+    pub valid_until: Option<SystemTime>,
+    pub architectures: Vec<String>,
+    pub components: Vec<String>,
+    pub description: Option<String>,
+}
+
+/// Size and checksums of one file listed in a `Release`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileSums {
+    /// Path relative to `dists/<dist>/`.
+    pub path: String,
+    pub size: u64,
+    pub md5: String,
+    pub sha1: String,
+    pub sha256: String,
+    pub sha512: String,
+}
+
+impl FileSums {
+    /// Sums of `data`, listed under `path`.
+    pub fn of(path: String, data: &[u8]) -> FileSums {
+        let d = crate::pool::Digests::of(data);
+        FileSums {
+            path,
+            size: d.size,
+            md5: hex::encode(d.md5),
+            sha1: hex::encode(d.sha1),
+            sha256: d.sha256.to_hex(),
+            sha512: hex::encode(d.sha512),
+        }
+    }
+
+    /// The hash of each kind, with the by-hash directory name apt uses for it.
+    pub fn by_hash(&self) -> [(&'static str, &str); 4] {
+        [
+            ("MD5Sum", &self.md5),
+            ("SHA1", &self.sha1),
+            ("SHA256", &self.sha256),
+            ("SHA512", &self.sha512),
+        ]
+    }
+}
+
+/// Renders `dists/<dist>/Release`.
+pub fn render(fields: &ReleaseFields, files: &[FileSums]) -> String {
+    let mut out = String::new();
+    let _ = writeln!(out, "Origin: {}", fields.origin);
+    let _ = writeln!(out, "Label: {}", fields.label);
+    let _ = writeln!(out, "Suite: {}", fields.suite);
+    let _ = writeln!(out, "Codename: {}", fields.codename);
+    let _ = writeln!(out, "Date: {}", rfc1123(fields.date));
+    if let Some(until) = fields.valid_until {
+        let _ = writeln!(out, "Valid-Until: {}", rfc1123(until));
+    }
+    let _ = writeln!(out, "Acquire-By-Hash: yes");
+    // `all` packages are inside each architecture's index, not in binary-all.
+    let _ = writeln!(out, "No-Support-for-Architecture-all: Packages");
+    let _ = writeln!(out, "Architectures: {}", fields.architectures.join(" "));
+    let _ = writeln!(out, "Components: {}", fields.components.join(" "));
+    if let Some(description) = &fields.description {
+        let _ = writeln!(out, "Description: {description}");
+    }
+    let width = files.iter().map(|f| f.size.to_string().len()).max().unwrap_or(1);
+    for (title, pick) in SECTIONS {
+        let _ = writeln!(out, "{title}:");
+        for file in files {
+            let _ = writeln!(out, " {} {:>width$} {}", pick(file), file.size, file.path);
+        }
+    }
+    out
+}
+
+type Pick = fn(&FileSums) -> &str;
+
+const SECTIONS: [(&str, Pick); 4] = [
+    ("MD5Sum", |f| &f.md5),
+    ("SHA1", |f| &f.sha1),
+    ("SHA256", |f| &f.sha256),
+    ("SHA512", |f| &f.sha512),
+];
+
+/// Renders the small per-directory `Release` of one `binary-<arch>` index.
+pub fn render_index_release(fields: &ReleaseFields, component: &str, arch: &str) -> String {
+    format!(
+        "Archive: {}\nOrigin: {}\nLabel: {}\nAcquire-By-Hash: yes\nComponent: {component}\nArchitecture: {arch}\n",
+        fields.suite, fields.origin, fields.label
+    )
+}
+
+/// Reads the files listed in a `Release` text, with every checksum kind.
+/// Returns `None` if the text lists files inconsistently across sections.
+pub fn parse_files(text: &str) -> Option<Vec<FileSums>> {
+    let mut files: Vec<FileSums> = Vec::new();
+    let mut section = None;
+    for line in text.lines() {
+        if let Some(rest) = line.strip_prefix(' ') {
+            let index = section?;
+            let mut parts = rest.split_whitespace();
+            let (hash, size, path) = (parts.next()?, parts.next()?.parse().ok()?, parts.next()?);
+            let file = match files.iter_mut().find(|f| f.path == path) {
+                Some(file) => file,
+                None => {
+                    files.push(FileSums { path: path.to_string(), size, md5: String::new(), sha1: String::new(), sha256: String::new(), sha512: String::new() });
+                    files.last_mut()?
+                }
+            };
+            if file.size != size {
+                return None;
+            }
+            let slot = [&mut file.md5, &mut file.sha1, &mut file.sha256, &mut file.sha512];
+            *slot.into_iter().nth(index)? = hash.to_string();
+        } else {
+            let name = line.split(':').next().unwrap_or("");
+            section = SECTIONS.iter().position(|(title, _)| *title == name);
+        }
+    }
+    Some(files)
+}
+
+/// Reads one simple field of a `Release` text.
+pub fn field<'a>(text: &'a str, name: &str) -> Option<&'a str> {
+    text.lines().find_map(|line| {
+        let (key, value) = line.split_once(':')?;
+        (key == name).then(|| value.trim())
+    })
+}
+
+/// RFC 1123 date in UTC, the form apt expects in `Date` and `Valid-Until`.
+pub fn rfc1123(time: SystemTime) -> String {
+    let secs = time.duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+    let days = (secs / 86_400) as i64;
+    let rem = secs % 86_400;
+    let (year, month, day) = civil_from_days(days);
+    const WEEKDAYS: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
+    const MONTHS: [&str; 12] = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
+    format!(
+        "{}, {day:02} {} {year} {:02}:{:02}:{:02} UTC",
+        WEEKDAYS[(days.rem_euclid(7)) as usize],
+        MONTHS[(month - 1) as usize],
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+/// Howard Hinnant's days-to-civil algorithm (proleptic Gregorian calendar).
+fn civil_from_days(days: i64) -> (i64, u32, u32) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    (year, month, day)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn dates_are_rfc1123_utc() {
+        assert_eq!(rfc1123(UNIX_EPOCH), "Thu, 01 Jan 1970 00:00:00 UTC");
+        let t = UNIX_EPOCH + Duration::from_secs(1_795_306_455);
+        assert_eq!(rfc1123(t), "Sun, 22 Nov 2026 00:14:15 UTC");
+        let leap = UNIX_EPOCH + Duration::from_secs(951_782_400);
+        assert_eq!(rfc1123(leap), "Tue, 29 Feb 2000 00:00:00 UTC");
+    }
+
+    #[test]
+    fn render_then_parse_round_trips() {
+        let fields = ReleaseFields {
+            origin: "o".into(),
+            label: "l".into(),
+            suite: "bookworm".into(),
+            codename: "bookworm".into(),
+            date: UNIX_EPOCH,
+            valid_until: None,
+            architectures: vec!["amd64".into()],
+            components: vec!["main".into()],
+            description: None,
+        };
+        let files = vec![
+            FileSums::of("main/binary-amd64/Packages".into(), b"abc"),
+            FileSums::of("main/binary-amd64/Packages.gz".into(), &[0u8; 1000]),
+        ];
+        let text = render(&fields, &files);
+        assert!(text.contains("\nSHA256:\n 6b86b273ff34fce19d6b804eff5a3f5747ada4ea2f1b5acc5f3bb16d6eb6ee1e    3 main/binary-amd64/Packages\n") || text.contains("SHA256:\n ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad    3 main/binary-amd64/Packages\n"), "{text}");
+        assert_eq!(parse_files(&text).unwrap(), files);
+        assert_eq!(field(&text, "Codename"), Some("bookworm"));
+    }
+}

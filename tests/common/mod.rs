@@ -1,0 +1,191 @@
+//! Shared helpers of the integration tests: real packages built with
+//! `dpkg-deb`, a scratch repository, and the real `bess` binary.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+/// Whether `tool` is on PATH. Missing tools skip a test locally but fail it
+/// under CI (`CI=true`), where the set-up script must have installed them.
+pub fn have_tool(tool: &str) -> bool {
+    let found = Command::new("sh")
+        .arg("-c")
+        .arg(format!("command -v {tool}"))
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false);
+    if !found {
+        if std::env::var("CI").as_deref() == Ok("true") {
+            panic!("{tool} is required under CI; run packaging/install-deps test");
+        }
+        eprintln!("skipping: {tool} is not installed");
+    }
+    found
+}
+
+/// A package to build with dpkg-deb.
+#[derive(Debug, Clone)]
+pub struct DebSpec {
+    pub name: String,
+    pub version: String,
+    pub arch: String,
+    pub fields: Vec<(String, String)>,
+    pub compression: &'static str,
+    pub payload: String,
+}
+
+impl DebSpec {
+    pub fn new(name: &str, version: &str, arch: &str) -> DebSpec {
+        DebSpec {
+            name: name.into(),
+            version: version.into(),
+            arch: arch.into(),
+            fields: Vec::new(),
+            compression: "xz",
+            payload: format!("{name} {version}\n"),
+        }
+    }
+
+    pub fn field(mut self, name: &str, value: &str) -> DebSpec {
+        self.fields.push((name.into(), value.into()));
+        self
+    }
+
+    pub fn compression(mut self, c: &'static str) -> DebSpec {
+        self.compression = c;
+        self
+    }
+
+    pub fn payload(mut self, p: &str) -> DebSpec {
+        self.payload = p.into();
+        self
+    }
+
+    /// Builds the package into `out_dir` and returns its path.
+    pub fn build(&self, out_dir: &Path) -> PathBuf {
+        let root = tempfile::tempdir().unwrap();
+        let debian = root.path().join("DEBIAN");
+        std::fs::create_dir_all(&debian).unwrap();
+        let mut control = format!(
+            "Package: {}\nVersion: {}\nArchitecture: {}\nMaintainer: Test <test@example.com>\n",
+            self.name, self.version, self.arch
+        );
+        for (k, v) in &self.fields {
+            control.push_str(&format!("{k}: {v}\n"));
+        }
+        if !self.fields.iter().any(|(k, _)| k == "Description") {
+            control.push_str(&format!("Description: test package {}\n built by the bess test suite.\n", self.name));
+        }
+        std::fs::write(debian.join("control"), control).unwrap();
+        let doc = root.path().join("usr/share/doc").join(&self.name);
+        std::fs::create_dir_all(&doc).unwrap();
+        std::fs::write(doc.join("README"), &self.payload).unwrap();
+        std::fs::create_dir_all(out_dir).unwrap();
+        let file = out_dir.join(format!(
+            "{}_{}_{}.deb",
+            self.name,
+            self.version.replace(':', "%3a"),
+            self.arch
+        ));
+        let out = Command::new("dpkg-deb")
+            .args(["--root-owner-group", &format!("-Z{}", self.compression), "--build"])
+            .arg(root.path())
+            .arg(&file)
+            .output()
+            .expect("run dpkg-deb");
+        assert!(out.status.success(), "dpkg-deb: {}", String::from_utf8_lossy(&out.stderr));
+        file
+    }
+}
+
+/// A scratch repository driven through the real binary.
+pub struct Sandbox {
+    pub dir: tempfile::TempDir,
+    pub repo: PathBuf,
+}
+
+impl Sandbox {
+    /// `bess init` with these dists and archs.
+    pub fn new(dists: &str, archs: &str) -> Sandbox {
+        let dir = tempfile::tempdir().unwrap();
+        let repo = dir.path().join("repo");
+        let sandbox = Sandbox { dir, repo };
+        let repo_arg = sandbox.repo.to_str().unwrap().to_string();
+        sandbox.ok(&["init", &repo_arg, "--dists", dists, "--archs", archs]);
+        sandbox
+    }
+
+    /// A directory for test inputs.
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    /// Runs bess against the repository.
+    pub fn bess(&self, args: &[&str]) -> Output {
+        Command::new(env!("CARGO_BIN_EXE_bess"))
+            .env("BESS_REPO", &self.repo)
+            .args(args)
+            .output()
+            .expect("run bess")
+    }
+
+    /// Runs bess and requires success; returns stdout.
+    pub fn ok(&self, args: &[&str]) -> String {
+        let out = self.bess(args);
+        assert!(
+            out.status.success(),
+            "bess {args:?} failed:\n{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    }
+
+    /// Runs bess and requires failure; returns stderr.
+    pub fn fails(&self, args: &[&str]) -> String {
+        let out = self.bess(args);
+        assert!(!out.status.success(), "bess {args:?} should have failed:\n{}", String::from_utf8_lossy(&out.stdout));
+        String::from_utf8(out.stderr).unwrap()
+    }
+
+    /// Runs bess with --json and parses the output.
+    pub fn json(&self, args: &[&str]) -> serde_json::Value {
+        let mut all = args.to_vec();
+        all.push("--json");
+        serde_json::from_str(&self.ok(&all)).expect("valid JSON")
+    }
+
+    /// Every file under the repository's pool/ (the stored objects).
+    pub fn pool_objects(&self) -> Vec<PathBuf> {
+        walkdir::WalkDir::new(self.repo.join("pool"))
+            .into_iter()
+            .filter_map(Result::ok)
+            .filter(|e| e.file_type().is_file())
+            .map(|e| e.into_path())
+            .collect()
+    }
+
+    /// Published path of a package file in a channel.
+    pub fn published(&self, channel: &str, rel: &str) -> PathBuf {
+        self.repo.join("public").join(channel).join("pool").join(rel)
+    }
+}
+
+/// `(package, version, architecture, channel, dist)` of each listing row.
+pub fn rows(listing: &serde_json::Value) -> Vec<(String, String, String, String, String)> {
+    listing
+        .as_array()
+        .expect("array")
+        .iter()
+        .map(|o| {
+            let s = |k: &str| o[k].as_str().unwrap_or_default().to_string();
+            (s("package"), s("version"), s("architecture"), s("channel"), s("dist"))
+        })
+        .collect()
+}
+
+/// Inode number, to prove two paths are one file.
+pub fn inode(path: &Path) -> u64 {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata(path).unwrap_or_else(|e| panic!("{}: {e}", path.display())).ino()
+}
