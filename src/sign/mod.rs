@@ -30,6 +30,16 @@
 //! [`Signer::with_time`]; what *is* stable for a fixed time and input is
 //! everything outside the armored signature block (the InRelease header and
 //! text) and the signatures' creation time.
+//!
+//! Verifier behaviour worth knowing (asserted in `tests/sign_verify.rs`):
+//! InRelease keeps the text's final newline signed, so a blank line sits
+//! before `-----BEGIN PGP SIGNATURE-----` (gpg would drop that newline);
+//! gpgv, apt's own splitter + sqv, and `apt-get update` all accept it.  With
+//! several signing keys and a keyring holding only some of them, gpgv prints
+//! GOODSIG for the known ones but exits 2 (NO_PUBKEY); apt 2.6 still accepts
+//! the repository, and sqv (default `-n 1`) succeeds.  gpgv cannot read an
+//! armored keyring, so `export_public(false)` is the one for `signed-by=`
+//! files ending in `.gpg`.
 
 mod error;
 mod files;

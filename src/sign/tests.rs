@@ -483,3 +483,12 @@ mod roundtrip {
         }
     }
 }
+
+/// The publisher signs from worker threads.
+#[test]
+fn signer_and_store_are_send_and_sync() {
+    fn assert_send_sync<T: Send + Sync>() {}
+    assert_send_sync::<Signer>();
+    assert_send_sync::<KeyStore>();
+    assert_send_sync::<SignError>();
+}
