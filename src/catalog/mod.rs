@@ -4,10 +4,12 @@
 
 mod index;
 mod packages;
+mod pending;
 mod schema;
 
 pub use index::IndexEntry;
 pub use packages::{NewPackage, PackageRow, PlacedPackage, PlacementFilter};
+pub use pending::Pending;
 
 use rusqlite::{Connection, OpenFlags, Transaction, TransactionBehavior};
 use std::path::{Path, PathBuf};
@@ -92,6 +94,20 @@ impl Catalog {
         Ok(Writer { tx, path })
     }
 
+    /// A read transaction: every query through it sees one consistent state,
+    /// whatever other processes commit meanwhile (WAL snapshot isolation).
+    pub fn snapshot(&mut self) -> Result<Snapshot<'_>, CatalogError> {
+        let path = self.path.clone();
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Deferred)
+            .map_err(|source| CatalogError::Sqlite {
+                path: path.clone(),
+                source,
+            })?;
+        Ok(Snapshot { tx, path })
+    }
+
     /// Read access for queries.
     pub fn reader(&self) -> Reader<'_> {
         Reader {
@@ -128,6 +144,22 @@ impl Writer<'_> {
         |source| CatalogError::Sqlite {
             path: self.path.clone(),
             source,
+        }
+    }
+}
+
+/// A consistent read-only view; see [`Catalog::snapshot`].
+pub struct Snapshot<'a> {
+    tx: Transaction<'a>,
+    path: PathBuf,
+}
+
+impl Snapshot<'_> {
+    /// Queries against the snapshot.
+    pub fn reader(&self) -> Reader<'_> {
+        Reader {
+            conn: &self.tx,
+            path: &self.path,
         }
     }
 }

@@ -34,6 +34,14 @@ const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (channel, dist, component, package_id)
     ) WITHOUT ROWID;
     CREATE INDEX placements_package ON placements (package_id);",
+    // 2: dists whose publication lags behind their placements.
+    "CREATE TABLE pending_publications (
+        channel TEXT NOT NULL,
+        dist    TEXT NOT NULL,
+        seq     INTEGER NOT NULL,   -- bumped on every change, so a publish
+                                    -- clears only what its snapshot saw
+        PRIMARY KEY (channel, dist)
+    ) WITHOUT ROWID;",
 ];
 
 /// Brings the schema up to date; safe to call from every process.

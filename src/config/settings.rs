@@ -20,6 +20,38 @@ pub struct Settings {
     /// Version patterns that restrict a package to some dists when `--dist` is absent.
     #[serde(default, rename = "dist-rule")]
     pub dist_rules: Vec<DistRule>,
+    /// What `Release` files say, and how long they stay valid.
+    #[serde(default)]
+    pub release: ReleaseSettings,
+}
+
+/// The `[release]` table: fields of the published `Release` files.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case", default)]
+pub struct ReleaseSettings {
+    /// `Origin:`; apt refuses an update when it changes, so set it once.
+    pub origin: String,
+    /// `Label:`; same rule as `origin`.
+    pub label: String,
+    /// `Suite:`; empty means the dist's codename.
+    pub suite: String,
+    /// Days until `Valid-Until`; 0 leaves the field out.
+    pub valid_days: u32,
+    /// Publications whose by-hash files are kept, so clients midway
+    /// through an update never see a hash mismatch.
+    pub by_hash_generations: u32,
+}
+
+impl Default for ReleaseSettings {
+    fn default() -> ReleaseSettings {
+        ReleaseSettings {
+            origin: "bess".into(),
+            label: "bess".into(),
+            suite: String::new(),
+            valid_days: 30,
+            by_hash_generations: 3,
+        }
+    }
 }
 
 /// "Versions containing this text are built for these dists only."
@@ -49,6 +81,7 @@ impl Default for Settings {
             components: default_components(),
             default_component: default_component(),
             dist_rules: Vec::new(),
+            release: ReleaseSettings::default(),
         }
     }
 }
@@ -85,6 +118,15 @@ impl Settings {
                 "default-component `{}` is not in components {:?}; add it to components",
                 self.default_component, self.components
             ));
+        }
+        let release = &self.release;
+        for (key, value) in [("origin", &release.origin), ("label", &release.label), ("suite", &release.suite)] {
+            if value.chars().any(|c| c.is_control()) || (key != "suite" && value.trim().is_empty()) {
+                return Err(format!("[release] {key} = {value:?} must be one non-empty line"));
+            }
+        }
+        if release.by_hash_generations == 0 {
+            return Err("[release] by-hash-generations must be at least 1".into());
         }
         for rule in &self.dist_rules {
             if rule.version_contains.is_empty() || rule.dists.is_empty() {
@@ -132,6 +174,15 @@ channels = ["preprod", "prod"]
 # Archive areas (the "main" in `deb URL bookworm main`).
 components = ["main"]
 default-component = "main"
+
+# Fields of the published Release files. apt refuses an update when
+# Origin or Label change, so choose them once.
+[release]
+origin = "bess"
+label = "bess"
+# suite = ""               # empty: the dist's codename
+valid-days = 30            # Valid-Until = Date + 30 days; 0 = no Valid-Until
+by-hash-generations = 3    # publications whose index files stay reachable by hash
 
 # Without --dist, a package is published in every dist of dists.list,
 # unless its version matches a rule below (first match wins).
