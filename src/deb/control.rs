@@ -5,6 +5,8 @@
 //! second paragraph, a comment, a stray blank line, a duplicate field) is
 //! refused with the line number and a hint, rather than guessed at.
 
+use super::escape::Escaped;
+
 /// Longest excerpt of an offending line quoted in an error message.
 const EXCERPT_CHARS: usize = 60;
 
@@ -238,11 +240,12 @@ fn check_field_name(name: &str, number: usize) -> Result<(), ControlError> {
     })
 }
 
-/// The start of `text`, short enough to quote in an error message.
+/// The start of `text`, short enough to quote in an error message, with
+/// control characters escaped.
 fn excerpt(text: &str) -> String {
     match text.char_indices().nth(EXCERPT_CHARS) {
-        Some((cut, _)) => format!("{}…", &text[..cut]),
-        None => text.to_owned(),
+        Some((cut, _)) => format!("{}…", Escaped(&text[..cut])),
+        None => Escaped(text).to_string(),
     }
 }
 

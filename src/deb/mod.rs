@@ -9,6 +9,7 @@
 mod ar;
 mod control;
 mod control_tar;
+mod escape;
 mod layout;
 mod names;
 #[cfg(test)]
@@ -65,7 +66,10 @@ pub enum DebError {
     Version { reason: VersionError },
     #[error("field `Architecture`: {reason}")]
     Architecture { reason: NameError },
-    #[error("field `Source`: `{value}` is neither `name` nor `name (version)`")]
+    #[error(
+        "field `Source`: `{value}` is neither `name` nor `name (version)`",
+        value = escape::Escaped(.value)
+    )]
     SourceSyntax { value: String },
     #[error("field `Source`: {reason}")]
     SourceName { reason: NameError },

@@ -1,33 +1,44 @@
 //! Validation of package names (Debian Policy 5.6.1) and binary architecture names.
 
+use super::escape::{Escaped, EscapedChar};
+
 /// Why a package or architecture name was refused. Every message quotes the
 /// value and names the rule it breaks.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum NameError {
     #[error(
-        "`{value}` is not a valid package name: it must be at least two characters long (Debian Policy 5.6.1)"
+        "`{value}` is not a valid package name: it must be at least two characters long (Debian Policy 5.6.1)",
+        value = Escaped(.value)
     )]
     PackageTooShort { value: String },
     #[error(
-        "`{value}` is not a valid package name: it must start with a lowercase letter or a digit, not `{found}` (Debian Policy 5.6.1)"
+        "`{value}` is not a valid package name: it must start with a lowercase letter or a digit, not `{found}` (Debian Policy 5.6.1)",
+        value = Escaped(.value),
+        found = EscapedChar(*.found)
     )]
     PackageStart { value: String, found: char },
     #[error(
-        "`{value}` is not a valid package name: `{found}` is not allowed; use only lowercase letters a-z, digits and `+ - .` (Debian Policy 5.6.1)"
+        "`{value}` is not a valid package name: `{found}` is not allowed; use only lowercase letters a-z, digits and `+ - .` (Debian Policy 5.6.1)",
+        value = Escaped(.value),
+        found = EscapedChar(*.found)
     )]
     PackageChar { value: String, found: char },
     #[error("the architecture is empty; use a Debian architecture such as `amd64`, or `all`")]
     ArchitectureEmpty {},
     #[error(
-        "`{value}` is not a binary architecture: it is a wildcard or `source`; a built package must name one architecture such as `amd64`, or `all`"
+        "`{value}` is not a binary architecture: it is a wildcard or `source`; a built package must name one architecture such as `amd64`, or `all`",
+        value = Escaped(.value)
     )]
     ArchitectureWildcard { value: String },
     #[error(
-        "`{value}` is not a valid architecture name: `{found}` is not allowed; use only lowercase letters a-z, digits and `-` (as listed by `dpkg-architecture -L`), or `all`"
+        "`{value}` is not a valid architecture name: `{found}` is not allowed; use only lowercase letters a-z, digits and `-` (as listed by `dpkg-architecture -L`), or `all`",
+        value = Escaped(.value),
+        found = EscapedChar(*.found)
     )]
     ArchitectureChar { value: String, found: char },
     #[error(
-        "`{value}` is not a valid architecture name: it must not start or end with `-` nor contain `--`"
+        "`{value}` is not a valid architecture name: it must not start or end with `-` nor contain `--`",
+        value = Escaped(.value)
     )]
     ArchitectureHyphen { value: String },
 }
@@ -119,6 +130,13 @@ mod tests {
             assert!(message.contains(&format!("`{name}`")), "{message}");
             assert!(message.contains("Policy 5.6.1"), "{message}");
         }
+    }
+
+    #[test]
+    fn escapes_control_characters_in_messages() {
+        let message = check_package_name("ab\u{1b}[2J").unwrap_err().to_string();
+        assert!(message.contains("`ab\\u{1b}[2J`"), "{message}");
+        assert!(!message.contains('\u{1b}'), "{message}");
     }
 
     #[test]

@@ -95,7 +95,7 @@ fn refuses_bad_fields() {
         ),
         (
             replace("1:2.10-3", "1.0\n more"),
-            "field `Version`: `1.0\n more` is not a Debian version: whitespace",
+            "field `Version`: `1.0\\n more` is not a Debian version: whitespace",
         ),
         (
             replace("amd64", "any"),

@@ -10,6 +10,7 @@
 //! `Hash` follow the ordering, not the spelling. Use [`Version::as_str`] or
 //! [`Version::canonical`] when the spelling matters.
 
+use super::escape::{Escaped, EscapedChar};
 use std::cmp::Ordering;
 use std::fmt;
 use std::hash::{Hash, Hasher};
@@ -25,34 +26,48 @@ pub enum VersionError {
         "the version is empty; write at least an upstream version such as `1.0` (Debian Policy 5.6.12)"
     )]
     Empty {},
-    #[error("`{value}` is not a Debian version: whitespace is not allowed (Debian Policy 5.6.12)")]
+    #[error(
+        "`{value}` is not a Debian version: whitespace is not allowed (Debian Policy 5.6.12)",
+        value = Escaped(.value)
+    )]
     Whitespace { value: String },
     #[error(
-        "`{value}` is not a Debian version: the epoch `{epoch}` before the colon must be a decimal number; a colon is only allowed after a numeric epoch (Debian Policy 5.6.12)"
+        "`{value}` is not a Debian version: the epoch `{epoch}` before the colon must be a decimal number; a colon is only allowed after a numeric epoch (Debian Policy 5.6.12)",
+        value = Escaped(.value),
+        epoch = Escaped(.epoch)
     )]
     EpochNotNumber { value: String, epoch: String },
     #[error(
-        "`{value}` is not a Debian version: the epoch is larger than {MAX_EPOCH}, the most dpkg accepts (Debian Policy 5.6.12)"
+        "`{value}` is not a Debian version: the epoch is larger than {MAX_EPOCH}, the most dpkg accepts (Debian Policy 5.6.12)",
+        value = Escaped(.value)
     )]
     EpochTooLarge { value: String },
     #[error(
-        "`{value}` is not a Debian version: the upstream version is empty (Debian Policy 5.6.12)"
+        "`{value}` is not a Debian version: the upstream version is empty (Debian Policy 5.6.12)",
+        value = Escaped(.value)
     )]
     EmptyUpstream { value: String },
     #[error(
-        "`{value}` is not a Debian version: the upstream version must start with a digit, not `{found}` (Debian Policy 5.6.12)"
+        "`{value}` is not a Debian version: the upstream version must start with a digit, not `{found}` (Debian Policy 5.6.12)",
+        value = Escaped(.value),
+        found = EscapedChar(*.found)
     )]
     UpstreamStart { value: String, found: char },
     #[error(
-        "`{value}` is not a Debian version: `{found}` is not allowed in the upstream version, which may contain only letters, digits and `. + ~ -` (and `:` after an epoch) (Debian Policy 5.6.12)"
+        "`{value}` is not a Debian version: `{found}` is not allowed in the upstream version, which may contain only letters, digits and `. + ~ -` (and `:` after an epoch) (Debian Policy 5.6.12)",
+        value = Escaped(.value),
+        found = EscapedChar(*.found)
     )]
     UpstreamChar { value: String, found: char },
     #[error(
-        "`{value}` is not a Debian version: the revision after the last `-` is empty; drop the `-` or add a revision (Debian Policy 5.6.12)"
+        "`{value}` is not a Debian version: the revision after the last `-` is empty; drop the `-` or add a revision (Debian Policy 5.6.12)",
+        value = Escaped(.value)
     )]
     EmptyRevision { value: String },
     #[error(
-        "`{value}` is not a Debian version: `{found}` is not allowed in the revision, which may contain only letters, digits and `+ . ~` (Debian Policy 5.6.12)"
+        "`{value}` is not a Debian version: `{found}` is not allowed in the revision, which may contain only letters, digits and `+ . ~` (Debian Policy 5.6.12)",
+        value = Escaped(.value),
+        found = EscapedChar(*.found)
     )]
     RevisionChar { value: String, found: char },
 }
