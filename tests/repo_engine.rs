@@ -30,7 +30,10 @@ fn commands_outside_a_repository_say_how_to_find_one() {
         .unwrap();
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("not a bess repository") && err.contains("bess init"), "{err}");
+    assert!(
+        err.contains("not a bess repository") && err.contains("bess init"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -40,8 +43,14 @@ fn ingest_every_compression_into_every_dist_as_hard_links() {
     }
     let sb = Sandbox::new("bookworm,jammy", "amd64,arm64");
     let input = sb.path("in");
-    for (name, comp) in [("hello-gz", "gzip"), ("hello-xz", "xz"), ("hello-zst", "zstd")] {
-        DebSpec::new(name, "1.0-1", "amd64").compression(comp).build(&input);
+    for (name, comp) in [
+        ("hello-gz", "gzip"),
+        ("hello-xz", "xz"),
+        ("hello-zst", "zstd"),
+    ] {
+        DebSpec::new(name, "1.0-1", "amd64")
+            .compression(comp)
+            .build(&input);
     }
     sb.ok(&["repo", "ingest", input.to_str().unwrap()]);
     let listed = rows(&sb.json(&["repo", "list"]));
@@ -54,7 +63,10 @@ fn ingest_every_compression_into_every_dist_as_hard_links() {
         .into_iter()
         .find(|p| inode(p) == inode(&published))
         .expect("published file is a hard link to a pool object");
-    assert_eq!(std::fs::read(&object).unwrap(), std::fs::read(input.join("hello-xz_1.0-1_amd64.deb")).unwrap());
+    assert_eq!(
+        std::fs::read(&object).unwrap(),
+        std::fs::read(input.join("hello-xz_1.0-1_amd64.deb")).unwrap()
+    );
 }
 
 #[test]
@@ -71,8 +83,18 @@ fn epochs_arch_all_and_lib_prefixes_follow_debian_layout() {
         .build(&input);
     sb.ok(&["repo", "ingest", input.to_str().unwrap()]);
     let listed = rows(&sb.json(&["repo", "list", "--channel", "preprod"]));
-    let versions: Vec<(&str, &str, &str)> = listed.iter().map(|r| (r.0.as_str(), r.1.as_str(), r.2.as_str())).collect();
-    assert_eq!(versions, [("data-common", "0.1", "all"), ("libfoo1", "1.2-1", "amd64"), ("tool", "2:1.5-3", "amd64")]);
+    let versions: Vec<(&str, &str, &str)> = listed
+        .iter()
+        .map(|r| (r.0.as_str(), r.1.as_str(), r.2.as_str()))
+        .collect();
+    assert_eq!(
+        versions,
+        [
+            ("data-common", "0.1", "all"),
+            ("libfoo1", "1.2-1", "amd64"),
+            ("tool", "2:1.5-3", "amd64")
+        ]
+    );
     for rel in [
         "main/t/tool/tool_1.5-3_amd64.deb",
         "main/d/data-common/data-common_0.1_all.deb",
@@ -95,13 +117,28 @@ fn dist_specific_packages_by_flag_and_by_rule() {
     let input = sb.path("in");
     let php = DebSpec::new("php8.2-cli", "8.2.7-1+deb12u1", "amd64").build(&input);
     let jammy = DebSpec::new("php8.2-cli", "8.2.7-1~jammy1", "amd64").build(&sb.path("in2"));
-    sb.ok(&["repo", "ingest", "--dist", "bookworm", php.to_str().unwrap()]);
+    sb.ok(&[
+        "repo",
+        "ingest",
+        "--dist",
+        "bookworm",
+        php.to_str().unwrap(),
+    ]);
     sb.ok(&["repo", "ingest", jammy.to_str().unwrap()]);
     let listed = rows(&sb.json(&["repo", "list"]));
-    let placed: Vec<(&str, &str)> = listed.iter().map(|r| (r.1.as_str(), r.4.as_str())).collect();
-    assert_eq!(placed, [("8.2.7-1~jammy1", "jammy"), ("8.2.7-1+deb12u1", "bookworm")]);
+    let placed: Vec<(&str, &str)> = listed
+        .iter()
+        .map(|r| (r.1.as_str(), r.4.as_str()))
+        .collect();
+    assert_eq!(
+        placed,
+        [("8.2.7-1~jammy1", "jammy"), ("8.2.7-1+deb12u1", "bookworm")]
+    );
     let err = sb.fails(&["repo", "ingest", "--dist", "trixie", php.to_str().unwrap()]);
-    assert!(err.contains("unknown dist `trixie`") && err.contains("dists.list"), "{err}");
+    assert!(
+        err.contains("unknown dist `trixie`") && err.contains("dists.list"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -110,8 +147,12 @@ fn reingest_is_a_noop_and_different_bytes_are_refused() {
         return;
     }
     let sb = Sandbox::new("bookworm", "amd64");
-    let first = DebSpec::new("app", "1.0", "amd64").payload("one").build(&sb.path("a"));
-    let other = DebSpec::new("app", "1.0", "amd64").payload("two").build(&sb.path("b"));
+    let first = DebSpec::new("app", "1.0", "amd64")
+        .payload("one")
+        .build(&sb.path("a"));
+    let other = DebSpec::new("app", "1.0", "amd64")
+        .payload("two")
+        .build(&sb.path("b"));
     sb.ok(&["repo", "ingest", first.to_str().unwrap()]);
     let again = sb.json(&["repo", "ingest", first.to_str().unwrap()]);
     assert_eq!(again[0]["new"], false);
@@ -121,9 +162,20 @@ fn reingest_is_a_noop_and_different_bytes_are_refused() {
         use sha2::Digest;
         hex::encode(sha2::Sha256::digest(std::fs::read(p).unwrap()))
     };
-    assert!(err.contains("app 1.0 (amd64)") && err.contains(&sha(&first)) && err.contains(&sha(&other)), "{err}");
-    assert_eq!(sb.pool_objects().len(), 1, "the refused upload stored nothing");
-    assert_eq!(std::fs::read_dir(sb.repo.join("tmp")).unwrap().count(), 0, "no temp file left");
+    assert!(
+        err.contains("app 1.0 (amd64)") && err.contains(&sha(&first)) && err.contains(&sha(&other)),
+        "{err}"
+    );
+    assert_eq!(
+        sb.pool_objects().len(),
+        1,
+        "the refused upload stored nothing"
+    );
+    assert_eq!(
+        std::fs::read_dir(sb.repo.join("tmp")).unwrap().count(),
+        0,
+        "no temp file left"
+    );
 }
 
 #[test]
@@ -138,15 +190,37 @@ fn versions_diff_promote_remove() {
     }
     sb.ok(&["repo", "ingest", input.to_str().unwrap()]);
     let versions = sb.json(&["repo", "versions", "app"]);
-    let order: Vec<&str> = versions.as_array().unwrap().iter().map(|v| v["version"].as_str().unwrap()).collect();
-    assert_eq!(order, ["1:0.1-1", "1.10-1", "1.9-1", "1.0-1"], "newest first, dpkg order");
+    let order: Vec<&str> = versions
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v["version"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        order,
+        ["1:0.1-1", "1.10-1", "1.9-1", "1.0-1"],
+        "newest first, dpkg order"
+    );
 
-    assert_eq!(sb.json(&["repo", "diff", "preprod", "prod"]).as_array().unwrap().len(), 8);
+    assert_eq!(
+        sb.json(&["repo", "diff", "preprod", "prod"])
+            .as_array()
+            .unwrap()
+            .len(),
+        8
+    );
     sb.ok(&["repo", "promote", "app=1.9-1"]);
     sb.ok(&["repo", "promote", "app=1.10-1", "--dist", "jammy"]);
     let prod = rows(&sb.json(&["repo", "list", "--channel", "prod"]));
     let prod: Vec<(&str, &str)> = prod.iter().map(|r| (r.1.as_str(), r.4.as_str())).collect();
-    assert_eq!(prod, [("1.9-1", "bookworm"), ("1.9-1", "jammy"), ("1.10-1", "jammy")]);
+    assert_eq!(
+        prod,
+        [
+            ("1.9-1", "bookworm"),
+            ("1.9-1", "jammy"),
+            ("1.10-1", "jammy")
+        ]
+    );
     let pre = sb.published("preprod", "main/a/app/app_1.9-1_amd64.deb");
     let live = sb.published("prod", "main/a/app/app_1.9-1_amd64.deb");
     assert_eq!(inode(&pre), inode(&live), "promotion stores no new byte");
@@ -157,13 +231,19 @@ fn versions_diff_promote_remove() {
 
     sb.ok(&["repo", "promote", "app"]);
     let newest = rows(&sb.json(&["repo", "list", "--channel", "prod"]));
-    assert!(newest.iter().any(|r| r.1 == "1:0.1-1" && r.4 == "bookworm"), "PKG alone promotes the newest");
+    assert!(
+        newest.iter().any(|r| r.1 == "1:0.1-1" && r.4 == "bookworm"),
+        "PKG alone promotes the newest"
+    );
 
     sb.ok(&["repo", "remove", "app=1.9-1", "--channel", "preprod"]);
     assert!(!pre.exists(), "no dist of preprod needs the file any more");
     assert!(live.is_file(), "prod keeps its copy");
     let err = sb.fails(&["repo", "remove", "app=1.9-1", "--channel", "preprod"]);
-    assert!(err.contains("app=1.9-1") && err.contains("preprod"), "{err}");
+    assert!(
+        err.contains("app=1.9-1") && err.contains("preprod"),
+        "{err}"
+    );
     let err = sb.fails(&["repo", "promote", "app=7.0"]);
     assert!(err.contains("not in channel `preprod`"), "{err}");
     let err = sb.fails(&["repo", "versions", "nope"]);
@@ -178,8 +258,19 @@ fn remove_keeps_the_file_while_another_dist_needs_it() {
     let sb = Sandbox::new("bookworm,jammy", "amd64");
     let deb = DebSpec::new("app", "1.0", "amd64").build(&sb.path("in"));
     sb.ok(&["repo", "ingest", deb.to_str().unwrap()]);
-    sb.ok(&["repo", "remove", "app=1.0", "--channel", "preprod", "--dist", "jammy"]);
-    assert!(sb.published("preprod", "main/a/app/app_1.0_amd64.deb").is_file());
+    sb.ok(&[
+        "repo",
+        "remove",
+        "app=1.0",
+        "--channel",
+        "preprod",
+        "--dist",
+        "jammy",
+    ]);
+    assert!(
+        sb.published("preprod", "main/a/app/app_1.0_amd64.deb")
+            .is_file()
+    );
     let left = rows(&sb.json(&["repo", "list"]));
     assert_eq!(left.len(), 1);
     assert_eq!(left[0].4, "bookworm");
@@ -191,14 +282,15 @@ fn concurrent_ingests_all_land() {
         return;
     }
     let sb = Sandbox::new("bookworm,jammy", "amd64");
+    let shared = DebSpec::new("shared", "1.0", "all").build(&sb.path("shared"));
     let uploads: Vec<_> = (0..8)
         .map(|i| {
             let dir = sb.path(&format!("batch{i}"));
             for j in 0..5 {
                 DebSpec::new(&format!("pkg{i}-{j}"), "1.0", "amd64").build(&dir);
             }
-            // Every batch also carries the same shared package.
-            DebSpec::new("shared", "1.0", "all").payload("same").build(&dir);
+            // Every batch also carries the same bytes of one shared package.
+            std::fs::copy(&shared, dir.join("shared_1.0_all.deb")).unwrap();
             dir
         })
         .collect();
@@ -215,10 +307,25 @@ fn concurrent_ingests_all_land() {
         .collect();
     for child in children {
         let out = child.wait_with_output().unwrap();
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
     let listed = rows(&sb.json(&["repo", "list"]));
     assert_eq!(listed.len(), (8 * 5 + 1) * 2);
+    let objects = sb.pool_objects();
+    assert_eq!(
+        objects.len(),
+        8 * 5 + 1,
+        "the shared package is stored once"
+    );
+    let published = sb.published("preprod", "main/s/shared/shared_1.0_all.deb");
+    assert!(
+        objects.iter().any(|o| inode(o) == inode(&published)),
+        "still a link to the pool object"
+    );
 }
 
 #[test]
@@ -233,7 +340,10 @@ fn bad_files_refuse_the_whole_upload_and_name_the_file() {
     DebSpec::new("riscy", "1.0", "riscv64").build(&input);
     let err = sb.fails(&["repo", "ingest", input.to_str().unwrap()]);
     assert!(err.contains("broken.deb"), "{err}");
-    assert!(err.contains("riscv64") && err.contains("archs.list"), "{err}");
+    assert!(
+        err.contains("riscv64") && err.contains("archs.list"),
+        "{err}"
+    );
     assert!(err.contains("nothing was ingested"), "{err}");
     assert!(sb.pool_objects().is_empty());
     assert!(rows(&sb.json(&["repo", "list"])).is_empty());

@@ -24,7 +24,11 @@ pub struct IndexEntry {
 
 impl Reader<'_> {
     /// Every package placed in `channel`/`dist`, in no particular order.
-    pub fn index_entries(&self, channel: &str, dist: &str) -> Result<Vec<IndexEntry>, CatalogError> {
+    pub fn index_entries(
+        &self,
+        channel: &str,
+        dist: &str,
+    ) -> Result<Vec<IndexEntry>, CatalogError> {
         let mut stmt = self
             .conn
             .prepare_cached(

@@ -43,7 +43,9 @@ impl Reader<'_> {
     pub fn pending(&self) -> Result<Vec<Pending>, CatalogError> {
         let mut stmt = self
             .conn
-            .prepare_cached("SELECT channel, dist, seq FROM pending_publications ORDER BY channel, dist")
+            .prepare_cached(
+                "SELECT channel, dist, seq FROM pending_publications ORDER BY channel, dist",
+            )
             .map_err(self.fail())?;
         let rows = stmt
             .query_map([], |r| {

@@ -44,11 +44,17 @@ pub fn run(args: InitArgs) -> anyhow::Result<ExitCode> {
         dists: dists.clone(),
         archs: archs.clone(),
     })?;
+    let config = crate::config::RepoConfig::load(layout.root())?;
+    let fingerprint =
+        crate::sign::KeyStore::open(layout.root()).generate(&super::key::user_id(&config))?;
+    let mut repo = crate::ops::Repo::open(layout.root())?;
+    crate::ops::publish(&mut repo, &crate::ops::PublishRequest::default())?;
     println!(
-        "created repository {}\n  dists: {}\n  archs: {}\n  channels: preprod → prod",
+        "created repository {}\n  dists: {}\n  archs: {}\n  channels: {}\n  signing key: {fingerprint}",
         layout.root().display(),
         dists.names().join(", "),
-        archs.names().join(", ")
+        archs.names().join(", "),
+        config.settings.channels.join(" → ")
     );
     Ok(ExitCode::SUCCESS)
 }

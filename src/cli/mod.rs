@@ -2,6 +2,7 @@
 //! Commands parse and print; the work happens in `ops`.
 
 mod init;
+mod key;
 mod output;
 mod repo;
 
@@ -39,6 +40,8 @@ enum Command {
     Init(init::InitArgs),
     #[command(subcommand)]
     Repo(repo::RepoCommand),
+    #[command(subcommand)]
+    Key(key::KeyCommand),
 }
 
 /// Parses the command line and runs the command.
@@ -48,5 +51,6 @@ pub fn run() -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Init(args) => init::run(args),
         Command::Repo(command) => repo::run(&repo_dir, command),
+        Command::Key(command) => key::run(&repo_dir, command),
     }
 }

@@ -17,6 +17,32 @@ pub enum RepoCommand {
     Diff(DiffArgs),
     Promote(PromoteArgs),
     Remove(RemoveArgs),
+    Publish(PublishArgs),
+}
+
+/// Publish pending changes: Packages indices, Release, InRelease, Release.gpg.
+///
+/// ingest, promote and remove publish what they change unless given
+/// --no-publish; this publishes whatever is still pending (and every dist
+/// never published yet). A dist is switched to its new metadata atomically;
+/// a publish with no change rewrites nothing.
+///
+/// Release files carry a Valid-Until date ([release] valid-days in bess.toml);
+/// run `bess repo publish --refresh` regularly (a daily timer) to renew it.
+#[derive(Debug, Args)]
+pub struct PublishArgs {
+    /// Republish with a new Date and Valid-Until even if nothing changed
+    #[arg(long)]
+    refresh: bool,
+    /// Only this channel (with --refresh or alone: every dist of it)
+    #[arg(long)]
+    channel: Option<String>,
+    /// Only this dist (repeatable)
+    #[arg(long = "dist", value_name = "DIST")]
+    dists: Vec<String>,
+    /// Print what was published as JSON
+    #[arg(long)]
+    json: bool,
 }
 
 /// Validate .deb files and add them to the first channel (preprod).
@@ -45,6 +71,9 @@ pub struct IngestArgs {
     /// Print one line per package
     #[arg(short, long)]
     verbose: bool,
+    /// Do not publish now; `bess repo publish` publishes later
+    #[arg(long)]
+    no_publish: bool,
     /// Print the result as JSON (one object per package)
     #[arg(long)]
     json: bool,
@@ -114,6 +143,9 @@ pub struct PromoteArgs {
     /// Only this dist (repeatable)
     #[arg(long = "dist", value_name = "DIST")]
     dists: Vec<String>,
+    /// Do not publish now; `bess repo publish` publishes later
+    #[arg(long)]
+    no_publish: bool,
     /// Print the placements as JSON
     #[arg(long)]
     json: bool,
@@ -131,6 +163,9 @@ pub struct RemoveArgs {
     /// Only this dist (repeatable)
     #[arg(long = "dist", value_name = "DIST")]
     dists: Vec<String>,
+    /// Do not publish now; `bess repo publish` publishes later
+    #[arg(long)]
+    no_publish: bool,
     /// Print the placements as JSON
     #[arg(long)]
     json: bool,
@@ -145,6 +180,7 @@ pub fn run(dir: &Path, command: RepoCommand) -> anyhow::Result<ExitCode> {
         RepoCommand::Diff(args) => run_diff(&repo, args),
         RepoCommand::Promote(args) => run_promote(&mut repo, args),
         RepoCommand::Remove(args) => run_remove(&mut repo, args),
+        RepoCommand::Publish(args) => run_publish(&mut repo, args),
     }
 }
 
@@ -153,6 +189,7 @@ fn run_ingest(repo: &mut Repo, args: IngestArgs) -> anyhow::Result<ExitCode> {
         paths: args.paths,
         dists: args.dists,
         component: args.component,
+        publish: !args.no_publish,
     };
     let outcome = ops::ingest(repo, &request)?;
     if args.json {
@@ -251,6 +288,7 @@ fn run_promote(repo: &mut Repo, args: PromoteArgs) -> anyhow::Result<ExitCode> {
         from: args.from,
         to: args.to,
         dists: args.dists,
+        publish: !args.no_publish,
     };
     let changes = ops::promote(repo, &request)?;
     print_changes(&changes, args.json, "promoted to", "already in")
@@ -261,9 +299,51 @@ fn run_remove(repo: &mut Repo, args: RemoveArgs) -> anyhow::Result<ExitCode> {
         selectors: parse_selectors(&args.packages)?,
         channel: args.channel,
         dists: args.dists,
+        publish: !args.no_publish,
     };
     let changes = ops::remove(repo, &request)?;
     print_changes(&changes, args.json, "removed from", "already gone from")
+}
+
+fn run_publish(repo: &mut Repo, args: PublishArgs) -> anyhow::Result<ExitCode> {
+    let mut targets = Vec::new();
+    if args.channel.is_some() || !args.dists.is_empty() {
+        let channels = match &args.channel {
+            Some(c) => vec![c.clone()],
+            None => repo.config.settings.channels.clone(),
+        };
+        let dists = if args.dists.is_empty() {
+            repo.config.dists.names().to_vec()
+        } else {
+            args.dists.clone()
+        };
+        for channel in &channels {
+            targets.extend(dists.iter().map(|d| (channel.clone(), d.clone())));
+        }
+    }
+    let request = ops::PublishRequest {
+        targets,
+        refresh: args.refresh,
+    };
+    let published = ops::publish(repo, &request)?;
+    if args.json {
+        json(&published)?;
+    } else if published.is_empty() {
+        println!("nothing to publish");
+    } else {
+        for p in &published {
+            let what = if p.outcome.written {
+                "published"
+            } else {
+                "unchanged"
+            };
+            println!(
+                "{what:9} {}/{} generation {} ({} packages)",
+                p.channel, p.outcome.dist, p.outcome.generation, p.outcome.packages
+            );
+        }
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 fn parse_selectors(texts: &[String]) -> anyhow::Result<Vec<Selector>> {

@@ -120,9 +120,16 @@ impl Settings {
             ));
         }
         let release = &self.release;
-        for (key, value) in [("origin", &release.origin), ("label", &release.label), ("suite", &release.suite)] {
-            if value.chars().any(|c| c.is_control()) || (key != "suite" && value.trim().is_empty()) {
-                return Err(format!("[release] {key} = {value:?} must be one non-empty line"));
+        for (key, value) in [
+            ("origin", &release.origin),
+            ("label", &release.label),
+            ("suite", &release.suite),
+        ] {
+            if value.chars().any(|c| c.is_control()) || (key != "suite" && value.trim().is_empty())
+            {
+                return Err(format!(
+                    "[release] {key} = {value:?} must be one non-empty line"
+                ));
             }
         }
         if release.by_hash_generations == 0 {

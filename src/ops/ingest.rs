@@ -4,6 +4,7 @@
 //! (in parallel) before anything becomes visible; any refusal discards the
 //! staged objects and leaves the pool, catalog and public tree untouched.
 
+use super::publish::{Published, publish_targets};
 use super::{OpsError, Repo};
 use crate::catalog::{NewPackage, Reader};
 use crate::config::RepoConfig;
@@ -23,6 +24,8 @@ pub struct IngestRequest {
     pub dists: Vec<String>,
     /// Component; `None` means the configured default.
     pub component: Option<String>,
+    /// Publish the changed dists before returning (`--no-publish` defers).
+    pub publish: bool,
 }
 
 /// One package of an ingest and what happened to it.
@@ -47,6 +50,8 @@ pub struct IngestedPackage {
 #[derive(Debug, Clone, Default)]
 pub struct IngestOutcome {
     pub packages: Vec<IngestedPackage>,
+    /// The publications this ingest made (none with `publish: false`).
+    pub published: Vec<Published>,
 }
 
 /// A validated upload, its object staged if the pool lacked it.
@@ -83,7 +88,23 @@ pub fn ingest(repo: &mut Repo, request: &IngestRequest) -> Result<IngestOutcome,
         })
         .unzip();
     repo.pool.commit(staged.into_iter().flatten().collect())?;
-    record(repo, candidates, &component)
+    let mut outcome = record(repo, candidates, &component)?;
+    if request.publish {
+        let targets = changed_dists(&outcome.packages);
+        outcome.published = publish_targets(repo, targets)?;
+    }
+    Ok(outcome)
+}
+
+/// The channel/dist pairs that gained a placement.
+fn changed_dists(packages: &[IngestedPackage]) -> Vec<(String, String)> {
+    let mut pairs = std::collections::BTreeSet::new();
+    for p in packages.iter().filter(|p| p.placements_added > 0) {
+        for dist in &p.dists {
+            pairs.insert((p.channel.clone(), dist.clone()));
+        }
+    }
+    pairs.into_iter().collect()
 }
 
 fn check_component(repo: &Repo, component: &str) -> Result<(), OpsError> {
@@ -351,7 +372,10 @@ fn record(
         };
         let mut added = 0;
         for dist in &c.dists {
-            added += usize::from(writer.place(id, &channel, dist, component)?);
+            if writer.place(id, &channel, dist, component)? {
+                writer.mark_pending(&channel, dist)?;
+                added += 1;
+            }
         }
         tree.link(&c.sha256, &channel, component, &c.row.pool_name)?;
         outcome.packages.push(IngestedPackage {

@@ -5,7 +5,9 @@
 mod error;
 mod ingest;
 mod init;
+mod lock;
 mod promote;
+mod publish;
 mod query;
 mod selector;
 
@@ -13,6 +15,7 @@ pub use error::OpsError;
 pub use ingest::{IngestOutcome, IngestRequest, IngestedPackage, ingest};
 pub use init::{InitRequest, init};
 pub use promote::{ChangedPlacement, PromoteRequest, RemoveRequest, promote, remove};
+pub use publish::{PublishRequest, Published, publish};
 pub use query::{Listing, PackageVersions, diff, list, versions};
 pub use selector::Selector;
 

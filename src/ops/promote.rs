@@ -1,6 +1,7 @@
 //! `bess repo promote` and `bess repo remove`: the only operations that move
 //! placements between channels after ingest.
 
+use super::publish::publish_targets;
 use super::query::{compare_versions, placement_order};
 use super::{OpsError, Repo, Selector};
 use crate::catalog::{PlacedPackage, PlacementFilter};
@@ -18,6 +19,8 @@ pub struct PromoteRequest {
     pub to: Option<String>,
     /// Restrict to these dists; empty means every dist.
     pub dists: Vec<String>,
+    /// Publish the changed dists before returning.
+    pub publish: bool,
 }
 
 /// Withdraw exact versions from one channel.
@@ -26,6 +29,8 @@ pub struct RemoveRequest {
     pub selectors: Vec<Selector>,
     pub channel: String,
     pub dists: Vec<String>,
+    /// Publish the changed dists before returning.
+    pub publish: bool,
 }
 
 /// A placement that a promote or remove added or withdrew.
@@ -57,10 +62,16 @@ pub fn promote(
     let mut changes = Vec::new();
     for p in chosen {
         let changed = writer.place(p.package.id, &to, &p.dist, &p.component)?;
+        if changed {
+            writer.mark_pending(&to, &p.dist)?;
+        }
         tree.link(&sha256_of(&p)?, &to, &p.component, &p.package.pool_name)?;
         changes.push(changed_placement(p, &to, changed));
     }
     writer.commit()?;
+    if request.publish {
+        publish_targets(repo, changed_dists(&changes))?;
+    }
     Ok(changes)
 }
 
@@ -90,6 +101,9 @@ pub fn remove(repo: &mut Repo, request: &RemoveRequest) -> Result<Vec<ChangedPla
     let mut changes = Vec::new();
     for p in chosen {
         let changed = writer.unplace(p.package.id, &p.channel, &p.dist, &p.component)?;
+        if changed {
+            writer.mark_pending(&p.channel, &p.dist)?;
+        }
         if !writer
             .reader()
             .is_placed_in(p.package.id, &p.channel, &p.component)?
@@ -102,7 +116,20 @@ pub fn remove(repo: &mut Repo, request: &RemoveRequest) -> Result<Vec<ChangedPla
         changes.push(changed_placement(p, &channel, changed));
     }
     writer.commit()?;
+    if request.publish {
+        publish_targets(repo, changed_dists(&changes))?;
+    }
     Ok(changes)
+}
+
+/// The channel/dist pairs whose placements changed.
+fn changed_dists(changes: &[ChangedPlacement]) -> Vec<(String, String)> {
+    let pairs: std::collections::BTreeSet<_> = changes
+        .iter()
+        .filter(|c| c.changed)
+        .map(|c| (c.channel.clone(), c.dist.clone()))
+        .collect();
+    pairs.into_iter().collect()
 }
 
 fn promote_channels(repo: &Repo, request: &PromoteRequest) -> Result<(String, String), OpsError> {

@@ -84,7 +84,7 @@ impl Pool {
         Ok(Staged { temp, sha256 })
     }
 
-    /// Makes staged objects durable, then renames each to its hash path.
+    /// Makes staged objects durable, then gives each its hash path.
     ///
     /// A crash before the rename leaves only temp files; after it, only
     /// complete objects: a reader never sees a partial object.
@@ -100,9 +100,15 @@ impl Pool {
             if dirs.insert(dir.to_path_buf()) {
                 fs::create_dir_all(dir).map_err(io_error("create directory", dir))?;
             }
-            // Renaming over an identical object (a concurrent upload of the
-            // same bytes) is harmless: both files hold the same content.
-            fs::rename(&object.temp, &dest).map_err(io_error("rename into place", &dest))?;
+            // link(2), not rename(2): an object that a concurrent upload
+            // already stored must keep its inode, or the public links made
+            // to it would stop being links to the pool.
+            match fs::hard_link(&object.temp, &dest) {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+                Err(e) => return Err(io_error("store", &dest)(e)),
+            }
+            fs::remove_file(&object.temp).map_err(io_error("remove", &object.temp))?;
         }
         sync_filesystem(&self.root).map_err(io_error("sync", &self.root))
     }

@@ -42,10 +42,13 @@ pub fn compress_chunk(text: &[u8]) -> CompressedChunk {
 
 /// A gzip member of `data`.
 pub fn gzip_member(data: &[u8]) -> Vec<u8> {
-    let mut encoder = flate2::GzBuilder::new()
-        .mtime(0)
-        .write(Vec::with_capacity(data.len() / 4 + 64), flate2::Compression::new(GZIP_LEVEL));
-    encoder.write_all(data).expect("writing to a Vec cannot fail");
+    let mut encoder = flate2::GzBuilder::new().mtime(0).write(
+        Vec::with_capacity(data.len() / 4 + 64),
+        flate2::Compression::new(GZIP_LEVEL),
+    );
+    encoder
+        .write_all(data)
+        .expect("writing to a Vec cannot fail");
     encoder.finish().expect("writing to a Vec cannot fail")
 }
 
@@ -53,8 +56,11 @@ pub fn gzip_member(data: &[u8]) -> Vec<u8> {
 pub fn xz_block(data: &[u8]) -> XzBlock {
     let stream = xz2::stream::Stream::new_easy_encoder(XZ_PRESET, xz2::stream::Check::Crc64)
         .expect("liblzma supports preset 6 with CRC64");
-    let mut encoder = xz2::write::XzEncoder::new_stream(Vec::with_capacity(data.len() / 4 + 64), stream);
-    encoder.write_all(data).expect("writing to a Vec cannot fail");
+    let mut encoder =
+        xz2::write::XzEncoder::new_stream(Vec::with_capacity(data.len() / 4 + 64), stream);
+    encoder
+        .write_all(data)
+        .expect("writing to a Vec cannot fail");
     let whole = encoder.finish().expect("writing to a Vec cannot fail");
     split_single_block(&whole)
 }
@@ -150,7 +156,9 @@ mod tests {
 
     fn chunks() -> Vec<Vec<u8>> {
         (0..5)
-            .map(|i| format!("Package: p{i}\nDescription: {}\n\n", "x".repeat(i * 1000)).into_bytes())
+            .map(|i| {
+                format!("Package: p{i}\nDescription: {}\n\n", "x".repeat(i * 1000)).into_bytes()
+            })
             .chain(std::iter::once(Vec::new()))
             .collect()
     }
@@ -160,7 +168,9 @@ mod tests {
         let whole: Vec<u8> = chunks().concat();
         let gz: Vec<u8> = chunks().iter().flat_map(|c| gzip_member(c)).collect();
         let mut out = Vec::new();
-        flate2::read::MultiGzDecoder::new(&gz[..]).read_to_end(&mut out).unwrap();
+        flate2::read::MultiGzDecoder::new(&gz[..])
+            .read_to_end(&mut out)
+            .unwrap();
         assert_eq!(out, whole);
     }
 
@@ -170,7 +180,9 @@ mod tests {
         let blocks: Vec<XzBlock> = chunks().iter().map(|c| xz_block(c)).collect();
         let xz = xz_stream(&blocks);
         let mut out = Vec::new();
-        xz2::read::XzDecoder::new(&xz[..]).read_to_end(&mut out).unwrap();
+        xz2::read::XzDecoder::new(&xz[..])
+            .read_to_end(&mut out)
+            .unwrap();
         assert_eq!(out, whole);
     }
 
@@ -178,23 +190,44 @@ mod tests {
     fn empty_index_is_a_valid_stream() {
         let xz = xz_stream(&[]);
         let mut out = Vec::new();
-        xz2::read::XzDecoder::new(&xz[..]).read_to_end(&mut out).unwrap();
+        xz2::read::XzDecoder::new(&xz[..])
+            .read_to_end(&mut out)
+            .unwrap();
         assert!(out.is_empty());
     }
 
     #[test]
     fn the_xz_tool_accepts_the_stream() {
-        if std::process::Command::new("xz").arg("--version").output().is_err() {
+        if std::process::Command::new("xz")
+            .arg("--version")
+            .output()
+            .is_err()
+        {
             return;
         }
         let blocks: Vec<XzBlock> = chunks().iter().map(|c| xz_block(c)).collect();
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("Packages.xz");
         std::fs::write(&path, xz_stream(&blocks)).unwrap();
-        let out = std::process::Command::new("xz").args(["-t", "-v"]).arg(&path).output().unwrap();
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-        let list = std::process::Command::new("xz").args(["--list", "--robot"]).arg(&path).output().unwrap();
+        let out = std::process::Command::new("xz")
+            .args(["-t", "-v"])
+            .arg(&path)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let list = std::process::Command::new("xz")
+            .args(["--list", "--robot"])
+            .arg(&path)
+            .output()
+            .unwrap();
         let list = String::from_utf8_lossy(&list.stdout);
-        assert!(list.lines().any(|l| l.starts_with("totals\t1\t5\t")), "1 stream, 5 blocks (the empty chunk has none): {list}");
+        assert!(
+            list.lines().any(|l| l.starts_with("totals\t1\t5\t")),
+            "1 stream, 5 blocks (the empty chunk has none): {list}"
+        );
     }
 }

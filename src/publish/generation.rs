@@ -125,7 +125,8 @@ impl DistTree {
         }
         let mut wanted = HashSet::new();
         for n in kept {
-            let text = fs::read_to_string(self.generation_dir(n).join("Release")).unwrap_or_default();
+            let text =
+                fs::read_to_string(self.generation_dir(n).join("Release")).unwrap_or_default();
             for file in parse_files(&text).unwrap_or_default() {
                 for (kind, hash) in file.by_hash() {
                     wanted.insert(by_hash_rel(&file.path, kind, hash));
@@ -146,7 +147,12 @@ fn remove_unwanted(root: &Path, wanted: &HashSet<PathBuf>) -> io::Result<()> {
     for entry in walkdir::WalkDir::new(root).min_depth(1) {
         let entry = match entry {
             Ok(entry) => entry,
-            Err(e) if e.io_error().is_some_and(|io| io.kind() == io::ErrorKind::NotFound) => continue,
+            Err(e)
+                if e.io_error()
+                    .is_some_and(|io| io.kind() == io::ErrorKind::NotFound) =>
+            {
+                continue;
+            }
             Err(e) => return Err(io::Error::other(e)),
         };
         if !entry.file_type().is_file() {
@@ -177,7 +183,10 @@ impl Generation {
     /// Adds an index file (`<component>/binary-<arch>/<name>`): stored once
     /// in the by-hash store under every hash kind, hard-linked into the generation.
     pub fn add_index_file(&self, sums: &FileSums, data: &[u8]) -> io::Result<()> {
-        let index_dir = Path::new(&sums.path).parent().and_then(|p| p.to_str()).unwrap_or("");
+        let index_dir = Path::new(&sums.path)
+            .parent()
+            .and_then(|p| p.to_str())
+            .unwrap_or("");
         let store = self.tree.by_hash_dir(index_dir);
         let primary = store.join("SHA256").join(&sums.sha256);
         if !primary.is_file() {
@@ -191,7 +200,9 @@ impl Generation {
         let by_hash = dest.with_file_name("by-hash");
         if fs::symlink_metadata(&by_hash).is_err() {
             let depth = Path::new(index_dir).components().count() + 1;
-            let target = PathBuf::from("../".repeat(depth)).join("by-hash").join(index_dir);
+            let target = PathBuf::from("../".repeat(depth))
+                .join("by-hash")
+                .join(index_dir);
             symlink(target, by_hash)?;
         }
         Ok(())
@@ -210,7 +221,12 @@ impl Generation {
         fs::create_dir_all(dists)?;
         let temp = dists.join(format!(".{}.new", self.tree.dist));
         let _ = fs::remove_file(&temp);
-        symlink(Path::new("../.dists").join(&self.tree.dist).join(self.number.to_string()), &temp)?;
+        symlink(
+            Path::new("../.dists")
+                .join(&self.tree.dist)
+                .join(self.number.to_string()),
+            &temp,
+        )?;
         fs::rename(&temp, &link)?;
         fsync_dir(dists)?;
         Ok(self.number)

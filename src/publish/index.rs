@@ -17,9 +17,15 @@ pub struct PackagesIndex<'a> {
 /// `Architecture: all` packages go in every architecture's index, which is
 /// where apt looks for them. Entries are ordered by name, then Debian version
 /// order, then architecture, so the same catalog renders the same bytes.
-pub fn split<'a>(entries: &'a [IndexEntry], components: &[String], archs: &[String]) -> Vec<PackagesIndex<'a>> {
-    let mut sorted: Vec<(&IndexEntry, Option<Version>)> =
-        entries.iter().map(|e| (e, Version::parse(&e.version).ok())).collect();
+pub fn split<'a>(
+    entries: &'a [IndexEntry],
+    components: &[String],
+    archs: &[String],
+) -> Vec<PackagesIndex<'a>> {
+    let mut sorted: Vec<(&IndexEntry, Option<Version>)> = entries
+        .iter()
+        .map(|e| (e, Version::parse(&e.version).ok()))
+        .collect();
     sorted.sort_by(|(a, va), (b, vb)| {
         a.name
             .cmp(&b.name)
@@ -55,17 +61,14 @@ pub fn write_stanza(out: &mut String, entry: &IndexEntry) {
     let _ = write!(
         out,
         "Filename: pool/{}/{}\nSize: {}\nMD5sum: {}\nSHA1: {}\nSHA256: {}\nSHA512: {}\n\n",
-        entry.component, entry.pool_name, entry.size, entry.md5, entry.sha1, entry.sha256, entry.sha512
+        entry.component,
+        entry.pool_name,
+        entry.size,
+        entry.md5,
+        entry.sha1,
+        entry.sha256,
+        entry.sha512
     );
-}
-
-/// The whole `Packages` text of one index.
-pub fn render(index: &PackagesIndex<'_>) -> String {
-    let mut out = String::with_capacity(index.entries.iter().map(|e| e.control.len() + 400).sum());
-    for entry in &index.entries {
-        write_stanza(&mut out, entry);
-    }
-    out
 }
 
 #[cfg(test)]
@@ -100,7 +103,11 @@ mod tests {
         let archs = vec!["amd64".to_string(), "arm64".to_string()];
         let indices = split(&entries, &["main".to_string()], &archs);
         let names = |i: usize| -> Vec<String> {
-            indices[i].entries.iter().map(|e| format!("{}={}", e.name, e.version)).collect()
+            indices[i]
+                .entries
+                .iter()
+                .map(|e| format!("{}={}", e.name, e.version))
+                .collect()
         };
         assert_eq!(names(0), ["a=1", "b=1.9", "b=1.10"]);
         assert_eq!(names(1), ["a=1", "c=1"]);

@@ -1,11 +1,16 @@
 //! Publication: the files under `public/<channel>/` that apt reads.
 //!
-//! For now this is the pool tree of each channel: hard links to pool
-//! objects at the paths Debian's archive layout prescribes.
+//! `pool/` holds hard links to pool objects at the paths of Debian's archive
+//! layout; `dists/<dist>` points to a complete, signed generation of
+//! indices (see `generation`), switched atomically.
 
-mod pool_tree;
-
-pub use pool_tree::{PoolTree, pool_name};
 mod compress;
+mod dist;
+mod generation;
 mod index;
-mod release;
+mod pool_tree;
+pub mod release;
+
+pub use dist::{DistInput, DistOutcome, publish_dist, valid_until};
+pub use generation::DistTree;
+pub use pool_tree::{PoolTree, pool_name};

@@ -73,7 +73,11 @@ pub fn render(fields: &ReleaseFields, files: &[FileSums]) -> String {
     if let Some(description) = &fields.description {
         let _ = writeln!(out, "Description: {description}");
     }
-    let width = files.iter().map(|f| f.size.to_string().len()).max().unwrap_or(1);
+    let width = files
+        .iter()
+        .map(|f| f.size.to_string().len())
+        .max()
+        .unwrap_or(1);
     for (title, pick) in SECTIONS {
         let _ = writeln!(out, "{title}:");
         for file in files {
@@ -113,14 +117,26 @@ pub fn parse_files(text: &str) -> Option<Vec<FileSums>> {
             let file = match files.iter_mut().find(|f| f.path == path) {
                 Some(file) => file,
                 None => {
-                    files.push(FileSums { path: path.to_string(), size, md5: String::new(), sha1: String::new(), sha256: String::new(), sha512: String::new() });
+                    files.push(FileSums {
+                        path: path.to_string(),
+                        size,
+                        md5: String::new(),
+                        sha1: String::new(),
+                        sha256: String::new(),
+                        sha512: String::new(),
+                    });
                     files.last_mut()?
                 }
             };
             if file.size != size {
                 return None;
             }
-            let slot = [&mut file.md5, &mut file.sha1, &mut file.sha256, &mut file.sha512];
+            let slot = [
+                &mut file.md5,
+                &mut file.sha1,
+                &mut file.sha256,
+                &mut file.sha512,
+            ];
             *slot.into_iter().nth(index)? = hash.to_string();
         } else {
             let name = line.split(':').next().unwrap_or("");
@@ -140,12 +156,17 @@ pub fn field<'a>(text: &'a str, name: &str) -> Option<&'a str> {
 
 /// RFC 1123 date in UTC, the form apt expects in `Date` and `Valid-Until`.
 pub fn rfc1123(time: SystemTime) -> String {
-    let secs = time.duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+    let secs = time
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
     let days = (secs / 86_400) as i64;
     let rem = secs % 86_400;
     let (year, month, day) = civil_from_days(days);
     const WEEKDAYS: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
-    const MONTHS: [&str; 12] = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
+    const MONTHS: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
     format!(
         "{}, {day:02} {} {year} {:02}:{:02}:{:02} UTC",
         WEEKDAYS[(days.rem_euclid(7)) as usize],

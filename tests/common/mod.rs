@@ -2,6 +2,8 @@
 //! `dpkg-deb`, a scratch repository, and the real `bess` binary.
 #![allow(dead_code)]
 
+pub mod apt;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -74,7 +76,10 @@ impl DebSpec {
             control.push_str(&format!("{k}: {v}\n"));
         }
         if !self.fields.iter().any(|(k, _)| k == "Description") {
-            control.push_str(&format!("Description: test package {}\n built by the bess test suite.\n", self.name));
+            control.push_str(&format!(
+                "Description: test package {}\n built by the bess test suite.\n",
+                self.name
+            ));
         }
         std::fs::write(debian.join("control"), control).unwrap();
         let doc = root.path().join("usr/share/doc").join(&self.name);
@@ -88,12 +93,20 @@ impl DebSpec {
             self.arch
         ));
         let out = Command::new("dpkg-deb")
-            .args(["--root-owner-group", &format!("-Z{}", self.compression), "--build"])
+            .args([
+                "--root-owner-group",
+                &format!("-Z{}", self.compression),
+                "--build",
+            ])
             .arg(root.path())
             .arg(&file)
             .output()
             .expect("run dpkg-deb");
-        assert!(out.status.success(), "dpkg-deb: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "dpkg-deb: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         file
     }
 }
@@ -144,7 +157,11 @@ impl Sandbox {
     /// Runs bess and requires failure; returns stderr.
     pub fn fails(&self, args: &[&str]) -> String {
         let out = self.bess(args);
-        assert!(!out.status.success(), "bess {args:?} should have failed:\n{}", String::from_utf8_lossy(&out.stdout));
+        assert!(
+            !out.status.success(),
+            "bess {args:?} should have failed:\n{}",
+            String::from_utf8_lossy(&out.stdout)
+        );
         String::from_utf8(out.stderr).unwrap()
     }
 
@@ -167,7 +184,11 @@ impl Sandbox {
 
     /// Published path of a package file in a channel.
     pub fn published(&self, channel: &str, rel: &str) -> PathBuf {
-        self.repo.join("public").join(channel).join("pool").join(rel)
+        self.repo
+            .join("public")
+            .join(channel)
+            .join("pool")
+            .join(rel)
     }
 }
 
@@ -179,7 +200,13 @@ pub fn rows(listing: &serde_json::Value) -> Vec<(String, String, String, String,
         .iter()
         .map(|o| {
             let s = |k: &str| o[k].as_str().unwrap_or_default().to_string();
-            (s("package"), s("version"), s("architecture"), s("channel"), s("dist"))
+            (
+                s("package"),
+                s("version"),
+                s("architecture"),
+                s("channel"),
+                s("dist"),
+            )
         })
         .collect()
 }
@@ -187,5 +214,7 @@ pub fn rows(listing: &serde_json::Value) -> Vec<(String, String, String, String,
 /// Inode number, to prove two paths are one file.
 pub fn inode(path: &Path) -> u64 {
     use std::os::unix::fs::MetadataExt;
-    std::fs::metadata(path).unwrap_or_else(|e| panic!("{}: {e}", path.display())).ino()
+    std::fs::metadata(path)
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+        .ino()
 }

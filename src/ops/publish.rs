@@ -1,0 +1,204 @@
+//! `bess repo publish` and the publication that follows every change.
+
+use super::{OpsError, Repo};
+use crate::catalog::Pending;
+use crate::publish::{
+    DistInput, DistOutcome, DistTree, publish_dist, release::ReleaseFields, valid_until,
+};
+use crate::sign::{KeyStore, Signer};
+use std::collections::BTreeSet;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// Which dists to publish.
+#[derive(Debug, Clone, Default)]
+pub struct PublishRequest {
+    /// Specific channel/dist pairs; empty means everything pending or never published.
+    pub targets: Vec<(String, String)>,
+    /// Republish every dist with a new Date and Valid-Until, changed or not.
+    pub refresh: bool,
+}
+
+/// One dist's publication.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Published {
+    pub channel: String,
+    #[serde(flatten)]
+    pub outcome: DistOutcome,
+}
+
+/// Publishes the requested dists; one publisher at a time per repository.
+pub fn publish(repo: &mut Repo, request: &PublishRequest) -> Result<Vec<Published>, OpsError> {
+    let _lock = super::lock::PublishLock::acquire(
+        &repo
+            .config
+            .layout
+            .catalog_file()
+            .with_file_name("publish.lock"),
+    )?;
+    let targets = targets(repo, request)?;
+    if targets.is_empty() {
+        return Ok(Vec::new());
+    }
+    let signer = signer(repo)?;
+    let now = publication_time();
+    let mut published = Vec::new();
+    for (channel, dist) in targets {
+        let outcome = publish_one(repo, &signer, &channel, &dist, now, request.refresh)?;
+        published.push(Published { channel, outcome });
+    }
+    Ok(published)
+}
+
+/// Publishes the pairs a change touched; nothing when there are none.
+pub(super) fn publish_targets(
+    repo: &mut Repo,
+    targets: Vec<(String, String)>,
+) -> Result<Vec<Published>, OpsError> {
+    if targets.is_empty() {
+        return Ok(Vec::new());
+    }
+    publish(
+        repo,
+        &PublishRequest {
+            targets,
+            refresh: false,
+        },
+    )
+}
+
+/// The requested pairs, or every pending or never-published pair (or all, with refresh).
+fn targets(repo: &Repo, request: &PublishRequest) -> Result<Vec<(String, String)>, OpsError> {
+    for (channel, dist) in &request.targets {
+        repo.check_channel(channel)?;
+        repo.check_dists(std::slice::from_ref(dist))?;
+    }
+    if !request.targets.is_empty() {
+        return Ok(request.targets.clone());
+    }
+    let pending: BTreeSet<(String, String)> = repo
+        .catalog
+        .reader()
+        .pending()?
+        .into_iter()
+        .map(|Pending { channel, dist, .. }| (channel, dist))
+        .collect();
+    let mut chosen = Vec::new();
+    for channel in &repo.config.settings.channels {
+        for dist in repo.config.dists.names() {
+            let tree = dist_tree(repo, channel, dist);
+            let unpublished = tree
+                .current()
+                .map_err(OpsError::io("read", tree.link_path()))?
+                .is_none();
+            let key = (channel.clone(), dist.clone());
+            if request.refresh || unpublished || pending.contains(&key) {
+                chosen.push(key);
+            }
+        }
+    }
+    Ok(chosen)
+}
+
+fn signer(repo: &Repo) -> Result<Signer, OpsError> {
+    KeyStore::open(repo.config.layout.root())
+        .signer()
+        .map_err(|e| OpsError::Usage(format!("cannot sign the publication: {e}")))
+}
+
+fn dist_tree(repo: &Repo, channel: &str, dist: &str) -> DistTree {
+    DistTree::new(repo.config.layout.channel_dir(channel), dist)
+}
+
+/// Publishes one channel/dist from a consistent snapshot of the catalog,
+/// then clears its pending mark unless it changed meanwhile.
+fn publish_one(
+    repo: &mut Repo,
+    signer: &Signer,
+    channel: &str,
+    dist: &str,
+    now: SystemTime,
+    refresh: bool,
+) -> Result<DistOutcome, OpsError> {
+    let (entries, seq) = {
+        let snapshot = repo.catalog.snapshot()?;
+        let reader = snapshot.reader();
+        (
+            reader.index_entries(channel, dist)?,
+            reader.pending_seq(channel, dist)?,
+        )
+    };
+    ensure_pool_links(repo, channel, &entries)?;
+    let settings = &repo.config.settings;
+    let input = DistInput {
+        tree: dist_tree(repo, channel, dist),
+        entries: &entries,
+        fields: release_fields(repo, dist, now),
+        components: &settings.components,
+        archs: repo.config.archs.names(),
+        refresh,
+        keep_generations: settings.release.by_hash_generations as usize,
+    };
+    let outcome =
+        publish_dist(&input, signer).map_err(OpsError::io("publish", input.tree.link_path()))?;
+    let writer = repo.catalog.write()?;
+    writer.clear_pending(&Pending {
+        channel: channel.to_string(),
+        dist: dist.to_string(),
+        seq,
+    })?;
+    writer.commit()?;
+    Ok(outcome)
+}
+
+/// Indices must never list a file the channel's pool tree lacks (a crash
+/// between the catalog commit and the linking could leave one out).
+fn ensure_pool_links(
+    repo: &Repo,
+    channel: &str,
+    entries: &[crate::catalog::IndexEntry],
+) -> Result<(), OpsError> {
+    let tree = repo.tree();
+    for entry in entries {
+        let path = tree.path(channel, &entry.component, &entry.pool_name);
+        if path.is_file() {
+            continue;
+        }
+        let sha = crate::pool::Sha256::from_hex(&entry.sha256).ok_or_else(|| {
+            OpsError::Conflict(format!(
+                "catalog entry of {} has a malformed SHA256",
+                entry.name
+            ))
+        })?;
+        tree.link(&sha, channel, &entry.component, &entry.pool_name)?;
+    }
+    Ok(())
+}
+
+fn release_fields(repo: &Repo, dist: &str, now: SystemTime) -> ReleaseFields {
+    let release = &repo.config.settings.release;
+    let suite = if release.suite.is_empty() {
+        dist
+    } else {
+        &release.suite
+    };
+    ReleaseFields {
+        origin: release.origin.clone(),
+        label: release.label.clone(),
+        suite: suite.to_string(),
+        codename: dist.to_string(),
+        date: now,
+        valid_until: valid_until(now, release.valid_days),
+        architectures: repo.config.archs.names().to_vec(),
+        components: repo.config.settings.components.clone(),
+        description: None,
+    }
+}
+
+/// Now, or `$SOURCE_DATE_EPOCH` for reproducible output (golden tests).
+fn publication_time() -> SystemTime {
+    std::env::var("SOURCE_DATE_EPOCH")
+        .ok()
+        .and_then(|s| s.parse::<u64>().ok())
+        .map(|secs| UNIX_EPOCH + Duration::from_secs(secs))
+        .unwrap_or_else(SystemTime::now)
+}
