@@ -18,6 +18,19 @@ pub enum RepoCommand {
     Promote(PromoteArgs),
     Remove(RemoveArgs),
     Publish(PublishArgs),
+    Check(CheckArgs),
+}
+
+/// Verify the whole repository: pool objects, published links, indices,
+/// Release entries and by-hash copies, signatures.
+///
+/// Exits 1 if anything is damaged. Harmless leftovers (objects no placement
+/// uses, changes waiting for `bess repo publish`) are printed as notes.
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    /// Print {"problems": [...], "notes": [...], ...}
+    #[arg(long)]
+    json: bool,
 }
 
 /// Publish pending changes: Packages indices, Release, InRelease, Release.gpg.
@@ -181,6 +194,7 @@ pub fn run(dir: &Path, command: RepoCommand) -> anyhow::Result<ExitCode> {
         RepoCommand::Promote(args) => run_promote(&mut repo, args),
         RepoCommand::Remove(args) => run_remove(&mut repo, args),
         RepoCommand::Publish(args) => run_publish(&mut repo, args),
+        RepoCommand::Check(args) => run_check(&mut repo, args),
     }
 }
 
@@ -344,6 +358,31 @@ fn run_publish(repo: &mut Repo, args: PublishArgs) -> anyhow::Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+fn run_check(repo: &mut Repo, args: CheckArgs) -> anyhow::Result<ExitCode> {
+    let report = ops::check(repo)?;
+    if args.json {
+        json(&report)?;
+    } else {
+        for problem in &report.problems {
+            println!("DAMAGE  {problem}");
+        }
+        for note in &report.notes {
+            println!("note    {note}");
+        }
+        println!(
+            "checked {} object(s) and {} dist(s): {} problem(s)",
+            report.objects,
+            report.dists,
+            report.problems.len()
+        );
+    }
+    Ok(if report.problems.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
 }
 
 fn parse_selectors(texts: &[String]) -> anyhow::Result<Vec<Selector>> {

@@ -2,6 +2,7 @@
 //! remove. The CLI and the HTTP API both call these, so a remote upload and
 //! a local one run the same code.
 
+mod check;
 mod error;
 mod ingest;
 mod init;
@@ -11,6 +12,7 @@ mod publish;
 mod query;
 mod selector;
 
+pub use check::{CheckReport, check};
 pub use error::OpsError;
 pub use ingest::{IngestOutcome, IngestRequest, IngestedPackage, ingest};
 pub use init::{InitRequest, init};

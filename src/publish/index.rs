@@ -71,6 +71,15 @@ pub fn write_stanza(out: &mut String, entry: &IndexEntry) {
     );
 }
 
+/// The whole `Packages` text of one index.
+pub fn render(index: &PackagesIndex<'_>) -> String {
+    let mut out = String::with_capacity(index.entries.iter().map(|e| e.control.len() + 400).sum());
+    for entry in &index.entries {
+        write_stanza(&mut out, entry);
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -13,4 +13,5 @@ pub mod release;
 
 pub use dist::{DistInput, DistOutcome, publish_dist, valid_until};
 pub use generation::DistTree;
+pub use index::{PackagesIndex, render, split};
 pub use pool_tree::{PoolTree, pool_name};

@@ -1,0 +1,319 @@
+//! `bess repo check`: verify the whole repository against itself.
+//!
+//! Problems are damage a client would notice or that loses data (a corrupt
+//! object, a missing link, an index or signature that does not verify).
+//! Notes are harmless leftovers (an unreferenced object after a crash, a
+//! change waiting for `bess repo publish`).
+
+use super::{OpsError, Repo};
+use crate::catalog::{IndexEntry, PlacementFilter};
+use crate::deb::Control;
+use crate::pool::Digests;
+use crate::publish::release::{FileSums, field, parse_files};
+use crate::publish::{DistTree, render, split};
+use crate::sign::KeyStore;
+use rayon::prelude::*;
+use std::collections::HashSet;
+use std::os::unix::fs::MetadataExt;
+use std::path::Path;
+
+/// What `bess repo check` found.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct CheckReport {
+    pub problems: Vec<String>,
+    pub notes: Vec<String>,
+    pub objects: usize,
+    pub dists: usize,
+}
+
+/// Verifies objects, links, indices, Release files and signatures.
+pub fn check(repo: &mut Repo) -> Result<CheckReport, OpsError> {
+    let mut report = CheckReport::default();
+    check_objects(repo, &mut report)?;
+    check_links(repo, &mut report)?;
+    let channels = repo.config.settings.channels.clone();
+    let dists = repo.config.dists.names().to_vec();
+    for channel in &channels {
+        for dist in &dists {
+            check_dist(repo, channel, dist, &mut report)?;
+            report.dists += 1;
+        }
+    }
+    Ok(report)
+}
+
+/// Every pool object must hash to its name; every catalogued package must
+/// have its object.
+fn check_objects(repo: &Repo, report: &mut CheckReport) -> Result<(), OpsError> {
+    let pool_dir = repo.config.layout.pool_dir();
+    let files: Vec<_> = walkdir::WalkDir::new(&pool_dir)
+        .into_iter()
+        .filter_map(Result::ok)
+        .filter(|e| e.file_type().is_file())
+        .map(|e| e.into_path())
+        .collect();
+    report.objects = files.len();
+    let damaged: Vec<String> = files
+        .par_iter()
+        .filter_map(|path| {
+            let name = path.file_name()?.to_str()?.to_string();
+            let ok =
+                std::fs::read(path).is_ok_and(|data| Digests::sha256_of(&data).to_hex() == name);
+            (!ok).then(|| format!("pool object {} does not hash to its name", path.display()))
+        })
+        .collect();
+    report.problems.extend(damaged);
+    let present: HashSet<String> = files
+        .iter()
+        .filter_map(|p| p.file_name()?.to_str().map(str::to_string))
+        .collect();
+    let placed = repo
+        .catalog
+        .reader()
+        .placements(&PlacementFilter::default())?;
+    let mut referenced = HashSet::new();
+    for p in &placed {
+        if referenced.insert(p.package.sha256.clone()) && !present.contains(&p.package.sha256) {
+            report.problems.push(format!(
+                "{} {} ({}) is placed but its pool object {} is missing; restore it from a backup",
+                p.package.name, p.package.version, p.package.arch, p.package.sha256
+            ));
+        }
+    }
+    let orphans = present.difference(&referenced).count();
+    if orphans > 0 {
+        report.notes.push(format!(
+            "{orphans} pool object(s) are referenced by no placement"
+        ));
+    }
+    Ok(())
+}
+
+/// Every placement's file must be published as a link to its object; files
+/// no placement needs are only noted (a crash can leave them; they are
+/// never listed in an index).
+fn check_links(repo: &Repo, report: &mut CheckReport) -> Result<(), OpsError> {
+    let placed = repo
+        .catalog
+        .reader()
+        .placements(&PlacementFilter::default())?;
+    let tree = repo.tree();
+    let mut wanted = HashSet::new();
+    for p in &placed {
+        let path = tree.path(&p.channel, &p.component, &p.package.pool_name);
+        if !wanted.insert(path.clone()) {
+            continue;
+        }
+        let object = repo
+            .config
+            .layout
+            .pool_dir()
+            .join(&p.package.sha256[..2])
+            .join(&p.package.sha256);
+        if !same_content(&object, &path) {
+            report.problems.push(format!(
+                "{} is not a link to pool object {}; run `bess repo publish --refresh` to relink",
+                path.display(),
+                p.package.sha256
+            ));
+        }
+    }
+    for channel in &repo.config.settings.channels {
+        let root = repo.config.layout.channel_dir(channel).join("pool");
+        let strays = walkdir::WalkDir::new(&root)
+            .into_iter()
+            .filter_map(Result::ok)
+            .filter(|e| e.file_type().is_file() && !wanted.contains(e.path()))
+            .count();
+        if strays > 0 {
+            report.notes.push(format!(
+                "{strays} file(s) under {} belong to no placement",
+                root.display()
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn same_content(object: &Path, published: &Path) -> bool {
+    match (std::fs::metadata(object), std::fs::metadata(published)) {
+        (Ok(a), Ok(b)) if a.dev() == b.dev() && a.ino() == b.ino() => true,
+        (Ok(a), Ok(b)) if a.len() == b.len() => {
+            std::fs::read(object).ok() == std::fs::read(published).ok()
+        }
+        _ => false,
+    }
+}
+
+/// The published metadata of one dist: Release entries, by-hash copies,
+/// signatures, and the indices against the catalog.
+fn check_dist(
+    repo: &mut Repo,
+    channel: &str,
+    dist: &str,
+    report: &mut CheckReport,
+) -> Result<(), OpsError> {
+    let tree = DistTree::new(repo.config.layout.channel_dir(channel), dist);
+    let here = format!("{channel}/dists/{dist}");
+    let release = match tree.current_release() {
+        Ok(Some(text)) => text,
+        Ok(None) => {
+            report
+                .problems
+                .push(format!("{here} is not published; run `bess repo publish`"));
+            return Ok(());
+        }
+        Err(e) => {
+            report
+                .problems
+                .push(format!("{here}: cannot read Release: {e}"));
+            return Ok(());
+        }
+    };
+    let root = tree.link_path();
+    check_signatures(repo, &root, &release, &here, report);
+    check_validity(&release, &here, report);
+    let Some(files) = parse_files(&release) else {
+        report
+            .problems
+            .push(format!("{here}/Release: checksum lists are inconsistent"));
+        return Ok(());
+    };
+    for file in &files {
+        check_listed_file(&root, file, &here, report);
+    }
+    let (entries, pending) = {
+        let snapshot = repo.catalog.snapshot()?;
+        let reader = snapshot.reader();
+        (
+            reader.index_entries(channel, dist)?,
+            reader.pending_seq(channel, dist)? > 0,
+        )
+    };
+    if pending {
+        report.notes.push(format!(
+            "{here} has changes waiting for `bess repo publish`"
+        ));
+        return Ok(());
+    }
+    check_indices_match_catalog(repo, &root, &files, &entries, &here, report);
+    Ok(())
+}
+
+fn check_signatures(repo: &Repo, root: &Path, release: &str, here: &str, report: &mut CheckReport) {
+    let keys = KeyStore::open(repo.config.layout.root());
+    match std::fs::read(root.join("InRelease")) {
+        Ok(inline) => match keys.verify_cleartext(&inline) {
+            Ok(text)
+                if strip_trailing_blanks(&text) == strip_trailing_blanks(release.as_bytes()) => {}
+            Ok(_) => report.problems.push(format!(
+                "{here}/InRelease signs a different text than Release"
+            )),
+            Err(e) => report.problems.push(format!("{here}/InRelease: {e}")),
+        },
+        Err(e) => report.problems.push(format!("{here}/InRelease: {e}")),
+    }
+    match std::fs::read(root.join("Release.gpg")) {
+        Ok(sig) => {
+            if let Err(e) = keys.verify_detached(release.as_bytes(), &sig) {
+                report.problems.push(format!("{here}/Release.gpg: {e}"));
+            }
+        }
+        Err(e) => report.problems.push(format!("{here}/Release.gpg: {e}")),
+    }
+}
+
+/// Cleartext signatures do not sign trailing blanks of lines.
+fn strip_trailing_blanks(text: &[u8]) -> Vec<u8> {
+    let text = String::from_utf8_lossy(text);
+    text.lines()
+        .map(|l| l.trim_end_matches([' ', '\t']))
+        .collect::<Vec<_>>()
+        .join("\n")
+        .into_bytes()
+}
+
+fn check_validity(release: &str, here: &str, report: &mut CheckReport) {
+    let Some(until) = field(release, "Valid-Until") else {
+        return;
+    };
+    if let Some(until) = crate::publish::release::parse_rfc1123(until)
+        && until < std::time::SystemTime::now()
+    {
+        report.problems.push(format!(
+            "{here}/Release expired on {}; run `bess repo publish --refresh`",
+            field(release, "Valid-Until").unwrap_or("")
+        ));
+    }
+}
+
+/// A listed file must exist with its size and every hash, and so must its
+/// by-hash copy under each hash kind.
+fn check_listed_file(root: &Path, file: &FileSums, here: &str, report: &mut CheckReport) {
+    let path = root.join(&file.path);
+    match std::fs::read(&path) {
+        Ok(data) if FileSums::of(file.path.clone(), &data) == *file => {}
+        Ok(_) => report.problems.push(format!(
+            "{here}/{} does not match its Release entry",
+            file.path
+        )),
+        Err(e) => report.problems.push(format!("{here}/{}: {e}", file.path)),
+    }
+    let dir = Path::new(&file.path).parent().unwrap_or(Path::new(""));
+    for (kind, hash) in file.by_hash() {
+        let copy = root.join(dir).join("by-hash").join(kind).join(hash);
+        if !same_content(&path, &copy) {
+            report.problems.push(format!(
+                "{here}/{}: by-hash copy {kind}/{hash} is missing or differs",
+                file.path
+            ));
+        }
+    }
+}
+
+/// Each `Packages` must be exactly what the catalog renders to, and every
+/// file it names must be published.
+fn check_indices_match_catalog(
+    repo: &Repo,
+    root: &Path,
+    files: &[FileSums],
+    entries: &[IndexEntry],
+    here: &str,
+    report: &mut CheckReport,
+) {
+    let channel_dir = root
+        .parent()
+        .and_then(Path::parent)
+        .map(Path::to_path_buf)
+        .unwrap_or_default();
+    let components = &repo.config.settings.components;
+    for index in split(entries, components, repo.config.archs.names()) {
+        let rel = format!("{}/binary-{}/Packages", index.component, index.arch);
+        if !files.iter().any(|f| f.path == rel) {
+            report
+                .problems
+                .push(format!("{here}/Release does not list {rel}"));
+            continue;
+        }
+        let published = std::fs::read_to_string(root.join(&rel)).unwrap_or_default();
+        if published != render(&index) {
+            report.problems.push(format!(
+                "{here}/{rel} disagrees with the catalog; run `bess repo publish --refresh`"
+            ));
+        }
+        for stanza in published.split("\n\n").filter(|s| !s.trim().is_empty()) {
+            let filename = Control::parse(stanza)
+                .ok()
+                .and_then(|c| c.get("Filename").map(str::to_string));
+            let exists = filename
+                .as_deref()
+                .is_some_and(|f| !f.contains("..") && channel_dir.join(f).is_file());
+            if !exists {
+                report.problems.push(format!(
+                    "{here}/{rel}: {} is not published",
+                    filename.unwrap_or_default()
+                ));
+            }
+        }
+    }
+}
