@@ -34,6 +34,8 @@ pub struct DebSpec {
     pub fields: Vec<(String, String)>,
     pub compression: &'static str,
     pub payload: String,
+    /// SOURCE_DATE_EPOCH for dpkg-deb, for byte-reproducible packages.
+    pub epoch: Option<String>,
 }
 
 impl DebSpec {
@@ -45,6 +47,7 @@ impl DebSpec {
             fields: Vec::new(),
             compression: "xz",
             payload: format!("{name} {version}\n"),
+            epoch: None,
         }
     }
 
@@ -55,6 +58,11 @@ impl DebSpec {
 
     pub fn compression(mut self, c: &'static str) -> DebSpec {
         self.compression = c;
+        self
+    }
+
+    pub fn epoch(mut self, e: &str) -> DebSpec {
+        self.epoch = Some(e.into());
         self
     }
 
@@ -92,7 +100,11 @@ impl DebSpec {
             self.version.replace(':', "%3a"),
             self.arch
         ));
-        let out = Command::new("dpkg-deb")
+        let mut command = Command::new("dpkg-deb");
+        if let Some(epoch) = &self.epoch {
+            command.env("SOURCE_DATE_EPOCH", epoch);
+        }
+        let out = command
             .args([
                 "--root-owner-group",
                 &format!("-Z{}", self.compression),
@@ -115,6 +127,8 @@ impl DebSpec {
 pub struct Sandbox {
     pub dir: tempfile::TempDir,
     pub repo: PathBuf,
+    /// Extra environment for every bess command.
+    pub env: Vec<(String, String)>,
 }
 
 impl Sandbox {
@@ -122,7 +136,11 @@ impl Sandbox {
     pub fn new(dists: &str, archs: &str) -> Sandbox {
         let dir = tempfile::tempdir().unwrap();
         let repo = dir.path().join("repo");
-        let sandbox = Sandbox { dir, repo };
+        let sandbox = Sandbox {
+            dir,
+            repo,
+            env: Vec::new(),
+        };
         let repo_arg = sandbox.repo.to_str().unwrap().to_string();
         sandbox.ok(&["init", &repo_arg, "--dists", dists, "--archs", archs]);
         sandbox
@@ -137,6 +155,7 @@ impl Sandbox {
     pub fn bess(&self, args: &[&str]) -> Output {
         Command::new(env!("CARGO_BIN_EXE_bess"))
             .env("BESS_REPO", &self.repo)
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
             .args(args)
             .output()
             .expect("run bess")

@@ -1,0 +1,320 @@
+//! Publication checked by the real clients: apt-get, apt-cache, gpgv, sqv
+//! and apt-ftparchive read what bess writes.
+
+mod common;
+
+use common::apt::AptRoot;
+use common::{DebSpec, Sandbox, have_tool};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn tools(names: &[&str]) -> bool {
+    names.iter().all(|t| have_tool(t))
+}
+
+/// A repository with three versions of `app`, an `all` package and a lib.
+fn populated() -> (Sandbox, PathBuf) {
+    let sb = Sandbox::new("bookworm,jammy", "amd64,arm64");
+    let input = sb.path("in");
+    for v in ["1.0-1", "1.1-1", "2:0.9-1"] {
+        DebSpec::new("app", v, "amd64")
+            .field("Depends", "libc6 (>= 2.34), app-data (>= 1.1) | other")
+            .build(&input);
+    }
+    DebSpec::new("app-data", "1.1-1", "all").build(&input);
+    DebSpec::new("libacme1", "0.3-2", "arm64")
+        .field("Source", "libacme (0.3-2)")
+        .build(&input);
+    sb.ok(&["repo", "ingest", input.to_str().unwrap()]);
+    let key = sb.path("key.gpg");
+    std::fs::write(&key, sb.bess(&["key", "export"]).stdout).unwrap();
+    (sb, key)
+}
+
+fn channel_uri(sb: &Sandbox, channel: &str) -> String {
+    format!("file:{}", sb.repo.join("public").join(channel).display())
+}
+
+#[test]
+fn apt_updates_lists_every_version_and_downloads_exact_bytes() {
+    if !tools(&["dpkg-deb", "apt-get"]) {
+        return;
+    }
+    let (sb, key) = populated();
+    let apt = AptRoot::new("amd64", "");
+    apt.add_source("bess", &channel_uri(&sb, "preprod"), "bookworm", &key);
+    apt.update(&[]);
+    assert_eq!(apt.versions("app"), ["2:0.9-1", "1.1-1", "1.0-1"]);
+    assert_eq!(
+        apt.versions("app-data"),
+        ["1.1-1"],
+        "`all` packages are in the amd64 index"
+    );
+    assert!(
+        apt.versions("libacme1").is_empty(),
+        "arm64 packages stay out of amd64"
+    );
+    let original = std::fs::read(sb.path("in").join("app_1.0-1_amd64.deb")).unwrap();
+    assert_eq!(
+        apt.download("app=1.0-1"),
+        original,
+        "rollback gets the exact uploaded bytes"
+    );
+
+    let forced = AptRoot::new("arm64", "Acquire::By-Hash \"force\";");
+    forced.add_source("bess", &channel_uri(&sb, "preprod"), "jammy", &key);
+    forced.update(&[]);
+    assert_eq!(forced.versions("libacme1"), ["0.3-2"]);
+    assert_eq!(forced.versions("app-data"), ["1.1-1"]);
+}
+
+#[test]
+fn prod_clients_see_promotions_only() {
+    if !tools(&["dpkg-deb", "apt-get"]) {
+        return;
+    }
+    let (sb, key) = populated();
+    let apt = AptRoot::new("amd64", "");
+    apt.add_source("bess", &channel_uri(&sb, "prod"), "bookworm", &key);
+    apt.update(&[]);
+    assert!(apt.versions("app").is_empty(), "prod starts empty");
+    sb.ok(&["repo", "promote", "app=1.1-1"]);
+    apt.update(&[]);
+    assert_eq!(apt.versions("app"), ["1.1-1"]);
+    sb.ok(&["repo", "promote", "app"]);
+    apt.update(&["-o", "Acquire::By-Hash=force"]);
+    assert_eq!(apt.versions("app"), ["2:0.9-1", "1.1-1"]);
+    sb.ok(&["repo", "remove", "app=1.1-1", "--channel", "prod"]);
+    apt.update(&[]);
+    assert_eq!(apt.versions("app"), ["2:0.9-1"]);
+}
+
+#[test]
+fn signatures_verify_with_gpgv_and_sqv() {
+    if !tools(&["dpkg-deb", "gpgv", "sqv"]) {
+        return;
+    }
+    let (sb, key) = populated();
+    for channel in ["preprod", "prod"] {
+        for dist in ["bookworm", "jammy"] {
+            let dir = sb
+                .repo
+                .join("public")
+                .join(channel)
+                .join("dists")
+                .join(dist);
+            let gpgv = |args: &[&Path]| {
+                Command::new("gpgv")
+                    .arg("--keyring")
+                    .arg(&key)
+                    .args(args)
+                    .output()
+                    .unwrap()
+            };
+            assert!(
+                gpgv(&[&dir.join("InRelease")]).status.success(),
+                "gpgv InRelease {channel}/{dist}"
+            );
+            assert!(
+                gpgv(&[&dir.join("Release.gpg"), &dir.join("Release")])
+                    .status
+                    .success()
+            );
+            let sqv = Command::new("sqv")
+                .arg("--keyring")
+                .arg(&key)
+                .arg(dir.join("Release.gpg"))
+                .arg(dir.join("Release"))
+                .output()
+                .unwrap();
+            assert!(
+                sqv.status.success(),
+                "sqv: {}",
+                String::from_utf8_lossy(&sqv.stderr)
+            );
+        }
+    }
+    // A tampered Release must not verify.
+    let dir = sb.repo.join("public/preprod/dists/bookworm");
+    let mut release = std::fs::read(dir.join("Release")).unwrap();
+    release[0] ^= 1;
+    let tampered = sb.path("Release");
+    std::fs::write(&tampered, release).unwrap();
+    let out = Command::new("gpgv")
+        .arg("--keyring")
+        .arg(&key)
+        .arg(dir.join("Release.gpg"))
+        .arg(&tampered)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+}
+
+#[test]
+fn republishing_without_change_rewrites_nothing() {
+    if !tools(&["dpkg-deb"]) {
+        return;
+    }
+    let (sb, _) = populated();
+    let release = sb.repo.join("public/preprod/dists/bookworm/Release");
+    let before = (
+        std::fs::read(&release).unwrap(),
+        std::fs::canonicalize(&release).unwrap(),
+    );
+    let out = sb.json(&["repo", "publish", "--channel", "preprod"]);
+    assert!(
+        out.as_array()
+            .unwrap()
+            .iter()
+            .all(|d| d["written"] == false),
+        "{out}"
+    );
+    let after = (
+        std::fs::read(&release).unwrap(),
+        std::fs::canonicalize(&release).unwrap(),
+    );
+    assert_eq!(before, after);
+    let refreshed = sb.json(&[
+        "repo",
+        "publish",
+        "--refresh",
+        "--channel",
+        "preprod",
+        "--dist",
+        "bookworm",
+    ]);
+    assert_eq!(refreshed[0]["written"], true);
+    assert_ne!(
+        std::fs::canonicalize(&release).unwrap(),
+        before.1,
+        "a refresh is a new generation"
+    );
+}
+
+#[test]
+fn no_publish_defers_until_repo_publish() {
+    if !tools(&["dpkg-deb", "apt-get"]) {
+        return;
+    }
+    let (sb, key) = populated();
+    let deb = DebSpec::new("late", "1.0", "amd64").build(&sb.path("late"));
+    sb.ok(&["repo", "ingest", "--no-publish", deb.to_str().unwrap()]);
+    let apt = AptRoot::new("amd64", "");
+    apt.add_source("bess", &channel_uri(&sb, "preprod"), "bookworm", &key);
+    apt.update(&[]);
+    assert!(apt.versions("late").is_empty(), "not published yet");
+    let check = sb.ok(&["repo", "check"]);
+    assert!(check.contains("waiting for `bess repo publish`"), "{check}");
+    let published = sb.json(&["repo", "publish"]);
+    let pairs: Vec<String> = published
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| {
+            format!(
+                "{}/{}",
+                p["channel"].as_str().unwrap(),
+                p["dist"].as_str().unwrap()
+            )
+        })
+        .collect();
+    assert_eq!(pairs, ["preprod/bookworm", "preprod/jammy"]);
+    apt.update(&[]);
+    assert_eq!(apt.versions("late"), ["1.0"]);
+    assert_eq!(
+        sb.json(&["repo", "publish"]).as_array().unwrap().len(),
+        0,
+        "nothing left pending"
+    );
+}
+
+#[test]
+fn by_hash_keeps_the_configured_generations() {
+    if !tools(&["dpkg-deb"]) {
+        return;
+    }
+    let sb = Sandbox::new("bookworm", "amd64");
+    let mut packages_hashes = Vec::new();
+    for i in 0..5 {
+        let deb = DebSpec::new(&format!("p{i}"), "1.0", "amd64").build(&sb.path(&format!("in{i}")));
+        sb.ok(&["repo", "ingest", deb.to_str().unwrap()]);
+        let data = std::fs::read(
+            sb.repo
+                .join("public/preprod/dists/bookworm/main/binary-amd64/Packages.xz"),
+        )
+        .unwrap();
+        use sha2::Digest;
+        packages_hashes.push(hex::encode(sha2::Sha256::digest(&data)));
+    }
+    let by_hash = sb
+        .repo
+        .join("public/preprod/dists/bookworm/main/binary-amd64/by-hash/SHA256");
+    let present: Vec<bool> = packages_hashes
+        .iter()
+        .map(|h| by_hash.join(h).is_file())
+        .collect();
+    assert_eq!(
+        present,
+        [false, false, true, true, true],
+        "default: 3 generations kept"
+    );
+    let check = sb.bess(&["repo", "check"]);
+    assert!(
+        check.status.success(),
+        "{}",
+        String::from_utf8_lossy(&check.stdout)
+    );
+}
+
+/// Parses a Packages text into stanzas keyed by Package and Version.
+fn stanzas(text: &str) -> BTreeMap<(String, String), BTreeMap<String, String>> {
+    let mut out = BTreeMap::new();
+    for stanza in text.split("\n\n").filter(|s| !s.trim().is_empty()) {
+        let mut fields = BTreeMap::new();
+        let mut last = String::new();
+        for line in stanza.lines() {
+            if line.starts_with(' ') {
+                fields.entry(last.clone()).and_modify(|v: &mut String| {
+                    v.push('\n');
+                    v.push_str(line);
+                });
+            } else if let Some((k, v)) = line.split_once(':') {
+                last = k.to_string();
+                fields.insert(last.clone(), v.trim().to_string());
+            }
+        }
+        out.insert(
+            (fields["Package"].clone(), fields["Version"].clone()),
+            fields,
+        );
+    }
+    out
+}
+
+#[test]
+fn packages_agree_with_apt_ftparchive_field_for_field() {
+    if !tools(&["dpkg-deb", "apt-ftparchive"]) {
+        return;
+    }
+    let (sb, _) = populated();
+    let channel = sb.repo.join("public/preprod");
+    let ours =
+        std::fs::read_to_string(channel.join("dists/bookworm/main/binary-amd64/Packages")).unwrap();
+    let out = Command::new("apt-ftparchive")
+        .args(["packages", "pool/main"])
+        .current_dir(&channel)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut theirs = stanzas(&String::from_utf8(out.stdout).unwrap());
+    // apt-ftparchive indexes the whole pool; the amd64 index lists amd64 and all.
+    theirs.retain(|_, f| f["Architecture"] == "amd64" || f["Architecture"] == "all");
+    let ours = stanzas(&ours);
+    assert_eq!(ours.len(), 4);
+    assert_eq!(ours, theirs);
+}
