@@ -6,10 +6,12 @@ mod index;
 mod packages;
 mod pending;
 mod schema;
+mod tree_queue;
 
 pub use index::IndexEntry;
 pub use packages::{NewPackage, PackageRow, PlacedPackage, PlacementFilter};
 pub use pending::Pending;
+pub use tree_queue::QueuedFile;
 
 use rusqlite::{Connection, OpenFlags, Transaction, TransactionBehavior};
 use std::path::{Path, PathBuf};

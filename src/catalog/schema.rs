@@ -42,6 +42,15 @@ const MIGRATIONS: &[&str] = &[
                                     -- clears only what its snapshot saw
         PRIMARY KEY (channel, dist)
     ) WITHOUT ROWID;",
+    // 3: pool-tree files a publish must link or withdraw. The public tree
+    //    is changed only by publishing, under the publish lock.
+    "CREATE TABLE tree_queue (
+        id        INTEGER PRIMARY KEY,
+        channel   TEXT NOT NULL,
+        component TEXT NOT NULL,
+        package_id INTEGER NOT NULL REFERENCES packages (id)
+    );
+    CREATE INDEX tree_queue_channel ON tree_queue (channel, id);",
 ];
 
 /// Brings the schema up to date; safe to call from every process.

@@ -93,16 +93,23 @@ fn check_objects(repo: &Repo, report: &mut CheckReport) -> Result<(), OpsError> 
 /// no placement needs are only noted (a crash can leave them; they are
 /// never listed in an index).
 fn check_links(repo: &Repo, report: &mut CheckReport) -> Result<(), OpsError> {
-    let placed = repo
-        .catalog
-        .reader()
-        .placements(&PlacementFilter::default())?;
+    let reader = repo.catalog.reader();
+    let placed = reader.placements(&PlacementFilter::default())?;
+    let mut queued = HashSet::new();
+    for channel in &repo.config.settings.channels {
+        for file in reader.queued_files(channel)? {
+            queued.insert((channel.clone(), file.pool_name));
+        }
+    }
     let tree = repo.tree();
     let mut wanted = HashSet::new();
     for p in &placed {
         let path = tree.path(&p.channel, &p.component, &p.package.pool_name);
         if !wanted.insert(path.clone()) {
             continue;
+        }
+        if queued.contains(&(p.channel.clone(), p.package.pool_name.clone())) {
+            continue; // the next publish links it
         }
         let object = repo
             .config

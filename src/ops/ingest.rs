@@ -353,15 +353,15 @@ fn known_identity(reader: &Reader<'_>, c: &Candidate) -> Result<Option<i64>, Ops
     Ok(None)
 }
 
-/// Records packages and placements and publishes their pool links, in one
-/// catalog transaction so concurrent ingests serialise cleanly.
+/// Records packages and placements in one catalog transaction, so
+/// concurrent ingests serialise cleanly; the publish that follows links
+/// the files into the public tree.
 fn record(
     repo: &mut Repo,
     candidates: Vec<Candidate>,
     component: &str,
 ) -> Result<IngestOutcome, OpsError> {
     let channel = repo.config.first_channel().to_string();
-    let tree = crate::publish::PoolTree::new(&repo.config.layout, &repo.pool);
     let writer = repo.catalog.write()?;
     let mut outcome = IngestOutcome::default();
     for c in candidates {
@@ -377,7 +377,9 @@ fn record(
                 added += 1;
             }
         }
-        tree.link(&c.sha256, &channel, component, &c.row.pool_name)?;
+        if added > 0 {
+            writer.enqueue_file(&channel, component, id)?;
+        }
         outcome.packages.push(IngestedPackage {
             package: c.row.name,
             version: c.row.version,

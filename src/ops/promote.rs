@@ -5,7 +5,6 @@ use super::publish::publish_targets;
 use super::query::{compare_versions, placement_order};
 use super::{OpsError, Repo, Selector};
 use crate::catalog::{PlacedPackage, PlacementFilter};
-use crate::pool::Sha256;
 use serde::Serialize;
 use std::collections::BTreeMap;
 
@@ -57,15 +56,14 @@ pub fn promote(
     for selector in &request.selectors {
         chosen.extend(select(repo, selector, &from, &request.dists, true)?);
     }
-    let tree = crate::publish::PoolTree::new(&repo.config.layout, &repo.pool);
     let writer = repo.catalog.write()?;
     let mut changes = Vec::new();
     for p in chosen {
         let changed = writer.place(p.package.id, &to, &p.dist, &p.component)?;
         if changed {
             writer.mark_pending(&to, &p.dist)?;
+            writer.enqueue_file(&to, &p.component, p.package.id)?;
         }
-        tree.link(&sha256_of(&p)?, &to, &p.component, &p.package.pool_name)?;
         changes.push(changed_placement(p, &to, changed));
     }
     writer.commit()?;
@@ -75,8 +73,8 @@ pub fn promote(
     Ok(changes)
 }
 
-/// Withdraws the selected versions from a channel; files no dist of the
-/// channel still needs leave its pool tree.
+/// Withdraws the selected versions from a channel; the publish that follows
+/// removes files no dist of the channel still needs from its pool tree.
 pub fn remove(repo: &mut Repo, request: &RemoveRequest) -> Result<Vec<ChangedPlacement>, OpsError> {
     repo.check_channel(&request.channel)?;
     repo.check_dists(&request.dists)?;
@@ -96,21 +94,13 @@ pub fn remove(repo: &mut Repo, request: &RemoveRequest) -> Result<Vec<ChangedPla
             false,
         )?);
     }
-    let tree = crate::publish::PoolTree::new(&repo.config.layout, &repo.pool);
     let writer = repo.catalog.write()?;
     let mut changes = Vec::new();
     for p in chosen {
         let changed = writer.unplace(p.package.id, &p.channel, &p.dist, &p.component)?;
         if changed {
             writer.mark_pending(&p.channel, &p.dist)?;
-        }
-        if !writer
-            .reader()
-            .is_placed_in(p.package.id, &p.channel, &p.component)?
-        {
-            let path = tree.path(&p.channel, &p.component, &p.package.pool_name);
-            tree.unlink(&p.channel, &p.component, &p.package.pool_name)
-                .map_err(OpsError::io("remove", path))?;
+            writer.enqueue_file(&p.channel, &p.component, p.package.id)?;
         }
         let channel = p.channel.clone();
         changes.push(changed_placement(p, &channel, changed));
@@ -213,15 +203,6 @@ fn newest_per_dist(placed: Vec<PlacedPackage>) -> Vec<PlacedPackage> {
         .into_iter()
         .filter(|p| best.get(&p.dist) == Some(&p.package.version))
         .collect()
-}
-
-fn sha256_of(p: &PlacedPackage) -> Result<Sha256, OpsError> {
-    Sha256::from_hex(&p.package.sha256).ok_or_else(|| {
-        OpsError::Conflict(format!(
-            "catalog entry of {} {} has a malformed SHA256 `{}`; run `bess repo check`",
-            p.package.name, p.package.version, p.package.sha256
-        ))
-    })
 }
 
 fn changed_placement(p: PlacedPackage, channel: &str, changed: bool) -> ChangedPlacement {

@@ -1,7 +1,8 @@
 //! `bess repo publish` and the publication that follows every change.
 
 use super::{OpsError, Repo};
-use crate::catalog::Pending;
+use crate::catalog::{Pending, PlacementFilter, QueuedFile};
+use crate::pool::Sha256;
 use crate::publish::{
     DistInput, DistOutcome, DistTree, publish_dist, release::ReleaseFields, valid_until,
 };
@@ -27,6 +28,10 @@ pub struct Published {
 }
 
 /// Publishes the requested dists; one publisher at a time per repository.
+///
+/// The public pool trees change only here, under the publish lock: files
+/// are linked before any index lists them, and withdrawn only once no
+/// published index of their channel can list them any more.
 pub fn publish(repo: &mut Repo, request: &PublishRequest) -> Result<Vec<Published>, OpsError> {
     let _lock = super::lock::PublishLock::acquire(
         &repo
@@ -42,9 +47,17 @@ pub fn publish(repo: &mut Repo, request: &PublishRequest) -> Result<Vec<Publishe
     let signer = signer(repo)?;
     let now = publication_time();
     let mut published = Vec::new();
-    for (channel, dist) in targets {
-        let outcome = publish_one(repo, &signer, &channel, &dist, now, request.refresh)?;
-        published.push(Published { channel, outcome });
+    let channels: BTreeSet<String> = targets.iter().map(|(c, _)| c.clone()).collect();
+    for channel in channels {
+        let queue = link_queued(repo, &channel, request.refresh)?;
+        for (_, dist) in targets.iter().filter(|(c, _)| *c == channel) {
+            let outcome = publish_one(repo, &signer, &channel, dist, now, request.refresh)?;
+            published.push(Published {
+                channel: channel.clone(),
+                outcome,
+            });
+        }
+        withdraw_unwanted(repo, &channel, queue)?;
     }
     Ok(published)
 }
@@ -127,7 +140,6 @@ fn publish_one(
             reader.pending_seq(channel, dist)?,
         )
     };
-    ensure_pool_links(repo, channel, &entries)?;
     let settings = &repo.config.settings;
     let input = DistInput {
         tree: dist_tree(repo, channel, dist),
@@ -150,27 +162,76 @@ fn publish_one(
     Ok(outcome)
 }
 
-/// Indices must never list a file the channel's pool tree lacks (a crash
-/// between the catalog commit and the linking could leave one out).
-fn ensure_pool_links(
-    repo: &Repo,
-    channel: &str,
-    entries: &[crate::catalog::IndexEntry],
-) -> Result<(), OpsError> {
+/// The queued pool-tree changes of a channel, as one snapshot saw them.
+struct TreeQueue {
+    files: Vec<QueuedFile>,
+    last_id: Option<i64>,
+}
+
+/// Links every queued file still wanted (with `full`, every placed file:
+/// a repair after damage), before any index can list it.
+fn link_queued(repo: &mut Repo, channel: &str, full: bool) -> Result<TreeQueue, OpsError> {
+    let (files, last_id, placed) = {
+        let snapshot = repo.catalog.snapshot()?;
+        let reader = snapshot.reader();
+        let placed = if full {
+            let filter = PlacementFilter {
+                channel: Some(channel.to_string()),
+                ..PlacementFilter::default()
+            };
+            reader.placements(&filter)?
+        } else {
+            Vec::new()
+        };
+        (
+            reader.queued_files(channel)?,
+            reader.last_queued(channel)?,
+            placed,
+        )
+    };
     let tree = repo.tree();
-    for entry in entries {
-        let path = tree.path(channel, &entry.component, &entry.pool_name);
-        if path.is_file() {
-            continue;
-        }
-        let sha = crate::pool::Sha256::from_hex(&entry.sha256).ok_or_else(|| {
+    let wanted = files
+        .iter()
+        .filter(|f| f.wanted)
+        .map(|f| (&f.component, &f.pool_name, &f.sha256));
+    let placed = placed
+        .iter()
+        .map(|p| (&p.component, &p.package.pool_name, &p.package.sha256));
+    for (component, pool_name, sha256) in wanted.chain(placed) {
+        let sha = Sha256::from_hex(sha256).ok_or_else(|| {
             OpsError::Conflict(format!(
-                "catalog entry of {} has a malformed SHA256",
-                entry.name
+                "catalog entry {pool_name} has a malformed SHA256 `{sha256}`"
             ))
         })?;
-        tree.link(&sha, channel, &entry.component, &entry.pool_name)?;
+        tree.link(&sha, channel, component, pool_name)?;
     }
+    Ok(TreeQueue { files, last_id })
+}
+
+/// Removes queued files no placement of the channel wants, once no dist of
+/// the channel is pending (a pending dist's live index may still list them).
+fn withdraw_unwanted(repo: &mut Repo, channel: &str, queue: TreeQueue) -> Result<(), OpsError> {
+    let Some(last_id) = queue.last_id else {
+        return Ok(());
+    };
+    if repo
+        .catalog
+        .reader()
+        .pending()?
+        .iter()
+        .any(|p| p.channel == channel)
+    {
+        return Ok(());
+    }
+    let tree = repo.tree();
+    for file in queue.files.iter().filter(|f| !f.wanted) {
+        let path = tree.path(channel, &file.component, &file.pool_name);
+        tree.unlink(channel, &file.component, &file.pool_name)
+            .map_err(OpsError::io("remove", path))?;
+    }
+    let writer = repo.catalog.write()?;
+    writer.dequeue_files(channel, last_id)?;
+    writer.commit()?;
     Ok(())
 }
 

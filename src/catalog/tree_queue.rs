@@ -1,0 +1,88 @@
+//! Pool-tree changes waiting for a publish: each placement added or removed
+//! queues its file, and the publish that follows links or withdraws it.
+
+use super::{CatalogError, Reader, Writer};
+use rusqlite::{OptionalExtension, params};
+
+/// A file of a channel's pool tree that may need linking or withdrawing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueuedFile {
+    pub id: i64,
+    pub component: String,
+    pub pool_name: String,
+    pub sha256: String,
+    /// Whether any dist of the channel places the package in this component.
+    pub wanted: bool,
+}
+
+impl Writer<'_> {
+    /// Queues the file of `package_id` in `channel`/`component` for the next publish.
+    pub fn enqueue_file(
+        &self,
+        channel: &str,
+        component: &str,
+        package_id: i64,
+    ) -> Result<(), CatalogError> {
+        let mut stmt = self
+            .tx
+            .prepare_cached(
+                "INSERT INTO tree_queue (channel, component, package_id) VALUES (?1, ?2, ?3)",
+            )
+            .map_err(self.fail())?;
+        stmt.execute(params![channel, component, package_id])
+            .map_err(self.fail())?;
+        Ok(())
+    }
+
+    /// Forgets queued files of `channel` up to `last_id` (later ones were queued after the snapshot).
+    pub fn dequeue_files(&self, channel: &str, last_id: i64) -> Result<(), CatalogError> {
+        self.tx
+            .execute(
+                "DELETE FROM tree_queue WHERE channel = ?1 AND id <= ?2",
+                params![channel, last_id],
+            )
+            .map_err(self.fail())?;
+        Ok(())
+    }
+}
+
+impl Reader<'_> {
+    /// The files queued for `channel`, with whether each is still wanted.
+    pub fn queued_files(&self, channel: &str) -> Result<Vec<QueuedFile>, CatalogError> {
+        let mut stmt = self
+            .conn
+            .prepare_cached(
+                "SELECT q.id, q.component, p.pool_name, p.sha256,
+                        EXISTS (SELECT 1 FROM placements l WHERE l.package_id = q.package_id
+                                AND l.channel = q.channel AND l.component = q.component)
+                 FROM tree_queue q JOIN packages p ON p.id = q.package_id
+                 WHERE q.channel = ?1 ORDER BY q.id",
+            )
+            .map_err(self.fail())?;
+        let rows = stmt
+            .query_map(params![channel], |r| {
+                Ok(QueuedFile {
+                    id: r.get(0)?,
+                    component: r.get(1)?,
+                    pool_name: r.get(2)?,
+                    sha256: r.get(3)?,
+                    wanted: r.get(4)?,
+                })
+            })
+            .map_err(self.fail())?;
+        rows.collect::<Result<_, _>>().map_err(self.fail())
+    }
+
+    /// The newest queued id of `channel`, if any.
+    pub fn last_queued(&self, channel: &str) -> Result<Option<i64>, CatalogError> {
+        self.conn
+            .query_row(
+                "SELECT MAX(id) FROM tree_queue WHERE channel = ?1",
+                params![channel],
+                |r| r.get(0),
+            )
+            .optional()
+            .map(Option::flatten)
+            .map_err(self.fail())
+    }
+}
