@@ -60,6 +60,7 @@ impl Catalog {
         conn.execute_batch(
             "PRAGMA journal_mode = WAL;
              PRAGMA synchronous = FULL;
+             PRAGMA cache_size = -65536;
              PRAGMA foreign_keys = ON;",
         )
         .map_err(fail)?;

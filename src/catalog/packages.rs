@@ -168,33 +168,36 @@ impl Reader<'_> {
 }
 
 impl Writer<'_> {
-    /// Records a new package and returns its id.
-    pub fn insert_package(&self, p: &NewPackage) -> Result<i64, CatalogError> {
+    /// Records a new package and returns its id, or `None` (changing
+    /// nothing) when its identity or its pool file name is already taken.
+    pub fn try_insert_package(&self, p: &NewPackage) -> Result<Option<i64>, CatalogError> {
         let mut stmt = self
             .tx
             .prepare_cached(
                 "INSERT INTO packages (name, version, version_key, arch, source, size, md5, sha1,
                  sha256, sha512, pool_name, control, added_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)
+                 ON CONFLICT DO NOTHING",
             )
             .map_err(self.fail())?;
-        stmt.execute(params![
-            p.name,
-            p.version,
-            p.version_key,
-            p.arch,
-            p.source,
-            p.size as i64,
-            p.md5,
-            p.sha1,
-            p.sha256,
-            p.sha512,
-            p.pool_name,
-            p.control,
-            now()
-        ])
-        .map_err(self.fail())?;
-        Ok(self.tx.last_insert_rowid())
+        let inserted = stmt
+            .execute(params![
+                p.name,
+                p.version,
+                p.version_key,
+                p.arch,
+                p.source,
+                p.size as i64,
+                p.md5,
+                p.sha1,
+                p.sha256,
+                p.sha512,
+                p.pool_name,
+                p.control,
+                now()
+            ])
+            .map_err(self.fail())?;
+        Ok((inserted > 0).then(|| self.tx.last_insert_rowid()))
     }
 
     /// Places a package; returns `false` if it already was placed there.
@@ -264,7 +267,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mut catalog = Catalog::open(&dir.path().join("c.db")).unwrap();
         let w = catalog.write().unwrap();
-        let id = w.insert_package(&sample("hello", "1.0")).unwrap();
+        let id = w
+            .try_insert_package(&sample("hello", "1.0"))
+            .unwrap()
+            .unwrap();
         assert!(w.place(id, "preprod", "bookworm", "main").unwrap());
         assert!(!w.place(id, "preprod", "bookworm", "main").unwrap());
         w.commit().unwrap();
@@ -295,8 +301,16 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mut catalog = Catalog::open(&dir.path().join("c.db")).unwrap();
         let w = catalog.write().unwrap();
-        w.insert_package(&sample("hello", "1.0")).unwrap();
-        assert!(w.insert_package(&sample("hello", "1.0")).is_err());
+        assert!(
+            w.try_insert_package(&sample("hello", "1.0"))
+                .unwrap()
+                .is_some()
+        );
+        assert!(
+            w.try_insert_package(&sample("hello", "1.0"))
+                .unwrap()
+                .is_none()
+        );
     }
 
     #[test]

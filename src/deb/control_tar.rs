@@ -11,8 +11,6 @@ use std::io::{self, Read};
 pub(crate) const TAR_LIMIT: u64 = 16 * 1024 * 1024;
 /// Largest `control` file accepted.
 pub(crate) const CONTROL_LIMIT: u64 = 1024 * 1024;
-/// Memory the xz decoder may use; `xz -9` needs about 65 MiB.
-const XZ_MEMORY_LIMIT: u64 = 128 * 1024 * 1024;
 
 /// Why the control file could not be read from the control member.
 #[derive(Debug, thiserror::Error)]
@@ -102,10 +100,7 @@ fn decoder<'a>(tarball: &Tarball<'a>) -> io::Result<Box<dyn Read + 'a>> {
     Ok(match tarball.compression {
         Compression::None => Box::new(data),
         Compression::Gzip => Box::new(flate2::bufread::GzDecoder::new(data)),
-        Compression::Xz => {
-            let stream = xz2::stream::Stream::new_stream_decoder(XZ_MEMORY_LIMIT, 0)?;
-            Box::new(xz2::bufread::XzDecoder::new_stream(data, stream))
-        }
+        Compression::Xz => Box::new(super::xz::XzReader::new(data)?),
         Compression::Zstd => Box::new(zstd::stream::read::Decoder::with_buffer(data)?),
         // The layout only lets these through for data.tar.
         Compression::Bzip2 | Compression::Lzma => {

@@ -15,6 +15,7 @@ mod names;
 #[cfg(test)]
 mod test_support;
 mod version;
+mod xz;
 
 pub use ar::ArError;
 pub use control::{Control, ControlError};

@@ -50,6 +50,11 @@ fn check_objects(repo: &Repo, report: &mut CheckReport) -> Result<(), OpsError> 
         .into_iter()
         .filter_map(Result::ok)
         .filter(|e| e.file_type().is_file())
+        .filter(|e| {
+            !e.file_name()
+                .to_str()
+                .is_some_and(crate::pool::Pool::is_temp_name)
+        })
         .map(|e| e.into_path())
         .collect();
     report.objects = files.len();

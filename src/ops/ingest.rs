@@ -364,16 +364,26 @@ fn record(
     let channel = repo.config.first_channel().to_string();
     let writer = repo.catalog.write()?;
     let mut outcome = IngestOutcome::default();
+    let mut changed_dists = std::collections::BTreeSet::new();
     for c in candidates {
-        let known = known_identity(&writer.reader(), &c)?;
-        let id = match known {
-            Some(id) => id,
-            None => writer.insert_package(&c.row)?,
+        // Most uploads are new: try the insert first and look the identity
+        // up only when it collides (a concurrent upload, or a re-ingest).
+        let (id, new) = match writer.try_insert_package(&c.row)? {
+            Some(id) => (id, true),
+            None => {
+                let id = known_identity(&writer.reader(), &c)?.ok_or_else(|| {
+                    OpsError::Conflict(format!(
+                        "{}: the catalog refused the package",
+                        c.file.display()
+                    ))
+                })?;
+                (id, false)
+            }
         };
         let mut added = 0;
         for dist in &c.dists {
             if writer.place(id, &channel, dist, component)? {
-                writer.mark_pending(&channel, dist)?;
+                changed_dists.insert(dist.clone());
                 added += 1;
             }
         }
@@ -390,9 +400,12 @@ fn record(
             channel: channel.clone(),
             component: component.to_string(),
             dists: c.dists,
-            new: known.is_none(),
+            new,
             placements_added: added,
         });
+    }
+    for dist in &changed_dists {
+        writer.mark_pending(&channel, dist)?;
     }
     writer.commit()?;
     Ok(outcome)

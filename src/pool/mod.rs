@@ -12,6 +12,7 @@ mod durable;
 pub use digest::{Digests, Sha256};
 pub use durable::{fsync_dir, sync_filesystem, write_atomically};
 
+use rayon::prelude::*;
 use std::fs;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
@@ -72,14 +73,22 @@ impl Pool {
     }
 
     /// Writes `data` to a temp file; [`Pool::commit`] makes it durable and visible.
+    ///
+    /// The temp file sits in the object's own shard directory (named with a
+    /// leading dot, which no object name has): spreading thousands of new
+    /// files over 256 directories avoids serialising on one directory lock.
     pub fn stage(&self, sha256: Sha256, data: &[u8]) -> Result<Staged, PoolError> {
         let n = NEXT_TEMP.fetch_add(1, Ordering::Relaxed);
-        let temp = self.tmp.join(format!(
-            "obj-{}-{n}-{}",
-            std::process::id(),
-            &sha256.to_hex()[..16]
-        ));
-        let mut file = fs::File::create(&temp).map_err(io_error("create", &temp))?;
+        let shard = self.root.join(&sha256.to_hex()[..2]);
+        let temp = shard.join(format!(".tmp-{}-{n}", std::process::id()));
+        let mut file = match fs::File::create(&temp) {
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                fs::create_dir_all(&shard).map_err(io_error("create directory", &shard))?;
+                fs::File::create(&temp)
+            }
+            other => other,
+        }
+        .map_err(io_error("create", &temp))?;
         file.write_all(data).map_err(io_error("write", &temp))?;
         Ok(Staged { temp, sha256 })
     }
@@ -92,25 +101,30 @@ impl Pool {
         if staged.is_empty() {
             return Ok(());
         }
-        sync_filesystem(&self.tmp).map_err(io_error("sync", &self.tmp))?;
-        let mut dirs = std::collections::BTreeSet::new();
-        for object in staged {
-            let dest = self.object_path(&object.sha256);
-            let dir = dest.parent().expect("object paths have a parent");
-            if dirs.insert(dir.to_path_buf()) {
-                fs::create_dir_all(dir).map_err(io_error("create directory", dir))?;
-            }
-            // link(2), not rename(2): an object that a concurrent upload
-            // already stored must keep its inode, or the public links made
-            // to it would stop being links to the pool.
-            match fs::hard_link(&object.temp, &dest) {
-                Ok(()) => {}
-                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
-                Err(e) => return Err(io_error("store", &dest)(e)),
-            }
-            fs::remove_file(&object.temp).map_err(io_error("remove", &object.temp))?;
-        }
+        sync_filesystem(&self.root).map_err(io_error("sync", &self.root))?;
+        staged
+            .par_iter()
+            .try_for_each(|object| self.publish_staged(object))?;
         sync_filesystem(&self.root).map_err(io_error("sync", &self.root))
+    }
+
+    /// Gives a durable temp file its hash name.
+    fn publish_staged(&self, object: &Staged) -> Result<(), PoolError> {
+        let dest = self.object_path(&object.sha256);
+        // link(2), not rename(2): an object that a concurrent upload
+        // already stored must keep its inode, or the public links made
+        // to it would stop being links to the pool.
+        match fs::hard_link(&object.temp, &dest) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(io_error("store", &dest)(e)),
+        }
+        fs::remove_file(&object.temp).map_err(io_error("remove", &object.temp))
+    }
+
+    /// Whether a file name in a shard is a temp file, not an object.
+    pub fn is_temp_name(name: &str) -> bool {
+        name.starts_with('.')
     }
 
     /// Drops staged objects that will not be committed.

@@ -4,6 +4,7 @@
 //! layout; `dists/<dist>` points to a complete, signed generation of
 //! indices (see `generation`), switched atomically.
 
+mod checksums;
 mod compress;
 mod dist;
 mod generation;
