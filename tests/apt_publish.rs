@@ -230,6 +230,42 @@ fn no_publish_defers_until_repo_publish() {
 }
 
 #[test]
+fn the_uncompressed_index_is_listed_always_and_stored_on_request() {
+    if !tools(&["dpkg-deb", "apt-get"]) {
+        return;
+    }
+    let (sb, key) = populated();
+    let binary = sb
+        .repo
+        .join("public/preprod/dists/bookworm/main/binary-amd64");
+    let release =
+        std::fs::read_to_string(sb.repo.join("public/preprod/dists/bookworm/Release")).unwrap();
+    assert!(
+        release.contains(" main/binary-amd64/Packages\n"),
+        "{release}"
+    );
+    assert!(!binary.join("Packages").exists(), "not stored by default");
+    let settings = sb.repo.join("bess.toml");
+    let toml = std::fs::read_to_string(&settings).unwrap();
+    std::fs::write(
+        &settings,
+        toml.replace("uncompressed-index = false", "uncompressed-index = true"),
+    )
+    .unwrap();
+    sb.ok(&["repo", "publish", "--refresh"]);
+    let plain = std::fs::read_to_string(binary.join("Packages")).unwrap();
+    assert_eq!(plain, common::read_xz(&binary.join("Packages.xz")));
+    sb.ok(&["repo", "check"]);
+    let apt = AptRoot::new(
+        "amd64",
+        "Acquire::CompressionTypes::Order:: \"uncompressed\";",
+    );
+    apt.add_source("bess", &channel_uri(&sb, "preprod"), "bookworm", &key);
+    apt.update(&[]);
+    assert_eq!(apt.versions("app"), ["2:0.9-1", "1.1-1", "1.0-1"]);
+}
+
+#[test]
 fn by_hash_keeps_the_configured_generations() {
     if !tools(&["dpkg-deb"]) {
         return;
@@ -299,8 +335,7 @@ fn packages_agree_with_apt_ftparchive_field_for_field() {
     }
     let (sb, _) = populated();
     let channel = sb.repo.join("public/preprod");
-    let ours =
-        std::fs::read_to_string(channel.join("dists/bookworm/main/binary-amd64/Packages")).unwrap();
+    let ours = common::read_xz(&channel.join("dists/bookworm/main/binary-amd64/Packages.xz"));
     let out = Command::new("apt-ftparchive")
         .args(["packages", "pool/main"])
         .current_dir(&channel)

@@ -33,7 +33,7 @@ fn golden_release_and_packages_with_a_fixed_clock() {
     sb.ok(&["repo", "ingest", input.to_str().unwrap()]);
     let dist = sb.repo.join("public/preprod/dists/bookworm");
     let release = std::fs::read_to_string(dist.join("Release")).unwrap();
-    let packages = std::fs::read_to_string(dist.join("main/binary-amd64/Packages")).unwrap();
+    let packages = common::read_xz(&dist.join("main/binary-amd64/Packages.xz"));
     let golden = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden");
     for (name, actual) in [("Release", release), ("Packages", packages)] {
         let path = golden.join(name);

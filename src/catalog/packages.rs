@@ -175,8 +175,8 @@ impl Writer<'_> {
             .tx
             .prepare_cached(
                 "INSERT INTO packages (name, version, version_key, arch, source, size, md5, sha1,
-                 sha256, sha512, pool_name, control, added_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)
+                 sha256, sha512, pool_name, added_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)
                  ON CONFLICT DO NOTHING",
             )
             .map_err(self.fail())?;
@@ -193,11 +193,19 @@ impl Writer<'_> {
                 p.sha256,
                 p.sha512,
                 p.pool_name,
-                p.control,
                 now()
             ])
             .map_err(self.fail())?;
-        Ok((inserted > 0).then(|| self.tx.last_insert_rowid()))
+        if inserted == 0 {
+            return Ok(None);
+        }
+        let id = self.tx.last_insert_rowid();
+        let mut stmt = self
+            .tx
+            .prepare_cached("INSERT INTO controls (package_id, control) VALUES (?1, ?2)")
+            .map_err(self.fail())?;
+        stmt.execute(params![id, p.control]).map_err(self.fail())?;
+        Ok(Some(id))
     }
 
     /// Places a package; returns `false` if it already was placed there.

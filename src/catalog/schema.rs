@@ -19,12 +19,16 @@ const MIGRATIONS: &[&str] = &[
         sha256      TEXT NOT NULL,
         sha512      TEXT NOT NULL,
         pool_name   TEXT NOT NULL,   -- <prefix>/<source>/<name>_<version>_<arch>.deb
-        control     TEXT NOT NULL,   -- control paragraph, computed fields removed
         added_at    INTEGER NOT NULL,
         UNIQUE (name, version_key, arch),
         UNIQUE (pool_name)
     );
     CREATE INDEX packages_sha256 ON packages (sha256);
+    -- Apart from packages, so listing 60,000 packages reads small rows.
+    CREATE TABLE controls (
+        package_id INTEGER PRIMARY KEY REFERENCES packages (id),
+        control    TEXT NOT NULL     -- control paragraph, computed fields removed
+    );
     CREATE TABLE placements (
         channel    TEXT NOT NULL,
         dist       TEXT NOT NULL,

@@ -54,6 +54,11 @@ impl Layout {
         self.root.join("tmp")
     }
 
+    /// Derived data that speeds publishing up and can be deleted at any time.
+    pub fn cache_dir(&self) -> PathBuf {
+        self.root.join("cache")
+    }
+
     /// Signing keys (secret material, owner-only).
     pub fn keys_dir(&self) -> PathBuf {
         self.root.join("keys")

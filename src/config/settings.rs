@@ -40,6 +40,10 @@ pub struct ReleaseSettings {
     /// Publications whose by-hash files are kept, so clients midway
     /// through an update never see a hash mismatch.
     pub by_hash_generations: u32,
+    /// Store the uncompressed `Packages` beside `.gz` and `.xz`. Release
+    /// always lists it; like Debian's mirrors, bess does not store it by
+    /// default, since apt fetches a compressed index.
+    pub uncompressed_index: bool,
 }
 
 impl Default for ReleaseSettings {
@@ -50,6 +54,7 @@ impl Default for ReleaseSettings {
             suite: String::new(),
             valid_days: 30,
             by_hash_generations: 3,
+            uncompressed_index: false,
         }
     }
 }
@@ -190,6 +195,7 @@ label = "bess"
 # suite = ""               # empty: the dist's codename
 valid-days = 30            # Valid-Until = Date + 30 days; 0 = no Valid-Until
 by-hash-generations = 3    # publications whose index files stay reachable by hash
+uncompressed-index = false # also store the uncompressed Packages (always listed in Release)
 
 # Without --dist, a package is published in every dist of dists.list,
 # unless its version matches a rule below (first match wins).

@@ -14,7 +14,18 @@ const MEMORY_LIMIT: u64 = 128 * 1024 * 1024;
 
 thread_local! {
     /// A decoder no reader is using, kept for the next package on this thread.
-    static SPARE: RefCell<Option<Box<lzma_sys::lzma_stream>>> = const { RefCell::new(None) };
+    static SPARE: RefCell<Spare> = const { RefCell::new(Spare(None)) };
+}
+
+/// Frees the kept decoder when its thread ends.
+struct Spare(Option<Box<lzma_sys::lzma_stream>>);
+
+impl Drop for Spare {
+    fn drop(&mut self) {
+        if let Some(stream) = self.0.take() {
+            release(stream);
+        }
+    }
 }
 
 /// Decompresses one xz stream held in memory.
@@ -29,7 +40,7 @@ impl<'a> XzReader<'a> {
     pub(crate) fn new(input: &'a [u8]) -> io::Result<XzReader<'a>> {
         // SAFETY: an all-zero lzma_stream is LZMA_STREAM_INIT.
         let mut stream = SPARE
-            .with(|spare| spare.borrow_mut().take())
+            .with(|spare| spare.borrow_mut().0.take())
             .unwrap_or_else(|| Box::new(unsafe { std::mem::zeroed() }));
         // SAFETY: `stream` is initialised (zeroed or a previous decoder), and
         // liblzma re-initialises it in place, reusing its allocations.
@@ -40,7 +51,9 @@ impl<'a> XzReader<'a> {
             finished: false,
         };
         if ret != lzma_sys::LZMA_OK {
-            reader.stream.take().map(release);
+            if let Some(stream) = reader.stream.take() {
+                release(stream);
+            }
             return Err(io::Error::other(format!(
                 "cannot start the xz decoder (liblzma error {ret})"
             )));
@@ -100,17 +113,18 @@ impl XzReader<'_> {
 
 impl Drop for XzReader<'_> {
     fn drop(&mut self) {
-        if let Some(stream) = self.stream.take() {
-            let kept = SPARE.with(|spare| {
-                let mut spare = spare.borrow_mut();
-                spare.is_none().then(|| *spare = Some(stream))
-            });
-            let _ = kept;
+        let Some(stream) = self.stream.take() else {
+            return;
+        };
+        let unused = SPARE.with(|spare| spare.borrow_mut().0.replace(stream));
+        if let Some(older) = unused {
+            release(older);
         }
     }
 }
 
 /// Frees a decoder that will not be reused.
+#[allow(clippy::boxed_local)] // the stream lives in a Box so its address never moves
 fn release(mut stream: Box<lzma_sys::lzma_stream>) {
     // SAFETY: the stream was initialised by liblzma or is all zeros.
     unsafe { lzma_sys::lzma_end(&mut *stream) };

@@ -7,13 +7,14 @@
 
 use super::{OpsError, Repo};
 use crate::catalog::{IndexEntry, PlacementFilter};
-use crate::deb::Control;
+use crate::config::RepoConfig;
 use crate::pool::Digests;
 use crate::publish::release::{FileSums, field, parse_files};
 use crate::publish::{DistTree, render, split};
 use crate::sign::KeyStore;
 use rayon::prelude::*;
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
+use std::io::Read;
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 
@@ -192,23 +193,27 @@ fn check_dist(
         return Ok(());
     };
     for file in &files {
-        check_listed_file(&root, file, &here, report);
+        // The uncompressed index is listed but stored only on request; it
+        // is checked through the compressed files below.
+        let absent_plain = file.path.ends_with("/Packages") && !root.join(&file.path).exists();
+        if !absent_plain {
+            check_listed_file(&root, file, &here, report);
+        }
     }
-    let (entries, pending) = {
-        let snapshot = repo.catalog.snapshot()?;
-        let reader = snapshot.reader();
-        (
-            reader.index_entries(channel, dist)?,
-            reader.pending_seq(channel, dist)? > 0,
-        )
-    };
-    if pending {
+    let snapshot = repo.catalog.snapshot()?;
+    let reader = snapshot.reader();
+    if reader.pending_seq(channel, dist)? > 0 {
         report.notes.push(format!(
             "{here} has changes waiting for `bess repo publish`"
         ));
         return Ok(());
     }
-    check_indices_match_catalog(repo, &root, &files, &entries, &here, report);
+    let entries = reader.index_entries(channel, dist)?;
+    let ids: Vec<i64> = entries.iter().map(|e| e.id).collect();
+    let controls = reader.controls(&ids)?;
+    let problems =
+        check_indices_match_catalog(&repo.config, &root, &files, &entries, &controls, &here);
+    report.problems.extend(problems);
     Ok(())
 }
 
@@ -283,49 +288,66 @@ fn check_listed_file(root: &Path, file: &FileSums, here: &str, report: &mut Chec
     }
 }
 
-/// Each `Packages` must be exactly what the catalog renders to, and every
+/// Each index must be exactly what the catalog renders to: the listed
+/// uncompressed sums, and both compressed files once decompressed; every
 /// file it names must be published.
 fn check_indices_match_catalog(
-    repo: &Repo,
+    config: &RepoConfig,
     root: &Path,
     files: &[FileSums],
     entries: &[IndexEntry],
+    controls: &HashMap<i64, String>,
     here: &str,
-    report: &mut CheckReport,
-) {
+) -> Vec<String> {
+    let mut problems = Vec::new();
     let channel_dir = root
         .parent()
         .and_then(Path::parent)
         .map(Path::to_path_buf)
         .unwrap_or_default();
-    let components = &repo.config.settings.components;
-    for index in split(entries, components, repo.config.archs.names()) {
-        let rel = format!("{}/binary-{}/Packages", index.component, index.arch);
-        if !files.iter().any(|f| f.path == rel) {
-            report
-                .problems
-                .push(format!("{here}/Release does not list {rel}"));
-            continue;
+    let components = &config.settings.components;
+    for index in split(entries, components, config.archs.names()) {
+        let rel = format!("{}/Packages", index.dir());
+        let expected = render(&index.entries, controls);
+        let listed = files.iter().find(|f| f.path == rel);
+        if listed != Some(&FileSums::of(rel.clone(), expected.as_bytes())) {
+            problems.push(format!("{here}/{rel}: Release disagrees with the catalog; run `bess repo publish --refresh`"));
         }
-        let published = std::fs::read_to_string(root.join(&rel)).unwrap_or_default();
-        if published != render(&index) {
-            report.problems.push(format!(
-                "{here}/{rel} disagrees with the catalog; run `bess repo publish --refresh`"
-            ));
-        }
-        for stanza in published.split("\n\n").filter(|s| !s.trim().is_empty()) {
-            let filename = Control::parse(stanza)
-                .ok()
-                .and_then(|c| c.get("Filename").map(str::to_string));
-            let exists = filename
-                .as_deref()
-                .is_some_and(|f| !f.contains("..") && channel_dir.join(f).is_file());
-            if !exists {
-                report.problems.push(format!(
-                    "{here}/{rel}: {} is not published",
-                    filename.unwrap_or_default()
+        for (suffix, text) in [
+            (".gz", gunzip(&root.join(format!("{rel}.gz")))),
+            (".xz", unxz(&root.join(format!("{rel}.xz")))),
+        ] {
+            if text.as_deref() != Some(expected.as_bytes()) {
+                problems.push(format!(
+                    "{here}/{rel}{suffix} does not decompress to what the catalog lists"
                 ));
             }
         }
+        for entry in &index.entries {
+            let file = channel_dir
+                .join("pool")
+                .join(&entry.component)
+                .join(&entry.pool_name);
+            if !file.is_file() {
+                problems.push(format!("{here}/{rel}: {} is not published", file.display()));
+            }
+        }
     }
+    problems
+}
+
+fn gunzip(path: &Path) -> Option<Vec<u8>> {
+    let mut out = Vec::new();
+    let file = std::fs::File::open(path).ok()?;
+    flate2::read::MultiGzDecoder::new(file)
+        .read_to_end(&mut out)
+        .ok()?;
+    Some(out)
+}
+
+fn unxz(path: &Path) -> Option<Vec<u8>> {
+    let mut out = Vec::new();
+    let file = std::fs::File::open(path).ok()?;
+    xz2::read::XzDecoder::new(file).read_to_end(&mut out).ok()?;
+    Some(out)
 }

@@ -4,7 +4,8 @@ use super::{OpsError, Repo};
 use crate::catalog::{Pending, PlacementFilter, QueuedFile};
 use crate::pool::Sha256;
 use crate::publish::{
-    DistInput, DistOutcome, DistTree, publish_dist, release::ReleaseFields, valid_until,
+    ChunkCache, DistInput, DistOutcome, DistTree, Manifest, publish_dist, release::ReleaseFields,
+    valid_until,
 };
 use crate::sign::{KeyStore, Signer};
 use std::collections::BTreeSet;
@@ -59,6 +60,7 @@ pub fn publish(repo: &mut Repo, request: &PublishRequest) -> Result<Vec<Publishe
         }
         withdraw_unwanted(repo, &channel, queue)?;
     }
+    prune_chunk_cache(repo)?;
     Ok(published)
 }
 
@@ -132,26 +134,36 @@ fn publish_one(
     now: SystemTime,
     refresh: bool,
 ) -> Result<DistOutcome, OpsError> {
-    let (entries, seq) = {
-        let snapshot = repo.catalog.snapshot()?;
-        let reader = snapshot.reader();
-        (
-            reader.index_entries(channel, dist)?,
-            reader.pending_seq(channel, dist)?,
-        )
-    };
+    let tree = dist_tree(repo, channel, dist);
+    let fields = release_fields(repo, dist, now);
+    let layout = &repo.config.layout;
+    let cache = ChunkCache::new(layout.cache_dir());
     let settings = &repo.config.settings;
+    let snapshot = repo.catalog.snapshot()?;
+    let reader = snapshot.reader();
+    let entries = reader.index_entries(channel, dist)?;
+    let seq = reader.pending_seq(channel, dist)?;
+    let controls = |ids: &[i64]| reader.controls(ids).map_err(std::io::Error::other);
     let input = DistInput {
-        tree: dist_tree(repo, channel, dist),
+        tree,
         entries: &entries,
-        fields: release_fields(repo, dist, now),
+        controls: &controls,
+        fields,
         components: &settings.components,
         archs: repo.config.archs.names(),
         refresh,
         keep_generations: settings.release.by_hash_generations as usize,
+        cache: &cache,
+        manifest_dir: layout
+            .cache_dir()
+            .join("manifests")
+            .join(channel)
+            .join(dist),
+        write_plain: settings.release.uncompressed_index,
     };
     let outcome =
         publish_dist(&input, signer).map_err(OpsError::io("publish", input.tree.link_path()))?;
+    drop(snapshot);
     let writer = repo.catalog.write()?;
     writer.clear_pending(&Pending {
         channel: channel.to_string(),
@@ -160,6 +172,21 @@ fn publish_one(
     })?;
     writer.commit()?;
     Ok(outcome)
+}
+
+/// Drops cached chunks that no index manifest uses any more.
+fn prune_chunk_cache(repo: &Repo) -> Result<(), OpsError> {
+    let dir = repo.config.layout.cache_dir();
+    let mut keep = std::collections::HashSet::new();
+    let manifests = walkdir::WalkDir::new(dir.join("manifests"))
+        .into_iter()
+        .filter_map(Result::ok);
+    for entry in manifests.filter(|e| e.file_type().is_file()) {
+        keep.extend(Manifest::load(entry.path()).chunks.iter().map(|c| c.key));
+    }
+    ChunkCache::new(dir.clone())
+        .prune(&keep)
+        .map_err(OpsError::io("prune", dir))
 }
 
 /// The queued pool-tree changes of a channel, as one snapshot saw them.

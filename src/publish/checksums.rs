@@ -31,6 +31,12 @@ pub struct HexDigests {
     pub sha512: String,
 }
 
+impl std::fmt::Debug for MultiHasher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "MultiHasher({} bytes)", self.len)
+    }
+}
+
 impl Default for MultiHasher {
     fn default() -> MultiHasher {
         MultiHasher {

@@ -6,6 +6,7 @@
 //! parallel, and cacheable), and the pieces are assembled into one valid
 //! file: unchanged chunks never need compressing again.
 
+use super::chunks::CompressedChunk;
 use flate2::Crc;
 use std::io::Write;
 
@@ -14,15 +15,6 @@ use std::io::Write;
 const GZIP_LEVEL: u32 = 6;
 /// xz preset: as dpkg and dak use, on small chunks the cost stays bounded.
 const XZ_PRESET: u32 = 6;
-
-/// One chunk compressed both ways.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CompressedChunk {
-    /// A complete gzip member (no name, mtime 0: deterministic).
-    pub gzip: Vec<u8>,
-    /// One xz block, padded to four bytes, with its index record sizes.
-    pub xz: XzBlock,
-}
 
 /// One xz block lifted out of a single-block stream.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -35,6 +27,7 @@ pub struct XzBlock {
 /// Compresses one chunk of index text.
 pub fn compress_chunk(text: &[u8]) -> CompressedChunk {
     CompressedChunk {
+        plain_len: text.len() as u64,
         gzip: gzip_member(text),
         xz: xz_block(text),
     }
@@ -92,35 +85,65 @@ fn split_single_block(stream: &[u8]) -> XzBlock {
     }
 }
 
-/// Assembles blocks into one xz stream with a CRC64 check.
-pub fn xz_stream<'a>(blocks: impl IntoIterator<Item = &'a XzBlock> + Clone) -> Vec<u8> {
-    const FLAGS: [u8; 2] = [0x00, 0x04]; // check type 4 = CRC64
-    let mut out = Vec::new();
-    out.extend_from_slice(&[0xFD, b'7', b'z', b'X', b'Z', 0x00]);
-    out.extend_from_slice(&FLAGS);
-    out.extend_from_slice(&crc32(&FLAGS).to_le_bytes());
+/// Stream flags: check type 4, CRC64.
+const XZ_FLAGS: [u8; 2] = [0x00, 0x04];
+
+/// The 12-byte header of every xz stream bess writes.
+pub const XZ_HEADER: [u8; 12] = {
+    // CRC32 of XZ_FLAGS, precomputed: the header is a constant.
+    let crc = 0x46b4_d6e6u32.to_le_bytes();
+    [
+        0xFD,
+        b'7',
+        b'z',
+        b'X',
+        b'Z',
+        0x00,
+        XZ_FLAGS[0],
+        XZ_FLAGS[1],
+        crc[0],
+        crc[1],
+        crc[2],
+        crc[3],
+    ]
+};
+
+/// The index and footer that close a stream of blocks with these
+/// (unpadded, uncompressed) sizes.
+pub fn xz_footer(blocks: &[(u64, u64)]) -> Vec<u8> {
     let mut index = vec![0u8];
-    let mut count = 0u64;
-    for block in blocks.clone().into_iter().filter(|b| !b.bytes.is_empty()) {
-        count += 1;
-        out.extend_from_slice(&block.bytes);
-    }
-    write_varint(&mut index, count);
-    for block in blocks.into_iter().filter(|b| !b.bytes.is_empty()) {
-        write_varint(&mut index, block.unpadded_size);
-        write_varint(&mut index, block.uncompressed_size);
+    write_varint(&mut index, blocks.len() as u64);
+    for (unpadded, uncompressed) in blocks {
+        write_varint(&mut index, *unpadded);
+        write_varint(&mut index, *uncompressed);
     }
     while index.len() % 4 != 0 {
         index.push(0);
     }
     index.extend_from_slice(&crc32(&index).to_le_bytes());
-    out.extend_from_slice(&index);
     let mut footer = Vec::with_capacity(12);
     footer.extend_from_slice(&((index.len() / 4 - 1) as u32).to_le_bytes());
-    footer.extend_from_slice(&FLAGS);
+    footer.extend_from_slice(&XZ_FLAGS);
+    let mut out = index;
     out.extend_from_slice(&crc32(&footer).to_le_bytes());
     out.extend_from_slice(&footer);
     out.extend_from_slice(b"YZ");
+    out
+}
+
+/// One xz stream of these blocks (empty blocks are left out).
+#[cfg(test)]
+pub fn xz_stream(blocks: &[XzBlock]) -> Vec<u8> {
+    let blocks: Vec<&XzBlock> = blocks.iter().filter(|b| !b.bytes.is_empty()).collect();
+    let mut out = XZ_HEADER.to_vec();
+    for block in &blocks {
+        out.extend_from_slice(&block.bytes);
+    }
+    let sizes: Vec<(u64, u64)> = blocks
+        .iter()
+        .map(|b| (b.unpadded_size, b.uncompressed_size))
+        .collect();
+    out.extend_from_slice(&xz_footer(&sizes));
     out
 }
 
@@ -184,6 +207,11 @@ mod tests {
             .read_to_end(&mut out)
             .unwrap();
         assert_eq!(out, whole);
+    }
+
+    #[test]
+    fn header_crc_is_right() {
+        assert_eq!(crc32(&XZ_FLAGS).to_le_bytes(), XZ_HEADER[8..12]);
     }
 
     #[test]

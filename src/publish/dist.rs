@@ -1,25 +1,34 @@
 //! Publishing one dist of one channel: indices, Release, signatures, switch.
 
-use super::compress::{CompressedChunk, compress_chunk, xz_stream};
-use super::generation::DistTree;
-use super::index::{PackagesIndex, split, write_stanza};
+use super::build::{BuiltIndex, Controls, IndexSource, KINDS, build_index};
+use super::checksums::HexDigests;
+use super::chunks::{ChunkCache, Manifest};
+use super::generation::{DistTree, Generation};
+use super::index::{PackagesIndex, split};
 use super::release::{self, FileSums, ReleaseFields};
 use crate::catalog::IndexEntry;
 use crate::sign::Signer;
-use rayon::prelude::*;
 use std::io;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
 /// What a publication of one dist is made from.
 pub struct DistInput<'a> {
     pub tree: DistTree,
     pub entries: &'a [IndexEntry],
+    pub controls: &'a Controls<'a>,
     pub fields: ReleaseFields,
     pub components: &'a [String],
     pub archs: &'a [String],
     /// Write a new generation even when no index changed (new Date/Valid-Until).
     pub refresh: bool,
     pub keep_generations: usize,
+    /// Compressed chunks and manifests from earlier publications.
+    pub cache: &'a ChunkCache,
+    /// Where this dist's index manifests live.
+    pub manifest_dir: PathBuf,
+    /// Also store the uncompressed `Packages` (it is always listed in Release).
+    pub write_plain: bool,
 }
 
 /// What a publication did.
@@ -33,36 +42,31 @@ pub struct DistOutcome {
     pub packages: usize,
 }
 
-/// An index file ready to be written: its path under `dists/<dist>/` and bytes.
-struct IndexFile {
-    sums: FileSums,
-    data: Vec<u8>,
-}
-
 /// Renders, compresses, signs and atomically switches one dist.
 pub fn publish_dist(input: &DistInput<'_>, signer: &Signer) -> io::Result<DistOutcome> {
     let indices = split(input.entries, input.components, input.archs);
-    let files: Vec<IndexFile> = indices
-        .par_iter()
-        .flat_map_iter(|index| index_files(index, &input.fields))
-        .collect();
-    let sums: Vec<FileSums> = files.iter().map(|f| f.sums.clone()).collect();
-    let dist = input.fields.codename.clone();
-    if !input.refresh
-        && let Some(generation) = unchanged_generation(&input.tree, &sums)?
-    {
-        return Ok(DistOutcome {
-            dist,
-            generation,
-            written: false,
-            packages: input.entries.len(),
-        });
-    }
     let generation = input.tree.begin()?;
-    for file in &files {
-        generation.add_index_file(&file.sums, &file.data)?;
+    let mut listed = Vec::new();
+    let mut manifests = Vec::new();
+    for index in &indices {
+        let built = build_one(input, &generation, index)?;
+        listed.extend(add_files(input, &generation, index, &built)?);
+        manifests.push((manifest_path(input, index), built.manifest));
     }
-    let release_text = release::render(&input.fields, &sums);
+    let dist = input.fields.codename.clone();
+    let outcome = |generation, written| DistOutcome {
+        dist: dist.clone(),
+        generation,
+        written,
+        packages: input.entries.len(),
+    };
+    if !input.refresh
+        && let Some(current) = unchanged_generation(&input.tree, &listed)?
+    {
+        generation.abandon()?;
+        return Ok(outcome(current, false));
+    }
+    let release_text = release::render(&input.fields, &listed);
     let detached = signer
         .detached(release_text.as_bytes())
         .map_err(io::Error::other)?;
@@ -73,13 +77,77 @@ pub fn publish_dist(input: &DistInput<'_>, signer: &Signer) -> io::Result<DistOu
     generation.add_top_file("Release.gpg", &detached)?;
     generation.add_top_file("InRelease", &inline)?;
     let number = generation.switch()?;
+    for (path, manifest) in manifests {
+        manifest.save(&path);
+    }
     input.tree.prune(input.keep_generations)?;
-    Ok(DistOutcome {
-        dist,
-        generation: number,
-        written: true,
-        packages: input.entries.len(),
-    })
+    Ok(outcome(number, true))
+}
+
+fn manifest_path(input: &DistInput<'_>, index: &PackagesIndex<'_>) -> PathBuf {
+    input.manifest_dir.join(index.dir())
+}
+
+fn build_one(
+    input: &DistInput<'_>,
+    generation: &Generation,
+    index: &PackagesIndex<'_>,
+) -> io::Result<BuiltIndex> {
+    let temp_dir = generation.temp_dir(&index.dir());
+    let source = IndexSource {
+        entries: &index.entries,
+        controls: input.controls,
+        cache: input.cache,
+        temp_dir: &temp_dir,
+        write_plain: input.write_plain,
+    };
+    let previous = Manifest::load(&manifest_path(input, index));
+    let built = build_index(&source, &previous)?;
+    // An unchanged index whose files were pruned away must be written again.
+    let stored = (1..3).all(|i| generation.has_index_file(&sums_at(index, i, &built.sums[i])));
+    let plain_ok =
+        !input.write_plain || generation.has_index_file(&sums_at(index, 0, &built.sums[0]));
+    if built.temps.iter().all(Option::is_none) && !(stored && plain_ok) {
+        return build_index(&source, &Manifest::default());
+    }
+    Ok(built)
+}
+
+fn sums_at(index: &PackagesIndex<'_>, kind: usize, digests: &HexDigests) -> FileSums {
+    FileSums {
+        path: format!("{}/{}", index.dir(), KINDS[kind]),
+        size: digests.size,
+        md5: digests.md5.clone(),
+        sha1: digests.sha1.clone(),
+        sha256: digests.sha256.clone(),
+        sha512: digests.sha512.clone(),
+    }
+}
+
+/// Adds an index's files to the generation; returns what Release lists.
+fn add_files(
+    input: &DistInput<'_>,
+    generation: &Generation,
+    index: &PackagesIndex<'_>,
+    built: &BuiltIndex,
+) -> io::Result<Vec<FileSums>> {
+    let mut listed = Vec::new();
+    for kind in 0..3 {
+        let sums = sums_at(index, kind, &built.sums[kind]);
+        let temp: Option<&Path> = built.temps[kind].as_deref();
+        // The uncompressed index is always listed (apt checks what it
+        // decompresses against it) but stored only when configured, as on
+        // Debian's own mirrors.
+        if kind > 0 || input.write_plain {
+            generation.add_index_file(&sums, temp)?;
+        }
+        listed.push(sums);
+    }
+    let text = release::render_index_release(&input.fields, &index.component, &index.arch);
+    let sums = FileSums::of(format!("{}/Release", index.dir()), text.as_bytes());
+    generation.add_index_bytes(&sums, text.as_bytes())?;
+    listed.push(sums);
+    Ok(listed)
 }
 
 /// The current generation if it lists exactly these index files.
@@ -89,66 +157,6 @@ fn unchanged_generation(tree: &DistTree, sums: &[FileSums]) -> io::Result<Option
     };
     let same = release::parse_files(&text).is_some_and(|listed| listed == sums);
     Ok(if same { tree.current()? } else { None })
-}
-
-/// `Packages`, `Packages.gz`, `Packages.xz` and `Release` of one index.
-fn index_files(index: &PackagesIndex<'_>, fields: &ReleaseFields) -> Vec<IndexFile> {
-    let dir = format!("{}/binary-{}", index.component, index.arch);
-    let chunks = chunk_texts(index);
-    let compressed: Vec<CompressedChunk> = chunks
-        .par_iter()
-        .map(|c| compress_chunk(c.as_bytes()))
-        .collect();
-    let plain: Vec<u8> = chunks.concat().into_bytes();
-    let gz: Vec<u8> = compressed
-        .iter()
-        .flat_map(|c| c.gzip.iter().copied())
-        .collect();
-    let xz = xz_stream(compressed.iter().map(|c| &c.xz));
-    let local_release =
-        release::render_index_release(fields, &index.component, &index.arch).into_bytes();
-    let named = [
-        (format!("{dir}/Packages"), plain),
-        (format!("{dir}/Packages.gz"), gz),
-        (format!("{dir}/Packages.xz"), xz),
-        (format!("{dir}/Release"), local_release),
-    ];
-    named
-        .into_par_iter()
-        .map(|(path, data)| IndexFile {
-            sums: FileSums::of(path, &data),
-            data,
-        })
-        .collect()
-}
-
-/// Average number of stanzas per chunk; about 100 KiB of index text.
-const CHUNK_STANZAS: u32 = 64;
-
-/// Cuts an index into chunks at content-defined stanza boundaries: a chunk
-/// ends after a package whose SHA-256 starts with a value divisible by
-/// [`CHUNK_STANZAS`]. Inserting one package then changes one chunk only,
-/// and the others compress to the same bytes as before.
-fn chunk_texts(index: &PackagesIndex<'_>) -> Vec<String> {
-    let mut chunks = Vec::new();
-    let mut current = String::new();
-    for entry in &index.entries {
-        write_stanza(&mut current, entry);
-        if ends_chunk(&entry.sha256) {
-            chunks.push(std::mem::take(&mut current));
-        }
-    }
-    if !current.is_empty() || chunks.is_empty() {
-        chunks.push(current);
-    }
-    chunks
-}
-
-fn ends_chunk(sha256_hex: &str) -> bool {
-    let head = sha256_hex
-        .get(..8)
-        .and_then(|h| u32::from_str_radix(h, 16).ok());
-    head.is_some_and(|h| h % CHUNK_STANZAS == 0)
 }
 
 /// `Valid-Until` for a publication made at `now`.

@@ -180,17 +180,46 @@ impl Generation {
         self.number
     }
 
-    /// Adds an index file (`<component>/binary-<arch>/<name>`): stored once
-    /// in the by-hash store under every hash kind, hard-linked into the generation.
-    pub fn add_index_file(&self, sums: &FileSums, data: &[u8]) -> io::Result<()> {
+    /// Directory for temp files of new index files of `index_dir`: the
+    /// by-hash store itself, so adopting one is a rename.
+    pub fn temp_dir(&self, index_dir: &str) -> PathBuf {
+        self.tree.by_hash_dir(index_dir)
+    }
+
+    /// Whether the by-hash store already holds a file with these sums.
+    pub fn has_index_file(&self, sums: &FileSums) -> bool {
+        self.primary_path(sums).is_file()
+    }
+
+    fn primary_path(&self, sums: &FileSums) -> PathBuf {
         let index_dir = Path::new(&sums.path)
             .parent()
             .and_then(|p| p.to_str())
             .unwrap_or("");
-        let store = self.tree.by_hash_dir(index_dir);
-        let primary = store.join("SHA256").join(&sums.sha256);
-        if !primary.is_file() {
-            write_new(&primary, data)?;
+        self.tree
+            .by_hash_dir(index_dir)
+            .join("SHA256")
+            .join(&sums.sha256)
+    }
+
+    /// Adds an index file (`<component>/binary-<arch>/<name>`) whose bytes
+    /// are in `temp` (or already in the store when `temp` is `None`): stored
+    /// once in the by-hash store under every hash kind, hard-linked into the
+    /// generation.
+    pub fn add_index_file(&self, sums: &FileSums, temp: Option<&Path>) -> io::Result<()> {
+        let primary = self.primary_path(sums);
+        let store = primary
+            .parent()
+            .and_then(Path::parent)
+            .expect("store/SHA256/hash")
+            .to_path_buf();
+        if let Some(temp) = temp {
+            if primary.is_file() {
+                fs::remove_file(temp)?;
+            } else {
+                fs::create_dir_all(primary.parent().expect("has a parent"))?;
+                fs::rename(temp, &primary)?;
+            }
         }
         for (kind, hash) in sums.by_hash() {
             link_if_missing(&primary, &store.join(kind).join(hash))?;
@@ -199,7 +228,8 @@ impl Generation {
         link_if_missing(&primary, &dest)?;
         let by_hash = dest.with_file_name("by-hash");
         if fs::symlink_metadata(&by_hash).is_err() {
-            let depth = Path::new(index_dir).components().count() + 1;
+            let index_dir = Path::new(&sums.path).parent().unwrap_or(Path::new(""));
+            let depth = index_dir.components().count() + 1;
             let target = PathBuf::from("../".repeat(depth))
                 .join("by-hash")
                 .join(index_dir);
@@ -208,9 +238,31 @@ impl Generation {
         Ok(())
     }
 
+    /// Adds a small index file from memory.
+    pub fn add_index_bytes(&self, sums: &FileSums, data: &[u8]) -> io::Result<()> {
+        if self.has_index_file(sums) {
+            return self.add_index_file(sums, None);
+        }
+        let dir = self.temp_dir(
+            Path::new(&sums.path)
+                .parent()
+                .and_then(|p| p.to_str())
+                .unwrap_or(""),
+        );
+        fs::create_dir_all(&dir)?;
+        let temp = dir.join(format!(".small-{}", std::process::id()));
+        fs::write(&temp, data)?;
+        self.add_index_file(sums, Some(&temp))
+    }
+
     /// Writes a file at the top of the generation (`Release`, `InRelease`, …).
     pub fn add_top_file(&self, name: &str, data: &[u8]) -> io::Result<()> {
         write_new(&self.dir.join(name), data)
+    }
+
+    /// Drops the generation without publishing it.
+    pub fn abandon(self) -> io::Result<()> {
+        fs::remove_dir_all(&self.dir)
     }
 
     /// Makes the generation durable, then points `dists/<dist>` at it.

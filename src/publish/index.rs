@@ -1,7 +1,7 @@
 //! `Packages` indices: one stanza per package, rendered from the catalog.
 
 use crate::catalog::IndexEntry;
-use crate::deb::Version;
+use std::collections::HashMap;
 use std::fmt::Write;
 
 /// The packages of one component and architecture, in index order.
@@ -12,33 +12,26 @@ pub struct PackagesIndex<'a> {
     pub entries: Vec<&'a IndexEntry>,
 }
 
-/// Splits a dist's entries into one index per component and architecture.
-///
-/// `Architecture: all` packages go in every architecture's index, which is
-/// where apt looks for them. Entries are ordered by name, then Debian version
-/// order, then architecture, so the same catalog renders the same bytes.
+impl PackagesIndex<'_> {
+    /// `<component>/binary-<arch>`, relative to `dists/<dist>/`.
+    pub fn dir(&self) -> String {
+        format!("{}/binary-{}", self.component, self.arch)
+    }
+}
+
+/// Splits a dist's entries (in catalog order) into one index per component
+/// and architecture. `Architecture: all` packages go in every architecture's
+/// index, which is where apt looks for them.
 pub fn split<'a>(
     entries: &'a [IndexEntry],
     components: &[String],
     archs: &[String],
 ) -> Vec<PackagesIndex<'a>> {
-    let mut sorted: Vec<(&IndexEntry, Option<Version>)> = entries
-        .iter()
-        .map(|e| (e, Version::parse(&e.version).ok()))
-        .collect();
-    sorted.sort_by(|(a, va), (b, vb)| {
-        a.name
-            .cmp(&b.name)
-            .then_with(|| va.cmp(vb))
-            .then_with(|| a.version.cmp(&b.version))
-            .then_with(|| a.arch.cmp(&b.arch))
-    });
     let mut indices = Vec::new();
     for component in components {
         for arch in archs {
-            let entries = sorted
+            let entries = entries
                 .iter()
-                .map(|(e, _)| *e)
                 .filter(|e| &e.component == component && (&e.arch == arch || e.arch == "all"))
                 .collect();
             indices.push(PackagesIndex {
@@ -53,9 +46,9 @@ pub fn split<'a>(
 
 /// Appends one stanza: the control fields as uploaded, then the fields the
 /// repository computes, then the blank separator line.
-pub fn write_stanza(out: &mut String, entry: &IndexEntry) {
-    out.push_str(&entry.control);
-    if !entry.control.ends_with('\n') {
+pub fn write_stanza(out: &mut String, entry: &IndexEntry, control: &str) {
+    out.push_str(control);
+    if !control.ends_with('\n') {
         out.push('\n');
     }
     let _ = write!(
@@ -71,11 +64,15 @@ pub fn write_stanza(out: &mut String, entry: &IndexEntry) {
     );
 }
 
-/// The whole `Packages` text of one index.
-pub fn render(index: &PackagesIndex<'_>) -> String {
-    let mut out = String::with_capacity(index.entries.iter().map(|e| e.control.len() + 400).sum());
-    for entry in &index.entries {
-        write_stanza(&mut out, entry);
+/// The `Packages` text of some entries, given their control paragraphs.
+pub fn render(entries: &[&IndexEntry], controls: &HashMap<i64, String>) -> String {
+    let mut out = String::with_capacity(entries.len() * 1500);
+    for entry in entries {
+        let control = controls
+            .get(&entry.id)
+            .map(String::as_str)
+            .unwrap_or_default();
+        write_stanza(&mut out, entry, control);
     }
     out
 }
@@ -84,9 +81,9 @@ pub fn render(index: &PackagesIndex<'_>) -> String {
 mod tests {
     use super::*;
 
-    fn entry(name: &str, version: &str, arch: &str) -> IndexEntry {
+    fn entry(id: i64, name: &str, version: &str, arch: &str) -> IndexEntry {
         IndexEntry {
-            id: 0,
+            id,
             name: name.into(),
             version: version.into(),
             arch: arch.into(),
@@ -97,35 +94,34 @@ mod tests {
             sha1: "s".into(),
             sha256: "t".into(),
             sha512: "u".into(),
-            control: format!("Package: {name}\nVersion: {version}\nArchitecture: {arch}\n"),
         }
     }
 
     #[test]
-    fn arch_all_in_every_index_in_version_order() {
+    fn arch_all_goes_in_every_index_in_catalog_order() {
         let entries = vec![
-            entry("b", "1.10", "amd64"),
-            entry("b", "1.9", "amd64"),
-            entry("a", "1", "all"),
-            entry("c", "1", "arm64"),
+            entry(1, "b", "1.10", "amd64"),
+            entry(2, "a", "1", "all"),
+            entry(3, "c", "1", "arm64"),
         ];
         let archs = vec!["amd64".to_string(), "arm64".to_string()];
         let indices = split(&entries, &["main".to_string()], &archs);
-        let names = |i: usize| -> Vec<String> {
-            indices[i]
-                .entries
-                .iter()
-                .map(|e| format!("{}={}", e.name, e.version))
-                .collect()
+        let names = |i: usize| -> Vec<&str> {
+            indices[i].entries.iter().map(|e| e.name.as_str()).collect()
         };
-        assert_eq!(names(0), ["a=1", "b=1.9", "b=1.10"]);
-        assert_eq!(names(1), ["a=1", "c=1"]);
+        assert_eq!(names(0), ["b", "a"]);
+        assert_eq!(names(1), ["a", "c"]);
+        assert_eq!(indices[1].dir(), "main/binary-arm64");
     }
 
     #[test]
     fn stanza_ends_with_computed_fields_and_blank_line() {
         let mut out = String::new();
-        write_stanza(&mut out, &entry("a", "1", "all"));
+        write_stanza(
+            &mut out,
+            &entry(1, "a", "1", "all"),
+            "Package: a\nVersion: 1\n",
+        );
         assert!(out.starts_with("Package: a\n"));
         assert!(out.ends_with("SHA512: u\n\n"));
         assert!(out.contains("Filename: pool/main/x/a/a_1_all.deb\n"));

@@ -4,7 +4,9 @@
 //! layout; `dists/<dist>` points to a complete, signed generation of
 //! indices (see `generation`), switched atomically.
 
+mod build;
 mod checksums;
+mod chunks;
 mod compress;
 mod dist;
 mod generation;
@@ -12,6 +14,8 @@ mod index;
 mod pool_tree;
 pub mod release;
 
+pub use build::Controls;
+pub use chunks::{ChunkCache, Manifest};
 pub use dist::{DistInput, DistOutcome, publish_dist, valid_until};
 pub use generation::DistTree;
 pub use index::{PackagesIndex, render, split};

@@ -230,6 +230,17 @@ pub fn rows(listing: &serde_json::Value) -> Vec<(String, String, String, String,
         .collect()
 }
 
+/// The text of a published `Packages.xz`, decompressed.
+pub fn read_xz(path: &Path) -> String {
+    use std::io::Read;
+    let file = std::fs::File::open(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let mut text = String::new();
+    xz2::read::XzDecoder::new(file)
+        .read_to_string(&mut text)
+        .unwrap();
+    text
+}
+
 /// Inode number, to prove two paths are one file.
 pub fn inode(path: &Path) -> u64 {
     use std::os::unix::fs::MetadataExt;
