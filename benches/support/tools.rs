@@ -162,7 +162,8 @@ impl Tool for Aptly {
 
     fn note(&self) -> String {
         format!(
-            "{}: {}, private -config with rootDir in the workspace, local repo 'bench' ({DIST})",
+            "{}: {}, private -config with rootDir in the workspace, local repo 'bench' ({DIST}); \
+             note aptly 1.5 runs an `xz` process per package to read control.tar.xz",
             self.name(),
             self.exe.display()
         )
