@@ -50,6 +50,7 @@ fn main() -> Result<()> {
             run_once(contender, run, &run_dir, &corpus)?;
         }
     }
+    remove_workspaces(&run_dir)?;
     let results: Vec<ToolResult> = contenders.into_iter().map(|c| c.result).collect();
     report::print_report(&results, packages, runner::rss_method());
     Ok(())
@@ -139,8 +140,10 @@ fn contenders(bess: PathBuf) -> Vec<Contender> {
         .collect()
 }
 
-/// Untimed setup, timed ingest, untimed verification, then the repository is deleted (the
-/// log stays) so disk use does not grow with the run count.
+/// Untimed setup, timed ingest, untimed verification. Repositories are kept
+/// until every run is done: deleting 60,000 files makes ext4 skip the freed
+/// inodes for minutes (`recently_deleted`), which would slow down whichever
+/// tool runs next and bias the comparison.
 fn run_once(contender: &mut Contender, run: usize, run_dir: &Path, corpus: &Corpus) -> Result<()> {
     if contender.disabled {
         return Ok(());
@@ -157,12 +160,19 @@ fn run_once(contender: &mut Contender, run: usize, run_dir: &Path, corpus: &Corp
         Ok(()) => time_ingest(contender, &ws, corpus),
         Err(err) => println!("setup FAILED: {err:#}"),
     }
-    match fs::remove_dir_all(&ws.dir) {
-        Err(err) if err.kind() != std::io::ErrorKind::NotFound => {
-            Err(err).with_context(|| format!("removing {}", ws.dir.display()))
+    Ok(())
+}
+
+/// Deletes every run's repository (the logs stay).
+fn remove_workspaces(run_dir: &Path) -> Result<()> {
+    for entry in fs::read_dir(run_dir)? {
+        let entry = entry?;
+        if entry.file_name() != "logs" && entry.file_type()?.is_dir() {
+            fs::remove_dir_all(entry.path())
+                .with_context(|| format!("removing {}", entry.path().display()))?;
         }
-        _ => Ok(()),
     }
+    Ok(())
 }
 
 fn time_ingest(contender: &mut Contender, ws: &Workspace, corpus: &Corpus) {

@@ -13,4 +13,5 @@ pub mod deb;
 pub mod ops;
 pub mod pool;
 pub mod publish;
+pub mod serve;
 pub mod sign;

@@ -7,11 +7,13 @@ mod packages;
 mod pending;
 mod schema;
 mod tree_queue;
+mod users;
 
 pub use index::IndexEntry;
 pub use packages::{NewPackage, PackageRow, PlacedPackage, PlacementFilter};
 pub use pending::Pending;
 pub use tree_queue::QueuedFile;
+pub use users::UserRow;
 
 use rusqlite::{Connection, OpenFlags, Transaction, TransactionBehavior};
 use std::path::{Path, PathBuf};

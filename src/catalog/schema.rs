@@ -55,6 +55,15 @@ const MIGRATIONS: &[&str] = &[
         package_id INTEGER NOT NULL REFERENCES packages (id)
     );
     CREATE INDEX tree_queue_channel ON tree_queue (channel, id);",
+    // 4: users of `bess serve`; passwords as argon2id hashes only.
+    "CREATE TABLE users (
+        name          TEXT PRIMARY KEY,
+        password_hash TEXT NOT NULL,   -- PHC string, argon2id
+        read          TEXT NOT NULL,   -- channels, comma-separated
+        upload        TEXT NOT NULL,   -- channels, comma-separated
+        admin         INTEGER NOT NULL,
+        created_at    INTEGER NOT NULL
+    ) WITHOUT ROWID;",
 ];
 
 /// Brings the schema up to date; safe to call from every process.

@@ -4,7 +4,9 @@
 mod init;
 mod key;
 mod output;
+mod remote;
 mod repo;
+mod user;
 
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
@@ -42,6 +44,25 @@ enum Command {
     Repo(repo::RepoCommand),
     #[command(subcommand)]
     Key(key::KeyCommand),
+    #[command(subcommand)]
+    User(user::UserCommand),
+    Serve(ServeArgs),
+}
+
+/// Serve the published channels to apt clients, uploads and the JSON API.
+///
+/// Every channel is served under /<channel>/ (dists/ and pool/), with basic
+/// auth and per-channel rights (see `bess user`). /key.gpg is the public
+/// signing key (no auth); /<channel>/bess.sources a ready deb822 source.
+/// Logs one line per request on stderr; stops cleanly on SIGTERM.
+#[derive(Debug, clap::Args)]
+#[command(
+    after_help = "On a client (apt reads credentials from auth.conf.d):\n  curl -o /etc/apt/keyrings/bess.gpg http://repo:8080/key.gpg\n  echo 'machine http://repo:8080/prod login web01 password ...' > /etc/apt/auth.conf.d/bess.conf\n  curl -u web01 -o /etc/apt/sources.list.d/bess.sources http://repo:8080/prod/bess.sources"
+)]
+pub struct ServeArgs {
+    /// Address to listen on [default: [serve] listen in bess.toml]
+    #[arg(long, value_name = "ADDR:PORT")]
+    listen: Option<String>,
 }
 
 /// Parses the command line and runs the command.
@@ -52,5 +73,10 @@ pub fn run() -> anyhow::Result<ExitCode> {
         Command::Init(args) => init::run(args),
         Command::Repo(command) => repo::run(&repo_dir, command),
         Command::Key(command) => key::run(&repo_dir, command),
+        Command::User(command) => user::run(&repo_dir, command),
+        Command::Serve(args) => {
+            crate::serve::run(&repo_dir, args.listen)?;
+            Ok(ExitCode::SUCCESS)
+        }
     }
 }

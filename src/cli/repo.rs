@@ -90,6 +90,12 @@ pub struct IngestArgs {
     /// Print the result as JSON (one object per package)
     #[arg(long)]
     json: bool,
+    /// Upload to a `bess serve` at this URL instead (password in $BESS_PASSWORD)
+    #[arg(long, value_name = "URL", requires = "user")]
+    remote: Option<String>,
+    /// User for --remote
+    #[arg(long, value_name = "NAME")]
+    user: Option<String>,
 }
 
 /// List published packages: one row per channel, dist and component.
@@ -185,6 +191,11 @@ pub struct RemoveArgs {
 }
 
 pub fn run(dir: &Path, command: RepoCommand) -> anyhow::Result<ExitCode> {
+    if let RepoCommand::Ingest(args) = &command
+        && let Some(url) = &args.remote
+    {
+        return run_remote_ingest(url, args);
+    }
     let mut repo = Repo::open(dir)?;
     match command {
         RepoCommand::Ingest(args) => run_ingest(&mut repo, args),
@@ -247,6 +258,38 @@ fn run_ingest(repo: &mut Repo, args: IngestArgs) -> anyhow::Result<ExitCode> {
         human_bytes(bytes),
         outcome.packages.len() - new
     );
+    Ok(ExitCode::SUCCESS)
+}
+
+fn run_remote_ingest(url: &str, args: &IngestArgs) -> anyhow::Result<ExitCode> {
+    let user = args.user.as_deref().unwrap_or_default();
+    let mut files = Vec::new();
+    for path in &args.paths {
+        if path.is_dir() {
+            let found = walkdir::WalkDir::new(path)
+                .sort_by_file_name()
+                .into_iter()
+                .filter_map(Result::ok);
+            files.extend(
+                found
+                    .filter(|e| e.path().extension().is_some_and(|x| x == "deb"))
+                    .map(|e| e.into_path()),
+            );
+        } else {
+            files.push(path.clone());
+        }
+    }
+    let results = super::remote::upload(url, user, &files, &args.dists, args.component.as_deref())?;
+    if args.json {
+        json(
+            &results
+                .into_iter()
+                .flat_map(|r| r.as_array().cloned().unwrap_or_default())
+                .collect::<Vec<_>>(),
+        )?;
+    } else {
+        println!("uploaded {} file(s) to {url}", files.len());
+    }
     Ok(ExitCode::SUCCESS)
 }
 

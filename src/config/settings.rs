@@ -23,6 +23,107 @@ pub struct Settings {
     /// What `Release` files say, and how long they stay valid.
     #[serde(default)]
     pub release: ReleaseSettings,
+    /// How `bess serve` listens and whom it lets in.
+    #[serde(default)]
+    pub serve: ServeSettings,
+}
+
+/// The `[serve]` table.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case", default)]
+pub struct ServeSettings {
+    /// Address and port, e.g. `0.0.0.0:8080`.
+    pub listen: String,
+    /// Open connections at most; more wait to be accepted.
+    pub max_connections: usize,
+    /// Seconds a client may take to send its request headers.
+    pub header_timeout_secs: u64,
+    /// Largest upload accepted, in MiB.
+    pub max_upload_mib: u64,
+    /// Per-channel IP allow-lists (CIDR), checked before authentication.
+    pub allow: std::collections::BTreeMap<String, Vec<Cidr>>,
+}
+
+impl Default for ServeSettings {
+    fn default() -> ServeSettings {
+        ServeSettings {
+            listen: "127.0.0.1:8080".into(),
+            max_connections: 4096,
+            header_timeout_secs: 10,
+            max_upload_mib: 1024,
+            allow: Default::default(),
+        }
+    }
+}
+
+impl ServeSettings {
+    /// Whether `ip` may reach `channel` (true when the channel has no allow-list).
+    pub fn allows(&self, channel: &str, ip: std::net::IpAddr) -> bool {
+        self.allow
+            .get(channel)
+            .is_none_or(|nets| nets.iter().any(|net| net.contains(ip)))
+    }
+}
+
+/// An IPv4 or IPv6 network in CIDR notation (`10.0.0.0/8`, `::1/128`, or a bare address).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Cidr {
+    addr: std::net::IpAddr,
+    prefix: u8,
+}
+
+impl Cidr {
+    /// Parses `addr[/prefix]`.
+    pub fn parse(text: &str) -> Result<Cidr, String> {
+        let (addr, prefix) = match text.split_once('/') {
+            Some((a, p)) => (a, Some(p)),
+            None => (text, None),
+        };
+        let addr: std::net::IpAddr = addr
+            .parse()
+            .map_err(|_| format!("`{text}` is not an IP network"))?;
+        let max = if addr.is_ipv4() { 32 } else { 128 };
+        let prefix = match prefix {
+            Some(p) => p
+                .parse::<u8>()
+                .ok()
+                .filter(|p| *p <= max)
+                .ok_or(format!("`{text}`: bad prefix length"))?,
+            None => max,
+        };
+        Ok(Cidr { addr, prefix })
+    }
+
+    /// Whether `ip` is inside the network.
+    pub fn contains(&self, ip: std::net::IpAddr) -> bool {
+        let bits = |ip: std::net::IpAddr| -> (u128, u8) {
+            match ip {
+                std::net::IpAddr::V4(v4) => (u128::from(u32::from(v4)) << 96, 32),
+                std::net::IpAddr::V6(v6) => (u128::from(v6), 128),
+            }
+        };
+        let ip = match ip {
+            std::net::IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, std::net::IpAddr::V4),
+            other => other,
+        };
+        let ((net, width), (candidate, other)) = (bits(self.addr), bits(ip));
+        if width != other {
+            return false;
+        }
+        let mask = if self.prefix == 0 {
+            0
+        } else {
+            u128::MAX << (128 - u32::from(self.prefix))
+        };
+        net & mask == candidate & mask
+    }
+}
+
+impl<'de> Deserialize<'de> for Cidr {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Cidr, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        Cidr::parse(&text).map_err(serde::de::Error::custom)
+    }
 }
 
 /// The `[release]` table: fields of the published `Release` files.
@@ -87,6 +188,7 @@ impl Default for Settings {
             default_component: default_component(),
             dist_rules: Vec::new(),
             release: ReleaseSettings::default(),
+            serve: ServeSettings::default(),
         }
     }
 }
@@ -197,6 +299,16 @@ valid-days = 30            # Valid-Until = Date + 30 days; 0 = no Valid-Until
 by-hash-generations = 3    # publications whose index files stay reachable by hash
 uncompressed-index = false # also store the uncompressed Packages (always listed in Release)
 
+# bess serve: where it listens and who may connect.
+[serve]
+listen = "127.0.0.1:8080"
+max-connections = 4096
+header-timeout-secs = 10
+max-upload-mib = 1024
+# Per-channel IP allow-lists, checked before authentication:
+# [serve.allow]
+# prod = ["10.0.0.0/8", "192.168.1.0/24"]
+
 # Without --dist, a package is published in every dist of dists.list,
 # unless its version matches a rule below (first match wins).
 # [[dist-rule]]
@@ -236,6 +348,29 @@ mod tests {
             ["bullseye"]
         );
         assert!(settings.dists_for_version("1.0-1").is_none());
+    }
+
+    #[test]
+    fn cidr_allow_lists() {
+        let net = Cidr::parse("10.1.0.0/16").unwrap();
+        assert!(net.contains("10.1.2.3".parse().unwrap()));
+        assert!(!net.contains("10.2.0.1".parse().unwrap()));
+        assert!(net.contains("::ffff:10.1.0.9".parse().unwrap()));
+        assert!(Cidr::parse("::1").unwrap().contains("::1".parse().unwrap()));
+        assert!(Cidr::parse("10.0.0.0/33").is_err());
+        let settings: Settings =
+            toml::from_str("[serve.allow]\nprod = [\"127.0.0.0/8\"]\n").unwrap();
+        assert!(settings.serve.allows("prod", "127.0.0.1".parse().unwrap()));
+        assert!(
+            !settings
+                .serve
+                .allows("prod", "192.168.0.1".parse().unwrap())
+        );
+        assert!(
+            settings
+                .serve
+                .allows("preprod", "192.168.0.1".parse().unwrap())
+        );
     }
 
     #[test]

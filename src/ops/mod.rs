@@ -11,6 +11,7 @@ mod promote;
 mod publish;
 mod query;
 mod selector;
+mod users;
 
 pub use check::{CheckReport, check};
 pub use error::OpsError;
@@ -20,6 +21,9 @@ pub use promote::{ChangedPlacement, PromoteRequest, RemoveRequest, promote, remo
 pub use publish::{PublishRequest, Published, publish};
 pub use query::{Listing, PackageVersions, diff, list, versions};
 pub use selector::Selector;
+pub use users::{
+    NewUser, add_user, hash_password, list_users, remove_user, set_password, verify_password,
+};
 
 use crate::catalog::Catalog;
 use crate::config::RepoConfig;

@@ -47,8 +47,9 @@ pub fn gzip_member(data: &[u8]) -> Vec<u8> {
 
 /// Compresses `data` as a single-block xz stream and keeps only the block.
 pub fn xz_block(data: &[u8]) -> XzBlock {
-    let stream = xz2::stream::Stream::new_easy_encoder(XZ_PRESET, xz2::stream::Check::Crc64)
-        .expect("liblzma supports preset 6 with CRC64");
+    let stream =
+        xz2::stream::Stream::new_stream_encoder(&xz_filters(data.len()), xz2::stream::Check::Crc64)
+            .expect("liblzma accepts an LZMA2 filter with CRC64");
     let mut encoder =
         xz2::write::XzEncoder::new_stream(Vec::with_capacity(data.len() / 4 + 64), stream);
     encoder
@@ -56,6 +57,18 @@ pub fn xz_block(data: &[u8]) -> XzBlock {
         .expect("writing to a Vec cannot fail");
     let whole = encoder.finish().expect("writing to a Vec cannot fail");
     split_single_block(&whole)
+}
+
+/// LZMA2 at [`XZ_PRESET`] with a dictionary no larger than the chunk: the
+/// preset's own 8 MiB dictionary would make liblzma set up ~90 MiB of match
+/// finder for every 100 KiB chunk, and clients would need 8 MiB to decode.
+fn xz_filters(len: usize) -> xz2::stream::Filters {
+    let dict = (len.next_power_of_two() as u32).clamp(4096, 1 << 23);
+    let mut options = xz2::stream::LzmaOptions::new_preset(XZ_PRESET).expect("a valid preset");
+    options.dict_size(dict);
+    let mut filters = xz2::stream::Filters::new();
+    filters.lzma2(&options);
+    filters
 }
 
 /// Takes a stream apart: header (12 bytes), one block, index, footer (12 bytes).

@@ -1,0 +1,462 @@
+//! Publish benchmark: a full publication of N synthetic packages (Packages
+//! gz + xz, by-hash, signatures) and an incremental one (one package added
+//! to the full repository), bess vs `aptly publish` vs `reprepro export`,
+//! on the same corpus in one invocation. `BESS_BENCH_PACKAGES` (default
+//! 60000) and `BESS_BENCH_RUNS` (default 3) change the size. Prints medians
+//! and ratios; never fails on speed.
+
+#[path = "support/corpus.rs"]
+mod corpus;
+#[allow(dead_code)]
+#[path = "support/report.rs"]
+mod report;
+#[path = "support/runner.rs"]
+mod runner;
+#[allow(dead_code)]
+#[path = "support/tools.rs"]
+mod tools;
+
+use anyhow::{Context, Result, ensure};
+use corpus::Corpus;
+use report::ToolResult;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use tools::Workspace;
+
+const DIST: &str = "bookworm";
+
+/// A repository manager as the publish benchmark drives it.
+trait Publisher {
+    fn name(&self) -> &str;
+    fn slug(&self) -> &str;
+    fn is_bess(&self) -> bool {
+        false
+    }
+    /// Untimed: a repository holding the whole corpus, nothing published.
+    fn setup(&self, ws: &Workspace, corpus: &Corpus) -> Result<()>;
+    /// Timed: the first publication of everything.
+    fn full(&self, ws: &Workspace) -> Vec<Command>;
+    /// Untimed: add one package without publishing.
+    fn add(&self, ws: &Workspace, deb: &Path) -> Result<()>;
+    /// Timed: publish again after that one addition.
+    fn incremental(&self, ws: &Workspace) -> Vec<Command>;
+}
+
+struct Bess {
+    exe: PathBuf,
+}
+
+impl Bess {
+    fn command(&self, ws: &Workspace) -> Command {
+        let mut command = Command::new(&self.exe);
+        command.arg("--repo").arg(ws.dir.join("repo"));
+        command
+    }
+}
+
+impl Publisher for Bess {
+    fn name(&self) -> &str {
+        "bess repo publish (gz+xz, signed)"
+    }
+    fn slug(&self) -> &str {
+        "bess"
+    }
+    fn is_bess(&self) -> bool {
+        true
+    }
+    fn setup(&self, ws: &Workspace, corpus: &Corpus) -> Result<()> {
+        fs::create_dir_all(&ws.dir)?;
+        let mut init = Command::new(&self.exe);
+        init.arg("init")
+            .arg(ws.dir.join("repo"))
+            .args(["--dists", DIST, "--archs", "amd64,arm64"]);
+        runner::run_logged(&mut init, &ws.log)?;
+        let mut ingest = self.command(ws);
+        ingest
+            .args(["repo", "ingest", "--no-publish"])
+            .arg(&corpus.dir);
+        runner::run_logged(&mut ingest, &ws.log)
+    }
+    fn full(&self, ws: &Workspace) -> Vec<Command> {
+        let mut publish = self.command(ws);
+        publish.args(["repo", "publish"]);
+        vec![publish]
+    }
+    fn add(&self, ws: &Workspace, deb: &Path) -> Result<()> {
+        let mut ingest = self.command(ws);
+        ingest.args(["repo", "ingest", "--no-publish"]).arg(deb);
+        runner::run_logged(&mut ingest, &ws.log)
+    }
+    fn incremental(&self, ws: &Workspace) -> Vec<Command> {
+        self.full(ws)
+    }
+}
+
+struct Aptly {
+    exe: PathBuf,
+}
+
+impl Aptly {
+    fn command(&self, ws: &Workspace) -> Command {
+        let mut command = Command::new(&self.exe);
+        command.arg(format!("-config={}", ws.dir.join("aptly.conf").display()));
+        command
+    }
+}
+
+impl Publisher for Aptly {
+    fn name(&self) -> &str {
+        "aptly publish (gz+bz2, unsigned)"
+    }
+    fn slug(&self) -> &str {
+        "aptly"
+    }
+    fn setup(&self, ws: &Workspace, corpus: &Corpus) -> Result<()> {
+        let config = serde_json::json!({
+            "rootDir": ws.dir,
+            "architectures": ["amd64", "arm64"],
+            "gpgDisableSign": true,
+            "gpgDisableVerify": true,
+            "skipContentsPublishing": true,
+        });
+        fs::create_dir_all(&ws.dir)?;
+        fs::write(
+            ws.dir.join("aptly.conf"),
+            serde_json::to_vec_pretty(&config)?,
+        )?;
+        let mut create = self.command(ws);
+        create.args([
+            "repo",
+            "create",
+            &format!("-distribution={DIST}"),
+            "-component=main",
+            "bench",
+        ]);
+        runner::run_logged(&mut create, &ws.log)?;
+        let mut add = self.command(ws);
+        add.args(["repo", "add", "bench"]).arg(&corpus.dir);
+        runner::run_logged(&mut add, &ws.log)
+    }
+    fn full(&self, ws: &Workspace) -> Vec<Command> {
+        let mut publish = self.command(ws);
+        publish.args([
+            "publish",
+            "repo",
+            "-skip-signing",
+            "-architectures=amd64,arm64",
+            "bench",
+        ]);
+        vec![publish]
+    }
+    fn add(&self, ws: &Workspace, deb: &Path) -> Result<()> {
+        let mut add = self.command(ws);
+        add.args(["repo", "add", "bench"]).arg(deb);
+        runner::run_logged(&mut add, &ws.log)
+    }
+    fn incremental(&self, ws: &Workspace) -> Vec<Command> {
+        let mut update = self.command(ws);
+        update.args(["publish", "update", "-skip-signing", DIST]);
+        vec![update]
+    }
+}
+
+struct Reprepro {
+    exe: PathBuf,
+}
+
+impl Reprepro {
+    fn command(&self, ws: &Workspace) -> Command {
+        let mut command = Command::new(&self.exe);
+        command.arg("-b").arg(&ws.dir);
+        command
+    }
+}
+
+impl Publisher for Reprepro {
+    fn name(&self) -> &str {
+        "reprepro export (gz+xz, unsigned)"
+    }
+    fn slug(&self) -> &str {
+        "reprepro"
+    }
+    fn setup(&self, ws: &Workspace, corpus: &Corpus) -> Result<()> {
+        let conf = ws.dir.join("conf");
+        fs::create_dir_all(&conf)?;
+        let distributions = format!(
+            "Codename: {DIST}\nArchitectures: amd64 arm64\nComponents: main\nDebIndices: Packages Release . .gz .xz\n"
+        );
+        fs::write(conf.join("distributions"), distributions)?;
+        let fixed = ["--export=never", "includedeb", DIST];
+        for batch in runner::argv_batches(
+            &["reprepro", "-b", &ws.dir.display().to_string()],
+            &corpus.files,
+        ) {
+            let mut include = self.command(ws);
+            include.current_dir(&corpus.dir).args(fixed).args(batch);
+            runner::run_logged(&mut include, &ws.log)?;
+        }
+        Ok(())
+    }
+    fn full(&self, ws: &Workspace) -> Vec<Command> {
+        let mut export = self.command(ws);
+        export.args(["export", DIST]);
+        vec![export]
+    }
+    fn add(&self, ws: &Workspace, deb: &Path) -> Result<()> {
+        let mut include = self.command(ws);
+        include
+            .args(["--export=never", "includedeb", DIST])
+            .arg(deb);
+        runner::run_logged(&mut include, &ws.log)
+    }
+    fn incremental(&self, ws: &Workspace) -> Vec<Command> {
+        self.full(ws)
+    }
+}
+
+fn main() -> Result<()> {
+    let packages = env_count("BESS_BENCH_PACKAGES", 60_000)?;
+    let runs = env_count("BESS_BENCH_RUNS", 3)?;
+    let target = target_dir();
+    let corpus = Corpus::ensure(&target.join("bench-corpus"), packages)?;
+    println!("corpus: {}", corpus.stats.summary());
+    corpus.warm_page_cache()?;
+    let run_dir = target
+        .join("bench-runs")
+        .join(format!("publish-{}", unix_now()));
+    fs::create_dir_all(run_dir.join("logs"))?;
+    println!("work and logs: {}", run_dir.display());
+    let extra = build_extra_package(&run_dir)?;
+    let publishers = publishers(&run_dir)?;
+    let mut full: Vec<ToolResult> = publishers
+        .iter()
+        .map(|p| ToolResult::new(p.name(), p.is_bess()))
+        .collect();
+    let mut incremental: Vec<ToolResult> = publishers
+        .iter()
+        .map(|p| ToolResult::new(p.name(), p.is_bess()))
+        .collect();
+    for run in 1..=runs {
+        for (i, publisher) in publishers.iter().enumerate() {
+            let ws = Workspace {
+                dir: run_dir.join(format!("{}-{run}", publisher.slug())),
+                log: run_dir
+                    .join("logs")
+                    .join(format!("{}-{run}.log", publisher.slug())),
+            };
+            if let Err(err) = run_once(
+                publisher.as_ref(),
+                &ws,
+                &corpus,
+                &extra,
+                (&mut full[i], &mut incremental[i]),
+            ) {
+                println!("run {run} {}: FAILED: {err:#}", publisher.name());
+            }
+        }
+    }
+    print_table("full publish", &full, runner::rss_method());
+    print_table(
+        "incremental publish (one package added)",
+        &incremental,
+        runner::rss_method(),
+    );
+    print_targets(&full, &incremental);
+    remove_workspaces(&run_dir)
+}
+
+fn run_once(
+    publisher: &dyn Publisher,
+    ws: &Workspace,
+    corpus: &Corpus,
+    extra: &Path,
+    (full, incremental): (&mut ToolResult, &mut ToolResult),
+) -> Result<()> {
+    full.attempts += 1;
+    incremental.attempts += 1;
+    publisher.setup(ws, corpus).context("setup")?;
+    runner::settle_filesystem();
+    let measured =
+        runner::time_commands(&mut publisher.full(ws), &ws.log).context("full publish")?;
+    record(full, measured, publisher, "full");
+    publisher.add(ws, extra).context("adding one package")?;
+    runner::settle_filesystem();
+    let measured = runner::time_commands(&mut publisher.incremental(ws), &ws.log)
+        .context("incremental publish")?;
+    record(incremental, measured, publisher, "incremental");
+    Ok(())
+}
+
+fn record(
+    result: &mut ToolResult,
+    measured: runner::Measurement,
+    publisher: &dyn Publisher,
+    what: &str,
+) {
+    println!(
+        "{} {what}: {:.3} s, cpu {:.3} s, peak RSS {:.1} MiB",
+        publisher.name(),
+        measured.wall.as_secs_f64(),
+        measured.cpu.as_secs_f64(),
+        measured.peak_rss_kib as f64 / 1024.0
+    );
+    result.walls.push(measured.wall);
+    result.cpus.push(measured.cpu);
+    result.peak_rss_kib = result.peak_rss_kib.max(measured.peak_rss_kib);
+}
+
+fn publishers(run_dir: &Path) -> Result<Vec<Box<dyn Publisher>>> {
+    let bess = run_dir.join("bess");
+    fs::copy(env!("CARGO_BIN_EXE_bess"), &bess).context("pinning the bess binary")?;
+    let mut all: Vec<Box<dyn Publisher>> = vec![Box::new(Bess { exe: bess })];
+    match tools::find_program("aptly") {
+        Some(exe) => all.push(Box::new(Aptly { exe })),
+        None => println!("aptly: not installed, skipped"),
+    }
+    match tools::find_program("reprepro") {
+        Some(exe) => all.push(Box::new(Reprepro { exe })),
+        None => println!("reprepro: not installed, skipped"),
+    }
+    Ok(all)
+}
+
+/// The one package the incremental publish adds, built with dpkg-deb.
+fn build_extra_package(run_dir: &Path) -> Result<PathBuf> {
+    let root = run_dir.join("extra");
+    fs::create_dir_all(root.join("DEBIAN"))?;
+    fs::create_dir_all(root.join("usr/share/doc/bench-extra"))?;
+    fs::write(
+        root.join("DEBIAN/control"),
+        "Package: bench-extra\nVersion: 1.0-1\nArchitecture: amd64\nMaintainer: Bench <bench@example.com>\n\
+         Description: the package the incremental publish adds\n one more package.\n",
+    )?;
+    fs::write(root.join("usr/share/doc/bench-extra/README"), "extra\n")?;
+    let deb = run_dir.join("bench-extra_1.0-1_amd64.deb");
+    let status = Command::new("dpkg-deb")
+        .args(["--root-owner-group", "--build"])
+        .arg(&root)
+        .arg(&deb)
+        .status()?;
+    ensure!(
+        status.success(),
+        "dpkg-deb failed to build the extra package"
+    );
+    Ok(deb)
+}
+
+fn median(samples: &[Duration]) -> Option<f64> {
+    let mut secs: Vec<f64> = samples.iter().map(Duration::as_secs_f64).collect();
+    secs.sort_by(f64::total_cmp);
+    let mid = secs.len() / 2;
+    match secs.len() {
+        0 => None,
+        n if n % 2 == 1 => Some(secs[mid]),
+        _ => Some((secs[mid - 1] + secs[mid]) / 2.0),
+    }
+}
+
+fn print_table(title: &str, results: &[ToolResult], rss_method: &str) {
+    println!("\n{title} (wall clock of the publish command only):");
+    println!(
+        "{:<36} {:>5} {:>9} {:>9} {:>9} {:>9} {:>12}",
+        "tool", "ok", "median s", "min s", "max s", "cpu s", "peak RSS MiB"
+    );
+    for r in results {
+        let ok = format!("{}/{}", r.walls.len(), r.attempts);
+        let Some(m) = median(&r.walls) else {
+            println!("{:<36} {ok:>5} {:>9}", r.tool, "failed");
+            continue;
+        };
+        let min = r.walls.iter().min().map_or(0.0, Duration::as_secs_f64);
+        let max = r.walls.iter().max().map_or(0.0, Duration::as_secs_f64);
+        let cpu = median(&r.cpus).unwrap_or(0.0);
+        println!(
+            "{:<36} {ok:>5} {m:>9.3} {min:>9.3} {max:>9.3} {cpu:>9.3} {:>12.1}",
+            r.tool,
+            r.peak_rss_kib as f64 / 1024.0
+        );
+    }
+    let Some(bess) = results
+        .iter()
+        .find(|r| r.is_bess)
+        .and_then(|r| median(&r.walls))
+    else {
+        return;
+    };
+    for r in results.iter().filter(|r| !r.is_bess) {
+        if let Some(m) = median(&r.walls) {
+            println!("  {} / bess = {:.1}x", r.tool, m / bess);
+        }
+    }
+    println!("peak RSS: {rss_method}");
+}
+
+fn print_targets(full: &[ToolResult], incremental: &[ToolResult]) {
+    let bess = |results: &[ToolResult]| {
+        results
+            .iter()
+            .find(|r| r.is_bess)
+            .and_then(|r| median(&r.walls))
+    };
+    let rss = full
+        .iter()
+        .chain(incremental)
+        .filter(|r| r.is_bess)
+        .map(|r| r.peak_rss_kib)
+        .max()
+        .unwrap_or(0);
+    let verdict = |ok: bool| if ok { "met" } else { "not met" };
+    if let (Some(f), Some(i)) = (bess(full), bess(incremental)) {
+        println!("\ntargets:");
+        println!(
+            "  full publish with gz+xz < 3 s: {f:.3} s, {}",
+            verdict(f < 3.0)
+        );
+        println!(
+            "  one-package incremental publish < 0.3 s: {i:.3} s, {}",
+            verdict(i < 0.3)
+        );
+        let mib = rss as f64 / 1024.0;
+        println!(
+            "  peak memory < 200 MB: {mib:.1} MiB, {}",
+            verdict(mib * 1.048_576 < 200.0)
+        );
+    }
+}
+
+fn remove_workspaces(run_dir: &Path) -> Result<()> {
+    for entry in fs::read_dir(run_dir)? {
+        let entry = entry?;
+        let name = entry.file_name();
+        if entry.file_type()?.is_dir() && name != "logs" {
+            fs::remove_dir_all(entry.path())?;
+        }
+    }
+    Ok(())
+}
+
+fn env_count(name: &str, default: usize) -> Result<usize> {
+    match std::env::var(name) {
+        Ok(value) => value
+            .trim()
+            .parse()
+            .with_context(|| format!("{name}={value} is not a count")),
+        Err(_) => Ok(default),
+    }
+}
+
+fn target_dir() -> PathBuf {
+    let bess = Path::new(env!("CARGO_BIN_EXE_bess"));
+    bess.parent()
+        .and_then(Path::parent)
+        .map_or_else(|| PathBuf::from("target"), Path::to_path_buf)
+}
+
+fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}

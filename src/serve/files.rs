@@ -1,0 +1,265 @@
+//! Static files the way apt fetches them: GET and HEAD, validators
+//! (ETag, Last-Modified) with 304, single byte ranges with If-Range, 206
+//! and 416, and content types apt and browsers expect.
+
+use super::http::{Body, HttpDate, empty, full, respond};
+use bytes::Bytes;
+use http_body_util::BodyExt;
+use hyper::{HeaderMap, Method, Response, StatusCode, header};
+use std::io::{Read, Seek, SeekFrom};
+use std::os::unix::fs::MetadataExt;
+use std::path::Path;
+
+/// Files up to this size are read in one go; larger ones are streamed.
+const SMALL_FILE: u64 = 1 << 20;
+
+/// What is known about a file before sending it.
+pub struct FileInfo {
+    pub size: u64,
+    pub modified: HttpDate,
+    pub etag: String,
+}
+
+impl FileInfo {
+    fn of(meta: &std::fs::Metadata) -> FileInfo {
+        FileInfo {
+            size: meta.len(),
+            modified: HttpDate::from_unix(meta.mtime().max(0) as u64),
+            etag: format!("\"{:x}-{:x}-{:x}\"", meta.ino(), meta.len(), meta.mtime()),
+        }
+    }
+}
+
+/// Serves `path` (already resolved inside a published tree).
+pub fn serve_file(path: &Path, method: &Method, headers: &HeaderMap) -> Response<Body> {
+    let Ok(file) = std::fs::File::open(path) else {
+        return respond(StatusCode::NOT_FOUND, "not found\n");
+    };
+    let Ok(meta) = file.metadata() else {
+        return respond(StatusCode::NOT_FOUND, "not found\n");
+    };
+    if !meta.is_file() {
+        return respond(StatusCode::NOT_FOUND, "not found\n");
+    }
+    let info = FileInfo::of(&meta);
+    if not_modified(headers, &info) {
+        return with_validators(Response::builder().status(StatusCode::NOT_MODIFIED), &info)
+            .body(empty())
+            .expect("valid response");
+    }
+    let range = requested_range(headers, &info);
+    match range {
+        RangeRequest::Unsatisfiable => Response::builder()
+            .status(StatusCode::RANGE_NOT_SATISFIABLE)
+            .header(header::CONTENT_RANGE, format!("bytes */{}", info.size))
+            .body(empty())
+            .expect("valid response"),
+        RangeRequest::Full => send(file, path, method, &info, 0, info.size, StatusCode::OK),
+        RangeRequest::Part(start, end) => send(
+            file,
+            path,
+            method,
+            &info,
+            start,
+            end,
+            StatusCode::PARTIAL_CONTENT,
+        ),
+    }
+}
+
+fn send(
+    file: std::fs::File,
+    path: &Path,
+    method: &Method,
+    info: &FileInfo,
+    start: u64,
+    end: u64,
+    status: StatusCode,
+) -> Response<Body> {
+    let mut builder = with_validators(Response::builder().status(status), info)
+        .header(header::CONTENT_TYPE, content_type(path))
+        .header(header::CONTENT_LENGTH, end - start)
+        .header(header::ACCEPT_RANGES, "bytes");
+    if status == StatusCode::PARTIAL_CONTENT {
+        builder = builder.header(
+            header::CONTENT_RANGE,
+            format!("bytes {start}-{}/{}", end - 1, info.size),
+        );
+    }
+    let body = if method == Method::HEAD {
+        empty()
+    } else {
+        file_body(file, start, end)
+    };
+    builder.body(body).expect("valid response")
+}
+
+fn with_validators(
+    builder: hyper::http::response::Builder,
+    info: &FileInfo,
+) -> hyper::http::response::Builder {
+    builder
+        .header(header::ETAG, &info.etag)
+        .header(header::LAST_MODIFIED, info.modified.to_string())
+}
+
+/// Bytes `start..end` of the file: read at once when small, else streamed
+/// in 256 KiB pieces from a blocking thread.
+fn file_body(mut file: std::fs::File, start: u64, end: u64) -> Body {
+    let len = end - start;
+    if len <= SMALL_FILE {
+        let mut data = vec![0u8; len as usize];
+        let read = file
+            .seek(SeekFrom::Start(start))
+            .and_then(|_| file.read_exact(&mut data));
+        return match read {
+            Ok(()) => full(Bytes::from(data)),
+            Err(_) => empty(),
+        };
+    }
+    let (tx, rx) = tokio::sync::mpsc::channel::<std::io::Result<hyper::body::Frame<Bytes>>>(4);
+    tokio::task::spawn_blocking(move || {
+        let result = file.seek(SeekFrom::Start(start));
+        let mut left = len;
+        let mut failed = result.err();
+        while left > 0 && failed.is_none() {
+            let mut piece = vec![0u8; left.min(256 * 1024) as usize];
+            match file.read_exact(&mut piece) {
+                Ok(()) => {
+                    left -= piece.len() as u64;
+                    if tx
+                        .blocking_send(Ok(hyper::body::Frame::data(Bytes::from(piece))))
+                        .is_err()
+                    {
+                        return;
+                    }
+                }
+                Err(e) => failed = Some(e),
+            }
+        }
+        if let Some(e) = failed {
+            let _ = tx.blocking_send(Err(e));
+        }
+    });
+    ChannelBody(rx).boxed()
+}
+
+/// A body fed by a blocking reader thread through a bounded channel.
+struct ChannelBody(tokio::sync::mpsc::Receiver<std::io::Result<hyper::body::Frame<Bytes>>>);
+
+impl hyper::body::Body for ChannelBody {
+    type Data = Bytes;
+    type Error = std::io::Error;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<hyper::body::Frame<Bytes>, std::io::Error>>> {
+        self.0.poll_recv(cx)
+    }
+}
+
+/// `If-None-Match` wins over `If-Modified-Since` (RFC 9110 13.2.2).
+fn not_modified(headers: &HeaderMap, info: &FileInfo) -> bool {
+    if let Some(tags) = headers
+        .get(header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+    {
+        return tags
+            .split(',')
+            .any(|t| t.trim() == info.etag || t.trim() == "*");
+    }
+    headers
+        .get(header::IF_MODIFIED_SINCE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(HttpDate::parse)
+        .is_some_and(|since| info.modified <= since)
+}
+
+enum RangeRequest {
+    Full,
+    Part(u64, u64),
+    Unsatisfiable,
+}
+
+/// A single `bytes=` range, honoured only if `If-Range` (when present)
+/// still matches. Several ranges are answered with the whole file, which
+/// RFC 9110 allows and apt never asks for.
+fn requested_range(headers: &HeaderMap, info: &FileInfo) -> RangeRequest {
+    let Some(range) = headers.get(header::RANGE).and_then(|v| v.to_str().ok()) else {
+        return RangeRequest::Full;
+    };
+    if let Some(condition) = headers.get(header::IF_RANGE).and_then(|v| v.to_str().ok()) {
+        let current = condition == info.etag
+            || HttpDate::parse(condition).is_some_and(|d| d == info.modified);
+        if !current {
+            return RangeRequest::Full;
+        }
+    }
+    let Some(spec) = range.strip_prefix("bytes=") else {
+        return RangeRequest::Full;
+    };
+    if spec.contains(',') {
+        return RangeRequest::Full;
+    }
+    parse_range(spec.trim(), info.size)
+}
+
+fn parse_range(spec: &str, size: u64) -> RangeRequest {
+    let Some((first, last)) = spec.split_once('-') else {
+        return RangeRequest::Full;
+    };
+    let (first, last) = (first.trim(), last.trim());
+    let bounds = match (first.parse::<u64>(), last.parse::<u64>()) {
+        (Ok(a), Ok(b)) if a <= b => Some((a, (b + 1).min(size))),
+        (Ok(a), Err(_)) if last.is_empty() => Some((a, size)),
+        (Err(_), Ok(n)) if first.is_empty() && n > 0 => Some((size.saturating_sub(n), size)),
+        _ => return RangeRequest::Full,
+    };
+    match bounds {
+        Some((start, end)) if start < size && start < end => RangeRequest::Part(start, end),
+        _ => RangeRequest::Unsatisfiable,
+    }
+}
+
+/// Content types by name, as Debian's archive serves them.
+fn content_type(path: &Path) -> &'static str {
+    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
+    match name.rsplit_once('.').map(|(_, ext)| ext) {
+        Some("deb") | Some("udeb") => "application/vnd.debian.binary-package",
+        Some("gz") => "application/gzip",
+        Some("xz") => "application/x-xz",
+        Some("gpg") => "application/pgp-signature",
+        Some("box") => "application/octet-stream",
+        _ if matches!(name, "Release" | "InRelease" | "Packages") => "text/plain; charset=utf-8",
+        _ => "application/octet-stream",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ranges() {
+        assert!(matches!(parse_range("0-9", 100), RangeRequest::Part(0, 10)));
+        assert!(matches!(
+            parse_range("90-", 100),
+            RangeRequest::Part(90, 100)
+        ));
+        assert!(matches!(
+            parse_range("-10", 100),
+            RangeRequest::Part(90, 100)
+        ));
+        assert!(matches!(
+            parse_range("50-500", 100),
+            RangeRequest::Part(50, 100)
+        ));
+        assert!(matches!(
+            parse_range("100-", 100),
+            RangeRequest::Unsatisfiable
+        ));
+        assert!(matches!(parse_range("9-3", 100), RangeRequest::Full));
+        assert!(matches!(parse_range("x", 100), RangeRequest::Full));
+    }
+}

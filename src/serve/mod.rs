@@ -1,0 +1,308 @@
+//! `bess serve`: the published trees for apt clients, uploads from CI and
+//! a JSON API, over HTTP/1.1 with basic auth and per-channel rights.
+//!
+//! The server only reads the published trees; uploads and promotions go
+//! through `ops` exactly as the CLI does, on blocking threads.
+
+mod api;
+mod auth;
+mod files;
+mod http;
+mod path;
+
+use crate::catalog::UserRow;
+use crate::config::RepoConfig;
+use anyhow::Context;
+use http::{Body, respond};
+use hyper::body::Incoming;
+use hyper::{Request, Response, StatusCode, header};
+use hyper_util::rt::{TokioIo, TokioTimer};
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// What every request handler shares.
+pub struct State {
+    pub root: PathBuf,
+    pub config: RepoConfig,
+    gate: auth::Gate,
+    /// The public key, as `bess key export` prints it.
+    key: Vec<u8>,
+}
+
+/// Runs the server until SIGTERM or SIGINT; prints `listening on http://ADDR` first.
+pub fn run(root: &Path, listen: Option<String>) -> anyhow::Result<()> {
+    let config = RepoConfig::load(root)?;
+    let listen = listen.unwrap_or_else(|| config.settings.serve.listen.clone());
+    let key = crate::sign::KeyStore::open(config.layout.root()).export_public(false)?;
+    let state = Arc::new(State {
+        root: root.to_path_buf(),
+        config,
+        gate: auth::Gate::default(),
+        key,
+    });
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(serve(state, &listen))
+}
+
+async fn serve(state: Arc<State>, listen: &str) -> anyhow::Result<()> {
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .with_context(|| {
+            format!("cannot listen on {listen}; set [serve] listen in bess.toml or pass --listen")
+        })?;
+    println!("listening on http://{}", listener.local_addr()?);
+    use std::io::Write;
+    std::io::stdout().flush()?;
+    let limit = Arc::new(tokio::sync::Semaphore::new(
+        state.config.settings.serve.max_connections,
+    ));
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let mut shutdown = std::pin::pin!(shutdown_signal());
+    loop {
+        let permit = tokio::select! {
+            permit = limit.clone().acquire_owned() => permit?,
+            _ = &mut shutdown => break,
+        };
+        let (stream, remote) = tokio::select! {
+            accepted = listener.accept() => accepted?,
+            _ = &mut shutdown => break,
+        };
+        let _ = stream.set_nodelay(true);
+        let timeout = Duration::from_secs(state.config.settings.serve.header_timeout_secs);
+        let state = state.clone();
+        let service = hyper::service::service_fn(move |request| {
+            let state = state.clone();
+            async move { Ok::<_, std::convert::Infallible>(handle(state, request, remote.ip()).await) }
+        });
+        // Keep-alive and pipelining, with a deadline on headers so stalled
+        // clients cannot hold connections forever.
+        let connection = hyper::server::conn::http1::Builder::new()
+            .timer(TokioTimer::new())
+            .header_read_timeout(timeout)
+            .keep_alive(true)
+            .pipeline_flush(true)
+            .serve_connection(TokioIo::new(stream), service);
+        let watched = graceful.watch(connection);
+        tokio::spawn(async move {
+            let _ = watched.await;
+            drop(permit);
+        });
+    }
+    eprintln!("bess serve: shutting down; finishing requests in flight");
+    let _ = tokio::time::timeout(Duration::from_secs(10), graceful.shutdown()).await;
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .expect("SIGTERM handler");
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = tokio::signal::ctrl_c() => {}
+    }
+}
+
+/// Routes one request and logs it.
+async fn handle(state: Arc<State>, request: Request<Incoming>, ip: IpAddr) -> Response<Body> {
+    let started = Instant::now();
+    let method = request.method().clone();
+    let raw_path = request.uri().path().to_string();
+    let (response, user) = route(&state, request, ip).await;
+    let bytes = response
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("-")
+        .to_string();
+    eprintln!(
+        "{ip} {} \"{method} {}\" {} {bytes} {:.1}ms",
+        user.as_deref().unwrap_or("-"),
+        raw_path.escape_debug(),
+        response.status().as_u16(),
+        started.elapsed().as_secs_f64() * 1000.0
+    );
+    response
+}
+
+async fn route(
+    state: &Arc<State>,
+    request: Request<Incoming>,
+    ip: IpAddr,
+) -> (Response<Body>, Option<String>) {
+    let Ok(segments) = path::segments(request.uri().path()) else {
+        return (respond(StatusCode::BAD_REQUEST, "bad path\n"), None);
+    };
+    if segments == ["key.gpg"] {
+        return (key_response(state), None);
+    }
+    if segments.first().map(String::as_str) == Some("api") {
+        return api::handle(state.clone(), request, &segments[1..], ip).await;
+    }
+    let Some(channel) = segments
+        .first()
+        .filter(|c| state.config.settings.channels.contains(c))
+    else {
+        return (respond(StatusCode::NOT_FOUND, "not found\n"), None);
+    };
+    if !state.config.settings.serve.allows(channel, ip) {
+        return (
+            respond(StatusCode::FORBIDDEN, "forbidden from this address\n"),
+            None,
+        );
+    }
+    let user = match authenticate(state, request.headers(), ip).await {
+        Ok(user) => user,
+        Err(response) => return (response, None),
+    };
+    let name = Some(user.name.clone());
+    if !auth::may_read(&user, channel) {
+        return (
+            respond(StatusCode::FORBIDDEN, "no read access to this channel\n"),
+            name,
+        );
+    }
+    (
+        channel_response(state, channel, &segments[1..], &request),
+        name,
+    )
+}
+
+fn channel_response(
+    state: &State,
+    channel: &str,
+    rest: &[String],
+    request: &Request<Incoming>,
+) -> Response<Body> {
+    if request.method() != hyper::Method::GET && request.method() != hyper::Method::HEAD {
+        return respond(StatusCode::METHOD_NOT_ALLOWED, "GET or HEAD only\n");
+    }
+    if rest == ["bess.sources"] {
+        return sources_response(state, channel, request);
+    }
+    let published = matches!(
+        rest.first().map(String::as_str),
+        Some("dists") | Some("pool")
+    );
+    // Names starting with a dot are bess's own (generations, temp files).
+    if !published || rest.iter().any(|s| s.starts_with('.')) {
+        return respond(StatusCode::NOT_FOUND, "not found\n");
+    }
+    match resolve(&state.config.layout.channel_dir(channel), rest) {
+        Some(path) => files::serve_file(&path, request.method(), request.headers()),
+        None => respond(StatusCode::NOT_FOUND, "not found\n"),
+    }
+}
+
+/// The file `rest` names under `tree`, after following symlinks, only if it
+/// is still inside `tree` (generations and by-hash links stay inside).
+fn resolve(tree: &Path, rest: &[String]) -> Option<PathBuf> {
+    let root = tree.canonicalize().ok()?;
+    let path = rest
+        .iter()
+        .fold(tree.to_path_buf(), |p, s| p.join(s))
+        .canonicalize()
+        .ok()?;
+    path.starts_with(&root).then_some(path)
+}
+
+/// Checks basic auth, with the brake on repeated failures.
+pub(crate) async fn authenticate(
+    state: &State,
+    headers: &hyper::HeaderMap,
+    ip: IpAddr,
+) -> Result<UserRow, Response<Body>> {
+    if let Some(wait) = state.gate.retry_after(ip) {
+        let mut response = respond(
+            StatusCode::TOO_MANY_REQUESTS,
+            "too many failed logins; retry later\n",
+        );
+        response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, wait.into());
+        return Err(response);
+    }
+    let header = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    let Some(header) = header else {
+        return Err(unauthorized());
+    };
+    if let Some(user) = state.gate.cached(&header) {
+        return Ok(user);
+    }
+    let root = state.root.clone();
+    let check = header.clone();
+    let verified = tokio::task::spawn_blocking(move || verify(&root, &check))
+        .await
+        .ok()
+        .flatten();
+    match verified {
+        Some(user) => {
+            state.gate.remember(&header, &user);
+            Ok(user)
+        }
+        None => {
+            state.gate.failed(ip);
+            Err(unauthorized())
+        }
+    }
+}
+
+/// Looks the user up and runs argon2 (a blocking, deliberately slow check).
+fn verify(root: &Path, header: &str) -> Option<UserRow> {
+    let (name, password) = auth::basic_credentials(header)?;
+    let config = RepoConfig::load(root).ok()?;
+    let catalog = crate::catalog::Catalog::open(&config.layout.catalog_file()).ok()?;
+    let user = catalog.reader().user(&name).ok()??;
+    crate::ops::verify_password(&password, &user.password_hash).then_some(user)
+}
+
+fn unauthorized() -> Response<Body> {
+    let mut response = respond(StatusCode::UNAUTHORIZED, "credentials required\n");
+    response.headers_mut().insert(
+        header::WWW_AUTHENTICATE,
+        hyper::header::HeaderValue::from_static("Basic realm=\"bess\""),
+    );
+    response
+}
+
+fn key_response(state: &State) -> Response<Body> {
+    Response::builder()
+        .header(header::CONTENT_TYPE, "application/pgp-keys")
+        .header(header::CONTENT_LENGTH, state.key.len())
+        .body(http::full(state.key.clone()))
+        .expect("valid response")
+}
+
+/// A deb822 source for this channel, with the signing key inline.
+fn sources_response(state: &State, channel: &str, request: &Request<Incoming>) -> Response<Body> {
+    let host = request
+        .headers()
+        .get(header::HOST)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("localhost");
+    let armored = crate::sign::KeyStore::open(state.config.layout.root())
+        .export_public(true)
+        .unwrap_or_default();
+    let key: String = String::from_utf8_lossy(&armored)
+        .lines()
+        .map(|l| {
+            if l.is_empty() {
+                " .\n".to_string()
+            } else {
+                format!(" {l}\n")
+            }
+        })
+        .collect();
+    let text = format!(
+        "Types: deb\nURIs: http://{host}/{channel}\nSuites: {}\nComponents: {}\nSigned-By:\n{key}",
+        state.config.dists.names().join(" "),
+        state.config.settings.components.join(" "),
+    );
+    respond(StatusCode::OK, &text)
+}

@@ -1,0 +1,544 @@
+//! `bess serve` with real clients on 127.0.0.1:0: apt-get through
+//! auth.conf.d, raw HTTP for traversal and the Range/304/416 matrix,
+//! remote ingest and the JSON API.
+
+mod common;
+
+use common::apt::AptRoot;
+use common::{DebSpec, Sandbox, have_tool};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::process::{Child, Command, Stdio};
+
+const READER: (&str, &str) = ("web01", "prod-reader-secret");
+const UPLOADER: (&str, &str) = ("ci", "ci-uploader-secret");
+const ADMIN: (&str, &str) = ("boss", "the-admin-secret");
+
+/// A running `bess serve`, stopped (SIGTERM) when dropped.
+struct Server {
+    child: Child,
+    port: u16,
+}
+
+impl Server {
+    fn start(sb: &Sandbox) -> Server {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_bess"))
+            .env("BESS_REPO", &sb.repo)
+            .args(["serve", "--listen", "127.0.0.1:0"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let port = line
+            .trim()
+            .rsplit(':')
+            .next()
+            .and_then(|p| p.parse().ok())
+            .expect(&line);
+        Server { child, port }
+    }
+
+    fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// Sends raw request bytes; returns status, headers (lowercase names) and body.
+    fn raw(&self, request: &str) -> Response {
+        let mut stream = TcpStream::connect(("127.0.0.1", self.port)).unwrap();
+        stream.write_all(request.as_bytes()).unwrap();
+        let mut bytes = Vec::new();
+        stream.read_to_end(&mut bytes).unwrap();
+        Response::parse(&bytes)
+    }
+
+    fn get(&self, path: &str, user: Option<(&str, &str)>, extra: &str) -> Response {
+        let auth = user
+            .map(|(u, p)| format!("Authorization: Basic {}\r\n", basic(u, p)))
+            .unwrap_or_default();
+        self.raw(&format!(
+            "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n{auth}{extra}\r\n"
+        ))
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        // SIGTERM, so the graceful shutdown path runs too.
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
+        let _ = self.child.wait();
+    }
+}
+
+fn basic(user: &str, password: &str) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"))
+}
+
+struct Response {
+    status: u16,
+    headers: Vec<(String, String)>,
+    body: Vec<u8>,
+}
+
+impl Response {
+    fn parse(bytes: &[u8]) -> Response {
+        let split = bytes
+            .windows(4)
+            .position(|w| w == b"\r\n\r\n")
+            .expect("a complete response");
+        let head = String::from_utf8_lossy(&bytes[..split]).to_string();
+        let mut lines = head.lines();
+        let status = lines
+            .next()
+            .unwrap()
+            .split(' ')
+            .nth(1)
+            .unwrap()
+            .parse()
+            .unwrap();
+        let headers = lines
+            .filter_map(|l| l.split_once(':'))
+            .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
+            .collect();
+        Response {
+            status,
+            headers,
+            body: bytes[split + 4..].to_vec(),
+        }
+    }
+
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// A repository with users and packages in both channels.
+fn repository() -> Sandbox {
+    let sb = Sandbox::new("bookworm", "amd64");
+    let input = sb.path("in");
+    DebSpec::new("app", "1.0-1", "amd64").build(&input);
+    DebSpec::new("app", "2.0-1", "amd64").build(&input);
+    sb.ok(&["repo", "ingest", input.to_str().unwrap()]);
+    sb.ok(&["repo", "promote", "app=1.0-1"]);
+    for (user, flags) in [
+        (READER, vec!["--read", "prod"]),
+        (UPLOADER, vec!["--upload", "preprod"]),
+        (ADMIN, vec!["--admin"]),
+    ] {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_bess"))
+            .env("BESS_REPO", &sb.repo)
+            .args(["user", "add", user.0, "--password-stdin"])
+            .args(flags)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(user.1.as_bytes())
+            .unwrap();
+        assert!(child.wait().unwrap().success());
+    }
+    sb
+}
+
+#[test]
+fn apt_reads_prod_through_auth_conf_and_never_preprod() {
+    if !have_tool("dpkg-deb") || !have_tool("apt-get") {
+        return;
+    }
+    let sb = repository();
+    let server = Server::start(&sb);
+    let key = sb.path("key.gpg");
+    std::fs::write(&key, server.get("/key.gpg", None, "").body).unwrap();
+    assert_eq!(
+        std::fs::read(&key).unwrap(),
+        sb.bess(&["key", "export"]).stdout,
+        "/key.gpg is `bess key export`"
+    );
+    let apt = AptRoot::new("amd64", "");
+    let auth = apt.root.join("etc/apt/auth.conf.d/bess.conf");
+    let port = server.port;
+    std::fs::write(
+        &auth,
+        format!(
+            "machine http://127.0.0.1:{port}/prod login {} password {}\n",
+            READER.0, READER.1
+        ),
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&auth, std::fs::Permissions::from_mode(0o600)).unwrap();
+    apt.add_source("bess", &format!("{}/prod", server.url()), "bookworm", &key);
+    apt.update(&[]);
+    assert_eq!(apt.versions("app"), ["1.0-1"]);
+    let original = std::fs::read(sb.path("in").join("app_1.0-1_amd64.deb")).unwrap();
+    assert_eq!(apt.download("app=1.0-1"), original);
+
+    apt.add_source(
+        "bess-preprod",
+        &format!("{}/preprod", server.url()),
+        "bookworm",
+        &key,
+    );
+    let out = apt.run("apt-get", &["update"]);
+    let text =
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    assert!(
+        text.contains("401") || text.contains("403") || text.contains("Unauthorized"),
+        "{text}"
+    );
+}
+
+#[test]
+fn prod_only_users_get_403_for_every_preprod_url() {
+    if !have_tool("dpkg-deb") {
+        return;
+    }
+    let sb = repository();
+    let server = Server::start(&sb);
+    let release = server.get("/preprod/dists/bookworm/Release", Some(ADMIN), "");
+    assert_eq!(release.status, 200);
+    let by_hash = String::from_utf8_lossy(&release.body)
+        .lines()
+        .find(|l| l.ends_with("Packages.xz") && l.len() > 80)
+        .map(|l| l.split_whitespace().next().unwrap().to_string())
+        .unwrap();
+    for path in [
+        "/preprod/dists/bookworm/InRelease".to_string(),
+        "/preprod/dists/bookworm/main/binary-amd64/Packages.xz".to_string(),
+        format!("/preprod/dists/bookworm/main/binary-amd64/by-hash/SHA256/{by_hash}"),
+        "/preprod/pool/main/a/app/app_2.0-1_amd64.deb".to_string(),
+        "/preprod/bess.sources".to_string(),
+    ] {
+        assert_eq!(server.get(&path, Some(READER), "").status, 403, "{path}");
+        assert_eq!(server.get(&path, None, "").status, 401, "{path}");
+    }
+    assert_eq!(
+        server
+            .get(
+                "/prod/pool/main/a/app/app_1.0-1_amd64.deb",
+                Some(READER),
+                ""
+            )
+            .status,
+        200
+    );
+    let wrong = server.get(
+        "/prod/dists/bookworm/InRelease",
+        Some((READER.0, "wrong-password!")),
+        "",
+    );
+    assert_eq!(wrong.status, 401);
+    assert_eq!(
+        wrong.header("www-authenticate"),
+        Some("Basic realm=\"bess\"")
+    );
+}
+
+#[test]
+fn traversal_and_hidden_paths_are_refused() {
+    if !have_tool("dpkg-deb") {
+        return;
+    }
+    let sb = repository();
+    std::fs::write(sb.repo.join("public/secret.txt"), "secret").unwrap();
+    let server = Server::start(&sb);
+    for path in [
+        "/prod/../preprod/dists/bookworm/Release",
+        "/prod/%2e%2e/preprod/dists/bookworm/Release",
+        "/prod/%2E%2E/%2E%2E/bess.toml",
+        "/prod/dists/..%2f..%2fsecret.txt",
+        "/prod/dists/%2e%2e%5c%2e%2e%5csecret.txt",
+        "/prod/dists/bookworm/%00Release",
+        "/prod//dists/bookworm/Release",
+        "/prod/./dists/bookworm/Release",
+        "/prod/.dists/bookworm/1/Release",
+        "/prod/dists/bookworm/../../../../etc/passwd",
+        "/prod/pool/%252e%252e/%252e%252e/secret.txt",
+        "/secret.txt",
+        "/prod/secret.txt",
+        "/prod/../secret.txt",
+    ] {
+        let response = server.get(path, Some(ADMIN), "");
+        assert!(
+            matches!(response.status, 400 | 403 | 404),
+            "{path}: {}",
+            response.status
+        );
+        assert!(
+            !String::from_utf8_lossy(&response.body).contains("secret"),
+            "{path}"
+        );
+    }
+    // A symlink planted in the tree must not lead outside it.
+    let outside = sb.repo.join("public/prod/pool/main/escape");
+    std::os::unix::fs::symlink("/etc", &outside).unwrap();
+    assert_eq!(
+        server
+            .get("/prod/pool/main/escape/hostname", Some(ADMIN), "")
+            .status,
+        404
+    );
+}
+
+#[test]
+fn conditional_and_range_requests() {
+    if !have_tool("dpkg-deb") {
+        return;
+    }
+    let sb = repository();
+    let server = Server::start(&sb);
+    let path = "/prod/pool/main/a/app/app_1.0-1_amd64.deb";
+    let whole = server.get(path, Some(READER), "");
+    assert_eq!(whole.status, 200);
+    assert_eq!(
+        whole.header("content-type"),
+        Some("application/vnd.debian.binary-package")
+    );
+    let size = whole.body.len();
+    assert_eq!(
+        whole.header("content-length"),
+        Some(size.to_string().as_str())
+    );
+    let etag = whole.header("etag").unwrap().to_string();
+    let modified = whole.header("last-modified").unwrap().to_string();
+
+    let head = server.raw(&format!(
+        "HEAD {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\nAuthorization: Basic {}\r\n\r\n",
+        basic(READER.0, READER.1)
+    ));
+    assert_eq!((head.status, head.body.len()), (200, 0));
+    assert_eq!(
+        head.header("content-length"),
+        Some(size.to_string().as_str())
+    );
+
+    assert_eq!(
+        server
+            .get(path, Some(READER), &format!("If-None-Match: {etag}\r\n"))
+            .status,
+        304
+    );
+    assert_eq!(
+        server
+            .get(
+                path,
+                Some(READER),
+                &format!("If-Modified-Since: {modified}\r\n")
+            )
+            .status,
+        304
+    );
+    assert_eq!(
+        server
+            .get(
+                path,
+                Some(READER),
+                "If-Modified-Since: Thu, 01 Jan 1970 00:00:01 GMT\r\n"
+            )
+            .status,
+        200
+    );
+
+    let part = server.get(path, Some(READER), "Range: bytes=10-19\r\n");
+    assert_eq!(part.status, 206);
+    assert_eq!(part.body, whole.body[10..20]);
+    assert_eq!(
+        part.header("content-range"),
+        Some(format!("bytes 10-19/{size}").as_str())
+    );
+    let tail = server.get(path, Some(READER), "Range: bytes=-5\r\n");
+    assert_eq!(
+        (tail.status, &tail.body[..]),
+        (206, &whole.body[size - 5..])
+    );
+    let resumed = server.get(
+        path,
+        Some(READER),
+        &format!("Range: bytes=100-\r\nIf-Range: {etag}\r\n"),
+    );
+    assert_eq!(
+        (resumed.status, &resumed.body[..]),
+        (206, &whole.body[100..])
+    );
+    let stale = server.get(
+        path,
+        Some(READER),
+        "Range: bytes=100-\r\nIf-Range: \"other\"\r\n",
+    );
+    assert_eq!((stale.status, stale.body.len()), (200, size));
+    let beyond = server.get(path, Some(READER), &format!("Range: bytes={size}-\r\n"));
+    assert_eq!(beyond.status, 416);
+    assert_eq!(
+        beyond.header("content-range"),
+        Some(format!("bytes */{size}").as_str())
+    );
+}
+
+#[test]
+fn keep_alive_serves_pipelined_requests_on_one_connection() {
+    if !have_tool("dpkg-deb") {
+        return;
+    }
+    let sb = repository();
+    let server = Server::start(&sb);
+    let auth = basic(READER.0, READER.1);
+    let one = format!(
+        "GET /prod/dists/bookworm/Release HTTP/1.1\r\nHost: x\r\nAuthorization: Basic {auth}\r\n\r\n"
+    );
+    let last = format!(
+        "GET /prod/dists/bookworm/InRelease HTTP/1.1\r\nHost: x\r\nAuthorization: Basic {auth}\r\nConnection: close\r\n\r\n"
+    );
+    let mut stream = TcpStream::connect(("127.0.0.1", server.port)).unwrap();
+    stream
+        .write_all(format!("{one}{one}{last}").as_bytes())
+        .unwrap();
+    let mut bytes = Vec::new();
+    stream.read_to_end(&mut bytes).unwrap();
+    let text = String::from_utf8_lossy(&bytes);
+    assert_eq!(text.matches("HTTP/1.1 200 OK").count(), 3, "{text}");
+}
+
+#[test]
+fn remote_ingest_with_upload_rights_only() {
+    if !have_tool("dpkg-deb") {
+        return;
+    }
+    let sb = repository();
+    let server = Server::start(&sb);
+    let deb = DebSpec::new("fromci", "3.0-1", "amd64").build(&sb.path("ci"));
+    let upload = |user: (&str, &str)| {
+        Command::new(env!("CARGO_BIN_EXE_bess"))
+            .env("BESS_PASSWORD", user.1)
+            .args([
+                "repo",
+                "ingest",
+                "--remote",
+                &server.url(),
+                "--user",
+                user.0,
+                "--json",
+            ])
+            .arg(&deb)
+            .output()
+            .unwrap()
+    };
+    let refused = upload(READER);
+    assert!(!refused.status.success());
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("403"),
+        "{}",
+        String::from_utf8_lossy(&refused.stderr)
+    );
+    let accepted = upload(UPLOADER);
+    assert!(
+        accepted.status.success(),
+        "{}",
+        String::from_utf8_lossy(&accepted.stderr)
+    );
+    let listed = sb.json(&["repo", "list", "--channel", "preprod"]);
+    assert!(
+        listed
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|p| p["package"] == "fromci")
+    );
+    let bad = sb.path("bad.deb");
+    std::fs::write(&bad, b"!<arch>\nbroken").unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_bess"))
+        .env("BESS_PASSWORD", UPLOADER.1)
+        .args([
+            "repo",
+            "ingest",
+            "--remote",
+            &server.url(),
+            "--user",
+            UPLOADER.0,
+        ])
+        .arg(&bad)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && err.contains("bad.deb") && err.contains("400"),
+        "{err}"
+    );
+}
+
+#[test]
+fn json_api_lists_diffs_and_promotes_for_admins_only() {
+    if !have_tool("dpkg-deb") {
+        return;
+    }
+    let sb = repository();
+    let server = Server::start(&sb);
+    let listed = server.get("/api/v1/packages?channel=prod", Some(READER), "");
+    assert_eq!(listed.status, 200);
+    let listed: serde_json::Value = serde_json::from_slice(&listed.body).unwrap();
+    assert_eq!(listed.as_array().unwrap().len(), 1);
+    assert_eq!(
+        server
+            .get("/api/v1/packages?channel=preprod", Some(READER), "")
+            .status,
+        403
+    );
+    let diff = server.get("/api/v1/diff?from=preprod&to=prod", Some(ADMIN), "");
+    let diff: serde_json::Value = serde_json::from_slice(&diff.body).unwrap();
+    assert_eq!(diff[0]["version"], "2.0-1");
+    let body = r#"{"packages":["app=2.0-1"],"from":"preprod","to":"prod"}"#;
+    let post = |user: (&str, &str)| {
+        server.raw(&format!(
+            "POST /api/v1/promote HTTP/1.1\r\nHost: x\r\nConnection: close\r\nAuthorization: Basic {}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+            basic(user.0, user.1),
+            body.len()
+        ))
+    };
+    assert_eq!(post(READER).status, 403);
+    assert_eq!(server.raw(&format!("POST /api/v1/promote HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: {}\r\n\r\n{body}", body.len())).status, 401);
+    assert_eq!(post(ADMIN).status, 200);
+    let versions = server.get("/api/v1/versions/app", Some(READER), "");
+    let versions: serde_json::Value = serde_json::from_slice(&versions.body).unwrap();
+    let in_prod: Vec<&str> = versions
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v["version"].as_str().unwrap())
+        .collect();
+    assert_eq!(in_prod, ["2.0-1", "1.0-1"]);
+}
+
+#[test]
+fn repeated_failures_are_slowed_down() {
+    if !have_tool("dpkg-deb") {
+        return;
+    }
+    let sb = repository();
+    let server = Server::start(&sb);
+    let mut statuses = Vec::new();
+    for _ in 0..12 {
+        statuses.push(
+            server
+                .get(
+                    "/prod/dists/bookworm/Release",
+                    Some((READER.0, "not-the-password")),
+                    "",
+                )
+                .status,
+        );
+    }
+    assert!(statuses[..10].iter().all(|s| *s == 401), "{statuses:?}");
+    let braked = server.get("/prod/dists/bookworm/Release", Some(READER), "");
+    assert_eq!(braked.status, 429);
+    assert!(braked.header("retry-after").is_some());
+}
