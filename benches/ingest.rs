@@ -50,9 +50,9 @@ fn main() -> Result<()> {
             run_once(contender, run, &run_dir, &corpus)?;
         }
     }
-    remove_workspaces(&run_dir)?;
     let results: Vec<ToolResult> = contenders.into_iter().map(|c| c.result).collect();
     report::print_report(&results, packages, runner::rss_method());
+    remove_workspaces(&run_dir)?;
     Ok(())
 }
 

@@ -32,7 +32,11 @@ fn main() -> Result<()> {
         .unwrap()
         .to_path_buf();
     let corpus = corpus::Corpus::ensure(&target.join("bench-corpus"), packages)?;
-    println!("corpus: {} ({} files)", corpus.stats.summary(), corpus.files.len());
+    println!(
+        "corpus: {} ({} files)",
+        corpus.stats.summary(),
+        corpus.files.len()
+    );
     corpus.warm_page_cache()?;
     let work = target
         .join("bench-runs")

@@ -8,6 +8,7 @@ use crate::publish::{
     valid_until,
 };
 use crate::sign::{KeyStore, Signer};
+use rayon::prelude::*;
 use std::collections::BTreeSet;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -224,14 +225,21 @@ fn link_queued(repo: &mut Repo, channel: &str, full: bool) -> Result<TreeQueue, 
     let placed = placed
         .iter()
         .map(|p| (&p.component, &p.package.pool_name, &p.package.sha256));
-    for (component, pool_name, sha256) in wanted.chain(placed) {
-        let sha = Sha256::from_hex(sha256).ok_or_else(|| {
-            OpsError::Conflict(format!(
-                "catalog entry {pool_name} has a malformed SHA256 `{sha256}`"
-            ))
+    // Thousands of new links on a first publish: spread them over the cores
+    // (they land in different directories).
+    let links: Vec<_> = wanted.chain(placed).collect();
+    links
+        .par_iter()
+        .try_for_each(|(component, pool_name, sha256)| {
+            let sha = Sha256::from_hex(sha256).ok_or_else(|| {
+                OpsError::Conflict(format!(
+                    "catalog entry {pool_name} has a malformed SHA256 `{sha256}`"
+                ))
+            })?;
+            tree.link(&sha, channel, component, pool_name)
+                .map(|_| ())
+                .map_err(OpsError::from)
         })?;
-        tree.link(&sha, channel, component, pool_name)?;
-    }
     Ok(TreeQueue { files, last_id })
 }
 

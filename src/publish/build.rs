@@ -58,22 +58,51 @@ pub fn build_index(source: &IndexSource<'_>, previous: &Manifest) -> io::Result<
         });
     }
     let resume = shared_prefix(&chunks, previous, source.write_plain);
-    let mut out = Outputs::create(source, resume, previous)?;
-    for window in chunks.chunks(WINDOW) {
-        let first = window.as_ptr() as usize - chunks.as_ptr() as usize;
-        let first = first / std::mem::size_of::<Chunk>();
-        let prepared = prepare_window(source, window, first, resume)?;
-        for (offset, (chunk, (compressed, text))) in window.iter().zip(prepared).enumerate() {
-            out.append(
-                first + offset,
-                chunk,
-                &compressed,
-                text.as_deref(),
-                previous,
-            )?;
+    let out = Outputs::create(source, resume, previous)?;
+    // Hashing and writing run on their own thread, in chunk order, while
+    // the next window is rendered and compressed on the others.
+    std::thread::scope(|scope| {
+        let (tx, rx) = std::sync::mpsc::sync_channel::<(usize, Prepared)>(2 * WINDOW);
+        let chunks = &chunks;
+        let writer = scope.spawn(move || -> io::Result<BuiltIndex> {
+            let mut out = out;
+            for (index, (compressed, text)) in rx {
+                out.append(
+                    index,
+                    &chunks[index],
+                    &compressed,
+                    text.as_deref(),
+                    previous,
+                )?;
+            }
+            out.finish()
+        });
+        let produced = produce(source, chunks, resume, &tx);
+        drop(tx);
+        let written = writer.join().expect("the index writer does not panic");
+        produced.and(written)
+    })
+}
+
+/// Feeds every chunk, window by window, to the writer.
+fn produce(
+    source: &IndexSource<'_>,
+    chunks: &[Chunk],
+    resume: usize,
+    tx: &std::sync::mpsc::SyncSender<(usize, Prepared)>,
+) -> io::Result<()> {
+    for (w, window) in chunks.chunks(WINDOW).enumerate() {
+        let first = w * WINDOW;
+        for (offset, prepared) in prepare_window(source, window, first, resume)?
+            .into_iter()
+            .enumerate()
+        {
+            if tx.send((first + offset, prepared)).is_err() {
+                return Ok(()); // the writer failed; its error is reported
+            }
         }
     }
-    out.finish()
+    Ok(())
 }
 
 /// The sums of the previous build when nothing changed.

@@ -10,11 +10,13 @@ use super::chunks::CompressedChunk;
 use flate2::Crc;
 use std::io::Write;
 
-/// gzip level: Packages text compresses well even at fast levels, and
-/// publish time matters more than the last percent of size.
-const GZIP_LEVEL: u32 = 6;
-/// xz preset: as dpkg and dak use, on small chunks the cost stays bounded.
-const XZ_PRESET: u32 = 6;
+/// gzip level: an index is mostly field names and checksums; level 1 is
+/// within 10 % of level 6 on it and several times faster.
+const GZIP_LEVEL: u32 = 1;
+/// xz preset: apt fetches `.xz` first, so it is the file clients download;
+/// preset 0 makes it ~20 % larger than preset 6 but compresses 5 to 8
+/// times faster, which is what keeps a full publish of a large dist fast.
+const XZ_PRESET: u32 = 0;
 
 /// One xz block lifted out of a single-block stream.
 #[derive(Debug, Clone, PartialEq, Eq)]
