@@ -329,7 +329,7 @@ fn build_extra_package(run_dir: &Path) -> Result<PathBuf> {
     fs::create_dir_all(root.join("usr/share/doc/bench-extra"))?;
     fs::write(
         root.join("DEBIAN/control"),
-        "Package: bench-extra\nVersion: 1.0-1\nArchitecture: amd64\nMaintainer: Bench <bench@example.com>\n\
+        "Package: bench-extra\nVersion: 1.0-1\nArchitecture: amd64\nSection: misc\nPriority: optional\nMaintainer: Bench <bench@example.com>\n\
          Description: the package the incremental publish adds\n one more package.\n",
     )?;
     fs::write(root.join("usr/share/doc/bench-extra/README"), "extra\n")?;

@@ -542,3 +542,220 @@ fn repeated_failures_are_slowed_down() {
     assert_eq!(braked.status, 429);
     assert!(braked.header("retry-after").is_some());
 }
+
+/// A private CA and a server certificate for 127.0.0.1, made with openssl.
+fn certificates(
+    dir: &std::path::Path,
+) -> (std::path::PathBuf, std::path::PathBuf, std::path::PathBuf) {
+    let run = |args: &[&str]| {
+        let out = Command::new("openssl")
+            .current_dir(dir)
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "openssl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    let ec = [
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-256",
+        "-nodes",
+    ];
+    run(&[
+        &["req", "-x509"][..],
+        &ec,
+        &[
+            "-keyout",
+            "ca.key",
+            "-out",
+            "ca.pem",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=bess test CA",
+        ],
+    ]
+    .concat());
+    run(&[
+        &["req"][..],
+        &ec,
+        &[
+            "-keyout",
+            "server.key",
+            "-out",
+            "server.csr",
+            "-subj",
+            "/CN=127.0.0.1",
+        ],
+    ]
+    .concat());
+    std::fs::write(
+        dir.join("ext"),
+        "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\nkeyUsage=digitalSignature\nextendedKeyUsage=serverAuth\n",
+    )
+    .unwrap();
+    run(&[
+        "x509",
+        "-req",
+        "-in",
+        "server.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-out",
+        "server.pem",
+        "-days",
+        "2",
+        "-extfile",
+        "ext",
+    ]);
+    (
+        dir.join("ca.pem"),
+        dir.join("server.pem"),
+        dir.join("server.key"),
+    )
+}
+
+#[test]
+fn https_with_rustls_for_apt_and_remote_ingest() {
+    if !have_tool("dpkg-deb") || !have_tool("apt-get") || !have_tool("openssl") {
+        return;
+    }
+    let sb = repository();
+    let tls = sb.path("tls");
+    std::fs::create_dir_all(&tls).unwrap();
+    let (ca, certificate, key) = certificates(&tls);
+    let settings = sb.repo.join("bess.toml");
+    let text = std::fs::read_to_string(&settings).unwrap().replace(
+        "max-upload-mib = 1024\n",
+        &format!(
+            "max-upload-mib = 1024\ntls-certificate = \"{}\"\ntls-key = \"{}\"\n",
+            certificate.display(),
+            key.display()
+        ),
+    );
+    std::fs::write(&settings, text).unwrap();
+
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let refused = sb.bess(&["serve", "--listen", "127.0.0.1:0"]);
+    let err = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        !refused.status.success() && err.contains("chmod 600"),
+        "{err}"
+    );
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).unwrap();
+
+    let server = Server::start(&sb);
+    let url = format!("https://127.0.0.1:{}", server.port);
+    let deb = DebSpec::new("overtls", "1.0", "amd64").build(&sb.path("tlsdeb"));
+    let out = Command::new(env!("CARGO_BIN_EXE_bess"))
+        .env("BESS_PASSWORD", UPLOADER.1)
+        .env("BESS_CA_CERT", &ca)
+        .args(["repo", "ingest", "--remote", &url, "--user", UPLOADER.0])
+        .arg(&deb)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let untrusted = Command::new(env!("CARGO_BIN_EXE_bess"))
+        .env("BESS_PASSWORD", UPLOADER.1)
+        .args(["repo", "ingest", "--remote", &url, "--user", UPLOADER.0])
+        .arg(&deb)
+        .output()
+        .unwrap();
+    assert!(
+        !untrusted.status.success(),
+        "a certificate from an unknown CA must be refused"
+    );
+
+    let key_file = sb.path("key.gpg");
+    std::fs::write(&key_file, sb.bess(&["key", "export"]).stdout).unwrap();
+    let apt = AptRoot::new(
+        "amd64",
+        &format!("Acquire::https::CaInfo \"{}\";", ca.display()),
+    );
+    let auth = apt.root.join("etc/apt/auth.conf.d/bess.conf");
+    std::fs::write(
+        &auth,
+        format!(
+            "machine 127.0.0.1:{}/prod login {} password {}\n",
+            server.port, READER.0, READER.1
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&auth, std::fs::Permissions::from_mode(0o600)).unwrap();
+    apt.add_source("bess", &format!("{url}/prod"), "bookworm", &key_file);
+    apt.update(&[]);
+    assert_eq!(apt.versions("app"), ["1.0-1"]);
+}
+
+#[test]
+fn stalled_clients_do_not_block_apt() {
+    if !have_tool("dpkg-deb") {
+        return;
+    }
+    let sb = repository();
+    let server = Server::start(&sb);
+    // Three hundred clients that send half a request and stall.
+    let stalled: Vec<TcpStream> = (0..300)
+        .map(|_| {
+            let mut stream = TcpStream::connect(("127.0.0.1", server.port)).unwrap();
+            stream
+                .write_all(b"GET /prod/dists/bookworm/InRelease HTTP/1.1\r\nHost: x\r\n")
+                .unwrap();
+            stream
+        })
+        .collect();
+    // A read deadline turns "never served" into a failure instead of a hang.
+    let mut client = TcpStream::connect(("127.0.0.1", server.port)).unwrap();
+    client
+        .set_read_timeout(Some(std::time::Duration::from_secs(60)))
+        .unwrap();
+    let request = format!(
+        "GET /prod/dists/bookworm/InRelease HTTP/1.1\r\nHost: x\r\nConnection: close\r\nAuthorization: Basic {}\r\n\r\n",
+        basic(READER.0, READER.1)
+    );
+    client.write_all(request.as_bytes()).unwrap();
+    let mut bytes = Vec::new();
+    client
+        .read_to_end(&mut bytes)
+        .expect("served while 300 clients stall");
+    assert_eq!(Response::parse(&bytes).status, 200);
+    drop(stalled);
+}
+
+#[test]
+fn ip_allow_lists_are_checked_before_auth() {
+    if !have_tool("dpkg-deb") {
+        return;
+    }
+    let sb = repository();
+    let settings = sb.repo.join("bess.toml");
+    let mut text = std::fs::read_to_string(&settings).unwrap();
+    text.push_str("\n[serve.allow]\nprod = [\"10.0.0.0/8\"]\npreprod = [\"127.0.0.0/8\"]\n");
+    std::fs::write(&settings, text).unwrap();
+    let server = Server::start(&sb);
+    assert_eq!(
+        server
+            .get("/prod/dists/bookworm/InRelease", Some(READER), "")
+            .status,
+        403
+    );
+    assert_eq!(
+        server
+            .get("/preprod/dists/bookworm/InRelease", Some(ADMIN), "")
+            .status,
+        200
+    );
+}

@@ -17,10 +17,7 @@ pub fn upload(
         )
     })?;
     let token = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
-    let agent: ureq::Agent = ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .build()
-        .into();
+    let agent = agent()?;
     let mut results = Vec::new();
     for file in files {
         let body = std::fs::read(file).map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
@@ -48,6 +45,21 @@ pub fn upload(
         results.push(value);
     }
     Ok(results)
+}
+
+/// An HTTP(S) client; `$BESS_CA_CERT` (a PEM file) replaces the public roots
+/// for servers with a private certificate authority.
+fn agent() -> anyhow::Result<ureq::Agent> {
+    let mut config = ureq::Agent::config_builder().http_status_as_error(false);
+    if let Some(path) = std::env::var_os("BESS_CA_CERT") {
+        let pem = std::fs::read(&path)
+            .map_err(|e| anyhow::anyhow!("BESS_CA_CERT {}: {e}", path.to_string_lossy()))?;
+        let cert = ureq::tls::Certificate::from_pem(&pem)
+            .map_err(|e| anyhow::anyhow!("BESS_CA_CERT {}: {e}", path.to_string_lossy()))?;
+        let roots = ureq::tls::RootCerts::new_with_certs(&[cert]);
+        config = config.tls_config(ureq::tls::TlsConfig::builder().root_certs(roots).build());
+    }
+    Ok(config.build().into())
 }
 
 fn endpoint(

@@ -90,7 +90,7 @@ pub struct IngestArgs {
     /// Print the result as JSON (one object per package)
     #[arg(long)]
     json: bool,
-    /// Upload to a `bess serve` at this URL instead (password in $BESS_PASSWORD)
+    /// Upload to a `bess serve` at this URL instead (password in $BESS_PASSWORD; $BESS_CA_CERT trusts a private CA)
     #[arg(long, value_name = "URL", requires = "user")]
     remote: Option<String>,
     /// User for --remote

@@ -42,6 +42,12 @@ pub struct ServeSettings {
     pub max_upload_mib: u64,
     /// Per-channel IP allow-lists (CIDR), checked before authentication.
     pub allow: std::collections::BTreeMap<String, Vec<Cidr>>,
+    /// Seconds an upload body may take to arrive.
+    pub body_timeout_secs: u64,
+    /// PEM certificate chain; with `tls-key`, serve HTTPS.
+    pub tls_certificate: Option<std::path::PathBuf>,
+    /// PEM private key of the certificate (mode 0600).
+    pub tls_key: Option<std::path::PathBuf>,
 }
 
 impl Default for ServeSettings {
@@ -52,6 +58,9 @@ impl Default for ServeSettings {
             header_timeout_secs: 10,
             max_upload_mib: 1024,
             allow: Default::default(),
+            body_timeout_secs: 600,
+            tls_certificate: None,
+            tls_key: None,
         }
     }
 }
@@ -239,6 +248,9 @@ impl Settings {
                 ));
             }
         }
+        if self.serve.tls_certificate.is_some() != self.serve.tls_key.is_some() {
+            return Err("[serve] needs both tls-certificate and tls-key, or neither".into());
+        }
         if release.by_hash_generations == 0 {
             return Err("[release] by-hash-generations must be at least 1".into());
         }
@@ -305,6 +317,10 @@ listen = "127.0.0.1:8080"
 max-connections = 4096
 header-timeout-secs = 10
 max-upload-mib = 1024
+body-timeout-secs = 600
+# HTTPS (rustls): both PEM files; the key must be mode 0600.
+# tls-certificate = "/etc/bess/tls/fullchain.pem"
+# tls-key = "/etc/bess/tls/privkey.pem"
 # Per-channel IP allow-lists, checked before authentication:
 # [serve.allow]
 # prod = ["10.0.0.0/8", "192.168.1.0/24"]

@@ -9,6 +9,7 @@ mod auth;
 mod files;
 mod http;
 mod path;
+mod tls;
 
 use crate::catalog::UserRow;
 use crate::config::RepoConfig;
@@ -31,7 +32,7 @@ pub struct State {
     key: Vec<u8>,
 }
 
-/// Runs the server until SIGTERM or SIGINT; prints `listening on http://ADDR` first.
+/// Runs the server until SIGTERM or SIGINT; prints `listening on http(s)://ADDR` first.
 pub fn run(root: &Path, listen: Option<String>) -> anyhow::Result<()> {
     let config = RepoConfig::load(root)?;
     let listen = listen.unwrap_or_else(|| config.settings.serve.listen.clone());
@@ -54,12 +55,16 @@ async fn serve(state: Arc<State>, listen: &str) -> anyhow::Result<()> {
         .with_context(|| {
             format!("cannot listen on {listen}; set [serve] listen in bess.toml or pass --listen")
         })?;
-    println!("listening on http://{}", listener.local_addr()?);
+    let serve_settings = &state.config.settings.serve;
+    let tls = match (&serve_settings.tls_certificate, &serve_settings.tls_key) {
+        (Some(certificate), Some(key)) => Some(tls::acceptor(certificate, key)?),
+        _ => None,
+    };
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    println!("listening on {scheme}://{}", listener.local_addr()?);
     use std::io::Write;
     std::io::stdout().flush()?;
-    let limit = Arc::new(tokio::sync::Semaphore::new(
-        state.config.settings.serve.max_connections,
-    ));
+    let limit = Arc::new(tokio::sync::Semaphore::new(serve_settings.max_connections));
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     let mut shutdown = std::pin::pin!(shutdown_signal());
     loop {
@@ -72,29 +77,49 @@ async fn serve(state: Arc<State>, listen: &str) -> anyhow::Result<()> {
             _ = &mut shutdown => break,
         };
         let _ = stream.set_nodelay(true);
-        let timeout = Duration::from_secs(state.config.settings.serve.header_timeout_secs);
-        let state = state.clone();
-        let service = hyper::service::service_fn(move |request| {
-            let state = state.clone();
-            async move { Ok::<_, std::convert::Infallible>(handle(state, request, remote.ip()).await) }
-        });
-        // Keep-alive and pipelining, with a deadline on headers so stalled
-        // clients cannot hold connections forever.
-        let connection = hyper::server::conn::http1::Builder::new()
-            .timer(TokioTimer::new())
-            .header_read_timeout(timeout)
-            .keep_alive(true)
-            .pipeline_flush(true)
-            .serve_connection(TokioIo::new(stream), service);
-        let watched = graceful.watch(connection);
+        let (state, tls, watcher) = (state.clone(), tls.clone(), graceful.watcher());
         tokio::spawn(async move {
-            let _ = watched.await;
+            let deadline = Duration::from_secs(state.config.settings.serve.header_timeout_secs);
+            match tls {
+                None => serve_io(state, TokioIo::new(stream), remote.ip(), watcher).await,
+                Some(acceptor) => {
+                    if let Ok(Ok(stream)) =
+                        tokio::time::timeout(deadline, acceptor.accept(stream)).await
+                    {
+                        serve_io(state, TokioIo::new(stream), remote.ip(), watcher).await;
+                    }
+                }
+            }
             drop(permit);
         });
     }
     eprintln!("bess serve: shutting down; finishing requests in flight");
     let _ = tokio::time::timeout(Duration::from_secs(10), graceful.shutdown()).await;
     Ok(())
+}
+
+/// One HTTP/1.1 connection: keep-alive and pipelining, with a deadline on
+/// headers so stalled clients cannot hold connections forever.
+async fn serve_io<I>(
+    state: Arc<State>,
+    io: TokioIo<I>,
+    ip: IpAddr,
+    watcher: hyper_util::server::graceful::Watcher,
+) where
+    I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let timeout = Duration::from_secs(state.config.settings.serve.header_timeout_secs);
+    let service = hyper::service::service_fn(move |request| {
+        let state = state.clone();
+        async move { Ok::<_, std::convert::Infallible>(handle(state, request, ip).await) }
+    });
+    let connection = hyper::server::conn::http1::Builder::new()
+        .timer(TokioTimer::new())
+        .header_read_timeout(timeout)
+        .keep_alive(true)
+        .pipeline_flush(true)
+        .serve_connection(io, service);
+    let _ = watcher.watch(connection).await;
 }
 
 async fn shutdown_signal() {
@@ -299,8 +324,13 @@ fn sources_response(state: &State, channel: &str, request: &Request<Incoming>) -
             }
         })
         .collect();
+    let scheme = if state.config.settings.serve.tls_certificate.is_some() {
+        "https"
+    } else {
+        "http"
+    };
     let text = format!(
-        "Types: deb\nURIs: http://{host}/{channel}\nSuites: {}\nComponents: {}\nSigned-By:\n{key}",
+        "Types: deb\nURIs: {scheme}://{host}/{channel}\nSuites: {}\nComponents: {}\nSigned-By:\n{key}",
         state.config.dists.names().join(" "),
         state.config.settings.components.join(" "),
     );
