@@ -1,8 +1,10 @@
 //! `bess repo publish` and the publication that follows every change.
 
 use super::{OpsError, Repo};
-use crate::catalog::{Pending, PlacementFilter, QueuedFile};
+use crate::catalog::{Catalog, Pending, PlacementFilter, QueuedFile};
+use crate::config::RepoConfig;
 use crate::pool::Sha256;
+use crate::publish::PoolTree;
 use crate::publish::{
     ChunkCache, DistInput, DistOutcome, DistTree, Manifest, publish_dist, release::ReleaseFields,
     valid_until,
@@ -51,14 +53,46 @@ pub fn publish(repo: &mut Repo, request: &PublishRequest) -> Result<Vec<Publishe
     let mut published = Vec::new();
     let channels: BTreeSet<String> = targets.iter().map(|(c, _)| c.clone()).collect();
     for channel in channels {
-        let queue = link_queued(repo, &channel, request.refresh)?;
-        for (_, dist) in targets.iter().filter(|(c, _)| *c == channel) {
-            let outcome = publish_one(repo, &signer, &channel, dist, now, request.refresh)?;
-            published.push(Published {
-                channel: channel.clone(),
-                outcome,
-            });
-        }
+        let queue = read_queue(&mut repo.catalog, &channel, request.refresh)?;
+        let dists: Vec<&String> = targets
+            .iter()
+            .filter(|(c, _)| *c == channel)
+            .map(|(_, d)| d)
+            .collect();
+        let Repo {
+            config,
+            catalog,
+            pool,
+        } = &mut *repo;
+        let tree = PoolTree::new(&config.layout, pool);
+        // New files are linked while the indices are built (one is kernel
+        // work, the other compression); no index goes live before both end.
+        let outcomes = std::thread::scope(|scope| -> Result<Vec<DistOutcome>, OpsError> {
+            let linker = scope.spawn(|| link_files(&tree, &channel, &queue.links));
+            let links = LinksReady(std::sync::Mutex::new(Some(linker)));
+            let ready = || links.wait();
+            let mut outcomes = Vec::new();
+            for dist in dists {
+                outcomes.push(publish_one(
+                    config,
+                    catalog,
+                    &signer,
+                    &channel,
+                    dist,
+                    (now, request.refresh),
+                    &ready,
+                )?);
+            }
+            links.wait().map_err(OpsError::io(
+                "link files into",
+                config.layout.channel_dir(&channel),
+            ))?;
+            Ok(outcomes)
+        })?;
+        published.extend(outcomes.into_iter().map(|outcome| Published {
+            channel: channel.clone(),
+            outcome,
+        }));
         withdraw_unwanted(repo, &channel, queue)?;
     }
     prune_chunk_cache(repo)?;
@@ -128,30 +162,29 @@ fn dist_tree(repo: &Repo, channel: &str, dist: &str) -> DistTree {
 /// Publishes one channel/dist from a consistent snapshot of the catalog,
 /// then clears its pending mark unless it changed meanwhile.
 fn publish_one(
-    repo: &mut Repo,
+    config: &RepoConfig,
+    catalog: &mut Catalog,
     signer: &Signer,
     channel: &str,
     dist: &str,
-    now: SystemTime,
-    refresh: bool,
+    (now, refresh): (SystemTime, bool),
+    before_switch: &(dyn Fn() -> std::io::Result<()> + Sync),
 ) -> Result<DistOutcome, OpsError> {
-    let tree = dist_tree(repo, channel, dist);
-    let fields = release_fields(repo, dist, now);
-    let layout = &repo.config.layout;
+    let layout = &config.layout;
     let cache = ChunkCache::new(layout.cache_dir());
-    let settings = &repo.config.settings;
-    let snapshot = repo.catalog.snapshot()?;
+    let settings = &config.settings;
+    let snapshot = catalog.snapshot()?;
     let reader = snapshot.reader();
     let entries = reader.index_entries(channel, dist)?;
     let seq = reader.pending_seq(channel, dist)?;
     let controls = |ids: &[i64]| reader.controls(ids).map_err(std::io::Error::other);
     let input = DistInput {
-        tree,
+        tree: DistTree::new(layout.channel_dir(channel), dist),
         entries: &entries,
         controls: &controls,
-        fields,
+        fields: release_fields(config, dist, now),
         components: &settings.components,
-        archs: repo.config.archs.names(),
+        archs: config.archs.names(),
         refresh,
         keep_generations: settings.release.by_hash_generations as usize,
         cache: &cache,
@@ -161,11 +194,12 @@ fn publish_one(
             .join(channel)
             .join(dist),
         write_plain: settings.release.uncompressed_index,
+        before_switch,
     };
     let outcome =
         publish_dist(&input, signer).map_err(OpsError::io("publish", input.tree.link_path()))?;
     drop(snapshot);
-    let writer = repo.catalog.write()?;
+    let writer = catalog.write()?;
     writer.clear_pending(&Pending {
         channel: channel.to_string(),
         dist: dist.to_string(),
@@ -173,6 +207,22 @@ fn publish_one(
     })?;
     writer.commit()?;
     Ok(outcome)
+}
+
+/// The linking thread of a channel, joined once, by the first dist that
+/// is about to go live.
+struct LinksReady<'scope>(
+    std::sync::Mutex<Option<std::thread::ScopedJoinHandle<'scope, Result<(), OpsError>>>>,
+);
+
+impl LinksReady<'_> {
+    fn wait(&self) -> std::io::Result<()> {
+        let handle = self.0.lock().expect("links lock").take();
+        match handle.map(|h| h.join().expect("the linking thread does not panic")) {
+            Some(Err(error)) => Err(std::io::Error::other(error.to_string())),
+            _ => Ok(()),
+        }
+    }
 }
 
 /// Drops cached chunks that no index manifest uses any more.
@@ -194,40 +244,48 @@ fn prune_chunk_cache(repo: &Repo) -> Result<(), OpsError> {
 struct TreeQueue {
     files: Vec<QueuedFile>,
     last_id: Option<i64>,
+    /// Files to link: (component, pool name, SHA-256).
+    links: Vec<(String, String, String)>,
 }
 
-/// Links every queued file still wanted (with `full`, every placed file:
-/// a repair after damage), before any index can list it.
-fn link_queued(repo: &mut Repo, channel: &str, full: bool) -> Result<TreeQueue, OpsError> {
-    let (files, last_id, placed) = {
-        let snapshot = repo.catalog.snapshot()?;
-        let reader = snapshot.reader();
-        let placed = if full {
-            let filter = PlacementFilter {
-                channel: Some(channel.to_string()),
-                ..PlacementFilter::default()
-            };
-            reader.placements(&filter)?
-        } else {
-            Vec::new()
-        };
-        (
-            reader.queued_files(channel)?,
-            reader.last_queued(channel)?,
-            placed,
-        )
-    };
-    let tree = repo.tree();
-    let wanted = files
+/// Reads what the channel's pool tree needs: the queued files, or with
+/// `full` every placed file too (a repair after damage).
+fn read_queue(catalog: &mut Catalog, channel: &str, full: bool) -> Result<TreeQueue, OpsError> {
+    let snapshot = catalog.snapshot()?;
+    let reader = snapshot.reader();
+    let files = reader.queued_files(channel)?;
+    let last_id = reader.last_queued(channel)?;
+    let mut links: Vec<(String, String, String)> = files
         .iter()
         .filter(|f| f.wanted)
-        .map(|f| (&f.component, &f.pool_name, &f.sha256));
-    let placed = placed
-        .iter()
-        .map(|p| (&p.component, &p.package.pool_name, &p.package.sha256));
-    // Thousands of new links on a first publish: spread them over the cores
-    // (they land in different directories).
-    let links: Vec<_> = wanted.chain(placed).collect();
+        .map(|f| (f.component.clone(), f.pool_name.clone(), f.sha256.clone()))
+        .collect();
+    if full {
+        let filter = PlacementFilter {
+            channel: Some(channel.to_string()),
+            ..PlacementFilter::default()
+        };
+        let placed = reader.placements(&filter)?;
+        links.extend(
+            placed
+                .into_iter()
+                .map(|p| (p.component, p.package.pool_name, p.package.sha256)),
+        );
+    }
+    Ok(TreeQueue {
+        files,
+        last_id,
+        links,
+    })
+}
+
+/// Links files into the channel's pool tree, spread over the cores (a first
+/// publish makes thousands, in different directories).
+fn link_files(
+    tree: &PoolTree<'_>,
+    channel: &str,
+    links: &[(String, String, String)],
+) -> Result<(), OpsError> {
     links
         .par_iter()
         .try_for_each(|(component, pool_name, sha256)| {
@@ -239,8 +297,7 @@ fn link_queued(repo: &mut Repo, channel: &str, full: bool) -> Result<TreeQueue, 
             tree.link(&sha, channel, component, pool_name)
                 .map(|_| ())
                 .map_err(OpsError::from)
-        })?;
-    Ok(TreeQueue { files, last_id })
+        })
 }
 
 /// Removes queued files no placement of the channel wants, once no dist of
@@ -270,8 +327,8 @@ fn withdraw_unwanted(repo: &mut Repo, channel: &str, queue: TreeQueue) -> Result
     Ok(())
 }
 
-fn release_fields(repo: &Repo, dist: &str, now: SystemTime) -> ReleaseFields {
-    let release = &repo.config.settings.release;
+fn release_fields(config: &RepoConfig, dist: &str, now: SystemTime) -> ReleaseFields {
+    let release = &config.settings.release;
     let suite = if release.suite.is_empty() {
         dist
     } else {
@@ -284,8 +341,8 @@ fn release_fields(repo: &Repo, dist: &str, now: SystemTime) -> ReleaseFields {
         codename: dist.to_string(),
         date: now,
         valid_until: valid_until(now, release.valid_days),
-        architectures: repo.config.archs.names().to_vec(),
-        components: repo.config.settings.components.clone(),
+        architectures: config.archs.names().to_vec(),
+        components: config.settings.components.clone(),
         description: None,
     }
 }

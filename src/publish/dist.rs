@@ -29,6 +29,9 @@ pub struct DistInput<'a> {
     pub manifest_dir: PathBuf,
     /// Also store the uncompressed `Packages` (it is always listed in Release).
     pub write_plain: bool,
+    /// Called just before the new generation goes live: what it lists must
+    /// be published by then (the pool links, made meanwhile elsewhere).
+    pub before_switch: &'a (dyn Fn() -> io::Result<()> + Sync),
 }
 
 /// What a publication did.
@@ -76,6 +79,7 @@ pub fn publish_dist(input: &DistInput<'_>, signer: &Signer) -> io::Result<DistOu
     generation.add_top_file("Release", release_text.as_bytes())?;
     generation.add_top_file("Release.gpg", &detached)?;
     generation.add_top_file("InRelease", &inline)?;
+    (input.before_switch)()?;
     let number = generation.switch()?;
     for (path, manifest) in manifests {
         manifest.save(&path);
