@@ -228,8 +228,10 @@ impl Nginx {
 }
 
 impl Drop for Nginx {
+    /// SIGTERM (not SIGKILL) so the master stops its workers too.
     fn drop(&mut self) {
-        let _ = self.child.kill();
+        // SAFETY: kill(2) on our own child's pid.
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
         let _ = self.child.wait();
     }
 }
