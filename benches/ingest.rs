@@ -31,9 +31,9 @@ struct Contender {
 }
 
 fn main() -> Result<()> {
-    let packages = env_count("BESS_BENCH_PACKAGES", 60_000)?;
-    let runs = env_count("BESS_BENCH_RUNS", 3)?;
-    let target = target_dir();
+    let packages = corpus::env_count("BESS_BENCH_PACKAGES", 60_000)?;
+    let runs = corpus::env_count("BESS_BENCH_RUNS", 3)?;
+    let target = corpus::target_dir(env!("CARGO_BIN_EXE_bess"));
     let corpus = Corpus::ensure(&target.join("bench-corpus"), packages)?;
     println!("corpus: {}", corpus.stats.summary());
     let warmed = corpus.warm_page_cache()?;
@@ -54,25 +54,6 @@ fn main() -> Result<()> {
     report::print_report(&results, packages, runner::rss_method());
     remove_workspaces(&run_dir)?;
     Ok(())
-}
-
-fn env_count(name: &str, default: usize) -> Result<usize> {
-    match std::env::var(name) {
-        Ok(value) => value
-            .trim()
-            .parse()
-            .with_context(|| format!("{name}={value} is not a count")),
-        Err(_) => Ok(default),
-    }
-}
-
-/// `<target>/<profile>/bess` tells where the target directory is, even when
-/// CARGO_TARGET_DIR moves it; the corpus and the repositories live there, on one filesystem.
-fn target_dir() -> PathBuf {
-    let bess = Path::new(env!("CARGO_BIN_EXE_bess"));
-    bess.parent()
-        .and_then(Path::parent)
-        .map_or_else(|| PathBuf::from("target"), Path::to_path_buf)
 }
 
 fn create_run_dir(target: &Path) -> Result<PathBuf> {

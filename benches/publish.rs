@@ -217,9 +217,9 @@ impl Publisher for Reprepro {
 }
 
 fn main() -> Result<()> {
-    let packages = env_count("BESS_BENCH_PACKAGES", 60_000)?;
-    let runs = env_count("BESS_BENCH_RUNS", 3)?;
-    let target = target_dir();
+    let packages = corpus::env_count("BESS_BENCH_PACKAGES", 60_000)?;
+    let runs = corpus::env_count("BESS_BENCH_RUNS", 3)?;
+    let target = corpus::target_dir(env!("CARGO_BIN_EXE_bess"));
     let corpus = Corpus::ensure(&target.join("bench-corpus"), packages)?;
     println!("corpus: {}", corpus.stats.summary());
     corpus.warm_page_cache()?;
@@ -346,17 +346,6 @@ fn build_extra_package(run_dir: &Path) -> Result<PathBuf> {
     Ok(deb)
 }
 
-fn median(samples: &[Duration]) -> Option<f64> {
-    let mut secs: Vec<f64> = samples.iter().map(Duration::as_secs_f64).collect();
-    secs.sort_by(f64::total_cmp);
-    let mid = secs.len() / 2;
-    match secs.len() {
-        0 => None,
-        n if n % 2 == 1 => Some(secs[mid]),
-        _ => Some((secs[mid - 1] + secs[mid]) / 2.0),
-    }
-}
-
 fn print_table(title: &str, results: &[ToolResult], rss_method: &str) {
     println!("\n{title} (wall clock of the publish command only):");
     println!(
@@ -365,13 +354,13 @@ fn print_table(title: &str, results: &[ToolResult], rss_method: &str) {
     );
     for r in results {
         let ok = format!("{}/{}", r.walls.len(), r.attempts);
-        let Some(m) = median(&r.walls) else {
+        let Some(m) = report::median_secs(&r.walls) else {
             println!("{:<36} {ok:>5} {:>9}", r.tool, "failed");
             continue;
         };
         let min = r.walls.iter().min().map_or(0.0, Duration::as_secs_f64);
         let max = r.walls.iter().max().map_or(0.0, Duration::as_secs_f64);
-        let cpu = median(&r.cpus).unwrap_or(0.0);
+        let cpu = report::median_secs(&r.cpus).unwrap_or(0.0);
         println!(
             "{:<36} {ok:>5} {m:>9.3} {min:>9.3} {max:>9.3} {cpu:>9.3} {:>12.1}",
             r.tool,
@@ -381,12 +370,12 @@ fn print_table(title: &str, results: &[ToolResult], rss_method: &str) {
     let Some(bess) = results
         .iter()
         .find(|r| r.is_bess)
-        .and_then(|r| median(&r.walls))
+        .and_then(|r| report::median_secs(&r.walls))
     else {
         return;
     };
     for r in results.iter().filter(|r| !r.is_bess) {
-        if let Some(m) = median(&r.walls) {
+        if let Some(m) = report::median_secs(&r.walls) {
             println!("  {} / bess = {:.1}x", r.tool, m / bess);
         }
     }
@@ -398,7 +387,7 @@ fn print_targets(full: &[ToolResult], incremental: &[ToolResult]) {
         results
             .iter()
             .find(|r| r.is_bess)
-            .and_then(|r| median(&r.walls))
+            .and_then(|r| report::median_secs(&r.walls))
     };
     let rss = full
         .iter()
@@ -435,23 +424,6 @@ fn remove_workspaces(run_dir: &Path) -> Result<()> {
         }
     }
     Ok(())
-}
-
-fn env_count(name: &str, default: usize) -> Result<usize> {
-    match std::env::var(name) {
-        Ok(value) => value
-            .trim()
-            .parse()
-            .with_context(|| format!("{name}={value} is not a count")),
-        Err(_) => Ok(default),
-    }
-}
-
-fn target_dir() -> PathBuf {
-    let bess = Path::new(env!("CARGO_BIN_EXE_bess"));
-    bess.parent()
-        .and_then(Path::parent)
-        .map_or_else(|| PathBuf::from("target"), Path::to_path_buf)
 }
 
 fn unix_now() -> u64 {

@@ -18,19 +18,15 @@ const USER: &str = "bench";
 const PASSWORD: &str = "bench-password-1";
 
 fn main() -> Result<()> {
-    let packages: usize = env_or("BESS_BENCH_PACKAGES", 2000)?;
-    let seconds: u64 = env_or("BESS_BENCH_SECONDS", 10)?;
+    let packages = corpus::env_count("BESS_BENCH_PACKAGES", 2000)?;
+    let seconds = corpus::env_count("BESS_BENCH_SECONDS", 10)? as u64;
     for tool in ["wrk", "nginx"] {
         if which(tool).is_none() {
             println!("{tool} is not installed (packaging/install-deps bench); nothing to compare");
             return Ok(());
         }
     }
-    let target = Path::new(env!("CARGO_BIN_EXE_bess"))
-        .parent()
-        .and_then(Path::parent)
-        .unwrap()
-        .to_path_buf();
+    let target = corpus::target_dir(env!("CARGO_BIN_EXE_bess"));
     let corpus = corpus::Corpus::ensure(&target.join("bench-corpus"), packages)?;
     println!(
         "corpus: {} ({} files)",
@@ -283,14 +279,4 @@ fn which(tool: &str) -> Option<PathBuf> {
         .split(':')
         .map(|d| Path::new(d).join(tool))
         .find(|p| p.is_file())
-}
-
-fn env_or<T: std::str::FromStr>(name: &str, default: T) -> Result<T> {
-    match std::env::var(name) {
-        Ok(v) => v
-            .trim()
-            .parse()
-            .map_err(|_| anyhow::anyhow!("{name}={v} is not a number")),
-        Err(_) => Ok(default),
-    }
 }

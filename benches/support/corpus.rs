@@ -320,3 +320,23 @@ fn check_one_with_dpkg_deb(deb: &Path, spec: &synth::PackageSpec) -> Result<()> 
     );
     Ok(())
 }
+
+/// A count from the environment (`BESS_BENCH_PACKAGES`, …), or `default`.
+pub fn env_count(name: &str, default: usize) -> Result<usize> {
+    match std::env::var(name) {
+        Ok(value) => value
+            .trim()
+            .parse()
+            .with_context(|| format!("{name}={value} is not a count")),
+        Err(_) => Ok(default),
+    }
+}
+
+/// `<target>/<profile>/bess` tells where the target directory is, even when
+/// CARGO_TARGET_DIR moves it; the corpus and the repositories live there, on one filesystem.
+pub fn target_dir(bess: &str) -> PathBuf {
+    Path::new(bess)
+        .parent()
+        .and_then(Path::parent)
+        .map_or_else(|| PathBuf::from("target"), Path::to_path_buf)
+}

@@ -80,7 +80,8 @@ fn print_row(result: &ToolResult, packages: usize) {
     );
 }
 
-fn median_secs(samples: &[Duration]) -> Option<f64> {
+/// The median of some durations, in seconds.
+pub fn median_secs(samples: &[Duration]) -> Option<f64> {
     let mut secs: Vec<f64> = samples.iter().map(Duration::as_secs_f64).collect();
     secs.sort_by(f64::total_cmp);
     let mid = secs.len() / 2;
