@@ -53,50 +53,57 @@ pub fn publish(repo: &mut Repo, request: &PublishRequest) -> Result<Vec<Publishe
     let mut published = Vec::new();
     let channels: BTreeSet<String> = targets.iter().map(|(c, _)| c.clone()).collect();
     for channel in channels {
-        let queue = read_queue(&mut repo.catalog, &channel, request.refresh)?;
         let dists: Vec<&String> = targets
             .iter()
             .filter(|(c, _)| *c == channel)
             .map(|(_, d)| d)
             .collect();
-        let Repo {
-            config,
-            catalog,
-            pool,
-        } = &mut *repo;
-        let tree = PoolTree::new(&config.layout, pool);
-        // New files are linked while the indices are built (one is kernel
-        // work, the other compression); no index goes live before both end.
-        let outcomes = std::thread::scope(|scope| -> Result<Vec<DistOutcome>, OpsError> {
-            let linker = scope.spawn(|| link_files(&tree, &channel, &queue.links));
-            let links = LinksReady(std::sync::Mutex::new(Some(linker)));
-            let ready = || links.wait();
-            let mut outcomes = Vec::new();
-            for dist in dists {
-                outcomes.push(publish_one(
-                    config,
-                    catalog,
-                    &signer,
-                    &channel,
-                    dist,
-                    (now, request.refresh),
-                    &ready,
-                )?);
-            }
-            links.wait().map_err(OpsError::io(
-                "link files into",
-                config.layout.channel_dir(&channel),
-            ))?;
-            Ok(outcomes)
-        })?;
+        let outcomes = publish_channel(repo, &signer, &channel, &dists, (now, request.refresh))?;
         published.extend(outcomes.into_iter().map(|outcome| Published {
             channel: channel.clone(),
             outcome,
         }));
-        withdraw_unwanted(repo, &channel, queue)?;
     }
     prune_chunk_cache(repo)?;
     Ok(published)
+}
+
+/// Publishes some dists of one channel, with its pool-tree changes.
+///
+/// New files are linked while the indices are built (one is kernel work,
+/// the other compression); no index goes live before both are done.
+fn publish_channel(
+    repo: &mut Repo,
+    signer: &Signer,
+    channel: &str,
+    dists: &[&String],
+    when: (SystemTime, bool),
+) -> Result<Vec<DistOutcome>, OpsError> {
+    let queue = read_queue(&mut repo.catalog, channel, when.1)?;
+    let Repo {
+        config,
+        catalog,
+        pool,
+    } = &mut *repo;
+    let tree = PoolTree::new(&config.layout, pool);
+    let outcomes = std::thread::scope(|scope| -> Result<Vec<DistOutcome>, OpsError> {
+        let linker = scope.spawn(|| link_files(&tree, channel, &queue.links));
+        let links = LinksReady(std::sync::Mutex::new(Some(linker)));
+        let ready = || links.wait();
+        let mut outcomes = Vec::new();
+        for dist in dists {
+            outcomes.push(publish_one(
+                config, catalog, signer, channel, dist, when, &ready,
+            )?);
+        }
+        links.wait().map_err(OpsError::io(
+            "link files into",
+            config.layout.channel_dir(channel),
+        ))?;
+        Ok(outcomes)
+    })?;
+    withdraw_unwanted(repo, channel, queue)?;
+    Ok(outcomes)
 }
 
 /// Publishes the pairs a change touched; nothing when there are none.
