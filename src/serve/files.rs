@@ -30,11 +30,14 @@ impl FileInfo {
     }
 }
 
-/// Serves `path` (already resolved inside a published tree).
-pub fn serve_file(path: &Path, method: &Method, headers: &HeaderMap) -> Response<Body> {
-    let Ok(file) = std::fs::File::open(path) else {
-        return respond(StatusCode::NOT_FOUND, "not found\n");
-    };
+/// Serves an open file (already resolved inside a published tree); `path`
+/// is its name in the request, for the content type.
+pub fn serve_file(
+    file: std::fs::File,
+    path: &Path,
+    method: &Method,
+    headers: &HeaderMap,
+) -> Response<Body> {
     let Ok(meta) = file.metadata() else {
         return respond(StatusCode::NOT_FOUND, "not found\n");
     };

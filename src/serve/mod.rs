@@ -143,13 +143,16 @@ async fn handle(state: Arc<State>, request: Request<Incoming>, ip: IpAddr) -> Re
         .and_then(|v| v.to_str().ok())
         .unwrap_or("-")
         .to_string();
-    eprintln!(
-        "{ip} {} \"{method} {}\" {} {bytes} {:.1}ms",
+    // One write per line: stderr is unbuffered, and eprintln! would issue
+    // a system call for every piece of the format.
+    let line = format!(
+        "{ip} {} \"{method} {}\" {} {bytes} {:.1}ms\n",
         user.as_deref().unwrap_or("-"),
         raw_path.escape_debug(),
         response.status().as_u16(),
         started.elapsed().as_secs_f64() * 1000.0
     );
+    let _ = std::io::Write::write_all(&mut std::io::stderr().lock(), line.as_bytes());
     response
 }
 
@@ -216,22 +219,47 @@ fn channel_response(
     if !published || rest.iter().any(|s| s.starts_with('.')) {
         return respond(StatusCode::NOT_FOUND, "not found\n");
     }
-    match resolve(&state.config.layout.channel_dir(channel), rest) {
-        Some(path) => files::serve_file(&path, request.method(), request.headers()),
+    let relative: PathBuf = rest.iter().collect();
+    match open_beneath(&state.config.layout.channel_dir(channel), &relative) {
+        Some(file) => files::serve_file(file, &relative, request.method(), request.headers()),
         None => respond(StatusCode::NOT_FOUND, "not found\n"),
     }
 }
 
-/// The file `rest` names under `tree`, after following symlinks, only if it
-/// is still inside `tree` (generations and by-hash links stay inside).
-fn resolve(tree: &Path, rest: &[String]) -> Option<PathBuf> {
-    let root = tree.canonicalize().ok()?;
-    let path = rest
-        .iter()
-        .fold(tree.to_path_buf(), |p, s| p.join(s))
-        .canonicalize()
-        .ok()?;
-    path.starts_with(&root).then_some(path)
+/// Opens `relative` under `tree` with openat2(RESOLVE_BENEATH): the kernel
+/// follows the tree's own relative symlinks (generations, by-hash) but
+/// refuses any step that would leave the tree, in one system call instead
+/// of a userspace walk of every component.
+fn open_beneath(tree: &Path, relative: &Path) -> Option<std::fs::File> {
+    use std::ffi::CString;
+    use std::os::unix::ffi::OsStrExt;
+    use std::os::unix::io::{AsRawFd, FromRawFd};
+    let root = std::fs::File::open(tree).ok()?;
+    let name = CString::new(relative.as_os_str().as_bytes()).ok()?;
+    /// `struct open_how` of openat2(2).
+    #[repr(C)]
+    struct OpenHow {
+        flags: u64,
+        mode: u64,
+        resolve: u64,
+    }
+    let how = OpenHow {
+        flags: (libc::O_RDONLY | libc::O_CLOEXEC) as u64,
+        mode: 0,
+        resolve: libc::RESOLVE_BENEATH | libc::RESOLVE_NO_MAGICLINKS,
+    };
+    // SAFETY: valid descriptor, NUL-terminated path and a live open_how of the size passed.
+    let fd = unsafe {
+        libc::syscall(
+            libc::SYS_openat2,
+            root.as_raw_fd(),
+            name.as_ptr(),
+            &how as *const OpenHow,
+            std::mem::size_of::<OpenHow>(),
+        )
+    };
+    // SAFETY: a non-negative return is a new descriptor we now own.
+    (fd >= 0).then(|| unsafe { std::fs::File::from_raw_fd(fd as i32) })
 }
 
 /// Checks basic auth, with the brake on repeated failures.
