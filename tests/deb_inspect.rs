@@ -1,26 +1,14 @@
 //! Differential test: packages built by the real `dpkg-deb` must inspect to
 //! exactly what `dpkg-deb -f` reports, field by field.
 
+mod common;
+
+use common::have_tool;
+
 use bess::deb::{DebInfo, inspect};
 use std::fs;
 use std::path::Path;
 use std::process::Command;
-
-/// Whether `tool` runs; when it does not, skip the test unless `CI=true`.
-fn tool_available(tool: &str) -> bool {
-    let runs = Command::new(tool)
-        .arg("--version")
-        .output()
-        .is_ok_and(|out| out.status.success());
-    if !runs {
-        assert!(
-            std::env::var("CI").as_deref() != Ok("true"),
-            "`{tool}` is required when CI=true"
-        );
-        eprintln!("note: `{tool}` not found, skipping this test");
-    }
-    runs
-}
 
 struct Case {
     compression: &'static str,
@@ -127,7 +115,7 @@ fn check_against_dpkg(deb: &Path, info: &DebInfo, case: &Case) {
 
 #[test]
 fn agrees_with_dpkg_deb() {
-    if !tool_available("dpkg-deb") {
+    if !have_tool("dpkg-deb") {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
@@ -154,7 +142,7 @@ fn agrees_with_dpkg_deb() {
 
 #[test]
 fn drops_computed_fields_that_dpkg_deb_keeps() {
-    if !tool_available("dpkg-deb") {
+    if !have_tool("dpkg-deb") {
         return;
     }
     let dir = tempfile::tempdir().unwrap();

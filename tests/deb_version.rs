@@ -1,5 +1,9 @@
 //! Differential test: `Version`'s ordering against `dpkg --compare-versions`.
 
+mod common;
+
+use common::have_tool;
+
 use bess::deb::Version;
 use std::cmp::Ordering;
 use std::io::Write;
@@ -50,21 +54,6 @@ impl Rng {
     }
 }
 
-fn tool_available(tool: &str) -> bool {
-    let runs = Command::new(tool)
-        .arg("--version")
-        .output()
-        .is_ok_and(|out| out.status.success());
-    if !runs {
-        assert!(
-            std::env::var("CI").as_deref() != Ok("true"),
-            "`{tool}` is required when CI=true"
-        );
-        eprintln!("note: `{tool}` not found, skipping this test");
-    }
-    runs
-}
-
 /// Compares every pair with dpkg in one shell, one answer per line.
 fn dpkg_orders(pairs: &[(String, String)]) -> Vec<Ordering> {
     // Exit status 0 is true, 1 false, anything else a dpkg error.
@@ -107,7 +96,7 @@ fn dpkg_orders(pairs: &[(String, String)]) -> Vec<Ordering> {
 
 #[test]
 fn ordering_matches_dpkg() {
-    if !tool_available("dpkg") {
+    if !have_tool("dpkg") {
         return;
     }
     let mut rng = Rng(0x5eed_0000_bead_cafe);
