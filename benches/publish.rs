@@ -94,15 +94,15 @@ impl Publisher for Bess {
     }
 }
 
+/// aptly with the same private configuration and local repository as the
+/// ingest benchmark (`tools::Aptly`); only publishing is timed here.
 struct Aptly {
-    exe: PathBuf,
+    repo: tools::Aptly,
 }
 
 impl Aptly {
     fn command(&self, ws: &Workspace) -> Command {
-        let mut command = Command::new(&self.exe);
-        command.arg(format!("-config={}", ws.dir.join("aptly.conf").display()));
-        command
+        self.repo.command(ws)
     }
 }
 
@@ -114,30 +114,12 @@ impl Publisher for Aptly {
         "aptly"
     }
     fn setup(&self, ws: &Workspace, corpus: &Corpus) -> Result<()> {
-        let config = serde_json::json!({
-            "rootDir": ws.dir,
-            "architectures": ["amd64", "arm64"],
-            "gpgDisableSign": true,
-            "gpgDisableVerify": true,
-            "skipContentsPublishing": true,
-        });
-        fs::create_dir_all(&ws.dir)?;
-        fs::write(
-            ws.dir.join("aptly.conf"),
-            serde_json::to_vec_pretty(&config)?,
-        )?;
-        let mut create = self.command(ws);
-        create.args([
-            "repo",
-            "create",
-            &format!("-distribution={DIST}"),
-            "-component=main",
-            "bench",
-        ]);
-        runner::run_logged(&mut create, &ws.log)?;
-        let mut add = self.command(ws);
-        add.args(["repo", "add", "bench"]).arg(&corpus.dir);
-        runner::run_logged(&mut add, &ws.log)
+        use tools::Tool;
+        self.repo.setup(ws)?;
+        for mut add in self.repo.ingest_commands(ws, &corpus.dir, &corpus.files) {
+            runner::run_logged(&mut add, &ws.log)?;
+        }
+        Ok(())
     }
     fn full(&self, ws: &Workspace) -> Vec<Command> {
         let mut publish = self.command(ws);
@@ -312,7 +294,9 @@ fn publishers(run_dir: &Path) -> Result<Vec<Box<dyn Publisher>>> {
     fs::copy(env!("CARGO_BIN_EXE_bess"), &bess).context("pinning the bess binary")?;
     let mut all: Vec<Box<dyn Publisher>> = vec![Box::new(Bess { exe: bess })];
     match tools::find_program("aptly") {
-        Some(exe) => all.push(Box::new(Aptly { exe })),
+        Some(exe) => all.push(Box::new(Aptly {
+            repo: tools::Aptly { exe },
+        })),
         None => println!("aptly: not installed, skipped"),
     }
     match tools::find_program("reprepro") {

@@ -144,7 +144,8 @@ impl Aptly {
         ws.dir.join("aptly.conf")
     }
 
-    fn command(&self, ws: &Workspace) -> Command {
+    /// aptly with this workspace's private configuration.
+    pub fn command(&self, ws: &Workspace) -> Command {
         let mut command = Command::new(&self.exe);
         command.arg(format!("-config={}", Self::config(ws).display()));
         command

