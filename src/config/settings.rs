@@ -48,6 +48,9 @@ pub struct ServeSettings {
     pub tls_certificate: Option<std::path::PathBuf>,
     /// PEM private key of the certificate (mode 0600).
     pub tls_key: Option<std::path::PathBuf>,
+    /// Memory for published files served from RAM (index files, small
+    /// packages), in MiB; 0 reads every file from disk.
+    pub file_cache_mib: u64,
 }
 
 impl Default for ServeSettings {
@@ -61,6 +64,7 @@ impl Default for ServeSettings {
             body_timeout_secs: 600,
             tls_certificate: None,
             tls_key: None,
+            file_cache_mib: 128,
         }
     }
 }
@@ -318,6 +322,7 @@ max-connections = 4096
 header-timeout-secs = 10
 max-upload-mib = 1024
 body-timeout-secs = 600
+file-cache-mib = 128       # published files kept in memory (files up to 1/8 of it)
 # HTTPS (rustls): both PEM files; the key must be mode 0600.
 # tls-certificate = "/etc/bess/tls/fullchain.pem"
 # tls-key = "/etc/bess/tls/privkey.pem"

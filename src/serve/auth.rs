@@ -7,7 +7,7 @@ use base64::Engine;
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 use std::net::IpAddr;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// How long verified credentials are trusted without running argon2 again.
@@ -35,6 +35,10 @@ pub struct Gate {
     /// SHA-256 of the raw header value (never the password itself) → user.
     verified: Mutex<HashMap<[u8; 32], (UserRow, Instant)>>,
     failures: Mutex<HashMap<IpAddr, (u32, Instant)>>,
+    /// One verification at a time per header: when a fleet of apt clients
+    /// (or one client's parallel connections) arrives with the same
+    /// credentials, argon2 runs once and the others wait for its verdict.
+    verifying: Mutex<HashMap<[u8; 32], Arc<tokio::sync::Mutex<()>>>>,
 }
 
 impl Gate {
@@ -50,6 +54,20 @@ impl Gate {
             }
             None => None,
         }
+    }
+
+    /// The lock to hold while verifying this header.
+    pub fn verification_turn(&self, header: &str) -> Arc<tokio::sync::Mutex<()>> {
+        let mut verifying = self.verifying.lock().expect("gate lock");
+        verifying.entry(fingerprint(header)).or_default().clone()
+    }
+
+    /// Forgets the lock of a finished verification (waiters keep their copy).
+    pub fn verified(&self, header: &str) {
+        self.verifying
+            .lock()
+            .expect("gate lock")
+            .remove(&fingerprint(header));
     }
 
     /// Remembers a successful verification.

@@ -2,6 +2,7 @@
 //! (ETag, Last-Modified) with 304, single byte ranges with If-Range, 206
 //! and 416, and content types apt and browsers expect.
 
+use super::cache::FileCache;
 use super::http::{Body, HttpDate, empty, full, respond};
 use bytes::Bytes;
 use http_body_util::BodyExt;
@@ -10,7 +11,8 @@ use std::io::{Read, Seek, SeekFrom};
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 
-/// Files up to this size are read in one go; larger ones are streamed.
+/// Files up to this size are read in one go even when the cache does not
+/// keep them; larger ones are streamed.
 const SMALL_FILE: u64 = 1 << 20;
 
 /// What is known about a file before sending it.
@@ -30,14 +32,18 @@ impl FileInfo {
     }
 }
 
-/// Serves an open file (already resolved inside a published tree); `path`
-/// is its name in the request, for the content type.
-pub fn serve_file(
-    file: std::fs::File,
-    path: &Path,
-    method: &Method,
-    headers: &HeaderMap,
-) -> Response<Body> {
+/// What a response needs to know about the request for a file.
+pub struct FileRequest<'a> {
+    /// Its name in the request, for the content type.
+    pub path: &'a Path,
+    pub method: &'a Method,
+    pub headers: &'a HeaderMap,
+}
+
+/// Serves an open file (already resolved inside a published tree), small
+/// ones through the shared cache.
+pub fn serve_file(file: std::fs::File, request: &FileRequest, cache: &FileCache) -> Response<Body> {
+    let headers = request.headers;
     let Ok(meta) = file.metadata() else {
         return respond(StatusCode::NOT_FOUND, "not found\n");
     };
@@ -57,30 +63,39 @@ pub fn serve_file(
             .header(header::CONTENT_RANGE, format!("bytes */{}", info.size))
             .body(empty())
             .expect("valid response"),
-        RangeRequest::Full => send(file, path, method, &info, 0, info.size, StatusCode::OK),
-        RangeRequest::Part(start, end) => send(
-            file,
-            path,
-            method,
-            &info,
-            start,
-            end,
-            StatusCode::PARTIAL_CONTENT,
-        ),
+        RangeRequest::Full => {
+            let body = Source { file, meta, cache };
+            send(body, request, &info, (0, info.size), StatusCode::OK)
+        }
+        RangeRequest::Part(start, end) => {
+            let body = Source { file, meta, cache };
+            send(
+                body,
+                request,
+                &info,
+                (start, end),
+                StatusCode::PARTIAL_CONTENT,
+            )
+        }
     }
 }
 
-fn send(
+/// Where a response's bytes come from.
+struct Source<'a> {
     file: std::fs::File,
-    path: &Path,
-    method: &Method,
+    meta: std::fs::Metadata,
+    cache: &'a FileCache,
+}
+
+fn send(
+    source: Source,
+    request: &FileRequest,
     info: &FileInfo,
-    start: u64,
-    end: u64,
+    (start, end): (u64, u64),
     status: StatusCode,
 ) -> Response<Body> {
     let mut builder = with_validators(Response::builder().status(status), info)
-        .header(header::CONTENT_TYPE, content_type(path))
+        .header(header::CONTENT_TYPE, content_type(request.path))
         .header(header::CONTENT_LENGTH, end - start)
         .header(header::ACCEPT_RANGES, "bytes");
     if status == StatusCode::PARTIAL_CONTENT {
@@ -89,10 +104,10 @@ fn send(
             format!("bytes {start}-{}/{}", end - 1, info.size),
         );
     }
-    let body = if method == Method::HEAD {
+    let body = if request.method == Method::HEAD {
         empty()
     } else {
-        file_body(file, start, end)
+        file_body(source, start, end)
     };
     builder.body(body).expect("valid response")
 }
@@ -106,20 +121,22 @@ fn with_validators(
         .header(header::LAST_MODIFIED, info.modified.to_string())
 }
 
-/// Bytes `start..end` of the file: read at once when small, else streamed
-/// in 256 KiB pieces from a blocking thread.
-fn file_body(mut file: std::fs::File, start: u64, end: u64) -> Body {
-    let len = end - start;
-    if len <= SMALL_FILE {
-        let mut data = vec![0u8; len as usize];
-        let read = file
-            .seek(SeekFrom::Start(start))
-            .and_then(|_| file.read_exact(&mut data));
-        return match read {
-            Ok(()) => full(Bytes::from(data)),
-            Err(_) => empty(),
+/// Bytes `start..end` of the file: from the cache or read whole when small,
+/// else streamed in 256 KiB pieces from a blocking thread.
+fn file_body(source: Source, start: u64, end: u64) -> Body {
+    let Source {
+        mut file,
+        meta,
+        cache,
+    } = source;
+    let size = meta.len();
+    if size <= SMALL_FILE || cache.admits(size) {
+        return match cache.contents(&mut file, &meta) {
+            Some(data) => full(data.slice(start as usize..end as usize)),
+            None => empty(),
         };
     }
+    let len = end - start;
     let (tx, rx) = tokio::sync::mpsc::channel::<std::io::Result<hyper::body::Frame<Bytes>>>(4);
     tokio::task::spawn_blocking(move || {
         let result = file.seek(SeekFrom::Start(start));

@@ -6,6 +6,7 @@
 
 mod api;
 mod auth;
+mod cache;
 mod files;
 mod http;
 mod path;
@@ -30,6 +31,8 @@ pub struct State {
     gate: auth::Gate,
     /// The public key, as `bess key export` prints it.
     key: Vec<u8>,
+    /// Small published files, in memory.
+    files: cache::FileCache,
 }
 
 /// Runs the server until SIGTERM or SIGINT; prints `listening on http(s)://ADDR` first.
@@ -37,11 +40,13 @@ pub fn run(root: &Path, listen: Option<String>) -> anyhow::Result<()> {
     let config = RepoConfig::load(root)?;
     let listen = listen.unwrap_or_else(|| config.settings.serve.listen.clone());
     let key = crate::sign::KeyStore::open(config.layout.root()).export_public(false)?;
+    let files = cache::FileCache::new(config.settings.serve.file_cache_mib << 20);
     let state = Arc::new(State {
         root: root.to_path_buf(),
         config,
         gate: auth::Gate::default(),
         key,
+        files,
     });
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -221,7 +226,14 @@ fn channel_response(
     }
     let relative: PathBuf = rest.iter().collect();
     match open_beneath(&state.config.layout.channel_dir(channel), &relative) {
-        Some(file) => files::serve_file(file, &relative, request.method(), request.headers()),
+        Some(file) => {
+            let wanted = files::FileRequest {
+                path: &relative,
+                method: request.method(),
+                headers: request.headers(),
+            };
+            files::serve_file(file, &wanted, &state.files)
+        }
         None => respond(StatusCode::NOT_FOUND, "not found\n"),
     }
 }
@@ -288,12 +300,18 @@ pub(crate) async fn authenticate(
     if let Some(user) = state.gate.cached(&header) {
         return Ok(user);
     }
+    let turn = state.gate.verification_turn(&header);
+    let _turn = turn.lock().await;
+    if let Some(user) = state.gate.cached(&header) {
+        return Ok(user);
+    }
     let root = state.root.clone();
     let check = header.clone();
     let verified = tokio::task::spawn_blocking(move || verify(&root, &check))
         .await
         .ok()
         .flatten();
+    state.gate.verified(&header);
     match verified {
         Some(user) => {
             state.gate.remember(&header, &user);
