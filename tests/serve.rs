@@ -217,7 +217,7 @@ fn prod_only_users_get_403_for_every_preprod_url() {
         "/preprod/dists/bookworm/InRelease".to_string(),
         "/preprod/dists/bookworm/main/binary-amd64/Packages.xz".to_string(),
         format!("/preprod/dists/bookworm/main/binary-amd64/by-hash/SHA256/{by_hash}"),
-        "/preprod/pool/main/a/app/app_2.0-1_amd64.deb".to_string(),
+        "/preprod/pool/main/a/app_2.0-1_amd64.deb".to_string(),
         "/preprod/bess.sources".to_string(),
     ] {
         assert_eq!(server.get(&path, Some(READER), "").status, 403, "{path}");
@@ -225,11 +225,7 @@ fn prod_only_users_get_403_for_every_preprod_url() {
     }
     assert_eq!(
         server
-            .get(
-                "/prod/pool/main/a/app/app_1.0-1_amd64.deb",
-                Some(READER),
-                ""
-            )
+            .get("/prod/pool/main/a/app_1.0-1_amd64.deb", Some(READER), "")
             .status,
         200
     );
@@ -298,7 +294,7 @@ fn conditional_and_range_requests() {
     }
     let sb = repository();
     let server = Server::start(&sb);
-    let path = "/prod/pool/main/a/app/app_1.0-1_amd64.deb";
+    let path = "/prod/pool/main/a/app_1.0-1_amd64.deb";
     let whole = server.get(path, Some(READER), "");
     assert_eq!(whole.status, 200);
     assert_eq!(

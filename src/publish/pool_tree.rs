@@ -5,16 +5,24 @@ use crate::pool::{LinkOutcome, Pool, PoolError, Sha256};
 use std::io;
 use std::path::{Path, PathBuf};
 
-/// Debian's pool path of a binary package, relative to `pool/<component>/`:
-/// `<prefix>/<source>/<package>_<version without epoch>_<arch>.deb`, where
-/// the prefix is the source's first letter, or its first four for `lib*`.
-pub fn pool_name(source: &str, package: &str, version_without_epoch: &str, arch: &str) -> String {
-    let prefix = if source.starts_with("lib") && source.len() > 3 {
-        &source[..source.len().min(4)]
+/// The pool path of a binary package, relative to `pool/<component>/`:
+/// `<prefix>/<package>_<version without epoch>_<arch>.deb`, where the
+/// prefix is the package's first letter, or its first four for `lib*`.
+///
+/// Debian adds a directory per source package; bess does not. apt only
+/// follows `Filename`, and a Debian-sized repository has some 35,000
+/// sources: creating their directories cost more than half of a full
+/// publish of 60,000 packages (one ext4 inode allocation each), while
+/// links into a few hundred prefix directories are cheap. The file name
+/// stays unique: name, version without epoch and architecture identify a
+/// package in the catalog.
+pub fn pool_name(package: &str, version_without_epoch: &str, arch: &str) -> String {
+    let prefix = if package.starts_with("lib") && package.len() > 3 {
+        &package[..package.len().min(4)]
     } else {
-        &source[..1]
+        &package[..1]
     };
-    format!("{prefix}/{source}/{package}_{version_without_epoch}_{arch}.deb")
+    format!("{prefix}/{package}_{version_without_epoch}_{arch}.deb")
 }
 
 /// The published pool trees of every channel of a repository.
@@ -80,19 +88,19 @@ mod tests {
     use super::*;
 
     #[test]
-    fn debian_prefixes() {
+    fn prefixes() {
         assert_eq!(
-            pool_name("hello", "hello", "1.0-1", "amd64"),
-            "h/hello/hello_1.0-1_amd64.deb"
+            pool_name("hello", "1.0-1", "amd64"),
+            "h/hello_1.0-1_amd64.deb"
         );
         assert_eq!(
-            pool_name("libssl", "libssl3", "3.0", "arm64"),
-            "libs/libssl/libssl3_3.0_arm64.deb"
+            pool_name("libssl3", "3.0", "arm64"),
+            "libs/libssl3_3.0_arm64.deb"
         );
-        assert_eq!(pool_name("lib", "lib", "1", "all"), "l/lib/lib_1_all.deb");
+        assert_eq!(pool_name("lib", "1", "all"), "l/lib_1_all.deb");
         assert_eq!(
-            pool_name("libc", "libc6", "2.36", "amd64"),
-            "libc/libc/libc6_2.36_amd64.deb"
+            pool_name("libc6", "2.36", "amd64"),
+            "libc/libc6_2.36_amd64.deb"
         );
     }
 }

@@ -61,7 +61,7 @@ mod tests {
             ["prod", "dists", "bookworm", "InRelease"]
         );
         assert_eq!(
-            segments("/prod/pool/main/a/app/app_1%3a2_all.deb").unwrap()[5],
+            segments("/prod/pool/main/a/app_1%3a2_all.deb").unwrap()[4],
             "app_1:2_all.deb"
         );
     }
