@@ -12,13 +12,12 @@ use super::chunks::{Chunk, ChunkCache, CompressedChunk, Manifest, ManifestChunk,
 use super::compress::{XZ_HEADER, compress_chunk, xz_footer};
 use super::index::render;
 use crate::catalog::IndexEntry;
-use rayon::prelude::*;
 use std::collections::HashMap;
 use std::fs::File;
 use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
 
-/// Chunks rendered and compressed together; bounds memory to a few MiB.
+/// Chunks whose control paragraphs are read from the catalog in one query.
 const WINDOW: usize = 32;
 
 /// Fetches control paragraphs by package id.
@@ -59,50 +58,109 @@ pub fn build_index(source: &IndexSource<'_>, previous: &Manifest) -> io::Result<
     }
     let resume = shared_prefix(&chunks, previous, source.write_plain);
     let out = Outputs::create(source, resume, previous)?;
-    // Hashing and writing run on their own thread, in chunk order, while
-    // the next window is rendered and compressed on the others.
+    // Three stages overlap: this thread reads the catalog and renders, the
+    // rayon pool compresses, and a writer thread hashes and appends in
+    // chunk order. No stage waits for a whole batch of another, so both
+    // cores stay busy until the last chunk.
+    let (ready_tx, ready_rx) = std::sync::mpsc::channel::<(usize, Prepared)>();
+    let (slot_tx, slot_rx) = std::sync::mpsc::sync_channel::<()>(IN_FLIGHT);
     std::thread::scope(|scope| {
-        let (tx, rx) = std::sync::mpsc::sync_channel::<(usize, Prepared)>(2 * WINDOW);
         let chunks = &chunks;
         let writer = scope.spawn(move || -> io::Result<BuiltIndex> {
             let mut out = out;
-            for (index, (compressed, text)) in rx {
-                out.append(
-                    index,
-                    &chunks[index],
-                    &compressed,
-                    text.as_deref(),
-                    previous,
-                )?;
+            let mut waiting = std::collections::BTreeMap::new();
+            let mut next = 0;
+            for (index, prepared) in ready_rx {
+                waiting.insert(index, prepared);
+                while let Some((compressed, text)) = waiting.remove(&next) {
+                    out.append(next, &chunks[next], &compressed, text.as_deref(), previous)?;
+                    let _ = slot_rx.try_recv();
+                    next += 1;
+                }
             }
             out.finish()
         });
-        let produced = produce(source, chunks, resume, &tx);
-        drop(tx);
+        let produced = produce(source, chunks, resume, &ready_tx, &slot_tx);
+        drop(ready_tx);
         let written = writer.join().expect("the index writer does not panic");
         produced.and(written)
     })
 }
 
-/// Feeds every chunk, window by window, to the writer.
+/// Chunks between rendering and writing at most; bounds memory to a few MiB.
+const IN_FLIGHT: usize = 64;
+
+/// Renders every chunk that needs text, window by window, and hands it to
+/// the compressing pool (or, when cached, straight to the writer).
 fn produce(
     source: &IndexSource<'_>,
     chunks: &[Chunk],
     resume: usize,
-    tx: &std::sync::mpsc::SyncSender<(usize, Prepared)>,
+    ready: &std::sync::mpsc::Sender<(usize, Prepared)>,
+    slots: &std::sync::mpsc::SyncSender<()>,
 ) -> io::Result<()> {
     for (w, window) in chunks.chunks(WINDOW).enumerate() {
         let first = w * WINDOW;
-        for (offset, prepared) in prepare_window(source, window, first, resume)?
-            .into_iter()
-            .enumerate()
-        {
-            if tx.send((first + offset, prepared)).is_err() {
+        let cached: Vec<Option<CompressedChunk>> =
+            window.iter().map(|c| source.cache.get(&c.key)).collect();
+        let wanted: Vec<bool> = (0..window.len())
+            .map(|i| first + i >= resume || cached[i].is_none() || source.write_plain)
+            .collect();
+        let controls = window_controls(source, window, &wanted)?;
+        for (i, (chunk, cached)) in window.iter().zip(cached).enumerate() {
+            // A full set of chunks in flight: wait for the writer to take one.
+            if slots.send(()).is_err() {
                 return Ok(()); // the writer failed; its error is reported
             }
+            let text =
+                wanted[i].then(|| render(&source.entries[chunk.start..chunk.end], &controls));
+            dispatch(source.cache, first + i, chunk.key, cached, text, ready);
         }
     }
     Ok(())
+}
+
+/// Control paragraphs of the packages in the window's chunks that need text.
+fn window_controls(
+    source: &IndexSource<'_>,
+    window: &[Chunk],
+    wanted: &[bool],
+) -> io::Result<HashMap<i64, String>> {
+    let ids: Vec<i64> = window
+        .iter()
+        .zip(wanted)
+        .filter(|(_, wanted)| **wanted)
+        .flat_map(|(c, _)| source.entries[c.start..c.end].iter().map(|e| e.id))
+        .collect();
+    if ids.is_empty() {
+        return Ok(HashMap::new());
+    }
+    (source.controls)(&ids)
+}
+
+/// Sends a chunk to the writer, compressing it on the pool first if needed.
+fn dispatch(
+    cache: &ChunkCache,
+    index: usize,
+    key: [u8; 32],
+    cached: Option<CompressedChunk>,
+    text: Option<String>,
+    ready: &std::sync::mpsc::Sender<(usize, Prepared)>,
+) {
+    let ready = ready.clone();
+    match cached {
+        Some(compressed) => {
+            let _ = ready.send((index, (compressed, text)));
+        }
+        None => {
+            let cache = cache.clone();
+            rayon::spawn(move || {
+                let fresh = compress_chunk(text.as_deref().unwrap_or_default().as_bytes());
+                cache.put(&key, &fresh);
+                let _ = ready.send((index, (fresh, text)));
+            });
+        }
+    }
 }
 
 /// The sums of the previous build when nothing changed.
@@ -129,50 +187,6 @@ fn shared_prefix(chunks: &[Chunk], previous: &Manifest, write_plain: bool) -> us
 }
 
 type Prepared = (CompressedChunk, Option<String>);
-
-/// Compressed bytes for every chunk of a window, and text for those that
-/// are hashed (at or after `resume`), rendering and compressing in parallel.
-fn prepare_window(
-    source: &IndexSource<'_>,
-    window: &[Chunk],
-    first: usize,
-    resume: usize,
-) -> io::Result<Vec<Prepared>> {
-    let cache = source.cache;
-    let cached: Vec<Option<CompressedChunk>> =
-        window.par_iter().map(|c| cache.get(&c.key)).collect();
-    let write_plain = source.write_plain;
-    let wanted: Vec<bool> = (0..window.len())
-        .map(|i| first + i >= resume || cached[i].is_none() || write_plain)
-        .collect();
-    let needs_text = |i: usize| wanted[i];
-    let ids: Vec<i64> = window
-        .iter()
-        .enumerate()
-        .filter(|(i, _)| needs_text(*i))
-        .flat_map(|(_, c)| source.entries[c.start..c.end].iter().map(|e| e.id))
-        .collect();
-    let controls = if ids.is_empty() {
-        HashMap::new()
-    } else {
-        (source.controls)(&ids)?
-    };
-    let (entries, cache) = (source.entries, source.cache);
-    Ok(window
-        .par_iter()
-        .zip(cached)
-        .enumerate()
-        .map(|(i, (chunk, cached))| {
-            let text = needs_text(i).then(|| render(&entries[chunk.start..chunk.end], &controls));
-            let compressed = cached.unwrap_or_else(|| {
-                let fresh = compress_chunk(text.as_deref().unwrap_or_default().as_bytes());
-                cache.put(&chunk.key, &fresh);
-                fresh
-            });
-            (compressed, text)
-        })
-        .collect())
-}
 
 /// The output files being written and their running hashes.
 struct Outputs {
