@@ -13,7 +13,8 @@ use bytes::Bytes;
 use std::collections::{HashMap, VecDeque};
 use std::io::Read;
 use std::os::unix::fs::MetadataExt;
-use std::sync::Mutex;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 
 /// What identifies a file's bytes: a rewritten or replaced file differs in
 /// at least one of these, so it can never be answered with stale bytes.
@@ -110,6 +111,30 @@ impl FileCache {
     }
 }
 
+/// Open directories of the published channel trees, so that a request
+/// resolves its path from a held descriptor instead of opening the
+/// channel's directory again.
+#[derive(Default)]
+pub struct TreeRoots {
+    roots: Mutex<HashMap<PathBuf, Arc<std::fs::File>>>,
+}
+
+impl TreeRoots {
+    /// The open directory `tree`, reopened when the one held was deleted
+    /// (a tree removed and published again is a new directory).
+    pub fn get(&self, tree: &Path) -> Option<Arc<std::fs::File>> {
+        let mut roots = self.roots.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(root) = roots.get(tree)
+            && root.metadata().is_ok_and(|m| m.nlink() > 0)
+        {
+            return Some(root.clone());
+        }
+        let root = Arc::new(std::fs::File::open(tree).ok()?);
+        roots.insert(tree.to_path_buf(), root.clone());
+        Some(root)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -165,5 +190,24 @@ mod tests {
         let meta = file.metadata().unwrap();
         assert_eq!(cache.contents(&mut file, &meta).unwrap().len(), 101);
         assert_eq!(cache.lock().held, 0);
+    }
+
+    #[test]
+    fn a_deleted_tree_is_opened_again() {
+        use std::os::unix::fs::MetadataExt;
+        let dir = tempfile::tempdir().unwrap();
+        let tree = dir.path().join("prod");
+        std::fs::create_dir(&tree).unwrap();
+        let roots = TreeRoots::default();
+        let first = roots.get(&tree).unwrap();
+        assert!(Arc::ptr_eq(&first, &roots.get(&tree).unwrap()));
+        std::fs::remove_dir(&tree).unwrap();
+        assert!(roots.get(&tree).is_none());
+        std::fs::create_dir(&tree).unwrap();
+        let again = roots.get(&tree).unwrap();
+        assert_eq!(
+            again.metadata().unwrap().ino(),
+            std::fs::metadata(&tree).unwrap().ino()
+        );
     }
 }

@@ -33,6 +33,8 @@ pub struct State {
     key: Vec<u8>,
     /// Small published files, in memory.
     files: cache::FileCache,
+    /// The channels' published trees, open.
+    trees: cache::TreeRoots,
 }
 
 /// Runs the server until SIGTERM or SIGINT; prints `listening on http(s)://ADDR` first.
@@ -47,6 +49,7 @@ pub fn run(root: &Path, listen: Option<String>) -> anyhow::Result<()> {
         gate: auth::Gate::default(),
         key,
         files,
+        trees: cache::TreeRoots::default(),
     });
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -225,7 +228,8 @@ fn channel_response(
         return respond(StatusCode::NOT_FOUND, "not found\n");
     }
     let relative: PathBuf = rest.iter().collect();
-    match open_beneath(&state.config.layout.channel_dir(channel), &relative) {
+    let root = state.trees.get(&state.config.layout.channel_dir(channel));
+    match root.and_then(|root| open_beneath(&root, &relative)) {
         Some(file) => {
             let wanted = files::FileRequest {
                 path: &relative,
@@ -238,15 +242,14 @@ fn channel_response(
     }
 }
 
-/// Opens `relative` under `tree` with openat2(RESOLVE_BENEATH): the kernel
+/// Opens `relative` under the open directory `root` with openat2(RESOLVE_BENEATH): the kernel
 /// follows the tree's own relative symlinks (generations, by-hash) but
 /// refuses any step that would leave the tree, in one system call instead
 /// of a userspace walk of every component.
-fn open_beneath(tree: &Path, relative: &Path) -> Option<std::fs::File> {
+fn open_beneath(root: &std::fs::File, relative: &Path) -> Option<std::fs::File> {
     use std::ffi::CString;
     use std::os::unix::ffi::OsStrExt;
     use std::os::unix::io::{AsRawFd, FromRawFd};
-    let root = std::fs::File::open(tree).ok()?;
     let name = CString::new(relative.as_os_str().as_bytes()).ok()?;
     /// `struct open_how` of openat2(2).
     #[repr(C)]
