@@ -6,6 +6,7 @@
 
 mod api;
 mod auth;
+mod beneath;
 mod cache;
 mod files;
 mod http;
@@ -229,7 +230,7 @@ fn channel_response(
     }
     let relative: PathBuf = rest.iter().collect();
     let root = state.trees.get(&state.config.layout.channel_dir(channel));
-    match root.and_then(|root| open_beneath(&root, &relative)) {
+    match root.and_then(|root| beneath::open(&root, &relative)) {
         Some(file) => {
             let wanted = files::FileRequest {
                 path: &relative,
@@ -240,41 +241,6 @@ fn channel_response(
         }
         None => respond(StatusCode::NOT_FOUND, "not found\n"),
     }
-}
-
-/// Opens `relative` under the open directory `root` with openat2(RESOLVE_BENEATH): the kernel
-/// follows the tree's own relative symlinks (generations, by-hash) but
-/// refuses any step that would leave the tree, in one system call instead
-/// of a userspace walk of every component.
-fn open_beneath(root: &std::fs::File, relative: &Path) -> Option<std::fs::File> {
-    use std::ffi::CString;
-    use std::os::unix::ffi::OsStrExt;
-    use std::os::unix::io::{AsRawFd, FromRawFd};
-    let name = CString::new(relative.as_os_str().as_bytes()).ok()?;
-    /// `struct open_how` of openat2(2).
-    #[repr(C)]
-    struct OpenHow {
-        flags: u64,
-        mode: u64,
-        resolve: u64,
-    }
-    let how = OpenHow {
-        flags: (libc::O_RDONLY | libc::O_CLOEXEC) as u64,
-        mode: 0,
-        resolve: libc::RESOLVE_BENEATH | libc::RESOLVE_NO_MAGICLINKS,
-    };
-    // SAFETY: valid descriptor, NUL-terminated path and a live open_how of the size passed.
-    let fd = unsafe {
-        libc::syscall(
-            libc::SYS_openat2,
-            root.as_raw_fd(),
-            name.as_ptr(),
-            &how as *const OpenHow,
-            std::mem::size_of::<OpenHow>(),
-        )
-    };
-    // SAFETY: a non-negative return is a new descriptor we now own.
-    (fd >= 0).then(|| unsafe { std::fs::File::from_raw_fd(fd as i32) })
 }
 
 /// Checks basic auth, with the brake on repeated failures.
