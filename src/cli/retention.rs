@@ -61,6 +61,18 @@ pub struct PinArgs {
     channel: String,
 }
 
+/// Drop a pin: `bess repo prune` may withdraw the version again.
+#[derive(Debug, Args)]
+#[command(after_help = "Example:\n  bess repo unpin myapp=1.4.2-1 --channel prod")]
+pub struct UnpinArgs {
+    /// PKG=VERSION
+    #[arg(value_name = "PKG=VERSION")]
+    package: String,
+    /// Channel that kept it
+    #[arg(long, required = true)]
+    channel: String,
+}
+
 /// List the pins of every channel, or of one.
 #[derive(Debug, Args)]
 pub struct PinsArgs {
@@ -161,15 +173,22 @@ fn print_prune(outcome: &PruneOutcome) {
     }
 }
 
-pub fn run_pin(repo: &mut Repo, args: PinArgs, pin: bool) -> anyhow::Result<ExitCode> {
+pub fn run_unpin(repo: &mut Repo, args: UnpinArgs) -> anyhow::Result<ExitCode> {
     let request = PinRequest {
         selector: Selector::parse(&args.package)?,
         channel: args.channel,
     };
-    if !pin {
-        ops::unpin(repo, &request)?;
-        println!("unpinned {} in {}", request.selector, request.channel);
-    } else if ops::pin(repo, &request)? {
+    ops::unpin(repo, &request)?;
+    println!("unpinned {} in {}", request.selector, request.channel);
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn run_pin(repo: &mut Repo, args: PinArgs) -> anyhow::Result<ExitCode> {
+    let request = PinRequest {
+        selector: Selector::parse(&args.package)?,
+        channel: args.channel,
+    };
+    if ops::pin(repo, &request)? {
         println!("pinned {} in {}", request.selector, request.channel);
     } else {
         println!("{} already pinned in {}", request.selector, request.channel);

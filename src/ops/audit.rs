@@ -82,7 +82,7 @@ fn log_entry(row: AuditRow) -> LogEntry {
 /// into each entry's detail.
 pub(super) fn record_placements(
     writer: &Writer<'_>,
-    repo_actor: &super::Actor,
+    actor: &super::Actor,
     action: &str,
     changes: &[ChangedPlacement],
     extra: &Value,
@@ -111,7 +111,7 @@ pub(super) fn record_placements(
             version: Some(version.to_string()),
             arch: Some(arch.to_string()),
             detail: detail.to_string(),
-            ..repo_actor.entry(action)
+            ..actor.entry(action)
         };
         writer.append_audit(&entry)?;
     }

@@ -102,7 +102,7 @@ pub fn gc(repo: &mut Repo, request: &GcRequest) -> Result<GcOutcome, OpsError> {
     let mut scan = scan_pool(&layout.pool_dir(), &referenced)?;
     scan.stale.extend(stale_scratch(&layout.tmp_dir())?);
     let sum = |files: &[(PathBuf, u64)]| files.iter().map(|(_, n)| n).sum();
-    let mut outcome = GcOutcome {
+    let outcome = GcOutcome {
         dry_run: request.dry_run,
         objects: scan.objects,
         objects_deleted: scan.garbage.len(),
@@ -126,7 +126,6 @@ pub fn gc(repo: &mut Repo, request: &GcRequest) -> Result<GcOutcome, OpsError> {
         record(&writer, &repo.actor, "gc", detail)?;
         writer.commit()?;
     }
-    outcome.dry_run = false;
     Ok(outcome)
 }
 

@@ -27,7 +27,8 @@ pub fn retire_key(repo: &mut Repo, fingerprint: &str) -> Result<(), OpsError> {
     let store = KeyStore::open(repo.config.layout.root());
     let writer = repo.catalog.write()?;
     store.retire(fingerprint)?;
-    let detail = json!({ "fingerprint": fingerprint.replace(' ', "").to_ascii_uppercase() });
+    let compact: String = fingerprint.split_whitespace().collect();
+    let detail = json!({ "fingerprint": compact.to_ascii_uppercase() });
     record(&writer, &repo.actor, "key.retire", detail)?;
     writer.commit()?;
     Ok(())

@@ -206,19 +206,10 @@ fn plan_channel(
     pins: &HashSet<(String, String)>,
     clock: i64,
 ) {
-    let mut groups: BTreeMap<(String, String, String), Vec<AgedPlacement>> = BTreeMap::new();
-    for p in placements {
-        let key = (
-            p.placed.dist.clone(),
-            p.placed.package.name.clone(),
-            p.placed.package.arch.clone(),
-        );
-        groups.entry(key).or_default().push(p);
-    }
     let cutoff = rule
         .older_than_days
         .map(|days| clock - i64::from(days) * 86_400);
-    for (_, group) in groups {
+    for group in by_package(placements) {
         let mut versions: Vec<&str> = group
             .iter()
             .map(|p| p.placed.package.version.as_str())
@@ -246,6 +237,20 @@ fn plan_channel(
             }
         }
     }
+}
+
+/// The placements of each package, per dist and architecture.
+fn by_package(placements: Vec<AgedPlacement>) -> impl Iterator<Item = Vec<AgedPlacement>> {
+    let mut groups: BTreeMap<(String, String, String), Vec<AgedPlacement>> = BTreeMap::new();
+    for p in placements {
+        let key = (
+            p.placed.dist.clone(),
+            p.placed.package.name.clone(),
+            p.placed.package.arch.clone(),
+        );
+        groups.entry(key).or_default().push(p);
+    }
+    groups.into_values()
 }
 
 fn reason(rule: &ChannelRule, age: i64) -> String {
