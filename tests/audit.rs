@@ -15,9 +15,14 @@ fn skip() -> bool {
     !have_tool("dpkg-deb")
 }
 
+/// The name bess should log for this process: the passwd name, or `uid N`.
 fn whoami() -> String {
-    let out = Command::new("id").arg("-un").output().unwrap();
-    String::from_utf8(out.stdout).unwrap().trim().to_string()
+    let id = |flag: &str| Command::new("id").arg(flag).output().unwrap();
+    let named = id("-un");
+    if named.status.success() {
+        return String::from_utf8(named.stdout).unwrap().trim().to_string();
+    }
+    format!("uid {}", String::from_utf8(id("-u").stdout).unwrap().trim())
 }
 
 /// `bess ARGS` with `stdin` on standard input; requires success.

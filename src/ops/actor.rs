@@ -100,8 +100,16 @@ mod tests {
     fn the_current_uid_has_a_name() {
         // SAFETY: getuid cannot fail.
         let uid = unsafe { libc::getuid() };
-        let name = passwd_name(uid).expect("the test runs as a user in passwd");
-        assert!(!name.is_empty());
+        let id = std::process::Command::new("id")
+            .arg("-un")
+            .output()
+            .unwrap();
+        let expected = String::from_utf8(id.stdout).unwrap().trim().to_string();
+        let name = passwd_name(uid);
+        if id.status.success() {
+            assert_eq!(name.as_deref(), Some(expected.as_str()), "as `id -un` says");
+        }
+        let name = name.unwrap_or_else(|| format!("uid {uid}"));
         assert!(Actor::Cli.name().starts_with(&name));
         assert_eq!(Actor::Http("ci".into()).name(), "ci");
         assert_eq!(Actor::Http("ci".into()).origin(), "http");
