@@ -2,16 +2,22 @@
 //! and where each is placed (channel, dist, component); the public trees are
 //! a pure function of it.
 
+mod audit;
 mod index;
 mod packages;
 mod pending;
+mod pins;
 mod schema;
+mod space;
 mod tree_queue;
 mod users;
 
+pub use audit::{AuditEntry, AuditFilter, AuditRow};
 pub use index::IndexEntry;
 pub use packages::{NewPackage, PackageRow, PlacedPackage, PlacementFilter};
 pub use pending::Pending;
+pub use pins::Pin;
+pub use space::{AgedPlacement, CatalogTotals, PlacementTotals};
 pub use tree_queue::QueuedFile;
 pub use users::UserRow;
 

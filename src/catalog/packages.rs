@@ -58,7 +58,7 @@ macro_rules! package_columns {
     };
 }
 
-fn package_row(row: &Row<'_>) -> rusqlite::Result<PackageRow> {
+pub(super) fn package_row(row: &Row<'_>) -> rusqlite::Result<PackageRow> {
     Ok(PackageRow {
         id: row.get(0)?,
         name: row.get(1)?,

@@ -64,6 +64,32 @@ const MIGRATIONS: &[&str] = &[
         admin         INTEGER NOT NULL,
         created_at    INTEGER NOT NULL
     ) WITHOUT ROWID;",
+    // 5: versions a channel keeps whatever `bess repo prune` decides.
+    "CREATE TABLE pins (
+        channel     TEXT NOT NULL,
+        package     TEXT NOT NULL,
+        version     TEXT NOT NULL,   -- as the operator wrote it
+        version_key TEXT NOT NULL,   -- identity: epoch 0 dropped
+        pinned_at   INTEGER NOT NULL,
+        PRIMARY KEY (channel, package, version_key)
+    ) WITHOUT ROWID;",
+    // 6: the audit log: every change, who made it and from where, written
+    //    in the transaction of the change itself.
+    "CREATE TABLE audit (
+        id      INTEGER PRIMARY KEY,
+        at      INTEGER NOT NULL,   -- seconds since the Unix epoch
+        actor   TEXT NOT NULL,      -- local user name, or the HTTP user
+        origin  TEXT NOT NULL,      -- 'cli' or 'http'
+        action  TEXT NOT NULL,      -- ingest, promote, remove, prune, pin, ...
+        channel TEXT,
+        dist    TEXT,               -- comma-separated when one change spans dists
+        package TEXT,
+        version TEXT,
+        arch    TEXT,
+        detail  TEXT NOT NULL       -- JSON object; never a password or a hash of one
+    );
+    CREATE INDEX audit_package ON audit (package, id);
+    CREATE INDEX audit_at ON audit (at);",
 ];
 
 /// Brings the schema up to date; safe to call from every process.

@@ -45,9 +45,8 @@ pub fn run(args: InitArgs) -> anyhow::Result<ExitCode> {
         archs: archs.clone(),
     })?;
     let config = crate::config::RepoConfig::load(layout.root())?;
-    let fingerprint =
-        crate::sign::KeyStore::open(layout.root()).generate(&super::key::user_id(&config))?;
     let mut repo = crate::ops::Repo::open(layout.root())?;
+    let fingerprint = crate::ops::generate_key(&mut repo, &super::key::user_id(&config))?;
     crate::ops::publish(&mut repo, &crate::ops::PublishRequest::default())?;
     println!(
         "created repository {}\n  dists: {}\n  archs: {}\n  channels: {}\n  signing key: {fingerprint}",

@@ -2,6 +2,7 @@
 
 use super::output::json;
 use crate::config::RepoConfig;
+use crate::ops::{self, Repo};
 use crate::sign::KeyStore;
 use clap::{Args, Subcommand};
 use std::io::Write;
@@ -66,13 +67,14 @@ pub fn run(dir: &Path, command: KeyCommand) -> anyhow::Result<ExitCode> {
             std::io::stdout().lock().write_all(&key)?;
         }
         KeyCommand::Generate => {
-            let fingerprint = store.generate(&user_id(&config))?;
+            let mut repo = Repo::open(dir)?;
+            let fingerprint = ops::generate_key(&mut repo, &user_id(&config))?;
             println!(
                 "generated {fingerprint}; it signs from the next publication (`bess repo publish --refresh`)"
             );
         }
         KeyCommand::Retire(args) => {
-            store.retire(&args.fingerprint)?;
+            ops::retire_key(&mut Repo::open(dir)?, &args.fingerprint)?;
             println!(
                 "retired {}; run `bess repo publish --refresh` to re-sign without it",
                 args.fingerprint

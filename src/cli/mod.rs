@@ -3,9 +3,11 @@
 
 mod init;
 mod key;
+mod log;
 mod output;
 mod remote;
 mod repo;
+mod retention;
 mod user;
 
 use clap::{Parser, Subcommand};
@@ -47,6 +49,7 @@ enum Command {
     #[command(subcommand)]
     User(user::UserCommand),
     Serve(ServeArgs),
+    Log(log::LogArgs),
 }
 
 /// Serve the published channels to apt clients, uploads and the JSON API.
@@ -74,6 +77,7 @@ pub fn run() -> anyhow::Result<ExitCode> {
         Command::Repo(command) => repo::run(&repo_dir, command),
         Command::Key(command) => key::run(&repo_dir, command),
         Command::User(command) => user::run(&repo_dir, command),
+        Command::Log(args) => log::run(&repo_dir, args),
         Command::Serve(args) => {
             crate::serve::run(&repo_dir, args.listen)?;
             Ok(ExitCode::SUCCESS)

@@ -1,6 +1,7 @@
 //! `bess repo …`: ingest, list, versions, diff, promote, remove.
 
 use super::output::{Table, json};
+use super::retention;
 use crate::ops::{
     self, ChangedPlacement, IngestRequest, Listing, PromoteRequest, RemoveRequest, Repo, Selector,
 };
@@ -8,7 +9,7 @@ use clap::{Args, Subcommand};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-/// Manage packages: ingest, list, versions, diff, promote, remove.
+/// Manage packages: ingest, list, versions, diff, promote, remove, prune, gc, stats.
 #[derive(Debug, Subcommand)]
 pub enum RepoCommand {
     Ingest(IngestArgs),
@@ -19,6 +20,12 @@ pub enum RepoCommand {
     Remove(RemoveArgs),
     Publish(PublishArgs),
     Check(CheckArgs),
+    Prune(retention::PruneArgs),
+    Pin(retention::PinArgs),
+    Unpin(retention::UnpinArgs),
+    Pins(retention::PinsArgs),
+    Gc(retention::GcArgs),
+    Stats(retention::StatsArgs),
 }
 
 /// Verify the whole repository: pool objects, published links, indices,
@@ -206,6 +213,12 @@ pub fn run(dir: &Path, command: RepoCommand) -> anyhow::Result<ExitCode> {
         RepoCommand::Remove(args) => run_remove(&mut repo, args),
         RepoCommand::Publish(args) => run_publish(&mut repo, args),
         RepoCommand::Check(args) => run_check(&mut repo, args),
+        RepoCommand::Prune(args) => retention::run_prune(&mut repo, args),
+        RepoCommand::Pin(args) => retention::run_pin(&mut repo, args),
+        RepoCommand::Unpin(args) => retention::run_unpin(&mut repo, args),
+        RepoCommand::Pins(args) => retention::run_pins(&repo, args),
+        RepoCommand::Gc(args) => retention::run_gc(&mut repo, args),
+        RepoCommand::Stats(args) => retention::run_stats(&mut repo, args),
     }
 }
 
@@ -474,7 +487,7 @@ fn print_changes(
 }
 
 /// Sizes the way `du -h` users read them.
-fn human_bytes(bytes: u64) -> String {
+pub(super) fn human_bytes(bytes: u64) -> String {
     const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
     let mut value = bytes as f64;
     let mut unit = 0;

@@ -26,6 +26,19 @@ pub struct Settings {
     /// How `bess serve` listens and whom it lets in.
     #[serde(default)]
     pub serve: ServeSettings,
+    /// Retention rules of `bess repo prune`, per channel (`[prune.<channel>]`).
+    #[serde(default)]
+    pub prune: std::collections::BTreeMap<String, PruneRule>,
+}
+
+/// A `[prune.<channel>]` table: how many versions `bess repo prune` keeps.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct PruneRule {
+    /// Newest versions kept of each package, per dist and architecture.
+    pub keep: Option<u32>,
+    /// Only versions placed longer ago than this many days may go.
+    pub older_than_days: Option<u32>,
 }
 
 /// The `[serve]` table.
@@ -202,6 +215,7 @@ impl Default for Settings {
             dist_rules: Vec::new(),
             release: ReleaseSettings::default(),
             serve: ServeSettings::default(),
+            prune: Default::default(),
         }
     }
 }
@@ -264,6 +278,29 @@ impl Settings {
                     "every [[dist-rule]] needs a non-empty version-contains and at least one dist"
                         .into(),
                 );
+            }
+        }
+        self.validate_prune()
+    }
+
+    fn validate_prune(&self) -> Result<(), String> {
+        for (channel, rule) in &self.prune {
+            if !self.channels.contains(channel) {
+                return Err(format!(
+                    "[prune.{channel}]: `{channel}` is not in channels {:?}; fix the table name",
+                    self.channels
+                ));
+            }
+            if rule.keep.is_none() && rule.older_than_days.is_none() {
+                return Err(format!(
+                    "[prune.{channel}] needs `keep = N` (versions to keep), `older-than-days = D`, or both"
+                ));
+            }
+            if rule.keep == Some(0) {
+                return Err(format!(
+                    "[prune.{channel}] keep = 0 would prune every version; keep at least 1 \
+                     (`bess repo remove` withdraws the last one)"
+                ));
             }
         }
         Ok(())
@@ -330,6 +367,16 @@ file-cache-mib = 128       # published files kept in memory (files up to 1/8 of 
 # [serve.allow]
 # prod = ["10.0.0.0/8", "192.168.1.0/24"]
 
+# `bess repo prune` keeps the newest `keep` versions of each package in
+# each dist of a channel (versions pinned with `bess repo pin` always stay);
+# with older-than-days, a version also must have been placed that many
+# days ago to go. `bess repo gc` then frees the bytes.
+# [prune.preprod]
+# keep = 5
+# [prune.prod]
+# keep = 10
+# older-than-days = 90
+
 # Without --dist, a package is published in every dist of dists.list,
 # unless its version matches a rule below (first match wins).
 # [[dist-rule]]
@@ -392,6 +439,26 @@ mod tests {
                 .serve
                 .allows("preprod", "192.168.0.1".parse().unwrap())
         );
+    }
+
+    #[test]
+    fn prune_rules_are_checked() {
+        let settings: Settings =
+            toml::from_str("[prune.preprod]\nkeep = 5\n[prune.prod]\nolder-than-days = 30\n")
+                .unwrap();
+        settings.validate().unwrap();
+        assert_eq!(settings.prune["preprod"].keep, Some(5));
+        for (text, complaint) in [
+            ("[prune.staging]\nkeep = 5\n", "not in channels"),
+            ("[prune.prod]\n", "needs `keep = N`"),
+            ("[prune.prod]\nkeep = 0\n", "keep at least 1"),
+        ] {
+            let settings: Settings = toml::from_str(text).unwrap();
+            let error = settings.validate().unwrap_err();
+            assert!(error.contains(complaint), "{text}: {error}");
+        }
+        assert!(toml::from_str::<Settings>("[prune.prod]\nkeep = -1\n").is_err());
+        assert!(toml::from_str::<Settings>("[prune.prod]\nkeeep = 1\n").is_err());
     }
 
     #[test]

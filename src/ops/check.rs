@@ -89,7 +89,7 @@ fn check_objects(repo: &Repo, report: &mut CheckReport) -> Result<(), OpsError> 
     let orphans = present.difference(&referenced).count();
     if orphans > 0 {
         report.notes.push(format!(
-            "{orphans} pool object(s) are referenced by no placement"
+            "{orphans} pool object(s) are referenced by no placement; `bess repo gc` deletes them"
         ));
     }
     Ok(())

@@ -15,6 +15,8 @@ pub enum OpsError {
     Catalog(#[from] CatalogError),
     #[error(transparent)]
     Pool(#[from] PoolError),
+    #[error(transparent)]
+    Sign(#[from] crate::sign::SignError),
     #[error("{}", .0.join("\n"))]
     Invalid(Vec<String>),
     #[error("{0}")]

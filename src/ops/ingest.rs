@@ -4,9 +4,10 @@
 //! (in parallel) before anything becomes visible; any refusal discards the
 //! staged objects and leaves the pool, catalog and public tree untouched.
 
+use super::lock::PoolLock;
 use super::publish::{Published, publish_targets};
 use super::{OpsError, Repo};
-use crate::catalog::{NewPackage, Reader};
+use crate::catalog::{AuditEntry, NewPackage, Reader, Writer};
 use crate::config::RepoConfig;
 use crate::deb::{self, DebInfo};
 use crate::pool::{Digests, Pool, Sha256, Staged};
@@ -72,6 +73,9 @@ pub fn ingest(repo: &mut Repo, request: &IngestRequest) -> Result<IngestOutcome,
     check_component(repo, &component)?;
     repo.check_dists(&request.dists)?;
     let files = collect_files(&request.paths)?;
+    // From "is the object already stored?" until the rows that reference
+    // it commit, gc must not delete it: see `gc.rs`.
+    let pool_lock = PoolLock::shared(&PoolLock::path(&repo.config.layout.catalog_file()))?;
     let candidates = prepare_all(repo, &files, &request.dists)?;
     let candidates = match dedupe_and_precheck(repo, candidates) {
         Ok(candidates) => candidates,
@@ -89,6 +93,7 @@ pub fn ingest(repo: &mut Repo, request: &IngestRequest) -> Result<IngestOutcome,
         .unzip();
     repo.pool.commit(staged.into_iter().flatten().collect())?;
     let mut outcome = record(repo, candidates, &component)?;
+    drop(pool_lock);
     if request.publish {
         let targets = changed_dists(&outcome.packages);
         outcome.published = publish_targets(repo, targets)?;
@@ -352,15 +357,16 @@ fn known_identity(reader: &Reader<'_>, c: &Candidate) -> Result<Option<i64>, Ops
     Ok(None)
 }
 
-/// Records packages and placements in one catalog transaction, so
-/// concurrent ingests serialise cleanly; the publish that follows links
-/// the files into the public tree.
+/// Records packages, placements and their audit entries in one catalog
+/// transaction, so concurrent ingests serialise cleanly; the publish that
+/// follows links the files into the public tree.
 fn record(
     repo: &mut Repo,
     candidates: Vec<Candidate>,
     component: &str,
 ) -> Result<IngestOutcome, OpsError> {
     let channel = repo.config.first_channel().to_string();
+    let audit = repo.actor.entry("ingest");
     let writer = repo.catalog.write()?;
     let mut outcome = IngestOutcome::default();
     let mut changed_dists = std::collections::BTreeSet::new();
@@ -379,16 +385,18 @@ fn record(
                 (id, false)
             }
         };
-        let mut added = 0;
+        let mut added = Vec::new();
         for dist in &c.dists {
             if writer.place(id, &channel, dist, component)? {
                 changed_dists.insert(dist.clone());
-                added += 1;
+                added.push(dist.as_str());
             }
         }
-        if added > 0 {
+        if !added.is_empty() {
             writer.enqueue_file(&channel, component, id)?;
+            audit_ingest(&writer, &audit, &c, (&channel, component), (&added, new))?;
         }
+        let added = added.len();
         outcome.packages.push(IngestedPackage {
             package: c.row.name,
             version: c.row.version,
@@ -408,4 +416,30 @@ fn record(
     }
     writer.commit()?;
     Ok(outcome)
+}
+
+/// The audit entry of one package that gained placements.
+fn audit_ingest(
+    writer: &Writer<'_>,
+    audit: &AuditEntry,
+    c: &Candidate,
+    (channel, component): (&str, &str),
+    (dists, new): (&[&str], bool),
+) -> Result<(), OpsError> {
+    let detail = serde_json::json!({
+        "component": component,
+        "sha256": c.row.sha256,
+        "size": c.row.size,
+        "new": new,
+    });
+    let entry = AuditEntry {
+        channel: Some(channel.to_string()),
+        dist: Some(dists.join(",")),
+        package: Some(c.row.name.clone()),
+        version: Some(c.row.version.clone()),
+        arch: Some(c.row.arch.clone()),
+        detail: detail.to_string(),
+        ..audit.clone()
+    };
+    Ok(writer.append_audit(&entry)?)
 }

@@ -1,12 +1,16 @@
-//! An exclusive lock file, so that only one process publishes at a time.
+//! Lock files between bess processes: one publisher at a time, and the
+//! pool lock that keeps `bess repo gc` from deleting an object an ingest is
+//! about to reference.
+//!
+//! These are flock(2) locks, not pid files: the kernel releases them when
+//! the process dies, so a crash never leaves a repository locked.
 
 use super::OpsError;
 use std::fs::{File, OpenOptions};
 use std::os::unix::io::AsRawFd;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
-/// Held while publishing; released when dropped (or when the process dies,
-/// which is why this is flock(2) and not a pid file).
+/// Held while publishing; released when dropped.
 pub struct PublishLock {
     _file: File,
 }
@@ -14,17 +18,56 @@ pub struct PublishLock {
 impl PublishLock {
     /// Waits for and takes the lock at `path`.
     pub fn acquire(path: &Path) -> Result<PublishLock, OpsError> {
-        let file = OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(path)
-            .map_err(OpsError::io("open", path))?;
+        Ok(PublishLock {
+            _file: flock(path, libc::LOCK_EX)?,
+        })
+    }
+}
+
+/// The pool lock: ingests hold it shared from "is this object already
+/// stored?" until their catalog rows commit; gc holds it exclusively while
+/// it decides what is garbage and deletes it.
+pub struct PoolLock {
+    _file: File,
+}
+
+impl PoolLock {
+    /// Where the pool lock of the repository with this catalog lives.
+    pub fn path(catalog_file: &Path) -> PathBuf {
+        catalog_file.with_file_name("pool.lock")
+    }
+
+    /// Shared with other ingests; waits while a gc runs.
+    pub fn shared(path: &Path) -> Result<PoolLock, OpsError> {
+        Ok(PoolLock {
+            _file: flock(path, libc::LOCK_SH)?,
+        })
+    }
+
+    /// Alone: waits until no ingest is between storing and recording.
+    pub fn exclusive(path: &Path) -> Result<PoolLock, OpsError> {
+        Ok(PoolLock {
+            _file: flock(path, libc::LOCK_EX)?,
+        })
+    }
+}
+
+fn flock(path: &Path, operation: libc::c_int) -> Result<File, OpsError> {
+    let file = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(path)
+        .map_err(OpsError::io("open", path))?;
+    loop {
         // SAFETY: the descriptor is open for the duration of the call.
-        let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX) };
-        if rc != 0 {
-            return Err(OpsError::io("lock", path)(std::io::Error::last_os_error()));
+        let rc = unsafe { libc::flock(file.as_raw_fd(), operation) };
+        if rc == 0 {
+            return Ok(file);
         }
-        Ok(PublishLock { _file: file })
+        let error = std::io::Error::last_os_error();
+        if error.kind() != std::io::ErrorKind::Interrupted {
+            return Err(OpsError::io("lock", path)(error));
+        }
     }
 }

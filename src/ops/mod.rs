@@ -1,17 +1,32 @@
 //! Use cases that combine the layers: init, ingest, queries, promote,
-//! remove. The CLI and the HTTP API both call these, so a remote upload and
-//! a local one run the same code.
+//! remove, retention and the audit log. The CLI and the HTTP API both call
+//! these, so a remote upload and a local one run the same code.
 
+mod actor;
+mod audit;
 mod check;
+mod clock;
 mod error;
+mod gc;
 mod ingest;
 mod init;
+mod keys;
 mod lock;
 mod promote;
+mod prune;
 mod publish;
 mod query;
 mod selector;
+mod stats;
 mod users;
+
+pub use actor::Actor;
+pub use audit::{LogEntry, LogQuery, log};
+pub use clock::{parse_time, rfc3339};
+pub use gc::{GcOutcome, GcRequest, gc};
+pub use keys::{generate_key, retire_key};
+pub use prune::{PinRequest, PruneOutcome, PruneRequest, PrunedPlacement, pin, pins, prune, unpin};
+pub use stats::{ChannelStats, DistStats, Stats, stats};
 
 pub use check::{CheckReport, check};
 pub use error::OpsError;
@@ -31,11 +46,14 @@ use crate::pool::Pool;
 use crate::publish::PoolTree;
 use std::path::Path;
 
-/// An open repository: its configuration, catalog and pool.
+/// An open repository: its configuration, catalog and pool, and who is
+/// changing it (for the audit log).
 pub struct Repo {
     pub config: RepoConfig,
     pub catalog: Catalog,
     pub pool: Pool,
+    /// The local user unless `bess serve` acts for an HTTP user.
+    pub actor: Actor,
 }
 
 impl Repo {
@@ -49,6 +67,7 @@ impl Repo {
             config,
             catalog,
             pool,
+            actor: Actor::Cli,
         })
     }
 

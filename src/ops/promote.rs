@@ -1,11 +1,13 @@
 //! `bess repo promote` and `bess repo remove`: the only operations that move
 //! placements between channels after ingest.
 
+use super::audit::record_placements;
 use super::publish::publish_targets;
 use super::query::{compare_versions, placement_order};
 use super::{OpsError, Repo, Selector};
-use crate::catalog::{PlacedPackage, PlacementFilter};
+use crate::catalog::{PlacedPackage, PlacementFilter, Writer};
 use serde::Serialize;
+use serde_json::json;
 use std::collections::BTreeMap;
 
 /// Copy exact versions from one channel to another.
@@ -66,6 +68,8 @@ pub fn promote(
         }
         changes.push(changed_placement(p, &to, changed));
     }
+    let detail = json!({ "from": from });
+    record_placements(&writer, &repo.actor, "promote", &changes, &detail)?;
     writer.commit()?;
     if request.publish {
         publish_targets(repo, changed_dists(&changes))?;
@@ -95,6 +99,21 @@ pub fn remove(repo: &mut Repo, request: &RemoveRequest) -> Result<Vec<ChangedPla
         )?);
     }
     let writer = repo.catalog.write()?;
+    let changes = unplace_all(&writer, chosen)?;
+    record_placements(&writer, &repo.actor, "remove", &changes, &json!({}))?;
+    writer.commit()?;
+    if request.publish {
+        publish_targets(repo, changed_dists(&changes))?;
+    }
+    Ok(changes)
+}
+
+/// Withdraws placements inside `writer`'s transaction; the publish that
+/// follows drops them from the indices, then from the pool tree.
+pub(super) fn unplace_all(
+    writer: &Writer<'_>,
+    chosen: Vec<PlacedPackage>,
+) -> Result<Vec<ChangedPlacement>, OpsError> {
     let mut changes = Vec::new();
     for p in chosen {
         let changed = writer.unplace(p.package.id, &p.channel, &p.dist, &p.component)?;
@@ -105,15 +124,11 @@ pub fn remove(repo: &mut Repo, request: &RemoveRequest) -> Result<Vec<ChangedPla
         let channel = p.channel.clone();
         changes.push(changed_placement(p, &channel, changed));
     }
-    writer.commit()?;
-    if request.publish {
-        publish_targets(repo, changed_dists(&changes))?;
-    }
     Ok(changes)
 }
 
 /// The channel/dist pairs whose placements changed.
-fn changed_dists(changes: &[ChangedPlacement]) -> Vec<(String, String)> {
+pub(super) fn changed_dists(changes: &[ChangedPlacement]) -> Vec<(String, String)> {
     let pairs: std::collections::BTreeSet<_> = changes
         .iter()
         .filter(|c| c.changed)

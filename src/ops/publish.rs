@@ -84,6 +84,7 @@ fn publish_channel(
         config,
         catalog,
         pool,
+        ..
     } = &mut *repo;
     let tree = PoolTree::new(&config.layout, pool);
     let outcomes = std::thread::scope(|scope| -> Result<Vec<DistOutcome>, OpsError> {

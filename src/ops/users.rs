@@ -1,11 +1,13 @@
 //! `bess user …`: accounts of `bess serve`, with argon2id password hashes.
 
+use super::audit::record;
 use super::{OpsError, Repo};
 use crate::catalog::UserRow;
 use argon2::Argon2;
 use argon2::password_hash::{
     PasswordHash, PasswordHasher, PasswordVerifier, SaltString, rand_core::OsRng,
 };
+use serde_json::json;
 
 /// A user to create.
 #[derive(Debug, Clone, Default)]
@@ -40,6 +42,10 @@ pub fn add_user(repo: &mut Repo, user: &NewUser) -> Result<UserRow, OpsError> {
             user.name, user.name
         )));
     }
+    let detail = json!({
+        "user": row.name, "read": row.read, "upload": row.upload, "admin": row.admin,
+    });
+    record(&writer, &repo.actor, "user.add", detail)?;
     writer.commit()?;
     Ok(row)
 }
@@ -53,6 +59,7 @@ pub fn set_password(repo: &mut Repo, name: &str, password: &str) -> Result<(), O
             "no user named `{name}`; see `bess user list`"
         )));
     }
+    record(&writer, &repo.actor, "user.passwd", json!({ "user": name }))?;
     writer.commit()?;
     Ok(())
 }
@@ -65,6 +72,7 @@ pub fn remove_user(repo: &mut Repo, name: &str) -> Result<(), OpsError> {
             "no user named `{name}`; see `bess user list`"
         )));
     }
+    record(&writer, &repo.actor, "user.remove", json!({ "user": name }))?;
     writer.commit()?;
     Ok(())
 }

@@ -5,7 +5,7 @@ use super::auth::{may_read, may_upload};
 use super::http::{Body, json, json_error};
 use super::{State, authenticate};
 use crate::catalog::UserRow;
-use crate::ops::{self, IngestRequest, OpsError, PromoteRequest, Repo, Selector};
+use crate::ops::{self, Actor, IngestRequest, OpsError, PromoteRequest, Repo, Selector};
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use hyper::{Method, Request, Response, StatusCode};
@@ -176,6 +176,7 @@ async fn upload(
     let dists = query.get("dist").cloned().unwrap_or_default();
     let component = first(&query, "component").map(str::to_string);
     blocking(state, move |repo| {
+        repo.actor = Actor::Http(user.name);
         let staged = stage_upload(repo, &name, &body)?;
         let request = IngestRequest {
             paths: vec![staged.path().join(&name)],
@@ -255,6 +256,7 @@ async fn promote(state: Arc<State>, request: Request<Incoming>, user: UserRow) -
         Err(e) => return json_error(StatusCode::BAD_REQUEST, &format!("request body: {e}")),
     };
     blocking(state, move |repo| {
+        repo.actor = Actor::Http(user.name);
         let selectors = parsed
             .packages
             .iter()

@@ -1,0 +1,117 @@
+//! Who makes a change: the local user behind the CLI, or the user `bess
+//! serve` authenticated. Every audit entry names one.
+
+use crate::catalog::AuditEntry;
+use std::sync::OnceLock;
+
+/// The author of the changes an open [`super::Repo`] makes.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum Actor {
+    /// The local user running the command (resolved once, when first needed).
+    #[default]
+    Cli,
+    /// A user authenticated by `bess serve`.
+    Http(String),
+}
+
+impl Actor {
+    /// The name the audit log shows.
+    pub fn name(&self) -> String {
+        match self {
+            Actor::Cli => local_user().to_string(),
+            Actor::Http(user) => user.clone(),
+        }
+    }
+
+    /// `cli` or `http`.
+    pub fn origin(&self) -> &'static str {
+        match self {
+            Actor::Cli => "cli",
+            Actor::Http(_) => "http",
+        }
+    }
+
+    /// An audit entry by this actor, with only the action filled in.
+    pub(super) fn entry(&self, action: &str) -> AuditEntry {
+        AuditEntry {
+            actor: self.name(),
+            origin: self.origin().to_string(),
+            action: action.to_string(),
+            ..AuditEntry::default()
+        }
+    }
+}
+
+/// The user name of this process's uid, with the user sudo ran as:
+/// `root (sudo: alice)`. `$SUDO_USER` can be set by anyone, so it only
+/// ever adds to the name the uid gives, never replaces it.
+fn local_user() -> &'static str {
+    static NAME: OnceLock<String> = OnceLock::new();
+    NAME.get_or_init(|| {
+        // SAFETY: getuid has no preconditions and cannot fail.
+        let uid = unsafe { libc::getuid() };
+        let name = passwd_name(uid).unwrap_or_else(|| format!("uid {uid}"));
+        let sudo = std::env::var("SUDO_USER")
+            .ok()
+            .map(|s| s.chars().filter(|c| !c.is_control()).take(64).collect())
+            .filter(|s: &String| !s.is_empty() && *s != name);
+        match sudo {
+            Some(sudo) => format!("{name} (sudo: {sudo})"),
+            None => name,
+        }
+    })
+}
+
+/// The passwd entry's name for `uid`, through the reentrant getpwuid_r.
+fn passwd_name(uid: libc::uid_t) -> Option<String> {
+    let mut buffer = vec![0 as libc::c_char; 1024];
+    loop {
+        // SAFETY: zeroed passwd is a valid out-parameter (plain C struct).
+        let mut entry: libc::passwd = unsafe { std::mem::zeroed() };
+        let mut found: *mut libc::passwd = std::ptr::null_mut();
+        // SAFETY: every pointer is valid for the call, and buffer.len() is its size.
+        let rc = unsafe {
+            libc::getpwuid_r(
+                uid,
+                &mut entry,
+                buffer.as_mut_ptr(),
+                buffer.len(),
+                &mut found,
+            )
+        };
+        if rc == libc::ERANGE && buffer.len() < 1 << 20 {
+            buffer.resize(buffer.len() * 4, 0);
+            continue;
+        }
+        if rc != 0 || found.is_null() || entry.pw_name.is_null() {
+            return None;
+        }
+        // SAFETY: on success pw_name points to a NUL-terminated string inside `buffer`.
+        let name = unsafe { std::ffi::CStr::from_ptr(entry.pw_name) };
+        return Some(name.to_string_lossy().into_owned());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_current_uid_has_a_name() {
+        // SAFETY: getuid cannot fail.
+        let uid = unsafe { libc::getuid() };
+        let id = std::process::Command::new("id")
+            .arg("-un")
+            .output()
+            .unwrap();
+        let expected = String::from_utf8(id.stdout).unwrap().trim().to_string();
+        let name = passwd_name(uid);
+        if id.status.success() {
+            assert_eq!(name.as_deref(), Some(expected.as_str()), "as `id -un` says");
+        }
+        let name = name.unwrap_or_else(|| format!("uid {uid}"));
+        assert!(Actor::Cli.name().starts_with(&name));
+        assert_eq!(Actor::Http("ci".into()).name(), "ci");
+        assert_eq!(Actor::Http("ci".into()).origin(), "http");
+    }
+}
