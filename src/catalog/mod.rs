@@ -2,6 +2,7 @@
 //! and where each is placed (channel, dist, component); the public trees are
 //! a pure function of it.
 
+mod boxes;
 mod index;
 mod packages;
 mod pending;
@@ -9,6 +10,7 @@ mod schema;
 mod tree_queue;
 mod users;
 
+pub use boxes::{BoxRow, NewBox, PlacedBox};
 pub use index::IndexEntry;
 pub use packages::{NewPackage, PackageRow, PlacedPackage, PlacementFilter};
 pub use pending::Pending;

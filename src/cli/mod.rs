@@ -1,6 +1,7 @@
 //! Command-line interface: clap definitions, one file per command group.
 //! Commands parse and print; the work happens in `ops`.
 
+mod box_;
 mod init;
 mod key;
 mod output;
@@ -46,6 +47,8 @@ enum Command {
     Key(key::KeyCommand),
     #[command(subcommand)]
     User(user::UserCommand),
+    #[command(subcommand)]
+    Box(box_::BoxCommand),
     Serve(ServeArgs),
 }
 
@@ -74,6 +77,7 @@ pub fn run() -> anyhow::Result<ExitCode> {
         Command::Repo(command) => repo::run(&repo_dir, command),
         Command::Key(command) => key::run(&repo_dir, command),
         Command::User(command) => user::run(&repo_dir, command),
+        Command::Box(command) => box_::run(&repo_dir, command),
         Command::Serve(args) => {
             crate::serve::run(&repo_dir, args.listen)?;
             Ok(ExitCode::SUCCESS)

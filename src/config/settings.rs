@@ -26,6 +26,27 @@ pub struct Settings {
     /// How `bess serve` listens and whom it lets in.
     #[serde(default)]
     pub serve: ServeSettings,
+    /// Vagrant boxes: download tokens.
+    #[serde(default)]
+    pub boxes: BoxSettings,
+}
+
+/// The `[boxes]` table.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case", default)]
+pub struct BoxSettings {
+    /// Seconds a box URL of a catalog stays valid. It is checked when a
+    /// download starts, so a slow download of a large box is never cut;
+    /// it bounds how long a leaked URL works.
+    pub token_ttl_secs: u64,
+}
+
+impl Default for BoxSettings {
+    fn default() -> BoxSettings {
+        BoxSettings {
+            token_ttl_secs: 3600,
+        }
+    }
 }
 
 /// The `[serve]` table.
@@ -48,6 +69,11 @@ pub struct ServeSettings {
     pub tls_certificate: Option<std::path::PathBuf>,
     /// PEM private key of the certificate (mode 0600).
     pub tls_key: Option<std::path::PathBuf>,
+    /// Base URL clients use (behind a reverse proxy), for the absolute URLs
+    /// of box catalogs; by default they are built from the request's Host.
+    pub public_url: Option<String>,
+    /// Largest box upload accepted, in MiB (boxes are disk images).
+    pub max_box_upload_mib: u64,
 }
 
 impl Default for ServeSettings {
@@ -61,6 +87,8 @@ impl Default for ServeSettings {
             body_timeout_secs: 600,
             tls_certificate: None,
             tls_key: None,
+            public_url: None,
+            max_box_upload_mib: 20480,
         }
     }
 }
@@ -198,6 +226,7 @@ impl Default for Settings {
             dist_rules: Vec::new(),
             release: ReleaseSettings::default(),
             serve: ServeSettings::default(),
+            boxes: BoxSettings::default(),
         }
     }
 }
@@ -251,6 +280,10 @@ impl Settings {
         if self.serve.tls_certificate.is_some() != self.serve.tls_key.is_some() {
             return Err("[serve] needs both tls-certificate and tls-key, or neither".into());
         }
+        check_public_url(self.serve.public_url.as_deref())?;
+        if self.boxes.token_ttl_secs == 0 {
+            return Err("[boxes] token-ttl-secs must be at least 1".into());
+        }
         if release.by_hash_generations == 0 {
             return Err("[release] by-hash-generations must be at least 1".into());
         }
@@ -264,6 +297,29 @@ impl Settings {
         }
         Ok(())
     }
+}
+
+/// `[serve] public-url` prefixes URLs handed to clients: a scheme and a
+/// host, nothing a URL could be confused by.
+fn check_public_url(url: Option<&str>) -> Result<(), String> {
+    let Some(url) = url else {
+        return Ok(());
+    };
+    let rest = url
+        .strip_prefix("https://")
+        .or_else(|| url.strip_prefix("http://"));
+    let plain = rest.is_some_and(|r| {
+        !r.is_empty()
+            && !r.starts_with('/')
+            && r.chars()
+                .all(|c| c.is_ascii_alphanumeric() || "-._~:/[]%".contains(c))
+    });
+    if plain {
+        return Ok(());
+    }
+    Err(format!(
+        "[serve] public-url = {url:?} must be an http:// or https:// URL without credentials, query or spaces, e.g. \"https://repo.example.com\""
+    ))
 }
 
 /// Channel and component names become directories and URL segments.
@@ -318,12 +374,19 @@ max-connections = 4096
 header-timeout-secs = 10
 max-upload-mib = 1024
 body-timeout-secs = 600
+max-box-upload-mib = 20480
+# public-url = "https://repo.example.com"   # behind a reverse proxy: base of box URLs
 # HTTPS (rustls): both PEM files; the key must be mode 0600.
 # tls-certificate = "/etc/bess/tls/fullchain.pem"
 # tls-key = "/etc/bess/tls/privkey.pem"
 # Per-channel IP allow-lists, checked before authentication:
 # [serve.allow]
 # prod = ["10.0.0.0/8", "192.168.1.0/24"]
+
+# Vagrant boxes: each box URL of a catalog carries a signed token that
+# grants its user that file; it must be used within this many seconds.
+[boxes]
+token-ttl-secs = 3600
 
 # Without --dist, a package is published in every dist of dists.list,
 # unless its version matches a rule below (first match wins).

@@ -1,7 +1,9 @@
 //! Use cases that combine the layers: init, ingest, queries, promote,
-//! remove. The CLI and the HTTP API both call these, so a remote upload and
+//! remove, and the same for Vagrant boxes. The CLI and the HTTP API both call these, so a remote upload and
 //! a local one run the same code.
 
+mod box_tree;
+mod boxes;
 mod check;
 mod error;
 mod ingest;
@@ -13,6 +15,10 @@ mod query;
 mod selector;
 mod users;
 
+pub use boxes::{
+    BoxAddRequest, BoxChange, BoxPlacement, BoxSelector, add_box, box_file_path, list_boxes,
+    promote_box, remove_box,
+};
 pub use check::{CheckReport, check};
 pub use error::OpsError;
 pub use ingest::{IngestOutcome, IngestRequest, IngestedPackage, ingest};

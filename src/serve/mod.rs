@@ -6,6 +6,7 @@
 
 mod api;
 mod auth;
+mod boxes;
 mod files;
 mod http;
 mod path;
@@ -30,6 +31,8 @@ pub struct State {
     gate: auth::Gate,
     /// The public key, as `bess key export` prints it.
     key: Vec<u8>,
+    /// Signs and checks the download tokens of box URLs.
+    box_secret: crate::boxes::TokenSecret,
 }
 
 /// Runs the server until SIGTERM or SIGINT; prints `listening on http(s)://ADDR` first.
@@ -37,11 +40,13 @@ pub fn run(root: &Path, listen: Option<String>) -> anyhow::Result<()> {
     let config = RepoConfig::load(root)?;
     let listen = listen.unwrap_or_else(|| config.settings.serve.listen.clone());
     let key = crate::sign::KeyStore::open(config.layout.root()).export_public(false)?;
+    let box_secret = crate::boxes::TokenSecret::load_or_create(&config.layout.box_token_secret())?;
     let state = Arc::new(State {
         root: root.to_path_buf(),
         config,
         gate: auth::Gate::default(),
         key,
+        box_secret,
     });
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -181,6 +186,10 @@ async fn route(
             respond(StatusCode::FORBIDDEN, "forbidden from this address\n"),
             None,
         );
+    }
+    if segments.get(1).map(String::as_str) == Some("boxes") {
+        let channel = channel.clone();
+        return boxes::handle(state, request, &channel, &segments[2..], ip).await;
     }
     let user = match authenticate(state, request.headers(), ip).await {
         Ok(user) => user,
