@@ -198,7 +198,7 @@ fn known_box(
     };
     if known.version != identity.version {
         return Err(OpsError::Conflict(format!(
-            "{label}: vagrant reads version {} as {}, which the repository already holds for {} ({}, {}); use version {} or a new version",
+            "{label}: vagrant reads version {} as equal to {}, which the repository already holds for {} ({}, {}); use version {} or a new version",
             identity.version, known.version, known.name, known.provider, known.arch, known.version
         )));
     }

@@ -149,11 +149,19 @@ impl Pool {
         if staged.is_empty() {
             return Ok(());
         }
-        sync_filesystem(&self.root).map_err(io_error("sync", &self.root))?;
-        staged
-            .par_iter()
-            .try_for_each(|object| self.publish_staged(object))?;
-        sync_filesystem(&self.root).map_err(io_error("sync", &self.root))
+        let result = sync_filesystem(&self.root)
+            .map_err(io_error("sync", &self.root))
+            .and_then(|()| {
+                staged
+                    .par_iter()
+                    .try_for_each(|object| self.publish_staged(object))
+            })
+            .and_then(|()| sync_filesystem(&self.root).map_err(io_error("sync", &self.root)));
+        if result.is_err() {
+            // A failed commit must not leave gigabytes of temp files behind.
+            self.discard(staged);
+        }
+        result
     }
 
     /// Gives a durable temp file its hash name.

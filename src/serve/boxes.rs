@@ -181,17 +181,23 @@ async fn box_file(
     let file = identity.file_path();
     let token = token_parameter(request.uri().query().unwrap_or(""));
     let has_credentials = request.headers().contains_key(header::AUTHORIZATION);
-    let user = match token {
+    let (user, who) = match token {
         Some(token) if !has_credentials => match token_user(state, &token, channel, &file).await {
-            Ok(user) => user,
+            // The log line says how the file was granted.
+            Ok(user) => {
+                let who = format!("{}/token", user.name);
+                (user, Some(who))
+            }
             Err(text) => return (respond(StatusCode::FORBIDDEN, &text), None),
         },
         _ => match authenticate(state, request.headers(), ip).await {
-            Ok(user) => user,
+            Ok(user) => {
+                let who = user.name.clone();
+                (user, Some(who))
+            }
             Err(response) => return (response, None),
         },
     };
-    let who = Some(user.name.clone());
     if !may_read(&user, channel) {
         let text = "no read access to this channel\n";
         return (respond(StatusCode::FORBIDDEN, text), who);
