@@ -529,11 +529,7 @@ fn box_files_need_a_token_for_that_file_and_user_or_credentials() {
 #[test]
 fn expired_tokens_are_refused() {
     let sb = repository();
-    let settings = sb.repo.join("bess.toml");
-    let text = std::fs::read_to_string(&settings).unwrap();
-    let text = text.replace("token-ttl-secs = 3600", "token-ttl-secs = 1");
-    assert!(text.contains("token-ttl-secs = 1\n"));
-    std::fs::write(&settings, text).unwrap();
+    edit_settings(&sb, "token-ttl-secs = 3600", "token-ttl-secs = 1");
     let (one, _) = make_box(&sb, "one.box", "libvirt", "one");
     add_box(&sb, "acme/base", "1.0.0", &one);
     sb.ok(&["box", "promote", "acme/base=1.0.0"]);
@@ -791,4 +787,52 @@ fn box_versions_sort_as_rubygems_sorts_them() {
         .map(String::from)
         .collect();
     assert_eq!(ours, theirs);
+}
+
+/// Replaces `from` by `to` in the repository's bess.toml.
+fn edit_settings(sb: &Sandbox, from: &str, to: &str) {
+    let path = sb.repo.join("bess.toml");
+    let text = std::fs::read_to_string(&path).unwrap();
+    assert!(text.contains(from), "bess.toml has no `{from}`");
+    std::fs::write(&path, text.replacen(from, to, 1)).unwrap();
+}
+
+#[test]
+fn catalog_urls_follow_the_public_url_and_uploads_respect_the_size_limit() {
+    let sb = repository();
+    edit_settings(
+        &sb,
+        "max-box-upload-mib = 20480",
+        "max-box-upload-mib = 1\npublic-url = \"https://boxes.example.com/\"",
+    );
+    let (one, _) = make_box(&sb, "one.box", "libvirt", "one");
+    add_box(&sb, "acme/base", "1.0.0", &one);
+    sb.ok(&["box", "promote", "acme/base=1.0.0"]);
+    let server = Server::start(&sb);
+    let urls = box_urls(&catalog(&server, READER, "prod", "acme/base"));
+    assert!(
+        urls[0].1.starts_with(
+            "https://boxes.example.com/prod/boxes/acme/base/1.0.0/libvirt-amd64.box?token="
+        ),
+        "{urls:?}"
+    );
+    // Two MiB of bytes that do not compress: over the 1 MiB limit.
+    let big = sb.path("big.box");
+    let mut state = 0x9e3779b97f4a7c15u64;
+    let noise: Vec<u8> = (0..2 << 20)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state as u8
+        })
+        .collect();
+    std::fs::write(&big, noise).unwrap();
+    let out = upload_remote(&server, UPLOADER, "2.0.0", &big);
+    let said = text(&out);
+    assert!(
+        !out.status.success() && said.contains("413") && said.contains("max-box-upload-mib"),
+        "{said}"
+    );
+    assert_eq!(sb.json(&["box", "list"]).as_array().unwrap().len(), 2);
 }

@@ -55,7 +55,8 @@ enum Command {
 /// Serve the published channels to apt clients, uploads and the JSON API.
 ///
 /// Every channel is served under /<channel>/ (dists/ and pool/), with basic
-/// auth and per-channel rights (see `bess user`). /key.gpg is the public
+/// auth and per-channel rights (see `bess user`); Vagrant box catalogs
+/// under /<channel>/boxes/<name> (see `bess box`). /key.gpg is the public
 /// signing key (no auth); /<channel>/bess.sources a ready deb822 source.
 /// Logs one line per request on stderr; stops cleanly on SIGTERM.
 #[derive(Debug, clap::Args)]

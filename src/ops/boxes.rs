@@ -7,6 +7,7 @@ use super::lock::PublishLock;
 use super::{OpsError, Repo};
 use crate::boxes::{self, BoxError, BoxIdentity, compare_box_versions, version_key};
 use crate::catalog::{BoxRow, NewBox, PlacedBox, Reader};
+use crate::pool::Sha256;
 use serde::Serialize;
 use std::io::Read;
 
@@ -117,27 +118,7 @@ pub fn add_box(
     )
     .map_err(|e| refusal(label, e))?;
     known_box(&repo.catalog.reader(), &identity, None, label)?;
-    let (staged, size) = repo.pool.stage_stream(source)?;
-    let sha256 = staged.sha256();
-    let checked = boxes::inspect(staged.path(), &identity.provider)
-        .map_err(|e| refusal(label, e))
-        .and_then(|_| {
-            known_box(
-                &repo.catalog.reader(),
-                &identity,
-                Some(&sha256.to_hex()),
-                label,
-            )
-        });
-    if let Err(error) = checked {
-        repo.pool.discard(vec![staged]);
-        return Err(error);
-    }
-    if repo.pool.contains(&sha256) {
-        repo.pool.discard(vec![staged]);
-    } else {
-        repo.pool.commit(vec![staged])?;
-    }
+    let (sha256, size) = store_box(repo, &identity, source, label)?;
     let new = NewBox {
         name: identity.name.clone(),
         version: identity.version.clone(),
@@ -148,6 +129,35 @@ pub fn add_box(
         sha256: sha256.to_hex(),
     };
     place_new(repo, &identity, &new, label)
+}
+
+/// Streams the box into the pool's staging area and commits it as an
+/// object once it is known to be a box for the provider that the catalog
+/// does not hold with other bytes; a refusal leaves nothing behind.
+fn store_box(
+    repo: &Repo,
+    identity: &BoxIdentity,
+    source: &mut dyn Read,
+    label: &str,
+) -> Result<(Sha256, u64), OpsError> {
+    let (staged, size) = repo.pool.stage_stream(source)?;
+    let sha256 = staged.sha256();
+    let checked = boxes::inspect(staged.path(), &identity.provider)
+        .map_err(|e| refusal(label, e))
+        .and_then(|_| {
+            let reader = repo.catalog.reader();
+            known_box(&reader, identity, Some(&sha256.to_hex()), label)
+        });
+    if let Err(error) = checked {
+        repo.pool.discard(vec![staged]);
+        return Err(error);
+    }
+    if repo.pool.contains(&sha256) {
+        repo.pool.discard(vec![staged]);
+    } else {
+        repo.pool.commit(vec![staged])?;
+    }
+    Ok((sha256, size))
 }
 
 /// Records the box and places it in the first channel, linking its file

@@ -179,24 +179,9 @@ async fn box_file(
         return (respond(StatusCode::NOT_FOUND, "not found\n"), None);
     };
     let file = identity.file_path();
-    let token = token_parameter(request.uri().query().unwrap_or(""));
-    let has_credentials = request.headers().contains_key(header::AUTHORIZATION);
-    let (user, who) = match token {
-        Some(token) if !has_credentials => match token_user(state, &token, channel, &file).await {
-            // The log line says how the file was granted.
-            Ok(user) => {
-                let who = format!("{}/token", user.name);
-                (user, Some(who))
-            }
-            Err(text) => return (respond(StatusCode::FORBIDDEN, &text), None),
-        },
-        _ => match authenticate(state, request.headers(), ip).await {
-            Ok(user) => {
-                let who = user.name.clone();
-                (user, Some(who))
-            }
-            Err(response) => return (response, None),
-        },
+    let (user, who) = match box_reader(state, &request, channel, &file, ip).await {
+        Ok(granted) => granted,
+        Err(response) => return (response, None),
     };
     if !may_read(&user, channel) {
         let text = "no read access to this channel\n";
@@ -211,6 +196,33 @@ async fn box_file(
         None => respond(StatusCode::NOT_FOUND, "not found\n"),
     };
     (response, who)
+}
+
+/// Who asks for a box file, by token (when no credentials are sent) or by
+/// credentials, and how they are named in the log line.
+async fn box_reader(
+    state: &Arc<State>,
+    request: &Request<Incoming>,
+    channel: &str,
+    file: &str,
+    ip: IpAddr,
+) -> Result<(UserRow, Option<String>), Response<Body>> {
+    let token = token_parameter(request.uri().query().unwrap_or(""));
+    let has_credentials = request.headers().contains_key(header::AUTHORIZATION);
+    match token {
+        Some(token) if !has_credentials => match token_user(state, &token, channel, file).await {
+            Ok(user) => {
+                let who = format!("{}/token", user.name);
+                Ok((user, Some(who)))
+            }
+            Err(text) => Err(respond(StatusCode::FORBIDDEN, &text)),
+        },
+        _ => {
+            let user = authenticate(state, request.headers(), ip).await?;
+            let who = user.name.clone();
+            Ok((user, Some(who)))
+        }
+    }
 }
 
 /// The `token` query parameter (tokens are URL-safe: no decoding needed).
@@ -275,15 +287,7 @@ pub async fn upload(
         return too_large(limit);
     }
     let (tx, rx) = tokio::sync::mpsc::channel(8);
-    let root = state.root.clone();
-    let label = format!(
-        "upload of {} {} ({})",
-        box_request.name, box_request.version, box_request.provider
-    );
-    let adding = tokio::task::spawn_blocking(move || {
-        let mut repo = Repo::open(&root)?;
-        ops::add_box(&mut repo, &box_request, &mut BodyReader::new(rx), &label)
-    });
+    let adding = start_adding(&state, box_request, rx);
     let timeout = Duration::from_secs(state.config.settings.serve.body_timeout_secs);
     let cut = pump_body(request.into_body(), tx, limit, timeout).await;
     let added = adding.await;
@@ -293,6 +297,23 @@ pub async fn upload(
         (None, Ok(Err(error))) => super::api::error_response(&error),
         (None, Err(_)) => json_error(StatusCode::INTERNAL_SERVER_ERROR, "the upload panicked"),
     }
+}
+
+/// Adds the box on a blocking thread, reading the body as it arrives.
+fn start_adding(
+    state: &State,
+    request: BoxAddRequest,
+    rx: tokio::sync::mpsc::Receiver<Piece>,
+) -> tokio::task::JoinHandle<Result<ops::BoxChange, OpsError>> {
+    let root = state.root.clone();
+    let label = format!(
+        "upload of {} {} ({})",
+        request.name, request.version, request.provider
+    );
+    tokio::task::spawn_blocking(move || {
+        let mut repo = Repo::open(&root)?;
+        ops::add_box(&mut repo, &request, &mut BodyReader::new(rx), &label)
+    })
 }
 
 /// `<name>/<version>/<provider>` of the URL, or why it is not one.
@@ -349,21 +370,12 @@ async fn pump_body(
     let mut received = 0u64;
     loop {
         let (piece, refusal) = match tokio::time::timeout(timeout, body.frame()).await {
-            Err(_) => {
-                let text = format!("no upload data for {} s", timeout.as_secs());
-                (
-                    Piece::Failed(std::io::Error::other(text.clone())),
-                    Some(json_error(StatusCode::REQUEST_TIMEOUT, &text)),
-                )
-            }
+            Err(_) => failed(
+                StatusCode::REQUEST_TIMEOUT,
+                format!("no upload data for {} s", timeout.as_secs()),
+            ),
             Ok(None) => (Piece::End, None),
-            Ok(Some(Err(e))) => {
-                let text = format!("the upload failed: {e}");
-                (
-                    Piece::Failed(std::io::Error::other(text.clone())),
-                    Some(json_error(StatusCode::BAD_REQUEST, &text)),
-                )
-            }
+            Ok(Some(Err(e))) => failed(StatusCode::BAD_REQUEST, format!("the upload failed: {e}")),
             Ok(Some(Ok(frame))) => {
                 let Ok(data) = frame.into_data() else {
                     continue;
@@ -383,6 +395,12 @@ async fn pump_body(
             return refusal;
         }
     }
+}
+
+/// A body that failed: the writer is told why, the client gets `status`.
+fn failed(status: StatusCode, text: String) -> (Piece, Option<Response<Body>>) {
+    let response = json_error(status, &text);
+    (Piece::Failed(std::io::Error::other(text)), Some(response))
 }
 
 /// The request body as a blocking `Read`, fed by [`pump_body`].
