@@ -699,6 +699,17 @@ fn the_same_identity_with_other_bytes_and_non_boxes_are_refused() {
     assert!(published("prod").exists());
     let check = sb.json(&["repo", "check"]);
     assert_eq!(check["problems"].as_array().unwrap().len(), 0, "{check}");
+    // The box tree is a function of the catalog: damage is found and relinked.
+    std::fs::remove_file(published("prod")).unwrap();
+    let damaged = sb.bess(&["repo", "check"]);
+    let said = text(&damaged);
+    assert!(
+        !damaged.status.success() && said.contains("libvirt-amd64.box"),
+        "{said}"
+    );
+    sb.ok(&["repo", "publish", "--refresh"]);
+    assert_eq!(inode(&published("prod")), inode(&sb.pool_objects()[0]));
+    sb.ok(&["repo", "check"]);
 }
 
 #[test]

@@ -60,7 +60,8 @@ impl TokenSecret {
         }
     }
 
-    /// A key for tests and tools that need no file.
+    /// A key that needs no file, for tests.
+    #[cfg(test)]
     pub fn from_bytes(key: [u8; 32]) -> TokenSecret {
         TokenSecret { key }
     }

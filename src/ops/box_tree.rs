@@ -50,6 +50,13 @@ impl<'a> BoxTree<'a> {
         Ok(())
     }
 
+    /// Makes new links durable, before the catalog change that lists them
+    /// commits: after a crash, a placed box always has its file.
+    pub(super) fn sync(&self) -> Result<(), OpsError> {
+        let public = self.layout.public_dir();
+        crate::pool::sync_filesystem(&public).map_err(OpsError::io("sync", public))
+    }
+
     /// Makes the channel's tree hold exactly the `placed` boxes: links what
     /// is missing, removes the rest (withdrawn boxes, leftovers of a crash).
     pub(super) fn reconcile(&self, channel: &str, placed: &[PlacedBox]) -> Result<(), OpsError> {

@@ -185,7 +185,9 @@ fn place_new(
         .find_box(&new.name, &new.version_key, &new.provider, &new.arch)?
         .ok_or_else(|| OpsError::Conflict(format!("{label}: the catalog refused the box")))?;
     let changed = writer.place_box(row.id, &channel)?;
-    BoxTree::new(&config.layout, pool).link(&channel, &row)?;
+    let tree = BoxTree::new(&config.layout, pool);
+    tree.link(&channel, &row)?;
+    tree.sync()?;
     writer.commit()?;
     Ok(BoxChange {
         placement: placement(&row, &channel),
@@ -261,6 +263,7 @@ pub fn promote_box(
             changed,
         });
     }
+    tree.sync()?;
     writer.commit()?;
     tree.reconcile(&to, &catalog.reader().box_placements(Some(&to), None)?)?;
     Ok(changes)
