@@ -42,7 +42,7 @@ pub struct AddArgs {
     /// Architecture
     #[arg(long, default_value = "amd64")]
     arch: String,
-    /// Print the placement as JSON
+    /// Print the placement as JSON: {name, version, provider, architecture, channel, sha256, size, changed}
     #[arg(long)]
     json: bool,
     /// Upload to a `bess serve` at this URL instead (password in $BESS_PASSWORD; $BESS_CA_CERT trusts a private CA)
@@ -141,12 +141,12 @@ fn run_add(repo: &mut Repo, args: AddArgs) -> anyhow::Result<ExitCode> {
         .map_err(|e| anyhow::anyhow!("{}: cannot open: {e}", args.file.display()))?;
     let label = args.file.display().to_string();
     let change = ops::add_box(repo, &add_request(&args), &mut file, &label)?;
-    print_changes(
-        std::slice::from_ref(&change),
-        args.json,
-        "added",
-        "already in",
-    )
+    if args.json {
+        // One object, as the server answers a remote add.
+        json(&change)?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    print_changes(std::slice::from_ref(&change), false, "added", "already in")
 }
 
 fn run_remote_add(url: &str, args: &AddArgs) -> anyhow::Result<ExitCode> {
