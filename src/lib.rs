@@ -6,6 +6,7 @@
 //! the catalog, and `ops` holds the use cases that the CLI (and later the
 //! HTTP API) call.
 
+pub mod boxes;
 pub mod catalog;
 pub mod cli;
 pub mod config;

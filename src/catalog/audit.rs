@@ -12,7 +12,8 @@ pub struct AuditEntry {
     /// `cli` or `http`.
     pub origin: String,
     /// `ingest`, `promote`, `remove`, `prune`, `pin`, `unpin`, `gc`,
-    /// `user.add`, `user.remove`, `user.passwd`, `key.generate`, `key.retire`.
+    /// `user.add`, `user.remove`, `user.passwd`, `key.generate`, `key.retire`,
+    /// `box.add`, `box.promote`, `box.remove`.
     pub action: String,
     pub channel: Option<String>,
     /// One dist, or several joined by commas.

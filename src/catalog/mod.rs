@@ -3,6 +3,7 @@
 //! a pure function of it.
 
 mod audit;
+mod boxes;
 mod index;
 mod packages;
 mod pending;
@@ -13,6 +14,7 @@ mod tree_queue;
 mod users;
 
 pub use audit::{AuditEntry, AuditFilter, AuditRow};
+pub use boxes::{BoxRow, NewBox, PlacedBox};
 pub use index::IndexEntry;
 pub use packages::{NewPackage, PackageRow, PlacedPackage, PlacementFilter};
 pub use pending::Pending;

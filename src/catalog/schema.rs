@@ -90,6 +90,27 @@ const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX audit_package ON audit (package, id);
     CREATE INDEX audit_at ON audit (at);",
+    // 7: Vagrant boxes and their placements in channels.
+    "CREATE TABLE boxes (
+        id          INTEGER PRIMARY KEY,
+        name        TEXT NOT NULL,   -- `name` or `org/name`
+        version     TEXT NOT NULL,   -- as given
+        version_key TEXT NOT NULL,   -- identity: Gem::Version canonical form
+        provider    TEXT NOT NULL,
+        arch        TEXT NOT NULL,
+        size        INTEGER NOT NULL,
+        sha256      TEXT NOT NULL,
+        added_at    INTEGER NOT NULL,
+        UNIQUE (name, version_key, provider, arch)
+    );
+    CREATE INDEX boxes_sha256 ON boxes (sha256);
+    CREATE TABLE box_placements (
+        channel   TEXT NOT NULL,
+        box_id    INTEGER NOT NULL REFERENCES boxes (id),
+        placed_at INTEGER NOT NULL,
+        PRIMARY KEY (channel, box_id)
+    ) WITHOUT ROWID;
+    CREATE INDEX box_placements_box ON box_placements (box_id);",
 ];
 
 /// Brings the schema up to date; safe to call from every process.

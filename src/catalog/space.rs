@@ -85,8 +85,11 @@ impl Reader<'_> {
         let mut stmt = self
             .conn
             .prepare_cached(
-                "SELECT DISTINCT p.sha256 FROM packages p
-                 WHERE p.id IN (SELECT package_id FROM placements)",
+                "SELECT p.sha256 FROM packages p
+                 WHERE p.id IN (SELECT package_id FROM placements)
+                 UNION
+                 SELECT b.sha256 FROM boxes b
+                 WHERE b.id IN (SELECT box_id FROM box_placements)",
             )
             .map_err(self.fail())?;
         let rows = stmt.query_map([], |r| r.get(0)).map_err(self.fail())?;

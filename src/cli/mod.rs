@@ -1,6 +1,7 @@
 //! Command-line interface: clap definitions, one file per command group.
 //! Commands parse and print; the work happens in `ops`.
 
+mod box_;
 mod init;
 mod key;
 mod log;
@@ -48,6 +49,8 @@ enum Command {
     Key(key::KeyCommand),
     #[command(subcommand)]
     User(user::UserCommand),
+    #[command(subcommand)]
+    Box(box_::BoxCommand),
     Serve(ServeArgs),
     Log(log::LogArgs),
 }
@@ -55,7 +58,8 @@ enum Command {
 /// Serve the published channels to apt clients, uploads and the JSON API.
 ///
 /// Every channel is served under /<channel>/ (dists/ and pool/), with basic
-/// auth and per-channel rights (see `bess user`). /key.gpg is the public
+/// auth and per-channel rights (see `bess user`); Vagrant box catalogs
+/// under /<channel>/boxes/<name> (see `bess box`). /key.gpg is the public
 /// signing key (no auth); /<channel>/bess.sources a ready deb822 source.
 /// Logs one line per request on stderr; stops cleanly on SIGTERM.
 #[derive(Debug, clap::Args)]
@@ -78,6 +82,7 @@ pub fn run() -> anyhow::Result<ExitCode> {
         Command::Key(command) => key::run(&repo_dir, command),
         Command::User(command) => user::run(&repo_dir, command),
         Command::Log(args) => log::run(&repo_dir, args),
+        Command::Box(command) => box_::run(&repo_dir, command),
         Command::Serve(args) => {
             crate::serve::run(&repo_dir, args.listen)?;
             Ok(ExitCode::SUCCESS)

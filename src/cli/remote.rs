@@ -47,6 +47,59 @@ pub fn upload(
     Ok(results)
 }
 
+/// Uploads one box to `URL/api/v1/boxes/<name>/<version>/<provider>?arch=…`,
+/// streaming the file (boxes can be gigabytes).
+pub fn upload_box(
+    url: &str,
+    user: &str,
+    file: &std::path::Path,
+    request: &crate::ops::BoxAddRequest,
+) -> anyhow::Result<serde_json::Value> {
+    let password = std::env::var("BESS_PASSWORD").map_err(|_| {
+        anyhow::anyhow!(
+            "set BESS_PASSWORD to the password of `{user}` (it is never read from the command line)"
+        )
+    })?;
+    let token = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
+    // Checked here too, so the parts are plain URL path segments.
+    crate::boxes::BoxIdentity::new(
+        &request.name,
+        &request.version,
+        &request.provider,
+        &request.arch,
+    )?;
+    let body = std::fs::File::open(file).map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
+    let endpoint = format!(
+        "{}/api/v1/boxes/{}/{}/{}?arch={}",
+        url.trim_end_matches('/'),
+        request.name,
+        encode(&request.version),
+        encode(&request.provider),
+        encode(&request.arch)
+    );
+    let mut response = agent()?
+        .post(&endpoint)
+        .header("Authorization", &format!("Basic {token}"))
+        .header("Content-Type", "application/octet-stream")
+        .send(body)
+        .map_err(|e| anyhow::anyhow!("{}: cannot upload to {url}: {e}", file.display()))?;
+    let status = response.status();
+    let text = response.body_mut().read_to_string().unwrap_or_default();
+    let value: serde_json::Value =
+        serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text.clone()));
+    if !status.is_success() {
+        let message = value
+            .get("error")
+            .and_then(|e| e.as_str())
+            .unwrap_or(text.trim());
+        anyhow::bail!(
+            "{}: the server refused the upload ({status}): {message}",
+            file.display()
+        );
+    }
+    Ok(value)
+}
+
 /// An HTTP(S) client; `$BESS_CA_CERT` (a PEM file) replaces the public roots
 /// for servers with a private certificate authority.
 fn agent() -> anyhow::Result<ureq::Agent> {

@@ -64,6 +64,16 @@ impl Layout {
         self.root.join("keys")
     }
 
+    /// The key of box download tokens (secret, owner-only).
+    pub fn box_token_secret(&self) -> PathBuf {
+        self.keys_dir().join("box-token.secret")
+    }
+
+    /// The published box files of one channel.
+    pub fn boxes_dir(&self, channel: &str) -> PathBuf {
+        self.channel_dir(channel).join("boxes")
+    }
+
     /// Root of everything served to clients.
     pub fn public_dir(&self) -> PathBuf {
         self.root.join("public")

@@ -29,6 +29,9 @@ pub struct Settings {
     /// Retention rules of `bess repo prune`, per channel (`[prune.<channel>]`).
     #[serde(default)]
     pub prune: std::collections::BTreeMap<String, PruneRule>,
+    /// Vagrant boxes: download tokens.
+    #[serde(default)]
+    pub boxes: BoxSettings,
 }
 
 /// A `[prune.<channel>]` table: how many versions `bess repo prune` keeps.
@@ -39,6 +42,24 @@ pub struct PruneRule {
     pub keep: Option<u32>,
     /// Only versions placed longer ago than this many days may go.
     pub older_than_days: Option<u32>,
+}
+
+/// The `[boxes]` table.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case", default)]
+pub struct BoxSettings {
+    /// Seconds a box URL of a catalog stays valid. It is checked when a
+    /// download starts, so a slow download of a large box is never cut;
+    /// it bounds how long a leaked URL works.
+    pub token_ttl_secs: u64,
+}
+
+impl Default for BoxSettings {
+    fn default() -> BoxSettings {
+        BoxSettings {
+            token_ttl_secs: 3600,
+        }
+    }
 }
 
 /// The `[serve]` table.
@@ -64,6 +85,11 @@ pub struct ServeSettings {
     /// Memory for published files served from RAM (index files, small
     /// packages), in MiB; 0 reads every file from disk.
     pub file_cache_mib: u64,
+    /// Base URL clients use (behind a reverse proxy), for the absolute URLs
+    /// of box catalogs; by default they are built from the request's Host.
+    pub public_url: Option<String>,
+    /// Largest box upload accepted, in MiB (boxes are disk images).
+    pub max_box_upload_mib: u64,
 }
 
 impl Default for ServeSettings {
@@ -78,6 +104,8 @@ impl Default for ServeSettings {
             tls_certificate: None,
             tls_key: None,
             file_cache_mib: 128,
+            public_url: None,
+            max_box_upload_mib: 20480,
         }
     }
 }
@@ -216,6 +244,7 @@ impl Default for Settings {
             release: ReleaseSettings::default(),
             serve: ServeSettings::default(),
             prune: Default::default(),
+            boxes: BoxSettings::default(),
         }
     }
 }
@@ -269,6 +298,10 @@ impl Settings {
         if self.serve.tls_certificate.is_some() != self.serve.tls_key.is_some() {
             return Err("[serve] needs both tls-certificate and tls-key, or neither".into());
         }
+        check_public_url(self.serve.public_url.as_deref())?;
+        if self.boxes.token_ttl_secs == 0 {
+            return Err("[boxes] token-ttl-secs must be at least 1".into());
+        }
         if release.by_hash_generations == 0 {
             return Err("[release] by-hash-generations must be at least 1".into());
         }
@@ -305,6 +338,29 @@ impl Settings {
         }
         Ok(())
     }
+}
+
+/// `[serve] public-url` prefixes URLs handed to clients: a scheme and a
+/// host, nothing a URL could be confused by.
+fn check_public_url(url: Option<&str>) -> Result<(), String> {
+    let Some(url) = url else {
+        return Ok(());
+    };
+    let rest = url
+        .strip_prefix("https://")
+        .or_else(|| url.strip_prefix("http://"));
+    let plain = rest.is_some_and(|r| {
+        !r.is_empty()
+            && !r.starts_with('/')
+            && r.chars()
+                .all(|c| c.is_ascii_alphanumeric() || "-._~:/[]%".contains(c))
+    });
+    if plain {
+        return Ok(());
+    }
+    Err(format!(
+        "[serve] public-url = {url:?} must be an http:// or https:// URL without credentials, query or spaces, e.g. \"https://repo.example.com\""
+    ))
 }
 
 /// Channel and component names become directories and URL segments.
@@ -360,6 +416,8 @@ header-timeout-secs = 10
 max-upload-mib = 1024
 body-timeout-secs = 600
 file-cache-mib = 128       # published files kept in memory (files up to 1/8 of it)
+max-box-upload-mib = 20480
+# public-url = "https://repo.example.com"   # behind a reverse proxy: base of box URLs
 # HTTPS (rustls): both PEM files; the key must be mode 0600.
 # tls-certificate = "/etc/bess/tls/fullchain.pem"
 # tls-key = "/etc/bess/tls/privkey.pem"
@@ -376,6 +434,10 @@ file-cache-mib = 128       # published files kept in memory (files up to 1/8 of 
 # [prune.prod]
 # keep = 10
 # older-than-days = 90
+# Vagrant boxes: each box URL of a catalog carries a signed token that
+# grants its user that file; it must be used within this many seconds.
+[boxes]
+token-ttl-secs = 3600
 
 # Without --dist, a package is published in every dist of dists.list,
 # unless its version matches a rule below (first match wins).

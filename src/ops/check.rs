@@ -8,7 +8,6 @@
 use super::{OpsError, Repo};
 use crate::catalog::{IndexEntry, PlacementFilter};
 use crate::config::RepoConfig;
-use crate::pool::Digests;
 use crate::publish::release::{FileSums, field, parse_files};
 use crate::publish::{DistTree, render, split};
 use crate::sign::KeyStore;
@@ -32,6 +31,7 @@ pub fn check(repo: &mut Repo) -> Result<CheckReport, OpsError> {
     let mut report = CheckReport::default();
     check_objects(repo, &mut report)?;
     check_links(repo, &mut report)?;
+    report.problems.extend(super::boxes::check_box_links(repo)?);
     let channels = repo.config.settings.channels.clone();
     let dists = repo.config.dists.names().to_vec();
     for channel in &channels {
@@ -63,8 +63,8 @@ fn check_objects(repo: &Repo, report: &mut CheckReport) -> Result<(), OpsError> 
         .par_iter()
         .filter_map(|path| {
             let name = path.file_name()?.to_str()?.to_string();
-            let ok =
-                std::fs::read(path).is_ok_and(|data| Digests::sha256_of(&data).to_hex() == name);
+            // Streamed: box objects can be gigabytes.
+            let ok = crate::pool::sha256_of_file(path).is_ok_and(|sha| sha.to_hex() == name);
             (!ok).then(|| format!("pool object {} does not hash to its name", path.display()))
         })
         .collect();
@@ -77,7 +77,15 @@ fn check_objects(repo: &Repo, report: &mut CheckReport) -> Result<(), OpsError> 
         .catalog
         .reader()
         .placements(&PlacementFilter::default())?;
-    let mut referenced = HashSet::new();
+    let mut referenced: HashSet<String> =
+        repo.catalog.reader().box_objects()?.into_iter().collect();
+    for sha in &referenced {
+        if !present.contains(sha) {
+            report.problems.push(format!(
+                "a catalogued box's pool object {sha} is missing; restore it from a backup"
+            ));
+        }
+    }
     for p in &placed {
         if referenced.insert(p.package.sha256.clone()) && !present.contains(&p.package.sha256) {
             report.problems.push(format!(

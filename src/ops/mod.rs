@@ -1,9 +1,12 @@
 //! Use cases that combine the layers: init, ingest, queries, promote,
-//! remove, retention and the audit log. The CLI and the HTTP API both call
-//! these, so a remote upload and a local one run the same code.
+//! remove, the same for Vagrant boxes, retention and the audit log. The CLI
+//! and the HTTP API both call these, so a remote upload and a local one run
+//! the same code.
 
 mod actor;
 mod audit;
+mod box_tree;
+mod boxes;
 mod check;
 mod clock;
 mod error;
@@ -28,6 +31,10 @@ pub use keys::{generate_key, retire_key};
 pub use prune::{PinRequest, PruneOutcome, PruneRequest, PrunedPlacement, pin, pins, prune, unpin};
 pub use stats::{ChannelStats, DistStats, Stats, stats};
 
+pub use boxes::{
+    BoxAddRequest, BoxChange, BoxPlacement, BoxSelector, add_box, box_file_path, list_boxes,
+    promote_box, remove_box,
+};
 pub use check::{CheckReport, check};
 pub use error::OpsError;
 pub use ingest::{IngestOutcome, IngestRequest, IngestedPackage, ingest};

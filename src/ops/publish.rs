@@ -44,6 +44,9 @@ pub fn publish(repo: &mut Repo, request: &PublishRequest) -> Result<Vec<Publishe
             .catalog_file()
             .with_file_name("publish.lock"),
     )?;
+    if request.refresh {
+        super::boxes::relink_all(repo)?;
+    }
     let targets = targets(repo, request)?;
     if targets.is_empty() {
         return Ok(Vec::new());

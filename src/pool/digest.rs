@@ -63,6 +63,14 @@ impl Digests {
     }
 }
 
+/// The SHA-256 of a file, read in pieces (objects can be gigabytes).
+pub fn sha256_of_file(path: &std::path::Path) -> std::io::Result<Sha256> {
+    let mut file = std::fs::File::open(path)?;
+    let mut hasher = Sha256Hasher::new();
+    std::io::copy(&mut file, &mut hasher)?;
+    Ok(Sha256(hasher.finalize().into()))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

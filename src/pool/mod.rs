@@ -9,12 +9,12 @@
 mod digest;
 mod durable;
 
-pub use digest::{Digests, Sha256};
+pub use digest::{Digests, Sha256, sha256_of_file};
 pub use durable::{fsync_dir, sync_filesystem, write_atomically};
 
 use rayon::prelude::*;
 use std::fs;
-use std::io::{self, Write};
+use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -50,6 +50,18 @@ pub struct Pool {
 pub struct Staged {
     temp: PathBuf,
     sha256: Sha256,
+}
+
+impl Staged {
+    /// The temp file, to inspect the object before committing it.
+    pub fn path(&self) -> &Path {
+        &self.temp
+    }
+
+    /// The object's name.
+    pub fn sha256(&self) -> Sha256 {
+        self.sha256
+    }
 }
 
 /// Makes temp names unique within this process; the pid makes them unique across processes.
@@ -93,6 +105,42 @@ impl Pool {
         Ok(Staged { temp, sha256 })
     }
 
+    /// Copies `reader` into a temp file, hashing as it goes, for objects
+    /// too large to hold in memory (boxes); returns the staged object and
+    /// its size. The temp file is in `tmp/`, on the pool's filesystem: the
+    /// shard is known only once the last byte is hashed.
+    pub fn stage_stream(&self, reader: &mut dyn Read) -> Result<(Staged, u64), PoolError> {
+        use sha2::Digest;
+        let n = NEXT_TEMP.fetch_add(1, Ordering::Relaxed);
+        let temp = self.tmp.join(format!(".stream-{}-{n}", std::process::id()));
+        for dir in [&self.tmp, &self.root] {
+            fs::create_dir_all(dir).map_err(io_error("create directory", dir))?;
+        }
+        let mut file = fs::File::create(&temp).map_err(io_error("create", &temp))?;
+        let mut hasher = sha2::Sha256::new();
+        let mut buffer = vec![0u8; 1 << 20];
+        let mut size = 0u64;
+        let copied = loop {
+            let read = match reader.read(&mut buffer) {
+                Ok(0) => break Ok(()),
+                Ok(read) => read,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => break Err(io_error("read the data for", &temp)(e)),
+            };
+            hasher.update(&buffer[..read]);
+            size += read as u64;
+            if let Err(e) = file.write_all(&buffer[..read]) {
+                break Err(io_error("write", &temp)(e));
+            }
+        };
+        if let Err(e) = copied {
+            let _ = fs::remove_file(&temp);
+            return Err(e);
+        }
+        let sha256 = Sha256(hasher.finalize().into());
+        Ok((Staged { temp, sha256 }, size))
+    }
+
     /// Makes staged objects durable, then gives each its hash path.
     ///
     /// A crash before the rename leaves only temp files; after it, only
@@ -101,11 +149,19 @@ impl Pool {
         if staged.is_empty() {
             return Ok(());
         }
-        sync_filesystem(&self.root).map_err(io_error("sync", &self.root))?;
-        staged
-            .par_iter()
-            .try_for_each(|object| self.publish_staged(object))?;
-        sync_filesystem(&self.root).map_err(io_error("sync", &self.root))
+        let result = sync_filesystem(&self.root)
+            .map_err(io_error("sync", &self.root))
+            .and_then(|()| {
+                staged
+                    .par_iter()
+                    .try_for_each(|object| self.publish_staged(object))
+            })
+            .and_then(|()| sync_filesystem(&self.root).map_err(io_error("sync", &self.root)));
+        if result.is_err() {
+            // A failed commit must not leave gigabytes of temp files behind.
+            self.discard(staged);
+        }
+        result
     }
 
     /// Gives a durable temp file its hash name.
@@ -114,7 +170,15 @@ impl Pool {
         // link(2), not rename(2): an object that a concurrent upload
         // already stored must keep its inode, or the public links made
         // to it would stop being links to the pool.
-        match fs::hard_link(&object.temp, &dest) {
+        let mut linked = fs::hard_link(&object.temp, &dest);
+        if let (Err(e), Some(shard)) = (&linked, dest.parent())
+            && e.kind() == io::ErrorKind::NotFound
+        {
+            // Streamed objects are staged in tmp/: their shard may be new.
+            fs::create_dir_all(shard).map_err(io_error("create directory", shard))?;
+            linked = fs::hard_link(&object.temp, &dest);
+        }
+        match linked {
             Ok(()) => {}
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
             Err(e) => return Err(io_error("store", &dest)(e)),
@@ -214,6 +278,20 @@ mod tests {
         assert_eq!(pool.link(&sha, &dest).unwrap(), LinkOutcome::Linked);
         assert_eq!(pool.link(&sha, &dest).unwrap(), LinkOutcome::AlreadyThere);
         assert!(same_file(&pool.object_path(&sha), &dest));
+        assert_eq!(fs::read_dir(dir.path().join("tmp")).unwrap().count(), 0);
+    }
+
+    #[test]
+    fn streamed_objects_are_hashed_while_copied() {
+        let dir = tempfile::tempdir().unwrap();
+        let pool = pool(dir.path());
+        let data = vec![5u8; 3 << 20];
+        let (staged, size) = pool.stage_stream(&mut &data[..]).unwrap();
+        assert_eq!(size, data.len() as u64);
+        let sha = Digests::sha256_of(&data);
+        assert_eq!(staged.sha256(), sha);
+        pool.commit(vec![staged]).unwrap();
+        assert_eq!(fs::read(pool.object_path(&sha)).unwrap(), data);
         assert_eq!(fs::read_dir(dir.path().join("tmp")).unwrap().count(), 0);
     }
 

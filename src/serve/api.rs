@@ -43,6 +43,17 @@ pub async fn handle(
             blocking(state, move |repo| diff(repo, &user, &query)).await
         }
         (Method::POST, ["v1", "promote"]) => promote(state, request, user).await,
+        (Method::POST, ["v1", "boxes", path @ ..]) => {
+            let arch = first(&query, "arch").map(str::to_string);
+            super::boxes::upload(state, request, user, path, arch).await
+        }
+        (Method::GET, ["v1", "boxes"]) => {
+            let channel = first(&query, "channel").map(str::to_string);
+            blocking(state, move |repo| {
+                super::boxes::list(repo, &user, channel.as_deref())
+            })
+            .await
+        }
         _ => json_error(StatusCode::NOT_FOUND, "no such API endpoint"),
     };
     (response, name)
@@ -85,7 +96,7 @@ where
 }
 
 /// Refusals map to 4xx with the message the CLI prints; failures to 500.
-fn error_response(error: &OpsError) -> Response<Body> {
+pub(super) fn error_response(error: &OpsError) -> Response<Body> {
     let status = match error {
         OpsError::Invalid(_) | OpsError::Usage(_) => StatusCode::BAD_REQUEST,
         OpsError::Conflict(_) => StatusCode::CONFLICT,

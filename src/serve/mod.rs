@@ -7,6 +7,7 @@
 mod api;
 mod auth;
 mod beneath;
+mod boxes;
 mod cache;
 mod files;
 mod http;
@@ -36,6 +37,8 @@ pub struct State {
     files: cache::FileCache,
     /// The channels' published trees, open.
     trees: cache::TreeRoots,
+    /// Signs and checks the download tokens of box URLs.
+    box_secret: crate::boxes::TokenSecret,
 }
 
 /// Runs the server until SIGTERM or SIGINT; prints `listening on http(s)://ADDR` first.
@@ -44,6 +47,7 @@ pub fn run(root: &Path, listen: Option<String>) -> anyhow::Result<()> {
     let listen = listen.unwrap_or_else(|| config.settings.serve.listen.clone());
     let key = crate::sign::KeyStore::open(config.layout.root()).export_public(false)?;
     let files = cache::FileCache::new(config.settings.serve.file_cache_mib << 20);
+    let box_secret = crate::boxes::TokenSecret::load_or_create(&config.layout.box_token_secret())?;
     let state = Arc::new(State {
         root: root.to_path_buf(),
         config,
@@ -51,6 +55,7 @@ pub fn run(root: &Path, listen: Option<String>) -> anyhow::Result<()> {
         key,
         files,
         trees: cache::TreeRoots::default(),
+        box_secret,
     });
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -190,6 +195,10 @@ async fn route(
             respond(StatusCode::FORBIDDEN, "forbidden from this address\n"),
             None,
         );
+    }
+    if segments.get(1).map(String::as_str) == Some("boxes") {
+        let channel = channel.clone();
+        return boxes::handle(state, request, &channel, &segments[2..], ip).await;
     }
     let user = match authenticate(state, request.headers(), ip).await {
         Ok(user) => user,

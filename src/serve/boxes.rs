@@ -1,0 +1,462 @@
+//! Vagrant over HTTP: box catalogs under `/<channel>/boxes/<name>`, box
+//! files reached with a signed token or credentials, and box uploads.
+//!
+//! The catalog JSON is built from the catalog on every request rather than
+//! published as a file: each box URL in it carries a token for the asking
+//! user and the host it asked, so no one file could serve two users, and
+//! the rows of one box name are few.
+
+use super::auth::{may_read, may_upload};
+use super::http::{Body, empty, json, json_error, respond};
+use super::{State, authenticate, beneath};
+use crate::boxes::{self, BoxIdentity, Grant, Offer, TokenError, VagrantCatalog};
+use crate::catalog::UserRow;
+use crate::ops::{self, BoxAddRequest, BoxPlacement, OpsError, Repo};
+use bytes::Bytes;
+use http_body_util::BodyExt;
+use hyper::body::Incoming;
+use hyper::{HeaderMap, Method, Request, Response, StatusCode, header};
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+type Reply = (Response<Body>, Option<String>);
+
+/// The architecture of a box uploaded without `?arch=`.
+pub const DEFAULT_ARCH: &str = "amd64";
+
+/// `GET`/`HEAD /<channel>/boxes/<rest>`: a catalog (`name`, `org/name`) or
+/// a box file (`<name>/<version>/<provider>-<arch>.box`).
+pub async fn handle(
+    state: &Arc<State>,
+    request: Request<Incoming>,
+    channel: &str,
+    rest: &[String],
+    ip: IpAddr,
+) -> Reply {
+    if request.method() != Method::GET && request.method() != Method::HEAD {
+        return (
+            respond(StatusCode::METHOD_NOT_ALLOWED, "GET or HEAD only\n"),
+            None,
+        );
+    }
+    match rest.len() {
+        1 | 2 => catalog(state, request, channel, rest, ip).await,
+        3 | 4 => box_file(state, request, channel, rest, ip).await,
+        _ => (respond(StatusCode::NOT_FOUND, "not found\n"), None),
+    }
+}
+
+/// The Vagrant catalog of one box name, for a user who may read the channel.
+async fn catalog(
+    state: &Arc<State>,
+    request: Request<Incoming>,
+    channel: &str,
+    rest: &[String],
+    ip: IpAddr,
+) -> Reply {
+    let user = match authenticate(state, request.headers(), ip).await {
+        Ok(user) => user,
+        Err(response) => return (response, None),
+    };
+    let name = rest.join("/");
+    let who = Some(user.name.clone());
+    if !may_read(&user, channel) {
+        let text = "no read access to this channel";
+        return (json_error(StatusCode::FORBIDDEN, text), who);
+    }
+    if boxes::check_name(&name).is_err() {
+        return (json_error(StatusCode::NOT_FOUND, "no such box"), who);
+    }
+    let Some(base) = public_base(state, request.headers()) else {
+        let text = "the Host header is missing or not a host name; set [serve] public-url";
+        return (json_error(StatusCode::BAD_REQUEST, text), who);
+    };
+    let (state, channel_owned) = (state.clone(), channel.to_string());
+    let built = tokio::task::spawn_blocking(move || {
+        let repo = Repo::open(&state.root)?;
+        let placed = ops::list_boxes(&repo, Some(&channel_owned), Some(&name))?;
+        if placed.is_empty() {
+            return Err(OpsError::NotFound(format!(
+                "no box named `{name}` in channel `{channel_owned}`"
+            )));
+        }
+        vagrant_catalog(&state, &user, &channel_owned, &name, &base, &placed)
+    })
+    .await;
+    let response = match built {
+        Ok(Ok(catalog)) => json(StatusCode::OK, &catalog),
+        Ok(Err(error)) => super::api::error_response(&error),
+        Err(_) => json_error(StatusCode::INTERNAL_SERVER_ERROR, "the catalog panicked"),
+    };
+    (head_aware(response, request.method()), who)
+}
+
+/// Each box URL carries a token that grants `user` that file only.
+fn vagrant_catalog(
+    state: &State,
+    user: &UserRow,
+    channel: &str,
+    name: &str,
+    base: &str,
+    placed: &[BoxPlacement],
+) -> Result<VagrantCatalog, OpsError> {
+    let expires = boxes::expiry(unix_now(), state.config.settings.boxes.token_ttl_secs);
+    let mut offers = Vec::with_capacity(placed.len());
+    for p in placed {
+        let file = ops::box_file_path(p)?;
+        let token = state.box_secret.sign(&Grant {
+            user: &user.name,
+            channel,
+            file: &file,
+            expires,
+        });
+        offers.push(Offer {
+            version: p.version.clone(),
+            provider: p.provider.clone(),
+            arch: p.architecture.clone(),
+            sha256: p.sha256.clone(),
+            url: format!("{base}/{channel}/boxes/{file}?token={token}"),
+        });
+    }
+    let description = format!("{name} in channel {channel}, served by bess");
+    Ok(VagrantCatalog::new(name, description, offers))
+}
+
+/// Catalogs hold per-user tokens: never cached. HEAD answers the same
+/// headers as GET (vagrant tells a catalog from a box by HEAD's
+/// Content-Type) without the body.
+fn head_aware(mut response: Response<Body>, method: &Method) -> Response<Body> {
+    response.headers_mut().insert(
+        header::CACHE_CONTROL,
+        header::HeaderValue::from_static("no-store"),
+    );
+    if method == Method::HEAD {
+        *response.body_mut() = empty();
+    }
+    response
+}
+
+/// `scheme://host[:port]` of URLs handed to clients: `[serve] public-url`,
+/// else the request's Host (refused unless it is plainly a host).
+fn public_base(state: &State, headers: &HeaderMap) -> Option<String> {
+    let serve = &state.config.settings.serve;
+    if let Some(url) = &serve.public_url {
+        return Some(url.trim_end_matches('/').to_string());
+    }
+    let host = headers.get(header::HOST)?.to_str().ok()?;
+    let plain = !host.is_empty()
+        && host.len() <= 255
+        && host
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || ".-:[]".contains(c));
+    let scheme = if serve.tls_certificate.is_some() {
+        "https"
+    } else {
+        "http"
+    };
+    plain.then(|| format!("{scheme}://{host}"))
+}
+
+fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+/// A box file, for the holder of its token or of credentials that may
+/// read the channel. A token is checked against the user's current rights.
+async fn box_file(
+    state: &Arc<State>,
+    request: Request<Incoming>,
+    channel: &str,
+    rest: &[String],
+    ip: IpAddr,
+) -> Reply {
+    let Some(identity) = BoxIdentity::from_file_segments(rest) else {
+        return (respond(StatusCode::NOT_FOUND, "not found\n"), None);
+    };
+    let file = identity.file_path();
+    let (user, who) = match box_reader(state, &request, channel, &file, ip).await {
+        Ok(granted) => granted,
+        Err(response) => return (response, None),
+    };
+    if !may_read(&user, channel) {
+        let text = "no read access to this channel\n";
+        return (respond(StatusCode::FORBIDDEN, text), who);
+    }
+    let relative = PathBuf::from("boxes").join(&file);
+    let root = state.trees.get(&state.config.layout.channel_dir(channel));
+    let response = match root.and_then(|root| beneath::open(&root, &relative)) {
+        Some(opened) => {
+            let wanted = super::files::FileRequest {
+                path: &relative,
+                method: request.method(),
+                headers: request.headers(),
+            };
+            super::files::serve_file(opened, &wanted, &state.files)
+        }
+        None => respond(StatusCode::NOT_FOUND, "not found\n"),
+    };
+    (response, who)
+}
+
+/// Who asks for a box file, by token (when no credentials are sent) or by
+/// credentials, and how they are named in the log line.
+async fn box_reader(
+    state: &Arc<State>,
+    request: &Request<Incoming>,
+    channel: &str,
+    file: &str,
+    ip: IpAddr,
+) -> Result<(UserRow, Option<String>), Response<Body>> {
+    let token = token_parameter(request.uri().query().unwrap_or(""));
+    let has_credentials = request.headers().contains_key(header::AUTHORIZATION);
+    match token {
+        Some(token) if !has_credentials => match token_user(state, &token, channel, file).await {
+            Ok(user) => {
+                let who = format!("{}/token", user.name);
+                Ok((user, Some(who)))
+            }
+            Err(text) => Err(respond(StatusCode::FORBIDDEN, &text)),
+        },
+        _ => {
+            let user = authenticate(state, request.headers(), ip).await?;
+            let who = user.name.clone();
+            Ok((user, Some(who)))
+        }
+    }
+}
+
+/// The `token` query parameter (tokens are URL-safe: no decoding needed).
+fn token_parameter(query: &str) -> Option<String> {
+    query
+        .split('&')
+        .find_map(|pair| pair.strip_prefix("token="))
+        .map(str::to_string)
+}
+
+/// The user a token was issued to, as they are now; the text of a refusal otherwise.
+async fn token_user(
+    state: &Arc<State>,
+    token: &str,
+    channel: &str,
+    file: &str,
+) -> Result<UserRow, String> {
+    let user = state
+        .box_secret
+        .verify(token, channel, file, unix_now())
+        .map_err(|e: TokenError| format!("{e}\n"))?;
+    let root = state.root.clone();
+    let current = tokio::task::spawn_blocking(move || current_user(&root, &user))
+        .await
+        .ok()
+        .flatten();
+    current.ok_or_else(|| "the token's user no longer exists\n".to_string())
+}
+
+fn current_user(root: &Path, name: &str) -> Option<UserRow> {
+    let config = crate::config::RepoConfig::load(root).ok()?;
+    let catalog = crate::catalog::Catalog::open(&config.layout.catalog_file()).ok()?;
+    catalog.reader().user(name).ok()?
+}
+
+/// `POST /api/v1/boxes/<name>/<version>/<provider>?arch=…`: the body is one
+/// box file, streamed into the pool (never held in memory) and added to
+/// the first channel by the same code as `bess box add`.
+pub async fn upload(
+    state: Arc<State>,
+    request: Request<Incoming>,
+    user: UserRow,
+    path: &[&str],
+    arch: Option<String>,
+) -> Response<Body> {
+    let first_channel = state.config.first_channel().to_string();
+    if !may_upload(&user, &first_channel) {
+        let text = format!("no upload access to `{first_channel}`");
+        return json_error(StatusCode::FORBIDDEN, &text);
+    }
+    let box_request = match upload_request(path, arch) {
+        Ok(box_request) => box_request,
+        Err(text) => return json_error(StatusCode::BAD_REQUEST, &text),
+    };
+    let limit = state.config.settings.serve.max_box_upload_mib << 20;
+    let declared = request
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limit) {
+        return too_large(limit);
+    }
+    let (tx, rx) = tokio::sync::mpsc::channel(8);
+    let adding = start_adding(&state, box_request, rx);
+    let timeout = Duration::from_secs(state.config.settings.serve.body_timeout_secs);
+    let cut = pump_body(request.into_body(), tx, limit, timeout).await;
+    let added = adding.await;
+    match (cut, added) {
+        (Some(response), _) => response,
+        (None, Ok(Ok(change))) => json(StatusCode::OK, &change),
+        (None, Ok(Err(error))) => super::api::error_response(&error),
+        (None, Err(_)) => json_error(StatusCode::INTERNAL_SERVER_ERROR, "the upload panicked"),
+    }
+}
+
+/// Adds the box on a blocking thread, reading the body as it arrives.
+fn start_adding(
+    state: &State,
+    request: BoxAddRequest,
+    rx: tokio::sync::mpsc::Receiver<Piece>,
+) -> tokio::task::JoinHandle<Result<ops::BoxChange, OpsError>> {
+    let root = state.root.clone();
+    let label = format!(
+        "upload of {} {} ({})",
+        request.name, request.version, request.provider
+    );
+    tokio::task::spawn_blocking(move || {
+        let mut repo = Repo::open(&root)?;
+        ops::add_box(&mut repo, &request, &mut BodyReader::new(rx), &label)
+    })
+}
+
+/// `<name>/<version>/<provider>` of the URL, or why it is not one.
+fn upload_request(path: &[&str], arch: Option<String>) -> Result<BoxAddRequest, String> {
+    let shape = "upload to /api/v1/boxes/<name or org/name>/<version>/<provider>?arch=<arch>";
+    let (provider, rest) = path.split_last().ok_or(shape)?;
+    let (version, name) = rest.split_last().ok_or(shape)?;
+    if name.is_empty() || name.len() > 2 {
+        return Err(shape.to_string());
+    }
+    let request = BoxAddRequest {
+        name: name.join("/"),
+        version: version.to_string(),
+        provider: provider.to_string(),
+        arch: arch.unwrap_or_else(|| DEFAULT_ARCH.to_string()),
+    };
+    BoxIdentity::new(
+        &request.name,
+        &request.version,
+        &request.provider,
+        &request.arch,
+    )
+    .map_err(|e| e.to_string())?;
+    Ok(request)
+}
+
+fn too_large(limit: u64) -> Response<Body> {
+    let text = format!(
+        "box uploads are limited to {} MiB ([serve] max-box-upload-mib)",
+        limit >> 20
+    );
+    json_error(StatusCode::PAYLOAD_TOO_LARGE, &text)
+}
+
+/// What the body pump hands the blocking writer.
+enum Piece {
+    Data(Bytes),
+    /// The whole body arrived. Without it, the writer treats the end of
+    /// the channel as a cut-short upload, never as a complete box.
+    End,
+    Failed(std::io::Error),
+}
+
+/// Feeds the request body to the writer, enforcing the size limit and a
+/// timeout on each piece (a stalled client cannot hold a writer forever,
+/// a slow but steady multi-gigabyte upload is not cut). Returns the
+/// response to send instead of the writer's when the body failed.
+async fn pump_body(
+    mut body: Incoming,
+    tx: tokio::sync::mpsc::Sender<Piece>,
+    limit: u64,
+    timeout: Duration,
+) -> Option<Response<Body>> {
+    let mut received = 0u64;
+    loop {
+        let (piece, refusal) = match tokio::time::timeout(timeout, body.frame()).await {
+            Err(_) => failed(
+                StatusCode::REQUEST_TIMEOUT,
+                format!("no upload data for {} s", timeout.as_secs()),
+            ),
+            Ok(None) => (Piece::End, None),
+            Ok(Some(Err(e))) => failed(StatusCode::BAD_REQUEST, format!("the upload failed: {e}")),
+            Ok(Some(Ok(frame))) => {
+                let Ok(data) = frame.into_data() else {
+                    continue;
+                };
+                received += data.len() as u64;
+                if received > limit {
+                    let piece = Piece::Failed(std::io::Error::other("the upload is too large"));
+                    (piece, Some(too_large(limit)))
+                } else {
+                    (Piece::Data(data), None)
+                }
+            }
+        };
+        let last = !matches!(piece, Piece::Data(_));
+        // A closed channel means the writer stopped (a refusal it reports).
+        if tx.send(piece).await.is_err() || last {
+            return refusal;
+        }
+    }
+}
+
+/// A body that failed: the writer is told why, the client gets `status`.
+fn failed(status: StatusCode, text: String) -> (Piece, Option<Response<Body>>) {
+    let response = json_error(status, &text);
+    (Piece::Failed(std::io::Error::other(text)), Some(response))
+}
+
+/// The request body as a blocking `Read`, fed by [`pump_body`].
+struct BodyReader {
+    rx: tokio::sync::mpsc::Receiver<Piece>,
+    current: Bytes,
+    ended: bool,
+}
+
+impl BodyReader {
+    fn new(rx: tokio::sync::mpsc::Receiver<Piece>) -> BodyReader {
+        BodyReader {
+            rx,
+            current: Bytes::new(),
+            ended: false,
+        }
+    }
+}
+
+impl std::io::Read for BodyReader {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        while self.current.is_empty() {
+            if self.ended {
+                return Ok(0);
+            }
+            match self.rx.blocking_recv() {
+                Some(Piece::Data(data)) => self.current = data,
+                Some(Piece::End) => self.ended = true,
+                Some(Piece::Failed(e)) => return Err(e),
+                None => return Err(std::io::Error::other("the upload was cut short")),
+            }
+        }
+        let n = buf.len().min(self.current.len());
+        buf[..n].copy_from_slice(&self.current.split_to(n));
+        Ok(n)
+    }
+}
+
+/// `GET /api/v1/boxes?channel=…`: the box placements the user may read.
+pub fn list(
+    repo: &Repo,
+    user: &UserRow,
+    channel: Option<&str>,
+) -> Result<Response<Body>, OpsError> {
+    if channel.is_some_and(|c| !may_read(user, c)) {
+        return Ok(json_error(
+            StatusCode::FORBIDDEN,
+            "no read access to this channel",
+        ));
+    }
+    let mut placed = ops::list_boxes(repo, channel, None)?;
+    placed.retain(|p| may_read(user, &p.channel));
+    Ok(json(StatusCode::OK, &placed))
+}
