@@ -353,3 +353,65 @@ fn packages_agree_with_apt_ftparchive_field_for_field() {
     assert_eq!(ours.len(), 4);
     assert_eq!(ours, theirs);
 }
+
+/// `SHA256` lines of a Release file for the index files of one directory.
+fn index_hashes(sb: &Sandbox, dir: &str) -> BTreeMap<String, String> {
+    let release =
+        std::fs::read_to_string(sb.repo.join("public/preprod/dists/bookworm/Release")).unwrap();
+    release
+        .split("SHA256:\n")
+        .nth(1)
+        .unwrap()
+        .lines()
+        .take_while(|l| l.starts_with(' '))
+        .filter_map(|l| {
+            let parts: Vec<&str> = l.split_whitespace().collect();
+            parts[2]
+                .starts_with(dir)
+                .then(|| (parts[2].to_string(), parts[0].to_string()))
+        })
+        .collect()
+}
+
+#[test]
+fn incremental_publishes_reuse_published_chunks_and_match_a_full_rebuild() {
+    if !tools(&["dpkg-deb", "apt-get", "gpgv"]) {
+        return;
+    }
+    let sb = Sandbox::new("bookworm", "amd64");
+    let batch = |from: usize, to: usize| {
+        let input = sb.path(&format!("in-{from}"));
+        for i in from..to {
+            let arch = if i % 5 == 0 { "all" } else { "amd64" };
+            DebSpec::new(&format!("pkg{i}"), "1.0-1", arch)
+                .field("Description", &format!("package {i}\n long text {i}"))
+                .build(&input);
+        }
+        sb.ok(&["repo", "ingest", input.to_str().unwrap()]);
+    };
+    // Several chunks (64 stanzas on average), then additions that rewrite
+    // only the tail, reading every earlier chunk back from the published files.
+    batch(0, 300);
+    batch(300, 340);
+    batch(340, 341);
+    let incremental = index_hashes(&sb, "main/binary-amd64/Packages");
+    assert_eq!(incremental.len(), 3, "{incremental:?}");
+    assert!(
+        !sb.repo.join("cache/chunks").exists(),
+        "no separate chunk cache"
+    );
+
+    // Without manifests, everything is compressed again from the catalog:
+    // the same bytes must come out.
+    std::fs::remove_dir_all(sb.repo.join("cache/manifests")).unwrap();
+    sb.ok(&["repo", "publish", "--refresh"]);
+    assert_eq!(index_hashes(&sb, "main/binary-amd64/Packages"), incremental);
+
+    let key = sb.path("key.gpg");
+    std::fs::write(&key, sb.bess(&["key", "export"]).stdout).unwrap();
+    let apt = AptRoot::new("amd64", "");
+    apt.add_source("bess", &channel_uri(&sb, "preprod"), "bookworm", &key);
+    apt.update(&[]);
+    assert_eq!(apt.versions("pkg0"), ["1.0-1"]);
+    assert_eq!(apt.versions("pkg340"), ["1.0-1"]);
+}

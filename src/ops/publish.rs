@@ -6,8 +6,7 @@ use crate::config::RepoConfig;
 use crate::pool::Sha256;
 use crate::publish::PoolTree;
 use crate::publish::{
-    ChunkCache, DistInput, DistOutcome, DistTree, Manifest, publish_dist, release::ReleaseFields,
-    valid_until,
+    DistInput, DistOutcome, DistTree, publish_dist, release::ReleaseFields, valid_until,
 };
 use crate::sign::{KeyStore, Signer};
 use rayon::prelude::*;
@@ -67,7 +66,7 @@ pub fn publish(repo: &mut Repo, request: &PublishRequest) -> Result<Vec<Publishe
             outcome,
         }));
     }
-    prune_chunk_cache(repo)?;
+    drop_chunk_cache(repo)?;
     Ok(published)
 }
 
@@ -178,7 +177,6 @@ fn publish_one(
     before_switch: &(dyn Fn() -> std::io::Result<()> + Sync),
 ) -> Result<DistOutcome, OpsError> {
     let layout = &config.layout;
-    let cache = ChunkCache::new(layout.cache_dir());
     let settings = &config.settings;
     let snapshot = catalog.snapshot()?;
     let reader = snapshot.reader();
@@ -194,7 +192,6 @@ fn publish_one(
         archs: config.archs.names(),
         refresh,
         keep_generations: settings.release.by_hash_generations as usize,
-        cache: &cache,
         manifest_dir: layout
             .cache_dir()
             .join("manifests")
@@ -232,19 +229,14 @@ impl LinksReady<'_> {
     }
 }
 
-/// Drops cached chunks that no index manifest uses any more.
-fn prune_chunk_cache(repo: &Repo) -> Result<(), OpsError> {
-    let dir = repo.config.layout.cache_dir();
-    let mut keep = std::collections::HashSet::new();
-    let manifests = walkdir::WalkDir::new(dir.join("manifests"))
-        .into_iter()
-        .filter_map(Result::ok);
-    for entry in manifests.filter(|e| e.file_type().is_file()) {
-        keep.extend(Manifest::load(entry.path()).chunks.iter().map(|c| c.key));
+/// Removes the separate chunk cache earlier versions kept (compressed
+/// chunks are now read back from the published index files).
+fn drop_chunk_cache(repo: &Repo) -> Result<(), OpsError> {
+    let dir = repo.config.layout.cache_dir().join("chunks");
+    match std::fs::remove_dir_all(&dir) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(OpsError::io("remove", dir)(e)),
+        _ => Ok(()),
     }
-    ChunkCache::new(dir.clone())
-        .prune(&keep)
-        .map_err(OpsError::io("prune", dir))
 }
 
 /// The queued pool-tree changes of a channel, as one snapshot saw them.

@@ -8,7 +8,9 @@
 //! and rehashes only the tail.
 
 use super::checksums::{HexDigests, MultiHasher};
-use super::chunks::{Chunk, ChunkCache, CompressedChunk, Manifest, ManifestChunk, cut};
+use super::chunks::{
+    Chunk, ChunkSizes, CompressedChunk, Manifest, ManifestChunk, PublishedChunks, cut,
+};
 use super::compress::{XZ_HEADER, compress_chunk, xz_footer};
 use super::index::render;
 use crate::catalog::IndexEntry;
@@ -39,7 +41,8 @@ pub struct BuiltIndex {
 pub struct IndexSource<'a> {
     pub entries: &'a [&'a IndexEntry],
     pub controls: &'a Controls<'a>,
-    pub cache: &'a ChunkCache,
+    /// The previous publication's compressed chunks.
+    pub published: &'a PublishedChunks,
     /// Directory for temp files (on the publication's filesystem).
     pub temp_dir: &'a Path,
     /// Whether to write the uncompressed `Packages` too.
@@ -101,8 +104,10 @@ fn produce(
 ) -> io::Result<()> {
     for (w, window) in chunks.chunks(WINDOW).enumerate() {
         let first = w * WINDOW;
-        let cached: Vec<Option<CompressedChunk>> =
-            window.iter().map(|c| source.cache.get(&c.key)).collect();
+        let cached: Vec<Option<CompressedChunk>> = window
+            .iter()
+            .map(|c| source.published.get(&c.key))
+            .collect();
         let wanted: Vec<bool> = (0..window.len())
             .map(|i| first + i >= resume || cached[i].is_none() || source.write_plain)
             .collect();
@@ -114,7 +119,7 @@ fn produce(
             }
             let text =
                 wanted[i].then(|| render(&source.entries[chunk.start..chunk.end], &controls));
-            dispatch(source.cache, first + i, chunk.key, cached, text, ready);
+            dispatch(first + i, cached, text, ready);
         }
     }
     Ok(())
@@ -140,9 +145,7 @@ fn window_controls(
 
 /// Sends a chunk to the writer, compressing it on the pool first if needed.
 fn dispatch(
-    cache: &ChunkCache,
     index: usize,
-    key: [u8; 32],
     cached: Option<CompressedChunk>,
     text: Option<String>,
     ready: &std::sync::mpsc::Sender<(usize, Prepared)>,
@@ -153,10 +156,8 @@ fn dispatch(
             let _ = ready.send((index, (compressed, text)));
         }
         None => {
-            let cache = cache.clone();
             rayon::spawn(move || {
                 let fresh = compress_chunk(text.as_deref().unwrap_or_default().as_bytes());
-                cache.put(&key, &fresh);
                 let _ = ready.send((index, (fresh, text)));
             });
         }
@@ -256,6 +257,7 @@ impl Outputs {
         self.manifest.chunks.push(ManifestChunk {
             key: chunk.key,
             states,
+            sizes: ChunkSizes::of(compressed),
         });
         Ok(())
     }

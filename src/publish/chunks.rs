@@ -1,22 +1,25 @@
-//! Index chunks: how an index is cut, what names a chunk, and the cache of
-//! compressed chunks and per-index manifests that makes publishing
-//! incremental.
+//! Index chunks: how an index is cut, what names a chunk, and the
+//! per-index manifests that make publishing incremental.
 //!
 //! A chunk is a run of consecutive stanzas. It ends after a package whose
 //! SHA-256 starts with a value divisible by [`CHUNK_STANZAS`], so adding a
 //! package changes one chunk and leaves the others byte-identical. A chunk
-//! is named by what determines its text (package ids and components), so a
-//! cached compressed chunk is valid for as long as its name matches. The
-//! cache is only an accelerator: entries carry a CRC and a bad one is
-//! recomputed, so a crash while writing it costs time, never correctness.
+//! is named by what determines its text (package ids and components).
+//!
+//! Compressed chunks are not cached apart: the previous publication's
+//! `Packages.gz` (gzip members) and `Packages.xz` (xz blocks) already hold
+//! every one of them, and its manifest says where. Reading them back from
+//! the by-hash store keeps each byte of index stored once. The manifest is
+//! only an accelerator: each chunk carries a CRC, a missing or damaged
+//! file or manifest means recompressing, never a wrong index.
 
 use super::checksums::{HexDigests, MultiHasher};
-use super::compress::XzBlock;
+use super::compress::{XZ_HEADER, XzBlock};
 use crate::catalog::IndexEntry;
 use sha2::{Digest, Sha256};
 use std::fs;
 use std::io;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 /// Average number of stanzas per chunk (about 100 KiB of index text).
 pub const CHUNK_STANZAS: u32 = 64;
@@ -85,75 +88,112 @@ pub struct CompressedChunk {
     pub xz: XzBlock,
 }
 
-/// Compressed chunks on disk, named by chunk key.
-#[derive(Debug, Clone)]
-pub struct ChunkCache {
-    dir: PathBuf,
+/// The compressed chunks of an index's previous publication, read back
+/// from its published files.
+#[derive(Debug, Default)]
+pub struct PublishedChunks {
+    files: Option<(fs::File, fs::File)>,
+    at: std::collections::HashMap<[u8; 32], Location>,
 }
 
-const CHUNK_MAGIC: &[u8; 8] = b"BESSCHK1";
+/// Where a chunk's gzip member and xz block are in the published files.
+#[derive(Debug, Clone, Copy)]
+struct Location {
+    gzip_offset: u64,
+    xz_offset: u64,
+    sizes: ChunkSizes,
+}
 
-impl ChunkCache {
-    /// The cache under `dir`.
-    pub fn new(dir: PathBuf) -> ChunkCache {
-        ChunkCache { dir }
+impl PublishedChunks {
+    /// The chunks of `previous`, whose files are in the by-hash store
+    /// `by_hash_dir` (`<index dir>` of the dist's store); none when the
+    /// files are gone or are not the ones the manifest describes.
+    pub fn open(previous: &Manifest, by_hash_dir: &Path) -> PublishedChunks {
+        let Some(sums) = &previous.sums else {
+            return PublishedChunks::default();
+        };
+        let open = |s: &HexDigests| {
+            let file = fs::File::open(by_hash_dir.join("SHA256").join(&s.sha256)).ok()?;
+            let size = file.metadata().ok()?.len();
+            (size == s.size).then_some(file)
+        };
+        let (Some(gzip), Some(xz)) = (open(&sums[1]), open(&sums[2])) else {
+            return PublishedChunks::default();
+        };
+        let (mut gzip_offset, mut xz_offset) = (0, XZ_HEADER.len() as u64);
+        let mut at = std::collections::HashMap::with_capacity(previous.chunks.len());
+        for chunk in &previous.chunks {
+            let sizes = chunk.sizes;
+            at.insert(
+                chunk.key,
+                Location {
+                    gzip_offset,
+                    xz_offset,
+                    sizes,
+                },
+            );
+            gzip_offset += sizes.gzip;
+            xz_offset += sizes.xz;
+        }
+        PublishedChunks {
+            files: Some((gzip, xz)),
+            at,
+        }
     }
 
-    fn path(&self, key: &[u8; 32]) -> PathBuf {
-        let hex = hex::encode(key);
-        self.dir.join("chunks").join(&hex[..2]).join(hex)
-    }
-
-    /// The cached chunk, if present and intact.
+    /// The chunk named `key`, if the previous publication has it intact.
     pub fn get(&self, key: &[u8; 32]) -> Option<CompressedChunk> {
-        let bytes = fs::read(self.path(key)).ok()?;
-        let body = checked_body(&bytes, CHUNK_MAGIC)?;
-        let mut r = Fields(body);
-        let plain_len = r.u64()?;
-        let gzip = r.bytes()?.to_vec();
-        let unpadded_size = r.u64()?;
-        let uncompressed_size = r.u64()?;
-        let xz = r.bytes()?.to_vec();
-        Some(CompressedChunk {
-            plain_len,
+        use std::os::unix::fs::FileExt;
+        let (gzip_file, xz_file) = self.files.as_ref()?;
+        let location = self.at.get(key)?;
+        let sizes = location.sizes;
+        let mut gzip = vec![0; usize::try_from(sizes.gzip).ok()?];
+        gzip_file
+            .read_exact_at(&mut gzip, location.gzip_offset)
+            .ok()?;
+        let mut xz = vec![0; usize::try_from(sizes.xz).ok()?];
+        xz_file.read_exact_at(&mut xz, location.xz_offset).ok()?;
+        (chunk_crc(&gzip, &xz) == sizes.crc).then(|| CompressedChunk {
+            plain_len: sizes.plain,
             gzip,
             xz: XzBlock {
                 bytes: xz,
-                unpadded_size,
-                uncompressed_size,
+                unpadded_size: sizes.xz_unpadded,
+                uncompressed_size: sizes.plain,
             },
         })
     }
+}
 
-    /// Stores a chunk (best effort: a cache that cannot be written only
-    /// makes the next publish slower).
-    pub fn put(&self, key: &[u8; 32], chunk: &CompressedChunk) {
-        let mut body = Vec::with_capacity(chunk.gzip.len() + chunk.xz.bytes.len() + 64);
-        put_u64(&mut body, chunk.plain_len);
-        put_bytes(&mut body, &chunk.gzip);
-        put_u64(&mut body, chunk.xz.unpadded_size);
-        put_u64(&mut body, chunk.xz.uncompressed_size);
-        put_bytes(&mut body, &chunk.xz.bytes);
-        let _ = write_checked(&self.path(key), CHUNK_MAGIC, &body);
-    }
+/// CRC-32 of a chunk's compressed forms, to notice damage before reuse.
+fn chunk_crc(gzip: &[u8], xz: &[u8]) -> u32 {
+    let mut check = flate2::Crc::new();
+    check.update(gzip);
+    check.update(xz);
+    check.sum()
+}
 
-    /// Deletes cached chunks no manifest under the cache refers to.
-    pub fn prune(&self, keep: &std::collections::HashSet<[u8; 32]>) -> io::Result<()> {
-        let root = self.dir.join("chunks");
-        for entry in walkdir::WalkDir::new(&root)
-            .min_depth(2)
-            .max_depth(2)
-            .into_iter()
-            .flatten()
-        {
-            let name = entry.file_name().to_str().unwrap_or_default();
-            let mut key = [0u8; 32];
-            let known = hex::decode_to_slice(name, &mut key).is_ok() && keep.contains(&key);
-            if !known {
-                fs::remove_file(entry.path())?;
-            }
+/// How long a chunk is in each file, and its CRC.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ChunkSizes {
+    pub plain: u64,
+    pub gzip: u64,
+    pub xz: u64,
+    /// The xz block's unpadded size, for the stream index.
+    pub xz_unpadded: u64,
+    pub crc: u32,
+}
+
+impl ChunkSizes {
+    /// The sizes and CRC of a compressed chunk.
+    pub fn of(chunk: &CompressedChunk) -> ChunkSizes {
+        ChunkSizes {
+            plain: chunk.plain_len,
+            gzip: chunk.gzip.len() as u64,
+            xz: chunk.xz.bytes.len() as u64,
+            xz_unpadded: chunk.xz.unpadded_size,
+            crc: chunk_crc(&chunk.gzip, &chunk.xz.bytes),
         }
-        Ok(())
     }
 }
 
@@ -172,9 +212,12 @@ pub struct ManifestChunk {
     pub key: [u8; 32],
     /// Hash states of the uncompressed, gzip and xz streams after this chunk.
     pub states: [MultiHasher; 3],
+    pub sizes: ChunkSizes,
 }
 
-const MANIFEST_MAGIC: &[u8; 8] = b"BESSMAN1";
+/// Version 2 added chunk sizes; a version-1 manifest reads as empty, so the
+/// first publish after an upgrade recompresses once.
+const MANIFEST_MAGIC: &[u8; 8] = b"BESSMAN2";
 
 impl Manifest {
     /// Reads a manifest; a missing or damaged one reads as empty.
@@ -193,7 +236,14 @@ impl Manifest {
             let key: [u8; 32] = r.bytes()?.try_into().ok()?;
             let mut state = || MultiHasher::from_bytes(r.bytes()?);
             let states = [state()?, state()?, state()?];
-            chunks.push(ManifestChunk { key, states });
+            let sizes = ChunkSizes {
+                plain: r.u64()?,
+                gzip: r.u64()?,
+                xz: r.u64()?,
+                xz_unpadded: r.u64()?,
+                crc: u32::try_from(r.u64()?).ok()?,
+            };
+            chunks.push(ManifestChunk { key, states, sizes });
         }
         let sums = match r.u64()? {
             0 => None,
@@ -202,7 +252,8 @@ impl Manifest {
         Some(Manifest { chunks, sums })
     }
 
-    /// Writes the manifest (best effort, like the chunk cache).
+    /// Writes the manifest (best effort: without it the next publish
+    /// recompresses).
     pub fn save(&self, path: &Path) {
         let mut body = Vec::new();
         put_u64(&mut body, self.chunks.len() as u64);
@@ -211,6 +262,11 @@ impl Manifest {
             for state in &chunk.states {
                 put_bytes(&mut body, &state.to_bytes());
             }
+            let sizes = chunk.sizes;
+            for value in [sizes.plain, sizes.gzip, sizes.xz, sizes.xz_unpadded] {
+                put_u64(&mut body, value);
+            }
+            put_u64(&mut body, u64::from(sizes.crc));
         }
         match &self.sums {
             None => put_u64(&mut body, 0),
@@ -252,7 +308,7 @@ fn checked_body<'a>(bytes: &'a [u8], magic: &[u8; 8]) -> Option<&'a [u8]> {
 }
 
 fn write_checked(path: &Path, magic: &[u8; 8], body: &[u8]) -> io::Result<()> {
-    let dir = path.parent().expect("cache paths have a parent");
+    let dir = path.parent().expect("manifest paths have a parent");
     fs::create_dir_all(dir)?;
     let mut check = flate2::Crc::new();
     check.update(body);
@@ -343,27 +399,55 @@ mod tests {
     }
 
     #[test]
-    fn cache_round_trip_and_corruption() {
+    fn published_chunks_are_read_back_and_damage_is_a_miss() {
+        use super::super::compress::{compress_chunk, xz_footer};
         let dir = tempfile::tempdir().unwrap();
-        let cache = ChunkCache::new(dir.path().to_path_buf());
-        let chunk = CompressedChunk {
-            plain_len: 5,
-            gzip: vec![1, 2, 3],
-            xz: XzBlock {
-                bytes: vec![4, 5, 6, 7],
-                unpadded_size: 3,
-                uncompressed_size: 5,
-            },
+        let texts = ["Package: a\n\n".repeat(50), "Package: b\n\n".repeat(70)];
+        let compressed: Vec<CompressedChunk> =
+            texts.iter().map(|t| compress_chunk(t.as_bytes())).collect();
+        let (mut gzip, mut xz) = (Vec::new(), XZ_HEADER.to_vec());
+        let mut chunks = Vec::new();
+        for (i, c) in compressed.iter().enumerate() {
+            gzip.extend_from_slice(&c.gzip);
+            xz.extend_from_slice(&c.xz.bytes);
+            chunks.push(ManifestChunk {
+                key: [i as u8; 32],
+                states: Default::default(),
+                sizes: ChunkSizes::of(c),
+            });
+        }
+        let blocks: Vec<(u64, u64)> = compressed
+            .iter()
+            .map(|c| (c.xz.unpadded_size, c.xz.uncompressed_size))
+            .collect();
+        xz.extend_from_slice(&xz_footer(&blocks));
+        let digest = |data: &[u8]| {
+            let mut hasher = MultiHasher::default();
+            hasher.update(data);
+            hasher.finish()
         };
-        let key = [7u8; 32];
-        cache.put(&key, &chunk);
-        assert_eq!(cache.get(&key), Some(chunk));
-        let path = cache.path(&key);
-        let mut bytes = fs::read(&path).unwrap();
-        let last = bytes.len() - 1;
-        bytes[last] ^= 1;
-        fs::write(&path, bytes).unwrap();
-        assert_eq!(cache.get(&key), None, "a damaged entry is a miss");
+        let store = |data: &[u8]| {
+            let sums = digest(data);
+            std::fs::create_dir_all(dir.path().join("SHA256")).unwrap();
+            std::fs::write(dir.path().join("SHA256").join(&sums.sha256), data).unwrap();
+            sums
+        };
+        let sums = [digest(b""), store(&gzip), store(&xz)];
+        let manifest = Manifest {
+            chunks,
+            sums: Some(sums.clone()),
+        };
+        let published = PublishedChunks::open(&manifest, dir.path());
+        assert_eq!(published.get(&[1; 32]).as_ref(), Some(&compressed[1]));
+        assert_eq!(published.get(&[0; 32]).as_ref(), Some(&compressed[0]));
+        assert!(published.get(&[9; 32]).is_none());
+
+        // A flipped byte inside chunk 0's gzip member: that chunk is a miss.
+        gzip[10] ^= 1;
+        std::fs::write(dir.path().join("SHA256").join(&sums[1].sha256), &gzip).unwrap();
+        let published = PublishedChunks::open(&manifest, dir.path());
+        assert!(published.get(&[0; 32]).is_none());
+        assert!(published.get(&[1; 32]).is_some());
     }
 
     #[test]
@@ -376,6 +460,13 @@ mod tests {
             chunks: vec![ManifestChunk {
                 key: [1; 32],
                 states: [state.clone(), MultiHasher::default(), state.clone()],
+                sizes: ChunkSizes {
+                    plain: 5,
+                    gzip: 3,
+                    xz: 4,
+                    xz_unpadded: 2,
+                    crc: 0xdead_beef,
+                },
             }],
             sums: Some([
                 state.finish(),

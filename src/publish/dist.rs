@@ -2,7 +2,7 @@
 
 use super::build::{BuiltIndex, Controls, IndexSource, KINDS, build_index};
 use super::checksums::HexDigests;
-use super::chunks::{ChunkCache, Manifest};
+use super::chunks::{Manifest, PublishedChunks};
 use super::generation::{DistTree, Generation};
 use super::index::{PackagesIndex, split};
 use super::release::{self, FileSums, ReleaseFields};
@@ -23,8 +23,6 @@ pub struct DistInput<'a> {
     /// Write a new generation even when no index changed (new Date/Valid-Until).
     pub refresh: bool,
     pub keep_generations: usize,
-    /// Compressed chunks and manifests from earlier publications.
-    pub cache: &'a ChunkCache,
     /// Where this dist's index manifests live.
     pub manifest_dir: PathBuf,
     /// Also store the uncompressed `Packages` (it is always listed in Release).
@@ -98,14 +96,16 @@ fn build_one(
     index: &PackagesIndex<'_>,
 ) -> io::Result<BuiltIndex> {
     let temp_dir = generation.temp_dir(&index.dir());
+    let previous = Manifest::load(&manifest_path(input, index));
+    // The by-hash store is where index files are built and kept.
+    let published = PublishedChunks::open(&previous, &temp_dir);
     let source = IndexSource {
         entries: &index.entries,
         controls: input.controls,
-        cache: input.cache,
+        published: &published,
         temp_dir: &temp_dir,
         write_plain: input.write_plain,
     };
-    let previous = Manifest::load(&manifest_path(input, index));
     let built = build_index(&source, &previous)?;
     // An unchanged index whose files were pruned away must be written again.
     let stored = (1..3).all(|i| generation.has_index_file(&sums_at(index, i, &built.sums[i])));

@@ -15,7 +15,7 @@ mod pool_tree;
 pub mod release;
 
 pub use build::Controls;
-pub use chunks::{ChunkCache, Manifest};
+pub use chunks::Manifest;
 pub use dist::{DistInput, DistOutcome, publish_dist, valid_until};
 pub use generation::DistTree;
 pub use index::{PackagesIndex, render, split};
