@@ -2,6 +2,7 @@
 //! and where each is placed (channel, dist, component); the public trees are
 //! a pure function of it.
 
+mod backup;
 mod index;
 mod packages;
 mod pending;
@@ -9,6 +10,7 @@ mod schema;
 mod tree_queue;
 mod users;
 
+pub use backup::{CatalogCopy, ObjectRef};
 pub use index::IndexEntry;
 pub use packages::{NewPackage, PackageRow, PlacedPackage, PlacementFilter};
 pub use pending::Pending;
@@ -27,6 +29,12 @@ pub enum CatalogError {
         path: PathBuf,
         #[source]
         source: rusqlite::Error,
+    },
+    #[error("cannot write catalog copy {path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
     },
     #[error(
         "catalog {path} has schema version {found}, newer than this bess understands ({known}); upgrade bess"

@@ -7,7 +7,7 @@ mod settings;
 
 pub use layout::Layout;
 pub use lists::{NameList, check_arch_name, check_dist_name, parse_list};
-pub use settings::{DistRule, ReleaseSettings, Settings, TEMPLATE as SETTINGS_TEMPLATE};
+pub use settings::{Cidr, DistRule, ReleaseSettings, Settings, TEMPLATE as SETTINGS_TEMPLATE};
 
 use std::path::PathBuf;
 

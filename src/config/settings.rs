@@ -48,6 +48,8 @@ pub struct ServeSettings {
     pub tls_certificate: Option<std::path::PathBuf>,
     /// PEM private key of the certificate (mode 0600).
     pub tls_key: Option<std::path::PathBuf>,
+    /// Who may read `/metrics` (CIDR); empty means loopback only.
+    pub metrics_allow: Vec<Cidr>,
 }
 
 impl Default for ServeSettings {
@@ -61,6 +63,7 @@ impl Default for ServeSettings {
             body_timeout_secs: 600,
             tls_certificate: None,
             tls_key: None,
+            metrics_allow: Vec::new(),
         }
     }
 }
@@ -278,9 +281,9 @@ fn check_names(key: &str, names: &[String]) -> Result<(), String> {
             && name
                 .chars()
                 .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
-        if !valid || matches!(name.as_str(), "api" | "key.gpg") {
+        if !valid || matches!(name.as_str(), "api" | "key.gpg" | "metrics") {
             return Err(format!(
-                "`{key}` entry `{name}` is not a valid name: use letters, digits, `-`, `_`, `.`, starting with a letter or digit (and not `api`)"
+                "`{key}` entry `{name}` is not a valid name: use letters, digits, `-`, `_`, `.`, starting with a letter or digit (and not `api` or `metrics`)"
             ));
         }
         if names[..i].contains(name) {
@@ -321,6 +324,8 @@ body-timeout-secs = 600
 # HTTPS (rustls): both PEM files; the key must be mode 0600.
 # tls-certificate = "/etc/bess/tls/fullchain.pem"
 # tls-key = "/etc/bess/tls/privkey.pem"
+# Who may read /metrics (Prometheus text, no login); default: loopback only.
+# metrics-allow = ["127.0.0.1/32", "10.0.5.0/24"]
 # Per-channel IP allow-lists, checked before authentication:
 # [serve.allow]
 # prod = ["10.0.0.0/8", "192.168.1.0/24"]

@@ -2,17 +2,22 @@
 //! remove. The CLI and the HTTP API both call these, so a remote upload and
 //! a local one run the same code.
 
+mod backup;
 mod check;
 mod error;
 mod ingest;
 mod init;
 mod lock;
+pub mod progress;
 mod promote;
 mod publish;
 mod query;
 mod selector;
 mod users;
 
+pub use backup::{
+    BackupReport, BackupRequest, CopyCounts, RestoreReport, RestoreRequest, backup, restore,
+};
 pub use check::{CheckReport, check};
 pub use error::OpsError;
 pub use ingest::{IngestOutcome, IngestRequest, IngestedPackage, ingest};
@@ -36,6 +41,8 @@ pub struct Repo {
     pub config: RepoConfig,
     pub catalog: Catalog,
     pub pool: Pool,
+    /// Where long operations report how far they have come (nowhere by default).
+    pub progress: std::sync::Arc<dyn progress::Progress>,
 }
 
 impl Repo {
@@ -49,6 +56,7 @@ impl Repo {
             config,
             catalog,
             pool,
+            progress: progress::silent(),
         })
     }
 

@@ -8,6 +8,7 @@ mod api;
 mod auth;
 mod files;
 mod http;
+mod metrics;
 mod path;
 mod tls;
 
@@ -30,6 +31,8 @@ pub struct State {
     gate: auth::Gate,
     /// The public key, as `bess key export` prints it.
     key: Vec<u8>,
+    /// Counters for `/metrics`.
+    pub metrics: metrics::Metrics,
 }
 
 /// Runs the server until SIGTERM or SIGINT; prints `listening on http(s)://ADDR` first.
@@ -39,6 +42,7 @@ pub fn run(root: &Path, listen: Option<String>) -> anyhow::Result<()> {
     let key = crate::sign::KeyStore::open(config.layout.root()).export_public(false)?;
     let state = Arc::new(State {
         root: root.to_path_buf(),
+        metrics: metrics::Metrics::new(&config.settings.channels),
         config,
         gate: auth::Gate::default(),
         key,
@@ -143,13 +147,20 @@ async fn handle(state: Arc<State>, request: Request<Incoming>, ip: IpAddr) -> Re
         .and_then(|v| v.to_str().ok())
         .unwrap_or("-")
         .to_string();
+    let sent = if method == hyper::Method::HEAD {
+        0
+    } else {
+        bytes.parse().unwrap_or(0)
+    };
+    let status = response.status().as_u16();
+    state.metrics.request(&raw_path, status, sent);
     // One write per line: stderr is unbuffered, and eprintln! would issue
     // a system call for every piece of the format.
     let line = format!(
         "{ip} {} \"{method} {}\" {} {bytes} {:.1}ms\n",
         user.as_deref().unwrap_or("-"),
         raw_path.escape_debug(),
-        response.status().as_u16(),
+        status,
         started.elapsed().as_secs_f64() * 1000.0
     );
     let _ = std::io::Write::write_all(&mut std::io::stderr().lock(), line.as_bytes());
@@ -166,6 +177,10 @@ async fn route(
     };
     if segments == ["key.gpg"] {
         return (key_response(state), None);
+    }
+    if segments == ["metrics"] {
+        let allow = &state.config.settings.serve.metrics_allow;
+        return (metrics::response(&state.metrics, allow, ip), None);
     }
     if segments.first().map(String::as_str) == Some("api") {
         return api::handle(state.clone(), request, &segments[1..], ip).await;
@@ -269,6 +284,7 @@ pub(crate) async fn authenticate(
     ip: IpAddr,
 ) -> Result<UserRow, Response<Body>> {
     if let Some(wait) = state.gate.retry_after(ip) {
+        state.metrics.auth_failed(true);
         let mut response = respond(
             StatusCode::TOO_MANY_REQUESTS,
             "too many failed logins; retry later\n",
@@ -301,6 +317,7 @@ pub(crate) async fn authenticate(
         }
         None => {
             state.gate.failed(ip);
+            state.metrics.auth_failed(false);
             Err(unauthorized())
         }
     }
