@@ -49,6 +49,9 @@ pub fn run(args: InitArgs) -> anyhow::Result<ExitCode> {
         crate::sign::KeyStore::open(layout.root()).generate(&super::key::user_id(&config))?;
     let mut repo = crate::ops::Repo::open(layout.root())?;
     crate::ops::publish(&mut repo, &crate::ops::PublishRequest::default())?;
+    if !super::progress::chatty() {
+        return Ok(ExitCode::SUCCESS);
+    }
     println!(
         "created repository {}\n  dists: {}\n  archs: {}\n  channels: {}\n  signing key: {fingerprint}",
         layout.root().display(),
