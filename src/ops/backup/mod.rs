@@ -70,24 +70,7 @@ pub fn backup(repo: &mut Repo, request: &BackupRequest) -> Result<BackupReport, 
     create_private_dir(&dest.join("pool"))?;
     let catalog = copy_catalog(repo, &snapshot)?;
     let objects = CatalogCopy::open(&snapshot.join(&catalog.file))?.objects()?;
-    let totals = totals(&objects);
-    let stage = repo.progress.stage("copying objects", totals.bytes, true);
-    let source = ObjectSource {
-        pool: &repo.config.layout.pool_dir(),
-        role: "the repository",
-        hint: "it was in the catalog when the backup started (removed meanwhile?); run `bess repo check`, then `bess backup` again",
-    };
-    let counts = copy_objects(
-        &objects,
-        &source,
-        &dest.join("pool"),
-        request.verify,
-        &*stage,
-    )?;
-    drop(stage);
-    let config = copy_config(repo, &snapshot)?;
-    let keys = copy_keys(repo, &snapshot)?;
-    crate::pool::sync_filesystem(&dest).map_err(OpsError::io("sync", &dest))?;
+    let counts = copy_referenced(repo, &objects, &dest, request.verify)?;
     let manifest = Manifest {
         format: manifest::FORMAT,
         bess_version: env!("CARGO_PKG_VERSION").to_string(),
@@ -97,21 +80,40 @@ pub fn backup(repo: &mut Repo, request: &BackupRequest) -> Result<BackupReport, 
             .unwrap_or_else(|_| repo.config.layout.root().to_path_buf()),
         snapshot: format!("snapshots/{id}"),
         catalog,
-        objects: totals,
-        config,
-        keys: keys.clone(),
+        objects: totals(&objects),
+        config: copy_config(repo, &snapshot)?,
+        keys: copy_keys(repo, &snapshot)?,
     };
+    crate::pool::sync_filesystem(&dest).map_err(OpsError::io("sync", &dest))?;
     manifest.save(&dest)?;
     let removed = remove_stale(&dest, &id, &objects)?;
     Ok(BackupReport {
         dest,
         snapshot: manifest.snapshot,
         schema_version: manifest.catalog.schema_version,
-        objects: totals,
+        objects: manifest.objects,
         counts,
         removed,
-        keys,
+        keys: manifest.keys,
     })
+}
+
+/// Copies the objects the catalog copy refers to from the repository's pool.
+fn copy_referenced(
+    repo: &Repo,
+    objects: &[ObjectRef],
+    dest: &Path,
+    verify: bool,
+) -> Result<CopyCounts, OpsError> {
+    let stage = repo
+        .progress
+        .stage("copying objects", totals(objects).bytes, true);
+    let source = ObjectSource {
+        pool: &repo.config.layout.pool_dir(),
+        role: "the repository",
+        hint: "it was in the catalog when the backup started (removed meanwhile?); run `bess repo check`, then `bess backup` again",
+    };
+    copy_objects(objects, &source, &dest.join("pool"), verify, &*stage)
 }
 
 /// The backup directory, absolute: created if missing; refused if it is
