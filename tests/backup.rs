@@ -235,6 +235,21 @@ fn damaged_backup_object_fails_restore_and_verify_repairs_it() {
     assert!(message.contains(&object.display().to_string()), "{message}");
     assert!(!target.exists(), "a failed restore leaves nothing behind");
 
+    let catalog = key
+        .path()
+        .parent()
+        .unwrap()
+        .parent()
+        .unwrap()
+        .join("catalog.db");
+    let original = std::fs::read(&catalog).unwrap();
+    let mut damaged = original.clone();
+    damaged[2000] ^= 0xff;
+    std::fs::write(&catalog, &damaged).unwrap();
+    let message = sb.fails(&["restore", &dest_arg, target.to_str().unwrap()]);
+    assert!(message.contains("catalog.db is damaged"), "{message}");
+    std::fs::write(&catalog, &original).unwrap();
+
     // Sizes match, so a plain incremental backup keeps the damaged copy;
     // --verify hashes it and copies it again.
     let plain = sb.json(&["backup", &dest_arg]);
