@@ -32,7 +32,7 @@ pub struct State {
     /// The public key, as `bess key export` prints it.
     key: Vec<u8>,
     /// Counters for `/metrics`.
-    pub metrics: metrics::Metrics,
+    metrics: metrics::Metrics,
 }
 
 /// Runs the server until SIGTERM or SIGINT; prints `listening on http(s)://ADDR` first.
