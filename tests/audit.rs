@@ -189,9 +189,13 @@ fn changes_through_the_http_api_name_the_http_user() {
         return;
     }
     let sb = Sandbox::new("bookworm", "amd64");
-    add_user(&sb, "ci", "ci-uploader-secret", &["--upload", "preprod"]);
-    add_user(&sb, "boss", "the-admin-secret", &["--admin"]);
-    let server = Server::start(&sb);
+    add_user(
+        &sb.repo,
+        ("ci", "ci-uploader-secret"),
+        &["--upload", "preprod"],
+    );
+    add_user(&sb.repo, ("boss", "the-admin-secret"), &["--admin"]);
+    let server = Server::start(&sb.repo);
     let deb = DebSpec::new("fromci", "3.0-1", "amd64").build(&sb.path("ci"));
     let upload = Command::new(env!("CARGO_BIN_EXE_bess"))
         .env("BESS_PASSWORD", "ci-uploader-secret")

@@ -956,3 +956,32 @@ fn gc_keeps_placed_boxes_and_the_audit_log_records_box_changes() {
         "newest first"
     );
 }
+
+#[test]
+fn backup_and_restore_carry_boxes() {
+    let sb = repository();
+    let (file, _) = make_box(&sb, "base.box", "libvirt", "backup");
+    add_box(&sb, "acme/base", "1.0.0", &file);
+    sb.ok(&["box", "promote", "acme/base=1.0.0"]);
+    let dest = sb.path("backup");
+    sb.ok(&["backup", dest.to_str().unwrap()]);
+    let restored = sb.path("restored");
+    sb.ok(&[
+        "restore",
+        dest.to_str().unwrap(),
+        restored.to_str().unwrap(),
+    ]);
+
+    let check = Command::new(env!("CARGO_BIN_EXE_bess"))
+        .args(["--repo", restored.to_str().unwrap(), "repo", "check"])
+        .output()
+        .unwrap();
+    assert!(check.status.success(), "{}", text(&check));
+    let original = std::fs::read(&file).unwrap();
+    for channel in ["preprod", "prod"] {
+        let published = restored.join(format!(
+            "public/{channel}/boxes/acme/base/1.0.0/libvirt-amd64.box"
+        ));
+        assert_eq!(std::fs::read(&published).unwrap(), original, "{channel}");
+    }
+}

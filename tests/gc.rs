@@ -38,8 +38,12 @@ fn gc_keeps_objects_a_served_publication_links_and_frees_them_once_withdrawn() {
     let gone_bytes = std::fs::read(&gone).unwrap();
     sb.ok(&["repo", "ingest", input.to_str().unwrap()]);
     let sha = sha_of(&sb, "gone");
-    add_user(&sb, "web01", "reader-password-1", &["--read", "preprod"]);
-    let server = Server::start(&sb);
+    add_user(
+        &sb.repo,
+        ("web01", "reader-password-1"),
+        &["--read", "preprod"],
+    );
+    let server = Server::start(&sb.repo);
     let url = "/preprod/pool/main/g/gone_1.0-1_amd64.deb";
 
     sb.ok(&[

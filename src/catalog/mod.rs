@@ -3,6 +3,7 @@
 //! a pure function of it.
 
 mod audit;
+mod backup;
 mod boxes;
 mod index;
 mod packages;
@@ -14,6 +15,7 @@ mod tree_queue;
 mod users;
 
 pub use audit::{AuditEntry, AuditFilter, AuditRow};
+pub use backup::{CatalogCopy, ObjectRef};
 pub use boxes::{BoxRow, NewBox, PlacedBox};
 pub use index::IndexEntry;
 pub use packages::{NewPackage, PackageRow, PlacedPackage, PlacementFilter};
@@ -35,6 +37,12 @@ pub enum CatalogError {
         path: PathBuf,
         #[source]
         source: rusqlite::Error,
+    },
+    #[error("cannot write catalog copy {path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
     },
     #[error(
         "catalog {path} has schema version {found}, newer than this bess understands ({known}); upgrade bess"

@@ -48,6 +48,9 @@ pub fn run(args: InitArgs) -> anyhow::Result<ExitCode> {
     let mut repo = crate::ops::Repo::open(layout.root())?;
     let fingerprint = crate::ops::generate_key(&mut repo, &super::key::user_id(&config))?;
     crate::ops::publish(&mut repo, &crate::ops::PublishRequest::default())?;
+    if !super::progress::chatty() {
+        return Ok(ExitCode::SUCCESS);
+    }
     println!(
         "created repository {}\n  dists: {}\n  archs: {}\n  channels: {}\n  signing key: {fingerprint}",
         layout.root().display(),

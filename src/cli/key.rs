@@ -18,6 +18,7 @@ use std::process::ExitCode;
 pub enum KeyCommand {
     Show(ShowArgs),
     Export(ExportArgs),
+    /// Generate a new signing key; it signs beside the current ones.
     Generate,
     Retire(RetireArgs),
 }

@@ -1,11 +1,14 @@
 //! Command-line interface: clap definitions, one file per command group.
 //! Commands parse and print; the work happens in `ops`.
 
+mod backup;
 mod box_;
+mod generate;
 mod init;
 mod key;
 mod log;
 mod output;
+pub mod progress;
 mod remote;
 mod repo;
 mod retention;
@@ -36,6 +39,14 @@ pub struct Cli {
     #[arg(long, global = true, env = "BESS_REPO", value_name = "DIR")]
     repo: Option<PathBuf>,
 
+    /// Print only errors and the data asked for: no summaries, no progress bars
+    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    quiet: bool,
+
+    /// Print one line per item (package, dist) as well as summaries
+    #[arg(short, long, global = true)]
+    verbose: bool,
+
     #[command(subcommand)]
     command: Command,
 }
@@ -53,6 +64,10 @@ enum Command {
     Box(box_::BoxCommand),
     Serve(ServeArgs),
     Log(log::LogArgs),
+    Backup(backup::BackupArgs),
+    Restore(backup::RestoreArgs),
+    Completions(generate::CompletionsArgs),
+    Manpage(generate::ManpageArgs),
 }
 
 /// Serve the published channels to apt clients, uploads and the JSON API.
@@ -76,6 +91,11 @@ pub struct ServeArgs {
 pub fn run() -> anyhow::Result<ExitCode> {
     let cli = Cli::parse();
     let repo_dir = cli.repo.clone().unwrap_or_else(|| PathBuf::from("."));
+    progress::set_verbosity(match (cli.quiet, cli.verbose) {
+        (true, _) => progress::Verbosity::Quiet,
+        (_, true) => progress::Verbosity::Verbose,
+        _ => progress::Verbosity::Normal,
+    });
     match cli.command {
         Command::Init(args) => init::run(args),
         Command::Repo(command) => repo::run(&repo_dir, command),
@@ -87,5 +107,9 @@ pub fn run() -> anyhow::Result<ExitCode> {
             crate::serve::run(&repo_dir, args.listen)?;
             Ok(ExitCode::SUCCESS)
         }
+        Command::Backup(args) => backup::run_backup(&repo_dir, args),
+        Command::Restore(args) => backup::run_restore(args),
+        Command::Completions(args) => generate::completions(args),
+        Command::Manpage(args) => generate::manpages(args),
     }
 }

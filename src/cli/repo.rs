@@ -1,6 +1,7 @@
 //! `bess repo …`: ingest, list, versions, diff, promote, remove.
 
-use super::output::{Table, json};
+use super::output::{Table, human_bytes, json};
+use super::progress::{chatty, reporter, verbose};
 use super::retention;
 use crate::ops::{
     self, ChangedPlacement, IngestRequest, Listing, PromoteRequest, RemoveRequest, Repo, Selector,
@@ -88,9 +89,6 @@ pub struct IngestArgs {
     /// Component to publish in [default: bess.toml's default-component]
     #[arg(long)]
     component: Option<String>,
-    /// Print one line per package
-    #[arg(short, long)]
-    verbose: bool,
     /// Do not publish now; `bess repo publish` publishes later
     #[arg(long)]
     no_publish: bool,
@@ -204,6 +202,7 @@ pub fn run(dir: &Path, command: RepoCommand) -> anyhow::Result<ExitCode> {
         return run_remote_ingest(url, args);
     }
     let mut repo = Repo::open(dir)?;
+    repo.progress = reporter();
     match command {
         RepoCommand::Ingest(args) => run_ingest(&mut repo, args),
         RepoCommand::List(args) => run_list(&repo, args),
@@ -234,7 +233,10 @@ fn run_ingest(repo: &mut Repo, args: IngestArgs) -> anyhow::Result<ExitCode> {
         json(&outcome.packages)?;
         return Ok(ExitCode::SUCCESS);
     }
-    if args.verbose {
+    if !chatty() {
+        return Ok(ExitCode::SUCCESS);
+    }
+    if verbose() {
         for p in &outcome.packages {
             let state = if p.new {
                 "added"
@@ -398,22 +400,27 @@ fn run_publish(repo: &mut Repo, args: PublishArgs) -> anyhow::Result<ExitCode> {
     let published = ops::publish(repo, &request)?;
     if args.json {
         json(&published)?;
-    } else if published.is_empty() {
-        println!("nothing to publish");
-    } else {
-        for p in &published {
-            let what = if p.outcome.written {
-                "published"
-            } else {
-                "unchanged"
-            };
-            println!(
-                "{what:9} {}/{} generation {} ({} packages)",
-                p.channel, p.outcome.dist, p.outcome.generation, p.outcome.packages
-            );
-        }
+    } else if chatty() {
+        print_published(&published);
     }
     Ok(ExitCode::SUCCESS)
+}
+
+fn print_published(published: &[ops::Published]) {
+    if published.is_empty() {
+        println!("nothing to publish");
+    }
+    for p in published {
+        let what = if p.outcome.written {
+            "published"
+        } else {
+            "unchanged"
+        };
+        println!(
+            "{what:9} {}/{} generation {} ({} packages)",
+            p.channel, p.outcome.dist, p.outcome.generation, p.outcome.packages
+        );
+    }
 }
 
 fn run_check(repo: &mut Repo, args: CheckArgs) -> anyhow::Result<ExitCode> {
@@ -424,15 +431,17 @@ fn run_check(repo: &mut Repo, args: CheckArgs) -> anyhow::Result<ExitCode> {
         for problem in &report.problems {
             println!("DAMAGE  {problem}");
         }
-        for note in &report.notes {
-            println!("note    {note}");
+        if chatty() {
+            for note in &report.notes {
+                println!("note    {note}");
+            }
+            println!(
+                "checked {} object(s) and {} dist(s): {} problem(s)",
+                report.objects,
+                report.dists,
+                report.problems.len()
+            );
         }
-        println!(
-            "checked {} object(s) and {} dist(s): {} problem(s)",
-            report.objects,
-            report.dists,
-            report.problems.len()
-        );
     }
     Ok(if report.problems.is_empty() {
         ExitCode::SUCCESS
@@ -484,20 +493,4 @@ fn print_changes(
         );
     }
     Ok(ExitCode::SUCCESS)
-}
-
-/// Sizes the way `du -h` users read them.
-pub(super) fn human_bytes(bytes: u64) -> String {
-    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
-    let mut value = bytes as f64;
-    let mut unit = 0;
-    while value >= 1024.0 && unit < UNITS.len() - 1 {
-        value /= 1024.0;
-        unit += 1;
-    }
-    if unit == 0 {
-        format!("{bytes} B")
-    } else {
-        format!("{value:.1} {}", UNITS[unit])
-    }
 }

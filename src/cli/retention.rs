@@ -1,7 +1,7 @@
 //! `bess repo prune`, `pin`, `unpin`, `pins`, `gc` and `stats`: retention and space.
 
+use super::output::human_bytes;
 use super::output::{Table, json};
-use super::repo::human_bytes;
 use crate::ops::{self, GcRequest, PinRequest, PruneOutcome, PruneRequest, Repo, Selector, Stats};
 use clap::Args;
 use std::process::ExitCode;

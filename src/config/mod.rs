@@ -8,7 +8,8 @@ mod settings;
 pub use layout::Layout;
 pub use lists::{NameList, check_arch_name, check_dist_name, parse_list};
 pub use settings::{
-    BoxSettings, DistRule, PruneRule, ReleaseSettings, Settings, TEMPLATE as SETTINGS_TEMPLATE,
+    BoxSettings, Cidr, DistRule, PruneRule, ReleaseSettings, Settings,
+    TEMPLATE as SETTINGS_TEMPLATE,
 };
 
 use std::path::PathBuf;

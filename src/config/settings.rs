@@ -90,6 +90,8 @@ pub struct ServeSettings {
     pub public_url: Option<String>,
     /// Largest box upload accepted, in MiB (boxes are disk images).
     pub max_box_upload_mib: u64,
+    /// Who may read `/metrics` (CIDR); empty means loopback only.
+    pub metrics_allow: Vec<Cidr>,
 }
 
 impl Default for ServeSettings {
@@ -106,6 +108,7 @@ impl Default for ServeSettings {
             file_cache_mib: 128,
             public_url: None,
             max_box_upload_mib: 20480,
+            metrics_allow: Vec::new(),
         }
     }
 }
@@ -375,9 +378,9 @@ fn check_names(key: &str, names: &[String]) -> Result<(), String> {
             && name
                 .chars()
                 .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
-        if !valid || matches!(name.as_str(), "api" | "key.gpg") {
+        if !valid || matches!(name.as_str(), "api" | "key.gpg" | "metrics") {
             return Err(format!(
-                "`{key}` entry `{name}` is not a valid name: use letters, digits, `-`, `_`, `.`, starting with a letter or digit (and not `api`)"
+                "`{key}` entry `{name}` is not a valid name: use letters, digits, `-`, `_`, `.`, starting with a letter or digit (and not `api` or `metrics`)"
             ));
         }
         if names[..i].contains(name) {
@@ -421,6 +424,8 @@ max-box-upload-mib = 20480
 # HTTPS (rustls): both PEM files; the key must be mode 0600.
 # tls-certificate = "/etc/bess/tls/fullchain.pem"
 # tls-key = "/etc/bess/tls/privkey.pem"
+# Who may read /metrics (Prometheus text, no login); default: loopback only.
+# metrics-allow = ["127.0.0.1/32", "10.0.5.0/24"]
 # Per-channel IP allow-lists, checked before authentication:
 # [serve.allow]
 # prod = ["10.0.0.0/8", "192.168.1.0/24"]

@@ -178,6 +178,7 @@ fn place_new(
         catalog,
         pool,
         actor,
+        ..
     } = &mut *repo;
     let writer = catalog.write()?;
     if writer.try_insert_box(new)?.is_none() {
@@ -260,6 +261,7 @@ pub fn promote_box(
         catalog,
         pool,
         actor,
+        ..
     } = &mut *repo;
     let tree = BoxTree::new(&config.layout, pool);
     let writer = catalog.write()?;
@@ -346,6 +348,7 @@ pub fn remove_box(
         catalog,
         pool,
         actor,
+        ..
     } = &mut *repo;
     let writer = catalog.write()?;
     let chosen = selected(&writer.reader(), selector, channel)?;

@@ -34,10 +34,14 @@ pub fn check(repo: &mut Repo) -> Result<CheckReport, OpsError> {
     report.problems.extend(super::boxes::check_box_links(repo)?);
     let channels = repo.config.settings.channels.clone();
     let dists = repo.config.dists.names().to_vec();
+    let progress = repo.progress.clone();
+    let total = (channels.len() * dists.len()) as u64;
+    let stage = progress.stage("checking publications", total, false);
     for channel in &channels {
         for dist in &dists {
             check_dist(repo, channel, dist, &mut report)?;
             report.dists += 1;
+            stage.advance(1);
         }
     }
     Ok(report)
@@ -59,15 +63,20 @@ fn check_objects(repo: &Repo, report: &mut CheckReport) -> Result<(), OpsError> 
         .map(|e| e.into_path())
         .collect();
     report.objects = files.len();
+    let stage = repo
+        .progress
+        .stage("checking objects", files.len() as u64, false);
     let damaged: Vec<String> = files
         .par_iter()
         .filter_map(|path| {
             let name = path.file_name()?.to_str()?.to_string();
             // Streamed: box objects can be gigabytes.
             let ok = crate::pool::sha256_of_file(path).is_ok_and(|sha| sha.to_hex() == name);
+            stage.advance(1);
             (!ok).then(|| format!("pool object {} does not hash to its name", path.display()))
         })
         .collect();
+    drop(stage);
     report.problems.extend(damaged);
     let present: HashSet<String> = files
         .iter()

@@ -168,10 +168,18 @@ fn prepare_all(
     dists: &[String],
 ) -> Result<Vec<Candidate>, OpsError> {
     let (config, pool) = (&repo.config, &repo.pool);
+    let stage = repo
+        .progress
+        .stage("reading packages", files.len() as u64, false);
     let results: Vec<Result<Candidate, String>> = files
         .par_iter()
-        .map(|file| prepare(config, pool, file, dists))
+        .map(|file| {
+            let candidate = prepare(config, pool, file, dists);
+            stage.advance(1);
+            candidate
+        })
         .collect();
+    drop(stage);
     let mut candidates = Vec::with_capacity(results.len());
     let mut errors = Vec::new();
     for result in results {

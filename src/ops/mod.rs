@@ -5,6 +5,7 @@
 
 mod actor;
 mod audit;
+mod backup;
 mod box_tree;
 mod boxes;
 mod check;
@@ -15,6 +16,7 @@ mod ingest;
 mod init;
 mod keys;
 mod lock;
+pub mod progress;
 mod promote;
 mod prune;
 mod publish;
@@ -31,6 +33,9 @@ pub use keys::{generate_key, retire_key};
 pub use prune::{PinRequest, PruneOutcome, PruneRequest, PrunedPlacement, pin, pins, prune, unpin};
 pub use stats::{ChannelStats, DistStats, Stats, stats};
 
+pub use backup::{
+    BackupReport, BackupRequest, CopyCounts, RestoreReport, RestoreRequest, backup, restore,
+};
 pub use boxes::{
     BoxAddRequest, BoxChange, BoxPlacement, BoxSelector, add_box, box_file_path, list_boxes,
     promote_box, remove_box,
@@ -61,6 +66,8 @@ pub struct Repo {
     pub pool: Pool,
     /// The local user unless `bess serve` acts for an HTTP user.
     pub actor: Actor,
+    /// Where long operations report how far they have come (nowhere by default).
+    pub progress: std::sync::Arc<dyn progress::Progress>,
 }
 
 impl Repo {
@@ -75,6 +82,7 @@ impl Repo {
             catalog,
             pool,
             actor: Actor::Cli,
+            progress: progress::silent(),
         })
     }
 

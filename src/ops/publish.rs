@@ -1,5 +1,6 @@
 //! `bess repo publish` and the publication that follows every change.
 
+use super::progress::Stage;
 use super::{OpsError, Repo};
 use crate::catalog::{Catalog, Pending, PlacementFilter, QueuedFile};
 use crate::config::RepoConfig;
@@ -54,13 +55,16 @@ pub fn publish(repo: &mut Repo, request: &PublishRequest) -> Result<Vec<Publishe
     let now = publication_time();
     let mut published = Vec::new();
     let channels: BTreeSet<String> = targets.iter().map(|(c, _)| c.clone()).collect();
+    let progress = repo.progress.clone();
+    let stage = progress.stage("publishing", targets.len() as u64, false);
     for channel in channels {
         let dists: Vec<&String> = targets
             .iter()
             .filter(|(c, _)| *c == channel)
             .map(|(_, d)| d)
             .collect();
-        let outcomes = publish_channel(repo, &signer, &channel, &dists, (now, request.refresh))?;
+        let when = (now, request.refresh);
+        let outcomes = publish_channel(repo, &signer, &channel, &dists, when, &*stage)?;
         published.extend(outcomes.into_iter().map(|outcome| Published {
             channel: channel.clone(),
             outcome,
@@ -80,6 +84,7 @@ fn publish_channel(
     channel: &str,
     dists: &[&String],
     when: (SystemTime, bool),
+    stage: &dyn Stage,
 ) -> Result<Vec<DistOutcome>, OpsError> {
     let queue = read_queue(&mut repo.catalog, channel, when.1)?;
     let Repo {
@@ -98,6 +103,7 @@ fn publish_channel(
             outcomes.push(publish_one(
                 config, catalog, signer, channel, dist, when, &ready,
             )?);
+            stage.advance(1);
         }
         links.wait().map_err(OpsError::io(
             "link files into",

@@ -153,7 +153,10 @@ impl PublishedChunks {
             .ok()?;
         let mut xz = vec![0; usize::try_from(sizes.xz).ok()?];
         xz_file.read_exact_at(&mut xz, location.xz_offset).ok()?;
-        (chunk_crc(&gzip, &xz) == sizes.crc).then(|| CompressedChunk {
+        if chunk_crc(&gzip, &xz) != sizes.crc {
+            return None;
+        }
+        Some(CompressedChunk {
             plain_len: sizes.plain,
             gzip,
             xz: XzBlock {

@@ -186,6 +186,7 @@ async fn upload(
     let name = upload_name(first(&query, "filename"));
     let dists = query.get("dist").cloned().unwrap_or_default();
     let component = first(&query, "component").map(str::to_string);
+    let shared = state.clone();
     blocking(state, move |repo| {
         repo.actor = Actor::Http(user.name);
         let staged = stage_upload(repo, &name, &body)?;
@@ -193,10 +194,16 @@ async fn upload(
             paths: vec![staged.path().join(&name)],
             dists,
             component,
-            publish: true,
+            publish: false,
         };
         let outcome = ops::ingest(repo, &request);
         let outcome = outcome.map_err(|e| rename_upload(e, staged.path(), &name))?;
+        let targets = outcome
+            .packages
+            .iter()
+            .filter(|p| p.placements_added > 0)
+            .flat_map(|p| p.dists.iter().map(|d| (p.channel.clone(), d.clone())));
+        publish_timed(&shared, repo, targets.collect())?;
         Ok(json(StatusCode::OK, &outcome.packages))
     })
     .await
@@ -266,6 +273,7 @@ async fn promote(state: Arc<State>, request: Request<Incoming>, user: UserRow) -
         Ok(parsed) => parsed,
         Err(e) => return json_error(StatusCode::BAD_REQUEST, &format!("request body: {e}")),
     };
+    let shared = state.clone();
     blocking(state, move |repo| {
         repo.actor = Actor::Http(user.name);
         let selectors = parsed
@@ -278,9 +286,35 @@ async fn promote(state: Arc<State>, request: Request<Incoming>, user: UserRow) -
             from: parsed.from,
             to: parsed.to,
             dists: parsed.dists,
-            publish: true,
+            publish: false,
         };
-        Ok(json(StatusCode::OK, &ops::promote(repo, &request)?))
+        let changes = ops::promote(repo, &request)?;
+        let targets = changes
+            .iter()
+            .filter(|c| c.changed)
+            .map(|c| (c.channel.clone(), c.dist.clone()));
+        publish_timed(&shared, repo, targets.collect())?;
+        Ok(json(StatusCode::OK, &changes))
     })
     .await
+}
+
+/// Publishes what an API call changed (as the CLI does before returning),
+/// timed for `bess_publish_duration_seconds`.
+fn publish_timed(
+    state: &State,
+    repo: &mut Repo,
+    targets: std::collections::BTreeSet<(String, String)>,
+) -> Result<(), OpsError> {
+    if targets.is_empty() {
+        return Ok(());
+    }
+    let started = std::time::Instant::now();
+    let request = ops::PublishRequest {
+        targets: targets.into_iter().collect(),
+        refresh: false,
+    };
+    ops::publish(repo, &request)?;
+    state.metrics.published(started.elapsed().as_secs_f64());
+    Ok(())
 }

@@ -11,6 +11,7 @@ mod boxes;
 mod cache;
 mod files;
 mod http;
+mod metrics;
 mod path;
 mod tls;
 
@@ -39,6 +40,8 @@ pub struct State {
     trees: cache::TreeRoots,
     /// Signs and checks the download tokens of box URLs.
     box_secret: crate::boxes::TokenSecret,
+    /// Counters for `/metrics`.
+    metrics: metrics::Metrics,
 }
 
 /// Runs the server until SIGTERM or SIGINT; prints `listening on http(s)://ADDR` first.
@@ -50,6 +53,7 @@ pub fn run(root: &Path, listen: Option<String>) -> anyhow::Result<()> {
     let box_secret = crate::boxes::TokenSecret::load_or_create(&config.layout.box_token_secret())?;
     let state = Arc::new(State {
         root: root.to_path_buf(),
+        metrics: metrics::Metrics::new(&config.settings.channels),
         config,
         gate: auth::Gate::default(),
         key,
@@ -157,13 +161,20 @@ async fn handle(state: Arc<State>, request: Request<Incoming>, ip: IpAddr) -> Re
         .and_then(|v| v.to_str().ok())
         .unwrap_or("-")
         .to_string();
+    let sent = if method == hyper::Method::HEAD {
+        0
+    } else {
+        bytes.parse().unwrap_or(0)
+    };
+    let status = response.status().as_u16();
+    state.metrics.request(&raw_path, status, sent);
     // One write per line: stderr is unbuffered, and eprintln! would issue
     // a system call for every piece of the format.
     let line = format!(
         "{ip} {} \"{method} {}\" {} {bytes} {:.1}ms\n",
         user.as_deref().unwrap_or("-"),
         raw_path.escape_debug(),
-        response.status().as_u16(),
+        status,
         started.elapsed().as_secs_f64() * 1000.0
     );
     let _ = std::io::Write::write_all(&mut std::io::stderr().lock(), line.as_bytes());
@@ -180,6 +191,10 @@ async fn route(
     };
     if segments == ["key.gpg"] {
         return (key_response(state), None);
+    }
+    if segments == ["metrics"] {
+        let allow = &state.config.settings.serve.metrics_allow;
+        return (metrics::response(&state.metrics, allow, ip), None);
     }
     if segments.first().map(String::as_str) == Some("api") {
         return api::handle(state.clone(), request, &segments[1..], ip).await;
@@ -259,6 +274,7 @@ pub(crate) async fn authenticate(
     ip: IpAddr,
 ) -> Result<UserRow, Response<Body>> {
     if let Some(wait) = state.gate.retry_after(ip) {
+        state.metrics.auth_failed(true);
         let mut response = respond(
             StatusCode::TOO_MANY_REQUESTS,
             "too many failed logins; retry later\n",
@@ -297,6 +313,7 @@ pub(crate) async fn authenticate(
         }
         None => {
             state.gate.failed(ip);
+            state.metrics.auth_failed(false);
             Err(unauthorized())
         }
     }

@@ -1,8 +1,10 @@
-//! A running `bess serve` on 127.0.0.1:0 for tests, and the users it admits.
+//! A running `bess serve` on 127.0.0.1:0 for tests, users to log in with,
+//! a raw HTTP/1.1 client, and an apt root that reads a channel through it.
 
-use super::Sandbox;
+use super::apt::AptRoot;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 
 /// A `bess serve` child process, stopped with SIGTERM when dropped.
@@ -12,10 +14,10 @@ pub struct Server {
 }
 
 impl Server {
-    /// Starts the server and waits for its "listening on" line.
-    pub fn start(sb: &Sandbox) -> Server {
+    /// Starts `bess serve` on the repository at `repo` and waits until it listens.
+    pub fn start(repo: &Path) -> Server {
         let mut child = Command::new(env!("CARGO_BIN_EXE_bess"))
-            .env("BESS_REPO", &sb.repo)
+            .env("BESS_REPO", repo)
             .args(["serve", "--listen", "127.0.0.1:0"])
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
@@ -30,13 +32,17 @@ impl Server {
             .rsplit(':')
             .next()
             .and_then(|p| p.parse().ok())
-            .expect(&line);
+            .unwrap_or_else(|| panic!("bess serve printed {line:?}"));
         Server { child, port }
     }
 
-    /// `http://127.0.0.1:PORT`.
     pub fn url(&self) -> String {
         format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// `GET path`, optionally with basic auth; returns (status, body).
+    pub fn get(&self, path: &str, user: Option<(&str, &str)>) -> (u16, Vec<u8>) {
+        self.send("GET", path, user, b"")
     }
 
     /// One request with basic auth; returns the status and the body.
@@ -47,14 +53,24 @@ impl Server {
         user: (&str, &str),
         body: &[u8],
     ) -> (u16, Vec<u8>) {
-        use base64::Engine;
-        let auth =
-            base64::engine::general_purpose::STANDARD.encode(format!("{}:{}", user.0, user.1));
-        let mut stream = TcpStream::connect(("127.0.0.1", self.port)).unwrap();
+        self.send(method, path, Some(user), body)
+    }
+
+    fn send(
+        &self,
+        method: &str,
+        path: &str,
+        user: Option<(&str, &str)>,
+        body: &[u8],
+    ) -> (u16, Vec<u8>) {
+        let auth = user
+            .map(|(u, p)| format!("Authorization: Basic {}\r\n", basic(u, p)))
+            .unwrap_or_default();
         let head = format!(
-            "{method} {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\nAuthorization: Basic {auth}\r\nContent-Length: {}\r\n\r\n",
+            "{method} {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n{auth}Content-Length: {}\r\n\r\n",
             body.len()
         );
+        let mut stream = TcpStream::connect(("127.0.0.1", self.port)).unwrap();
         stream.write_all(head.as_bytes()).unwrap();
         stream.write_all(body).unwrap();
         let mut bytes = Vec::new();
@@ -63,29 +79,55 @@ impl Server {
             .windows(4)
             .position(|w| w == b"\r\n\r\n")
             .expect("a complete response");
-        let status = String::from_utf8_lossy(&bytes[..split])
+        let head = String::from_utf8_lossy(&bytes[..split]).to_string();
+        let status = head
             .split(' ')
             .nth(1)
             .and_then(|s| s.parse().ok())
-            .expect("a status line");
+            .unwrap_or_else(|| panic!("bad status line in {head}"));
         (status, bytes[split + 4..].to_vec())
+    }
+
+    /// An apt root reading `channel` (dist `dist`) through this server as `user`.
+    pub fn apt(&self, channel: &str, dist: &str, user: (&str, &str), workdir: &Path) -> AptRoot {
+        let key = workdir.join(format!("key-{}.gpg", self.port));
+        let (status, body) = self.get("/key.gpg", None);
+        assert_eq!(status, 200);
+        std::fs::write(&key, body).unwrap();
+        let apt = AptRoot::new(&host_arch(), "");
+        let auth = apt.root.join("etc/apt/auth.conf.d/bess.conf");
+        let line = format!(
+            "machine http://127.0.0.1:{}/{channel} login {} password {}\n",
+            self.port, user.0, user.1
+        );
+        std::fs::write(&auth, line).unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&auth, std::fs::Permissions::from_mode(0o600)).unwrap();
+        apt.add_source("bess", &format!("{}/{channel}", self.url()), dist, &key);
+        apt
     }
 }
 
 impl Drop for Server {
     fn drop(&mut self) {
-        // SAFETY: kill(2) on our own child's pid.
+        // SIGTERM, so the graceful shutdown path runs.
         unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
         let _ = self.child.wait();
     }
 }
 
-/// `bess user add NAME FLAGS --password-stdin`, with the password on stdin.
-pub fn add_user(sb: &Sandbox, name: &str, password: &str, flags: &[&str]) {
+/// The value of an `Authorization: Basic` header.
+pub fn basic(user: &str, password: &str) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"))
+}
+
+/// Adds a `bess serve` user to the repository at `repo` (password on stdin).
+pub fn add_user(repo: &Path, user: (&str, &str), rights: &[&str]) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_bess"))
-        .env("BESS_REPO", &sb.repo)
-        .args(["user", "add", name, "--password-stdin"])
-        .args(flags)
+        .env("BESS_REPO", repo)
+        .args(["user", "add", user.0, "--password-stdin"])
+        .args(rights)
         .stdin(Stdio::piped())
         .stdout(Stdio::null())
         .spawn()
@@ -94,7 +136,16 @@ pub fn add_user(sb: &Sandbox, name: &str, password: &str, flags: &[&str]) {
         .stdin
         .take()
         .unwrap()
-        .write_all(password.as_bytes())
+        .write_all(user.1.as_bytes())
         .unwrap();
-    assert!(child.wait().unwrap().success(), "bess user add {name}");
+    assert!(child.wait().unwrap().success(), "bess user add {}", user.0);
+}
+
+/// This machine's Debian architecture.
+pub fn host_arch() -> String {
+    let out = Command::new("dpkg")
+        .arg("--print-architecture")
+        .output()
+        .expect("run dpkg");
+    String::from_utf8(out.stdout).unwrap().trim().to_string()
 }

@@ -1,0 +1,177 @@
+//! `packaging/build-deb`: the .deb of bess itself, inspected with
+//! dpkg-deb, judged by lintian, then ingested by bess and fetched back by
+//! apt-get through `bess serve`.
+//!
+//! The test packages the binary cargo built for the tests (BESS_BIN), so CI
+//! does not compile a second, release build.
+
+mod common;
+
+use common::server::{Server, add_user, host_arch};
+use common::{Sandbox, have_tool};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// Runs packaging/build-deb into `out`; returns the .deb it reports.
+fn build_deb(out: &Path) -> PathBuf {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("packaging/build-deb");
+    let result = Command::new(script)
+        .env("BESS_BIN", env!("CARGO_BIN_EXE_bess"))
+        .env("BESS_DEB_OUT", out)
+        .output()
+        .expect("run packaging/build-deb");
+    assert!(
+        result.status.success(),
+        "build-deb failed:\n{}",
+        String::from_utf8_lossy(&result.stderr)
+    );
+    let deb = PathBuf::from(String::from_utf8(result.stdout).unwrap().trim());
+    assert!(deb.is_file(), "{} was not built", deb.display());
+    deb
+}
+
+fn dpkg_deb(args: &[&str], deb: &Path) -> String {
+    let out = Command::new("dpkg-deb")
+        .args(args)
+        .arg(deb)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+#[test]
+fn the_deb_has_unit_man_pages_completions_and_conffiles_and_passes_lintian() {
+    if !["dpkg-deb", "dpkg-shlibdeps", "strip", "lintian", "apt-get"]
+        .iter()
+        .all(|tool| have_tool(tool))
+    {
+        return;
+    }
+    let out = tempfile::tempdir().unwrap();
+    let deb = build_deb(out.path());
+    let version = format!("{}-1", env!("CARGO_PKG_VERSION"));
+    assert_eq!(
+        deb.file_name().unwrap().to_str().unwrap(),
+        format!("bess_{version}_{}.deb", host_arch())
+    );
+    let info = dpkg_deb(&["--info"], &deb);
+    for field in ["Package: bess", "Depends: adduser, libc6", "Section: admin"] {
+        assert!(info.contains(field), "{info}");
+    }
+    let contents = dpkg_deb(&["--contents"], &deb);
+    for path in [
+        "./usr/bin/bess",
+        "./lib/systemd/system/bess.service",
+        "./usr/share/man/man1/bess.1.gz",
+        "./usr/share/man/man1/bess-backup.1.gz",
+        "./usr/share/man/man1/bess-repo-ingest.1.gz",
+        "./usr/share/bash-completion/completions/bess",
+        "./usr/share/zsh/vendor-completions/_bess",
+        "./usr/share/fish/vendor_completions.d/bess.fish",
+        "./etc/bess/bess.toml",
+        "./etc/bess/dists.list",
+        "./etc/bess/archs.list",
+        "./usr/share/doc/bess/copyright",
+        "./usr/share/doc/bess/changelog.Debian.gz",
+    ] {
+        assert!(
+            contents.lines().any(|l| l.ends_with(path)),
+            "{path} is not in the package:\n{contents}"
+        );
+    }
+    check_files(&deb);
+    check_lintian(&deb);
+    ingest_and_serve(&deb, &version);
+}
+
+/// The unit, the conffiles, the maintainer scripts and the generated docs.
+fn check_files(deb: &Path) {
+    let root = tempfile::tempdir().unwrap();
+    let control = root.path().join("DEBIAN");
+    let unpack = Command::new("dpkg-deb")
+        .arg("-R")
+        .arg(deb)
+        .arg(root.path())
+        .status()
+        .unwrap();
+    assert!(unpack.success());
+    let read = |rel: &str| std::fs::read_to_string(root.path().join(rel)).unwrap();
+    let unit = read("lib/systemd/system/bess.service");
+    for line in [
+        "User=bess",
+        "ExecStart=/usr/bin/bess serve",
+        "Environment=BESS_REPO=/var/lib/bess",
+        "ProtectSystem=strict",
+        "ReadWritePaths=/var/lib/bess",
+        "NoNewPrivileges=yes",
+        "WantedBy=multi-user.target",
+    ] {
+        assert!(unit.lines().any(|l| l == line), "{line} missing:\n{unit}");
+    }
+    let conffiles = std::fs::read_to_string(control.join("conffiles")).unwrap();
+    assert_eq!(
+        conffiles,
+        "/etc/bess/bess.toml\n/etc/bess/dists.list\n/etc/bess/archs.list\n"
+    );
+    assert!(read("etc/bess/bess.toml").contains("channels = [\"preprod\", \"prod\"]"));
+    assert!(read("etc/bess/archs.list").contains(&host_arch()));
+    let postinst = std::fs::read_to_string(control.join("postinst")).unwrap();
+    assert!(postinst.contains("adduser --quiet --system"), "{postinst}");
+    for script in ["postinst", "prerm", "postrm"] {
+        let syntax = Command::new("sh")
+            .arg("-n")
+            .arg(control.join(script))
+            .status()
+            .unwrap();
+        assert!(syntax.success(), "{script} is not valid sh");
+    }
+    let completion = read("usr/share/bash-completion/completions/bess");
+    assert!(completion.contains("backup") && completion.contains("restore"));
+    let man = Command::new("gzip")
+        .arg("-dc")
+        .arg(root.path().join("usr/share/man/man1/bess-backup.1.gz"))
+        .output()
+        .unwrap();
+    let man = String::from_utf8(man.stdout).unwrap();
+    assert!(man.starts_with(".ie") || man.contains(".TH"), "{man}");
+    assert!(man.contains("verify"), "{man}");
+}
+
+/// lintian may warn, never err.
+fn check_lintian(deb: &Path) {
+    let out = Command::new("lintian")
+        .args(["--no-cfg", "--display-level", ">=warning"])
+        .arg(deb)
+        .output()
+        .unwrap();
+    let text =
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    let errors: Vec<&str> = text.lines().filter(|l| l.starts_with("E:")).collect();
+    assert!(errors.is_empty(), "lintian errors:\n{text}");
+    if !text.trim().is_empty() {
+        eprintln!("lintian:\n{text}");
+    }
+}
+
+/// bess ingests its own package and apt-get downloads it back, unchanged.
+fn ingest_and_serve(deb: &Path, version: &str) {
+    const READER: (&str, &str) = ("apt", "apt-reader-secret");
+    let sb = Sandbox::new("bookworm", &host_arch());
+    sb.ok(&["repo", "ingest", deb.to_str().unwrap()]);
+    add_user(&sb.repo, READER, &["--read", "preprod"]);
+    let server = Server::start(&sb.repo);
+    let work = sb.path("apt");
+    std::fs::create_dir_all(&work).unwrap();
+    let apt = server.apt("preprod", "bookworm", READER, &work);
+    apt.update(&[]);
+    assert_eq!(apt.versions("bess"), [version]);
+    assert_eq!(
+        apt.download(&format!("bess={version}")),
+        std::fs::read(deb).unwrap()
+    );
+}
