@@ -726,6 +726,9 @@ fn remote_box_uploads_need_upload_rights_and_a_box() {
     let placed: serde_json::Value = serde_json::from_slice(&accepted.stdout).unwrap();
     assert_eq!(placed["channel"], "preprod");
     assert_eq!(placed["provider"], "libvirt");
+    let logged = sb.json(&["log", "--action", "box.add"]);
+    assert_eq!(logged[0]["actor"], UPLOADER.0, "the HTTP user: {logged:#}");
+    assert_eq!(logged[0]["origin"], "http");
     let not_a_box = sb.path("notes.box");
     std::fs::write(&not_a_box, "plain text\n").unwrap();
     let out = upload_remote(&server, UPLOADER, "2.0.0", &not_a_box);

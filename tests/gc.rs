@@ -233,3 +233,40 @@ fn gc_racing_ingests_in_other_processes_never_loses_an_object() {
         assert!(!pool_object(&sb, &sha).exists(), "churn{i} was collected");
     }
 }
+
+#[test]
+fn backups_after_a_gc_leave_out_collected_versions_and_restore_cleanly() {
+    if skip() {
+        return;
+    }
+    let sb = Sandbox::new("bookworm", "amd64");
+    let input = sb.path("in");
+    DebSpec::new("keep", "1.0-1", "amd64").build(&input);
+    DebSpec::new("gone", "1.0-1", "amd64").build(&input);
+    sb.ok(&["repo", "ingest", input.to_str().unwrap()]);
+    sb.ok(&["repo", "remove", "gone=1.0-1", "--channel", "preprod"]);
+    let collected = sb.json(&["repo", "gc"]);
+    assert_eq!(collected["objects_deleted"], 1, "{collected:#}");
+
+    let dest = sb.path("backup");
+    let backup = sb.json(&["backup", dest.to_str().unwrap()]);
+    assert_eq!(
+        backup["objects"]["count"], 1,
+        "only the placed object: {backup:#}"
+    );
+    let restored = sb.path("restored");
+    sb.ok(&[
+        "restore",
+        dest.to_str().unwrap(),
+        restored.to_str().unwrap(),
+    ]);
+    let check = Command::new(env!("CARGO_BIN_EXE_bess"))
+        .args(["--repo", restored.to_str().unwrap(), "repo", "check"])
+        .output()
+        .unwrap();
+    assert!(
+        check.status.success(),
+        "{}",
+        String::from_utf8_lossy(&check.stdout)
+    );
+}

@@ -262,7 +262,7 @@ fn library_source(stem: &str, rng: &mut Rng) -> (String, Vec<(String, Kind)>) {
             Kind::Tool,
         ));
     }
-    // Library sources are often named lib*, which puts them under pool/main/libX/.
+    // Library sources are often named lib*, like their binaries (pool/main/libX/).
     let source = if rng.percent(55) {
         format!("lib{stem}")
     } else {

@@ -109,18 +109,21 @@ impl CatalogCopy {
         )))
     }
 
-    /// Every pool object the catalog refers to, once each, by hash.
+    /// Every pool object a placement refers to, once each, by hash.
     ///
-    /// Every table that names pool objects must be read here, or backups
-    /// would miss its objects.
+    /// Every table that places pool objects must be read here, or backups
+    /// would miss its objects. Objects of unplaced versions are left out:
+    /// `bess repo gc` may already have deleted them, as it is meant to.
     pub fn objects(&self) -> Result<Vec<ObjectRef>, CatalogError> {
         let mut statement = self
             .conn
             .prepare(
                 "SELECT sha256, MAX(size), MIN(name) FROM (
                      SELECT sha256, size, pool_name AS name FROM packages
+                     WHERE id IN (SELECT package_id FROM placements)
                      UNION ALL
                      SELECT sha256, size, name || ' ' || version || ' ' || provider FROM boxes
+                     WHERE id IN (SELECT box_id FROM box_placements)
                  )
                  GROUP BY sha256 ORDER BY sha256",
             )

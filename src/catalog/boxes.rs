@@ -114,11 +114,15 @@ impl Reader<'_> {
         rows.collect::<Result<_, _>>().map_err(self.fail())
     }
 
-    /// The SHA-256 of every catalogued box, placed or not.
+    /// The SHA-256 of every box placed in some channel (an unplaced box's
+    /// object may be gone: `bess repo gc` collects it).
     pub fn box_objects(&self) -> Result<Vec<String>, CatalogError> {
         let mut stmt = self
             .conn
-            .prepare_cached("SELECT DISTINCT sha256 FROM boxes")
+            .prepare_cached(
+                "SELECT DISTINCT sha256 FROM boxes
+                 WHERE id IN (SELECT box_id FROM box_placements)",
+            )
             .map_err(self.fail())?;
         let rows = stmt.query_map([], |r| r.get(0)).map_err(self.fail())?;
         rows.collect::<Result<_, _>>().map_err(self.fail())
@@ -215,5 +219,7 @@ mod tests {
         let w = catalog.write().unwrap();
         assert!(w.unplace_box(id, "preprod").unwrap());
         assert!(!w.unplace_box(id, "preprod").unwrap());
+        w.commit().unwrap();
+        assert!(catalog.reader().box_objects().unwrap().is_empty());
     }
 }

@@ -7,7 +7,6 @@ use super::lock::{PoolLock, PublishLock};
 use super::{OpsError, Repo};
 use crate::boxes::{self, BoxError, BoxIdentity, compare_box_versions, version_key};
 use crate::catalog::{BoxRow, NewBox, PlacedBox, Reader};
-use crate::pool::Sha256;
 use serde::Serialize;
 use std::io::Read;
 
@@ -118,10 +117,18 @@ pub fn add_box(
     )
     .map_err(|e| refusal(label, e))?;
     known_box(&repo.catalog.reader(), &identity, None, label)?;
-    // Held from "is this object stored?" until the catalog lists the box,
-    // so `bess repo gc` never deletes an object in between.
+    // Streaming and checking a large box takes long: no lock meanwhile.
+    let (staged, size) = stage_box(repo, &identity, source, label)?;
+    let sha256 = staged.sha256();
+    // Then in the order gc takes them: publish, then pool (shared, held
+    // from "is this object stored?" until the catalog lists the box).
+    let _publish = publish_lock(repo)?;
     let _pool = PoolLock::shared(&PoolLock::path(&repo.config.layout.catalog_file()))?;
-    let (sha256, size) = store_box(repo, &identity, source, label)?;
+    if repo.pool.contains(&sha256) {
+        repo.pool.discard(vec![staged]);
+    } else {
+        repo.pool.commit(vec![staged])?;
+    }
     let new = NewBox {
         name: identity.name.clone(),
         version: identity.version.clone(),
@@ -134,15 +141,15 @@ pub fn add_box(
     place_new(repo, &identity, &new, label)
 }
 
-/// Streams the box into the pool's staging area and commits it as an
-/// object once it is known to be a box for the provider that the catalog
-/// does not hold with other bytes; a refusal leaves nothing behind.
-fn store_box(
+/// Streams the box into the pool's staging area and checks that it is a
+/// box for the provider that the catalog does not hold with other bytes;
+/// a refusal leaves nothing behind.
+fn stage_box(
     repo: &Repo,
     identity: &BoxIdentity,
     source: &mut dyn Read,
     label: &str,
-) -> Result<(Sha256, u64), OpsError> {
+) -> Result<(crate::pool::Staged, u64), OpsError> {
     let (staged, size) = repo.pool.stage_stream(source)?;
     let sha256 = staged.sha256();
     let checked = boxes::inspect(staged.path(), &identity.provider)
@@ -155,16 +162,11 @@ fn store_box(
         repo.pool.discard(vec![staged]);
         return Err(error);
     }
-    if repo.pool.contains(&sha256) {
-        repo.pool.discard(vec![staged]);
-    } else {
-        repo.pool.commit(vec![staged])?;
-    }
-    Ok((sha256, size))
+    Ok((staged, size))
 }
 
 /// Records the box and places it in the first channel, linking its file
-/// before the placement is committed.
+/// before the placement is committed; the caller holds the publish lock.
 fn place_new(
     repo: &mut Repo,
     identity: &BoxIdentity,
@@ -172,7 +174,6 @@ fn place_new(
     label: &str,
 ) -> Result<BoxChange, OpsError> {
     let channel = repo.config.first_channel().to_string();
-    let _lock = publish_lock(repo)?;
     let Repo {
         config,
         catalog,

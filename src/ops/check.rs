@@ -91,7 +91,7 @@ fn check_objects(repo: &Repo, report: &mut CheckReport) -> Result<(), OpsError> 
     for sha in &referenced {
         if !present.contains(sha) {
             report.problems.push(format!(
-                "a catalogued box's pool object {sha} is missing; restore it from a backup"
+                "a placed box's pool object {sha} is missing; restore it from a backup"
             ));
         }
     }

@@ -57,7 +57,7 @@ use std::time::{Duration, SystemTime};
 const STALE_AFTER: Duration = Duration::from_secs(24 * 3600);
 
 /// Scratch files under `tmp/` that only a crash leaves behind.
-const SCRATCH_PREFIXES: [&str; 3] = ["link-", "copy-", "upload-"];
+const SCRATCH_PREFIXES: [&str; 4] = ["link-", "copy-", "upload-", ".stream-"];
 
 /// What to collect.
 #[derive(Debug, Clone, Default)]
@@ -91,12 +91,25 @@ struct Scan {
     still_published: (usize, u64),
 }
 
+/// The publish lock, then the pool lock alone. An ingest, box upload or
+/// backup may hold the pool lock for long; gc then lets go of the publish
+/// lock while it waits, so publishing never stalls behind it.
+fn both_locks(catalog_file: &Path) -> Result<(PublishLock, PoolLock), OpsError> {
+    loop {
+        let publish = PublishLock::acquire(&catalog_file.with_file_name("publish.lock"))?;
+        if let Some(pool) = PoolLock::try_exclusive(&PoolLock::path(catalog_file))? {
+            return Ok((publish, pool));
+        }
+        drop(publish);
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
 /// Deletes unreferenced, unpublished objects and stale temp files.
 pub fn gc(repo: &mut Repo, request: &GcRequest) -> Result<GcOutcome, OpsError> {
     let layout = repo.config.layout.clone();
     let catalog_file = layout.catalog_file();
-    let _publish = PublishLock::acquire(&catalog_file.with_file_name("publish.lock"))?;
-    let _pool = PoolLock::exclusive(&PoolLock::path(&catalog_file))?;
+    let (_publish, _pool) = both_locks(&catalog_file)?;
     // Read only now that the locks are held: see the module comment.
     let referenced = repo.catalog.reader().placed_objects()?;
     let mut scan = scan_pool(&layout.pool_dir(), &referenced)?;

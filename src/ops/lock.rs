@@ -44,11 +44,17 @@ impl PoolLock {
         })
     }
 
-    /// Alone: waits until no ingest is between storing and recording.
-    pub fn exclusive(path: &Path) -> Result<PoolLock, OpsError> {
-        Ok(PoolLock {
-            _file: flock(path, libc::LOCK_EX)?,
-        })
+    /// Alone, if no ingest, box upload or backup holds it now.
+    pub fn try_exclusive(path: &Path) -> Result<Option<PoolLock>, OpsError> {
+        match flock(path, libc::LOCK_EX | libc::LOCK_NB) {
+            Ok(file) => Ok(Some(PoolLock { _file: file })),
+            Err(OpsError::Io { source, .. })
+                if source.raw_os_error() == Some(libc::EWOULDBLOCK) =>
+            {
+                Ok(None)
+            }
+            Err(error) => Err(error),
+        }
     }
 }
 

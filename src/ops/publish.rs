@@ -10,7 +10,6 @@ use crate::publish::{
     DistInput, DistOutcome, DistTree, publish_dist, release::ReleaseFields, valid_until,
 };
 use crate::sign::{KeyStore, Signer};
-use rayon::prelude::*;
 use std::collections::BTreeSet;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -291,18 +290,18 @@ fn link_files(
     channel: &str,
     links: &[(String, String, String)],
 ) -> Result<(), OpsError> {
-    links
-        .par_iter()
-        .try_for_each(|(component, pool_name, sha256)| {
+    let items = links
+        .iter()
+        .map(|(component, pool_name, sha256)| {
             let sha = Sha256::from_hex(sha256).ok_or_else(|| {
                 OpsError::Conflict(format!(
                     "catalog entry {pool_name} has a malformed SHA256 `{sha256}`"
                 ))
             })?;
-            tree.link(&sha, channel, component, pool_name)
-                .map(|_| ())
-                .map_err(OpsError::from)
+            Ok((sha, component.as_str(), pool_name.as_str()))
         })
+        .collect::<Result<Vec<_>, OpsError>>()?;
+    Ok(tree.link_all(channel, &items)?)
 }
 
 /// Removes queued files no placement of the channel wants, once no dist of

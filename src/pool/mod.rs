@@ -203,10 +203,17 @@ impl Pool {
     /// Returns `true` when a link was made, `false` when `dest` already is
     /// this object. Falls back to a copy where the filesystem refuses links.
     pub fn link(&self, sha256: &Sha256, dest: &Path) -> Result<LinkOutcome, PoolError> {
-        let object = self.object_path(sha256);
         if let Some(parent) = dest.parent() {
             fs::create_dir_all(parent).map_err(io_error("create directory", parent))?;
         }
+        self.link_in_place(sha256, dest)
+    }
+
+    /// [`Pool::link`] into a directory known to exist: publishing links
+    /// tens of thousands of files into a few hundred directories, and
+    /// asking for each directory again costs two system calls per file.
+    pub fn link_in_place(&self, sha256: &Sha256, dest: &Path) -> Result<LinkOutcome, PoolError> {
+        let object = self.object_path(sha256);
         match fs::hard_link(&object, dest) {
             Ok(()) => Ok(LinkOutcome::Linked),
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists => self.relink(&object, dest),

@@ -49,8 +49,31 @@ pub struct IndexSource<'a> {
     pub write_plain: bool,
 }
 
-/// Builds the files of one index, resuming from `previous` where it can.
+/// A chunk of the shared prefix could not be read back and compressed to
+/// other bytes than before, so the saved hash states do not apply.
+#[derive(Debug)]
+struct StalePrefix;
+
+impl std::fmt::Display for StalePrefix {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a reused index chunk changed")
+    }
+}
+
+impl std::error::Error for StalePrefix {}
+
+/// Builds the files of one index, resuming from `previous` where it can
+/// (and from nothing when what it resumed from turns out stale).
 pub fn build_index(source: &IndexSource<'_>, previous: &Manifest) -> io::Result<BuiltIndex> {
+    match build_resumed(source, previous) {
+        Err(e) if e.get_ref().is_some_and(|inner| inner.is::<StalePrefix>()) => {
+            build_resumed(source, &Manifest::default())
+        }
+        built => built,
+    }
+}
+
+fn build_resumed(source: &IndexSource<'_>, previous: &Manifest) -> io::Result<BuiltIndex> {
     let chunks = cut(source.entries);
     if let Some(sums) = unchanged(&chunks, previous) {
         return Ok(BuiltIndex {
@@ -246,7 +269,13 @@ impl Outputs {
             self.blocks
                 .push((compressed.xz.unpadded_size, compressed.xz.uncompressed_size));
         }
+        let sizes = ChunkSizes::of(compressed);
         let states = if index < self.resume {
+            // The saved hash states describe the previous bytes: a chunk
+            // that had to be compressed again must have come out the same.
+            if sizes != previous.chunks[index].sizes {
+                return Err(io::Error::other(StalePrefix));
+            }
             previous.chunks[index].states.clone()
         } else {
             self.hashers[0].update(text.unwrap_or_default().as_bytes());
@@ -257,7 +286,7 @@ impl Outputs {
         self.manifest.chunks.push(ManifestChunk {
             key: chunk.key,
             states,
-            sizes: ChunkSizes::of(compressed),
+            sizes,
         });
         Ok(())
     }

@@ -58,6 +58,32 @@ impl<'a> PoolTree<'a> {
             .link(sha256, &self.path(channel, component, pool_name))
     }
 
+    /// Publishes many objects in the channel's tree (idempotent): each
+    /// directory is created once, then the files are linked in parallel.
+    /// Items are (SHA-256, component, pool name).
+    pub fn link_all(&self, channel: &str, items: &[(Sha256, &str, &str)]) -> Result<(), PoolError> {
+        use rayon::prelude::*;
+        let paths: Vec<PathBuf> = items
+            .iter()
+            .map(|(_, component, name)| self.path(channel, component, name))
+            .collect();
+        let dirs: std::collections::BTreeSet<&Path> =
+            paths.iter().filter_map(|p| p.parent()).collect();
+        for dir in dirs {
+            std::fs::create_dir_all(dir).map_err(|source| PoolError::Io {
+                action: "create directory",
+                path: dir.to_path_buf(),
+                source,
+            })?;
+        }
+        items
+            .par_iter()
+            .zip(&paths)
+            .try_for_each(|((sha256, _, _), path)| {
+                self.pool.link_in_place(sha256, path).map(|_| ())
+            })
+    }
+
     /// Withdraws a package file from a channel's tree, pruning emptied directories.
     pub fn unlink(&self, channel: &str, component: &str, pool_name: &str) -> io::Result<()> {
         let path = self.path(channel, component, pool_name);

@@ -292,7 +292,7 @@ pub async fn upload(
         return too_large(limit);
     }
     let (tx, rx) = tokio::sync::mpsc::channel(8);
-    let adding = start_adding(&state, box_request, rx);
+    let adding = start_adding(&state, &user.name, box_request, rx);
     let timeout = Duration::from_secs(state.config.settings.serve.body_timeout_secs);
     let cut = pump_body(request.into_body(), tx, limit, timeout).await;
     let added = adding.await;
@@ -307,6 +307,7 @@ pub async fn upload(
 /// Adds the box on a blocking thread, reading the body as it arrives.
 fn start_adding(
     state: &State,
+    user: &str,
     request: BoxAddRequest,
     rx: tokio::sync::mpsc::Receiver<Piece>,
 ) -> tokio::task::JoinHandle<Result<ops::BoxChange, OpsError>> {
@@ -315,8 +316,10 @@ fn start_adding(
         "upload of {} {} ({})",
         request.name, request.version, request.provider
     );
+    let actor = ops::Actor::Http(user.to_string());
     tokio::task::spawn_blocking(move || {
         let mut repo = Repo::open(&root)?;
+        repo.actor = actor;
         ops::add_box(&mut repo, &request, &mut BodyReader::new(rx), &label)
     })
 }

@@ -15,6 +15,7 @@ use std::io::Read;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 /// What identifies a file's bytes: a rewritten or replaced file differs in
 /// at least one of these, so it can never be answered with stale bytes.
@@ -116,21 +117,28 @@ impl FileCache {
 /// channel's directory again.
 #[derive(Default)]
 pub struct TreeRoots {
-    roots: Mutex<HashMap<PathBuf, Arc<std::fs::File>>>,
+    roots: Mutex<HashMap<PathBuf, (Arc<std::fs::File>, Instant)>>,
 }
+
+/// How long a held tree is trusted before checking it still exists.
+const RECHECK: Duration = Duration::from_secs(1);
 
 impl TreeRoots {
     /// The open directory `tree`, reopened when the one held was deleted
     /// (a tree removed and published again is a new directory).
     pub fn get(&self, tree: &Path) -> Option<Arc<std::fs::File>> {
         let mut roots = self.roots.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(root) = roots.get(tree)
-            && root.metadata().is_ok_and(|m| m.nlink() > 0)
-        {
-            return Some(root.clone());
+        if let Some((root, checked)) = roots.get_mut(tree) {
+            if checked.elapsed() < RECHECK {
+                return Some(root.clone());
+            }
+            if root.metadata().is_ok_and(|m| m.nlink() > 0) {
+                *checked = Instant::now();
+                return Some(root.clone());
+            }
         }
         let root = Arc::new(std::fs::File::open(tree).ok()?);
-        roots.insert(tree.to_path_buf(), root.clone());
+        roots.insert(tree.to_path_buf(), (root.clone(), Instant::now()));
         Some(root)
     }
 }
@@ -202,6 +210,7 @@ mod tests {
         let first = roots.get(&tree).unwrap();
         assert!(Arc::ptr_eq(&first, &roots.get(&tree).unwrap()));
         std::fs::remove_dir(&tree).unwrap();
+        std::thread::sleep(RECHECK);
         assert!(roots.get(&tree).is_none());
         std::fs::create_dir(&tree).unwrap();
         let again = roots.get(&tree).unwrap();
