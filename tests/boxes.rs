@@ -5,69 +5,28 @@
 
 mod common;
 
+use common::server::Server;
 use common::{Sandbox, have_tool, inode};
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output, Stdio};
 
 const READER: (&str, &str) = ("web01", "prod-reader-secret");
 const OTHER_READER: (&str, &str) = ("web02", "other-reader-secret");
 const PREPROD_READER: (&str, &str) = ("qa", "preprod-reader-secret");
 const UPLOADER: (&str, &str) = ("ci", "ci-uploader-secret");
 
-/// A running `bess serve`, stopped (SIGTERM) when dropped; its log goes to a file.
-struct Server {
-    child: Child,
-    port: u16,
-    log: PathBuf,
+/// `bess serve` on the sandbox, its request log kept.
+fn serve(sb: &Sandbox) -> Server {
+    Server::start_logged(&sb.repo, &sb.path("serve.log"))
 }
 
-impl Server {
-    fn start(sb: &Sandbox) -> Server {
-        let log = sb.path("serve.log");
-        let mut child = Command::new(env!("CARGO_BIN_EXE_bess"))
-            .env("BESS_REPO", &sb.repo)
-            .args(["serve", "--listen", "127.0.0.1:0"])
-            .stdout(Stdio::piped())
-            .stderr(std::fs::File::create(&log).unwrap())
-            .spawn()
-            .unwrap();
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let port = line
-            .trim()
-            .rsplit(':')
-            .next()
-            .and_then(|p| p.parse().ok())
-            .expect(&line);
-        Server { child, port, log }
-    }
-
-    fn url(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
-    }
-
-    /// The catalog URL with credentials in it, as a Vagrantfile's box_url holds it.
-    fn catalog_url(&self, user: (&str, &str), channel: &str, name: &str) -> String {
-        format!(
-            "http://{}:{}@127.0.0.1:{}/{channel}/boxes/{name}",
-            user.0, user.1, self.port
-        )
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap()
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        // SAFETY: signalling our own child process.
-        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
-        let _ = self.child.wait();
-    }
+/// The catalog URL with credentials in it, as a Vagrantfile's box_url holds it.
+fn catalog_url(server: &Server, user: (&str, &str), channel: &str, name: &str) -> String {
+    format!(
+        "http://{}:{}@127.0.0.1:{}/{channel}/boxes/{name}",
+        user.0, user.1, server.port
+    )
 }
 
 /// A repository with a reader of prod, a reader of preprod, a second
@@ -269,9 +228,9 @@ fn vagrant_adds_from_the_catalog_and_sees_a_new_version_only_after_promotion() {
     let (first, image) = make_box(&sb, "base-1.0.0.box", "libvirt", "one");
     add_box(&sb, "acme/base", "1.0.0", &first);
     sb.ok(&["box", "promote", "acme/base=1.0.0"]);
-    let server = Server::start(&sb);
+    let server = serve(&sb);
     let vagrant = Vagrant::new();
-    let url = server.catalog_url(READER, "prod", "acme/base");
+    let url = catalog_url(&server, READER, "prod", "acme/base");
 
     let added = vagrant.ok(&["box", "add", "--provider", "libvirt", &url]);
     assert!(
@@ -340,9 +299,9 @@ fn vagrant_verifies_the_catalog_checksum() {
     let last = bytes.len() - 1;
     bytes[last] ^= 0xff;
     std::fs::write(&published, &bytes).unwrap();
-    let server = Server::start(&sb);
+    let server = serve(&sb);
     let vagrant = Vagrant::new();
-    let url = server.catalog_url(READER, "prod", "acme/base");
+    let url = catalog_url(&server, READER, "prod", "acme/base");
     let out = vagrant.run(&["box", "add", "--provider", "libvirt", &url]);
     let said = text(&out);
     assert!(!out.status.success(), "{said}");
@@ -362,7 +321,7 @@ fn vagrant_without_credentials_is_refused() {
     let (file, _) = make_box(&sb, "base.box", "libvirt", "one");
     add_box(&sb, "acme/base", "1.0.0", &file);
     sb.ok(&["box", "promote", "acme/base=1.0.0"]);
-    let server = Server::start(&sb);
+    let server = serve(&sb);
     let vagrant = Vagrant::new();
     let refused = |url: &str, status: &str| {
         let out = vagrant.run(&["box", "add", "--provider", "libvirt", url]);
@@ -374,10 +333,10 @@ fn vagrant_without_credentials_is_refused() {
         );
     };
     refused(&format!("{}/prod/boxes/acme/base", server.url()), "401");
-    let wrong = server.catalog_url((READER.0, "not-the-password"), "prod", "acme/base");
+    let wrong = catalog_url(&server, (READER.0, "not-the-password"), "prod", "acme/base");
     refused(&wrong, "401");
     refused(
-        &server.catalog_url(PREPROD_READER, "prod", "acme/base"),
+        &catalog_url(&server, PREPROD_READER, "prod", "acme/base"),
         "403",
     );
     assert!(!vagrant.ok(&["box", "list"]).contains("acme/base"));
@@ -402,7 +361,7 @@ fn catalogs_answer_json_to_get_and_head_and_list_only_the_channel() {
     add_box(&sb, "acme/preview", "0.1.0", &one);
     sb.ok(&["box", "promote", "acme/base=1.9.0"]);
     sb.ok(&["box", "promote", "acme/base=1.10.0"]);
-    let server = Server::start(&sb);
+    let server = serve(&sb);
 
     for method in ["GET", "HEAD"] {
         let url = format!("{}/prod/boxes/acme/base", server.url());
@@ -475,7 +434,7 @@ fn box_files_need_a_token_for_that_file_and_user_or_credentials() {
     add_box(&sb, "acme/base", "1.1.0", &two);
     sb.ok(&["box", "promote", "acme/base=1.0.0"]);
     sb.ok(&["box", "promote", "acme/base=1.1.0"]);
-    let server = Server::start(&sb);
+    let server = serve(&sb);
     let urls = box_urls(&catalog(&server, READER, "prod", "acme/base"));
     let (newer, older) = (&urls[0].1, &urls[1].1);
     let (path, token) = older.split_once("?token=").unwrap();
@@ -533,7 +492,7 @@ fn expired_tokens_are_refused() {
     let (one, _) = make_box(&sb, "one.box", "libvirt", "one");
     add_box(&sb, "acme/base", "1.0.0", &one);
     sb.ok(&["box", "promote", "acme/base=1.0.0"]);
-    let server = Server::start(&sb);
+    let server = serve(&sb);
     let url = box_urls(&catalog(&server, READER, "prod", "acme/base"))[0]
         .1
         .clone();
@@ -716,7 +675,7 @@ fn the_same_identity_with_other_bytes_and_non_boxes_are_refused() {
 #[test]
 fn remote_box_uploads_need_upload_rights_and_a_box() {
     let sb = repository();
-    let server = Server::start(&sb);
+    let server = serve(&sb);
     let (one, _) = make_box(&sb, "one.box", "libvirt", "one");
     let refused = upload_remote(&server, READER, "1.0.0", &one);
     assert!(!refused.status.success());
@@ -823,7 +782,7 @@ fn catalog_urls_follow_the_public_url_and_uploads_respect_the_size_limit() {
     let (one, _) = make_box(&sb, "one.box", "libvirt", "one");
     add_box(&sb, "acme/base", "1.0.0", &one);
     sb.ok(&["box", "promote", "acme/base=1.0.0"]);
-    let server = Server::start(&sb);
+    let server = serve(&sb);
     let urls = box_urls(&catalog(&server, READER, "prod", "acme/base"));
     assert!(
         urls[0].1.starts_with(
@@ -870,7 +829,7 @@ fn raw_upload(server: &Server, head: &str, body: &[u8]) -> String {
 fn cut_short_and_oversized_streamed_uploads_add_nothing() {
     let sb = repository();
     edit_settings(&sb, "max-box-upload-mib = 20480", "max-box-upload-mib = 1");
-    let server = Server::start(&sb);
+    let server = serve(&sb);
     let (one, _) = make_box(&sb, "one.box", "libvirt", "one");
     let bytes = std::fs::read(&one).unwrap();
     let auth = basic(UPLOADER);

@@ -5,72 +5,34 @@
 mod common;
 
 use common::apt::AptRoot;
+use common::server::Server;
 use common::{DebSpec, Sandbox, have_tool};
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 
 const READER: (&str, &str) = ("web01", "prod-reader-secret");
 const UPLOADER: (&str, &str) = ("ci", "ci-uploader-secret");
 const ADMIN: (&str, &str) = ("boss", "the-admin-secret");
 
-/// A running `bess serve`, stopped (SIGTERM) when dropped.
-struct Server {
-    child: Child,
-    port: u16,
+/// Sends raw request bytes; returns status, headers (lowercase names) and body.
+fn raw(server: &Server, request: &str) -> Response {
+    let mut stream = TcpStream::connect(("127.0.0.1", server.port)).unwrap();
+    stream.write_all(request.as_bytes()).unwrap();
+    let mut bytes = Vec::new();
+    stream.read_to_end(&mut bytes).unwrap();
+    Response::parse(&bytes)
 }
 
-impl Server {
-    fn start(sb: &Sandbox) -> Server {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_bess"))
-            .env("BESS_REPO", &sb.repo)
-            .args(["serve", "--listen", "127.0.0.1:0"])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let port = line
-            .trim()
-            .rsplit(':')
-            .next()
-            .and_then(|p| p.parse().ok())
-            .expect(&line);
-        Server { child, port }
-    }
-
-    fn url(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
-    }
-
-    /// Sends raw request bytes; returns status, headers (lowercase names) and body.
-    fn raw(&self, request: &str) -> Response {
-        let mut stream = TcpStream::connect(("127.0.0.1", self.port)).unwrap();
-        stream.write_all(request.as_bytes()).unwrap();
-        let mut bytes = Vec::new();
-        stream.read_to_end(&mut bytes).unwrap();
-        Response::parse(&bytes)
-    }
-
-    fn get(&self, path: &str, user: Option<(&str, &str)>, extra: &str) -> Response {
-        let auth = user
-            .map(|(u, p)| format!("Authorization: Basic {}\r\n", basic(u, p)))
-            .unwrap_or_default();
-        self.raw(&format!(
-            "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n{auth}{extra}\r\n"
-        ))
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        // SIGTERM, so the graceful shutdown path runs too.
-        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
-        let _ = self.child.wait();
-    }
+/// `GET path` with optional credentials and extra header lines.
+fn get(server: &Server, path: &str, user: Option<(&str, &str)>, extra: &str) -> Response {
+    let auth = user
+        .map(|(u, p)| format!("Authorization: Basic {}\r\n", basic(u, p)))
+        .unwrap_or_default();
+    raw(
+        server,
+        &format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n{auth}{extra}\r\n"),
+    )
 }
 
 fn basic(user: &str, password: &str) -> String {
@@ -157,9 +119,9 @@ fn apt_reads_prod_through_auth_conf_and_never_preprod() {
         return;
     }
     let sb = repository();
-    let server = Server::start(&sb);
+    let server = Server::start(&sb.repo);
     let key = sb.path("key.gpg");
-    std::fs::write(&key, server.get("/key.gpg", None, "").body).unwrap();
+    std::fs::write(&key, get(&server, "/key.gpg", None, "").body).unwrap();
     assert_eq!(
         std::fs::read(&key).unwrap(),
         sb.bess(&["key", "export"]).stdout,
@@ -205,8 +167,8 @@ fn prod_only_users_get_403_for_every_preprod_url() {
         return;
     }
     let sb = repository();
-    let server = Server::start(&sb);
-    let release = server.get("/preprod/dists/bookworm/Release", Some(ADMIN), "");
+    let server = Server::start(&sb.repo);
+    let release = get(&server, "/preprod/dists/bookworm/Release", Some(ADMIN), "");
     assert_eq!(release.status, 200);
     let by_hash = String::from_utf8_lossy(&release.body)
         .lines()
@@ -220,16 +182,21 @@ fn prod_only_users_get_403_for_every_preprod_url() {
         "/preprod/pool/main/a/app_2.0-1_amd64.deb".to_string(),
         "/preprod/bess.sources".to_string(),
     ] {
-        assert_eq!(server.get(&path, Some(READER), "").status, 403, "{path}");
-        assert_eq!(server.get(&path, None, "").status, 401, "{path}");
+        assert_eq!(get(&server, &path, Some(READER), "").status, 403, "{path}");
+        assert_eq!(get(&server, &path, None, "").status, 401, "{path}");
     }
     assert_eq!(
-        server
-            .get("/prod/pool/main/a/app_1.0-1_amd64.deb", Some(READER), "")
-            .status,
+        get(
+            &server,
+            "/prod/pool/main/a/app_1.0-1_amd64.deb",
+            Some(READER),
+            ""
+        )
+        .status,
         200
     );
-    let wrong = server.get(
+    let wrong = get(
+        &server,
         "/prod/dists/bookworm/InRelease",
         Some((READER.0, "wrong-password!")),
         "",
@@ -248,7 +215,7 @@ fn traversal_and_hidden_paths_are_refused() {
     }
     let sb = repository();
     std::fs::write(sb.repo.join("public/secret.txt"), "secret").unwrap();
-    let server = Server::start(&sb);
+    let server = Server::start(&sb.repo);
     for path in [
         "/prod/../preprod/dists/bookworm/Release",
         "/prod/%2e%2e/preprod/dists/bookworm/Release",
@@ -265,7 +232,7 @@ fn traversal_and_hidden_paths_are_refused() {
         "/prod/secret.txt",
         "/prod/../secret.txt",
     ] {
-        let response = server.get(path, Some(ADMIN), "");
+        let response = get(&server, path, Some(ADMIN), "");
         assert!(
             matches!(response.status, 400 | 403 | 404),
             "{path}: {}",
@@ -280,9 +247,7 @@ fn traversal_and_hidden_paths_are_refused() {
     let outside = sb.repo.join("public/prod/pool/main/escape");
     std::os::unix::fs::symlink("/etc", &outside).unwrap();
     assert_eq!(
-        server
-            .get("/prod/pool/main/escape/hostname", Some(ADMIN), "")
-            .status,
+        get(&server, "/prod/pool/main/escape/hostname", Some(ADMIN), "").status,
         404
     );
 }
@@ -293,9 +258,9 @@ fn conditional_and_range_requests() {
         return;
     }
     let sb = repository();
-    let server = Server::start(&sb);
+    let server = Server::start(&sb.repo);
     let path = "/prod/pool/main/a/app_1.0-1_amd64.deb";
-    let whole = server.get(path, Some(READER), "");
+    let whole = get(&server, path, Some(READER), "");
     assert_eq!(whole.status, 200);
     assert_eq!(
         whole.header("content-type"),
@@ -309,10 +274,13 @@ fn conditional_and_range_requests() {
     let etag = whole.header("etag").unwrap().to_string();
     let modified = whole.header("last-modified").unwrap().to_string();
 
-    let head = server.raw(&format!(
-        "HEAD {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\nAuthorization: Basic {}\r\n\r\n",
-        basic(READER.0, READER.1)
-    ));
+    let head = raw(
+        &server,
+        &format!(
+            "HEAD {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\nAuthorization: Basic {}\r\n\r\n",
+            basic(READER.0, READER.1)
+        ),
+    );
     assert_eq!((head.status, head.body.len()), (200, 0));
     assert_eq!(
         head.header("content-length"),
@@ -320,45 +288,50 @@ fn conditional_and_range_requests() {
     );
 
     assert_eq!(
-        server
-            .get(path, Some(READER), &format!("If-None-Match: {etag}\r\n"))
-            .status,
+        get(
+            &server,
+            path,
+            Some(READER),
+            &format!("If-None-Match: {etag}\r\n")
+        )
+        .status,
         304
     );
     assert_eq!(
-        server
-            .get(
-                path,
-                Some(READER),
-                &format!("If-Modified-Since: {modified}\r\n")
-            )
-            .status,
+        get(
+            &server,
+            path,
+            Some(READER),
+            &format!("If-Modified-Since: {modified}\r\n")
+        )
+        .status,
         304
     );
     assert_eq!(
-        server
-            .get(
-                path,
-                Some(READER),
-                "If-Modified-Since: Thu, 01 Jan 1970 00:00:01 GMT\r\n"
-            )
-            .status,
+        get(
+            &server,
+            path,
+            Some(READER),
+            "If-Modified-Since: Thu, 01 Jan 1970 00:00:01 GMT\r\n"
+        )
+        .status,
         200
     );
 
-    let part = server.get(path, Some(READER), "Range: bytes=10-19\r\n");
+    let part = get(&server, path, Some(READER), "Range: bytes=10-19\r\n");
     assert_eq!(part.status, 206);
     assert_eq!(part.body, whole.body[10..20]);
     assert_eq!(
         part.header("content-range"),
         Some(format!("bytes 10-19/{size}").as_str())
     );
-    let tail = server.get(path, Some(READER), "Range: bytes=-5\r\n");
+    let tail = get(&server, path, Some(READER), "Range: bytes=-5\r\n");
     assert_eq!(
         (tail.status, &tail.body[..]),
         (206, &whole.body[size - 5..])
     );
-    let resumed = server.get(
+    let resumed = get(
+        &server,
         path,
         Some(READER),
         &format!("Range: bytes=100-\r\nIf-Range: {etag}\r\n"),
@@ -367,13 +340,19 @@ fn conditional_and_range_requests() {
         (resumed.status, &resumed.body[..]),
         (206, &whole.body[100..])
     );
-    let stale = server.get(
+    let stale = get(
+        &server,
         path,
         Some(READER),
         "Range: bytes=100-\r\nIf-Range: \"other\"\r\n",
     );
     assert_eq!((stale.status, stale.body.len()), (200, size));
-    let beyond = server.get(path, Some(READER), &format!("Range: bytes={size}-\r\n"));
+    let beyond = get(
+        &server,
+        path,
+        Some(READER),
+        &format!("Range: bytes={size}-\r\n"),
+    );
     assert_eq!(beyond.status, 416);
     assert_eq!(
         beyond.header("content-range"),
@@ -387,7 +366,7 @@ fn keep_alive_serves_pipelined_requests_on_one_connection() {
         return;
     }
     let sb = repository();
-    let server = Server::start(&sb);
+    let server = Server::start(&sb.repo);
     let auth = basic(READER.0, READER.1);
     let one = format!(
         "GET /prod/dists/bookworm/Release HTTP/1.1\r\nHost: x\r\nAuthorization: Basic {auth}\r\n\r\n"
@@ -411,7 +390,7 @@ fn remote_ingest_with_upload_rights_only() {
         return;
     }
     let sb = repository();
-    let server = Server::start(&sb);
+    let server = Server::start(&sb.repo);
     let deb = DebSpec::new("fromci", "3.0-1", "amd64").build(&sb.path("ci"));
     let upload = |user: (&str, &str)| {
         Command::new(env!("CARGO_BIN_EXE_bess"))
@@ -478,32 +457,44 @@ fn json_api_lists_diffs_and_promotes_for_admins_only() {
         return;
     }
     let sb = repository();
-    let server = Server::start(&sb);
-    let listed = server.get("/api/v1/packages?channel=prod", Some(READER), "");
+    let server = Server::start(&sb.repo);
+    let listed = get(&server, "/api/v1/packages?channel=prod", Some(READER), "");
     assert_eq!(listed.status, 200);
     let listed: serde_json::Value = serde_json::from_slice(&listed.body).unwrap();
     assert_eq!(listed.as_array().unwrap().len(), 1);
     assert_eq!(
-        server
-            .get("/api/v1/packages?channel=preprod", Some(READER), "")
-            .status,
+        get(
+            &server,
+            "/api/v1/packages?channel=preprod",
+            Some(READER),
+            ""
+        )
+        .status,
         403
     );
-    let diff = server.get("/api/v1/diff?from=preprod&to=prod", Some(ADMIN), "");
+    let diff = get(
+        &server,
+        "/api/v1/diff?from=preprod&to=prod",
+        Some(ADMIN),
+        "",
+    );
     let diff: serde_json::Value = serde_json::from_slice(&diff.body).unwrap();
     assert_eq!(diff[0]["version"], "2.0-1");
     let body = r#"{"packages":["app=2.0-1"],"from":"preprod","to":"prod"}"#;
     let post = |user: (&str, &str)| {
-        server.raw(&format!(
-            "POST /api/v1/promote HTTP/1.1\r\nHost: x\r\nConnection: close\r\nAuthorization: Basic {}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
-            basic(user.0, user.1),
-            body.len()
-        ))
+        raw(
+            &server,
+            &format!(
+                "POST /api/v1/promote HTTP/1.1\r\nHost: x\r\nConnection: close\r\nAuthorization: Basic {}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+                basic(user.0, user.1),
+                body.len()
+            ),
+        )
     };
     assert_eq!(post(READER).status, 403);
-    assert_eq!(server.raw(&format!("POST /api/v1/promote HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: {}\r\n\r\n{body}", body.len())).status, 401);
+    assert_eq!(raw(&server, &format!("POST /api/v1/promote HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: {}\r\n\r\n{body}", body.len())).status, 401);
     assert_eq!(post(ADMIN).status, 200);
-    let versions = server.get("/api/v1/versions/app", Some(READER), "");
+    let versions = get(&server, "/api/v1/versions/app", Some(READER), "");
     let versions: serde_json::Value = serde_json::from_slice(&versions.body).unwrap();
     let in_prod: Vec<&str> = versions
         .as_array()
@@ -520,21 +511,21 @@ fn repeated_failures_are_slowed_down() {
         return;
     }
     let sb = repository();
-    let server = Server::start(&sb);
+    let server = Server::start(&sb.repo);
     let mut statuses = Vec::new();
     for _ in 0..12 {
         statuses.push(
-            server
-                .get(
-                    "/prod/dists/bookworm/Release",
-                    Some((READER.0, "not-the-password")),
-                    "",
-                )
-                .status,
+            get(
+                &server,
+                "/prod/dists/bookworm/Release",
+                Some((READER.0, "not-the-password")),
+                "",
+            )
+            .status,
         );
     }
     assert!(statuses[..10].iter().all(|s| *s == 401), "{statuses:?}");
-    let braked = server.get("/prod/dists/bookworm/Release", Some(READER), "");
+    let braked = get(&server, "/prod/dists/bookworm/Release", Some(READER), "");
     assert_eq!(braked.status, 429);
     assert!(braked.header("retry-after").is_some());
 }
@@ -649,7 +640,7 @@ fn https_with_rustls_for_apt_and_remote_ingest() {
     );
     std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).unwrap();
 
-    let server = Server::start(&sb);
+    let server = Server::start(&sb.repo);
     let url = format!("https://127.0.0.1:{}", server.port);
     let deb = DebSpec::new("overtls", "1.0", "amd64").build(&sb.path("tlsdeb"));
     let out = Command::new(env!("CARGO_BIN_EXE_bess"))
@@ -702,7 +693,7 @@ fn stalled_clients_do_not_block_apt() {
         return;
     }
     let sb = repository();
-    let server = Server::start(&sb);
+    let server = Server::start(&sb.repo);
     // Three hundred clients that send half a request and stall.
     let stalled: Vec<TcpStream> = (0..300)
         .map(|_| {
@@ -741,17 +732,19 @@ fn ip_allow_lists_are_checked_before_auth() {
     let mut text = std::fs::read_to_string(&settings).unwrap();
     text.push_str("\n[serve.allow]\nprod = [\"10.0.0.0/8\"]\npreprod = [\"127.0.0.0/8\"]\n");
     std::fs::write(&settings, text).unwrap();
-    let server = Server::start(&sb);
+    let server = Server::start(&sb.repo);
     assert_eq!(
-        server
-            .get("/prod/dists/bookworm/InRelease", Some(READER), "")
-            .status,
+        get(&server, "/prod/dists/bookworm/InRelease", Some(READER), "").status,
         403
     );
     assert_eq!(
-        server
-            .get("/preprod/dists/bookworm/InRelease", Some(ADMIN), "")
-            .status,
+        get(
+            &server,
+            "/preprod/dists/bookworm/InRelease",
+            Some(ADMIN),
+            ""
+        )
+        .status,
         200
     );
 }

@@ -255,7 +255,7 @@ pub fn promote_box(
     from: Option<&str>,
     to: Option<&str>,
 ) -> Result<Vec<BoxChange>, OpsError> {
-    let (from, to) = promote_channels(repo, from, to)?;
+    let (from, to) = super::promote::promotion_channels(repo, from, to)?;
     let _lock = publish_lock(repo)?;
     let Repo {
         config,
@@ -284,34 +284,6 @@ pub fn promote_box(
     writer.commit()?;
     tree.reconcile(&to, &catalog.reader().box_placements(Some(&to), None)?)?;
     Ok(changes)
-}
-
-fn promote_channels(
-    repo: &Repo,
-    from: Option<&str>,
-    to: Option<&str>,
-) -> Result<(String, String), OpsError> {
-    let from = from.unwrap_or(repo.config.first_channel()).to_string();
-    repo.check_channel(&from)?;
-    let to = match to {
-        Some(to) => to.to_string(),
-        None => repo
-            .config
-            .next_channel(&from)
-            .map(str::to_string)
-            .ok_or_else(|| {
-                OpsError::Usage(format!(
-                    "`{from}` is the last channel; name a target with --to"
-                ))
-            })?,
-    };
-    repo.check_channel(&to)?;
-    if from == to {
-        return Err(OpsError::Usage(format!(
-            "--from and --to are both `{from}`"
-        )));
-    }
-    Ok((from, to))
 }
 
 /// The boxes of `selector` placed in `channel` (every provider and architecture).

@@ -52,7 +52,7 @@ pub fn promote(
     repo: &mut Repo,
     request: &PromoteRequest,
 ) -> Result<Vec<ChangedPlacement>, OpsError> {
-    let (from, to) = promote_channels(repo, request)?;
+    let (from, to) = promotion_channels(repo, request.from.as_deref(), request.to.as_deref())?;
     repo.check_dists(&request.dists)?;
     let mut chosen = Vec::new();
     for selector in &request.selectors {
@@ -137,14 +137,17 @@ pub(super) fn changed_dists(changes: &[ChangedPlacement]) -> Vec<(String, String
     pairs.into_iter().collect()
 }
 
-fn promote_channels(repo: &Repo, request: &PromoteRequest) -> Result<(String, String), OpsError> {
-    let from = request
-        .from
-        .clone()
-        .unwrap_or_else(|| repo.config.first_channel().to_string());
+/// The channels of a promotion: `from` (default the first channel) and
+/// `to` (default the one after `from`), both known and different.
+pub(super) fn promotion_channels(
+    repo: &Repo,
+    from: Option<&str>,
+    to: Option<&str>,
+) -> Result<(String, String), OpsError> {
+    let from = from.unwrap_or(repo.config.first_channel()).to_string();
     repo.check_channel(&from)?;
-    let to = match &request.to {
-        Some(to) => to.clone(),
+    let to = match to {
+        Some(to) => to.to_string(),
         None => repo
             .config
             .next_channel(&from)

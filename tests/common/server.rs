@@ -4,23 +4,47 @@
 use super::apt::AptRoot;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 
 /// A `bess serve` child process, stopped with SIGTERM when dropped.
 pub struct Server {
     child: Child,
     pub port: u16,
+    /// Where its request log goes, when kept.
+    log: Option<PathBuf>,
 }
 
 impl Server {
     /// Starts `bess serve` on the repository at `repo` and waits until it listens.
     pub fn start(repo: &Path) -> Server {
+        Server::spawn(repo, None)
+    }
+
+    /// [`Server::start`], keeping the request log in `log` (see [`Server::log`]).
+    pub fn start_logged(repo: &Path, log: &Path) -> Server {
+        Server::spawn(repo, Some(log.to_path_buf()))
+    }
+
+    /// What the server logged so far.
+    pub fn log(&self) -> String {
+        let path = self
+            .log
+            .as_ref()
+            .expect("a server started with start_logged");
+        std::fs::read_to_string(path).unwrap()
+    }
+
+    fn spawn(repo: &Path, log: Option<PathBuf>) -> Server {
+        let stderr = match &log {
+            Some(path) => Stdio::from(std::fs::File::create(path).unwrap()),
+            None => Stdio::null(),
+        };
         let mut child = Command::new(env!("CARGO_BIN_EXE_bess"))
             .env("BESS_REPO", repo)
             .args(["serve", "--listen", "127.0.0.1:0"])
             .stdout(Stdio::piped())
-            .stderr(Stdio::null())
+            .stderr(stderr)
             .spawn()
             .unwrap();
         let mut line = String::new();
@@ -33,7 +57,7 @@ impl Server {
             .next()
             .and_then(|p| p.parse().ok())
             .unwrap_or_else(|| panic!("bess serve printed {line:?}"));
-        Server { child, port }
+        Server { child, port, log }
     }
 
     pub fn url(&self) -> String {
