@@ -748,3 +748,48 @@ fn ip_allow_lists_are_checked_before_auth() {
         200
     );
 }
+
+#[test]
+fn large_files_are_served_whole_and_in_ranges_cached_or_streamed() {
+    if !have_tool("dpkg-deb") {
+        return;
+    }
+    let sb = repository();
+    let input = sb.path("big");
+    let deb = DebSpec::new("big", "1.0-1", "amd64")
+        .compression("none")
+        .payload(&"0123456789abcdef".repeat(3 << 16))
+        .build(&input);
+    sb.ok(&["repo", "ingest", deb.to_str().unwrap()]);
+    sb.ok(&["repo", "promote", "big=1.0-1"]);
+    let bytes = std::fs::read(&deb).unwrap();
+    assert!(bytes.len() > 3 << 20, "larger than what is read inline");
+    let path = "/prod/pool/main/b/big_1.0-1_amd64.deb";
+    let check = |server: &Server| {
+        for _ in 0..2 {
+            let whole = get(server, path, Some(READER), "");
+            assert_eq!((whole.status, whole.body.len()), (200, bytes.len()));
+            assert!(whole.body == bytes, "the exact bytes");
+            let part = get(
+                server,
+                path,
+                Some(READER),
+                "Range: bytes=1048000-1049999\r\n",
+            );
+            assert_eq!(part.status, 206);
+            assert!(part.body == bytes[1_048_000..1_050_000]);
+        }
+    };
+    // Kept in memory (the default cache takes files up to 16 MiB)...
+    check(&Server::start(&sb.repo));
+    // ...and streamed from disk when the cache takes nothing.
+    let settings = sb.repo.join("bess.toml");
+    let text = std::fs::read_to_string(&settings).unwrap();
+    assert!(text.contains("file-cache-mib = 128"));
+    std::fs::write(
+        &settings,
+        text.replace("file-cache-mib = 128", "file-cache-mib = 0"),
+    )
+    .unwrap();
+    check(&Server::start(&sb.repo));
+}

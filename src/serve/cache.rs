@@ -39,11 +39,12 @@ impl Identity {
 }
 
 /// Files' bytes by identity, within a byte budget; the oldest entries go
-/// first when it is exceeded.
+/// first when it is exceeded. Clones share the same entries.
+#[derive(Clone)]
 pub struct FileCache {
     budget: u64,
     largest: u64,
-    entries: Mutex<Entries>,
+    entries: Arc<Mutex<Entries>>,
 }
 
 #[derive(Default)]
@@ -60,7 +61,7 @@ impl FileCache {
         FileCache {
             budget,
             largest: budget / 8,
-            entries: Mutex::new(Entries::default()),
+            entries: Arc::default(),
         }
     }
 
@@ -69,13 +70,18 @@ impl FileCache {
         size <= self.largest
     }
 
+    /// The contents of the file with this metadata, if in memory.
+    pub fn cached(&self, meta: &std::fs::Metadata) -> Option<Bytes> {
+        self.lock().bytes.get(&Identity::of(meta)).cloned()
+    }
+
     /// The whole contents of `file` (whose metadata is `meta`), from memory
     /// when possible; `None` when the file cannot be read whole.
     pub fn contents(&self, file: &mut std::fs::File, meta: &std::fs::Metadata) -> Option<Bytes> {
-        let identity = Identity::of(meta);
-        if let Some(hit) = self.lock().bytes.get(&identity) {
-            return Some(hit.clone());
+        if let Some(hit) = self.cached(meta) {
+            return Some(hit);
         }
+        let identity = Identity::of(meta);
         let mut data = Vec::with_capacity(meta.len() as usize);
         file.read_to_end(&mut data).ok()?;
         // A file that changed size while read is not the one identified.

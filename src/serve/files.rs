@@ -6,6 +6,7 @@ use super::cache::FileCache;
 use super::http::{Body, HttpDate, empty, full, respond};
 use bytes::Bytes;
 use http_body_util::BodyExt;
+use hyper::body::Frame;
 use hyper::{HeaderMap, Method, Response, StatusCode, header};
 use std::io::{Read, Seek, SeekFrom};
 use std::os::unix::fs::MetadataExt;
@@ -121,8 +122,10 @@ fn with_validators(
         .header(header::LAST_MODIFIED, info.modified.to_string())
 }
 
-/// Bytes `start..end` of the file: from the cache or read whole when small,
-/// else streamed in 256 KiB pieces from a blocking thread.
+/// Bytes `start..end` of the file: from the cache, read whole when small,
+/// read whole on a blocking thread (and kept) when the cache takes it, else
+/// streamed in 256 KiB pieces from a blocking thread. Only small files are
+/// read on the async workers, so a miss never holds one up for long.
 fn file_body(source: Source, start: u64, end: u64) -> Body {
     let Source {
         mut file,
@@ -130,42 +133,63 @@ fn file_body(source: Source, start: u64, end: u64) -> Body {
         cache,
     } = source;
     let size = meta.len();
-    if size <= SMALL_FILE || cache.admits(size) {
+    let range = start as usize..end as usize;
+    if let Some(hit) = cache.cached(&meta) {
+        return full(hit.slice(range));
+    }
+    if size <= SMALL_FILE {
         return match cache.contents(&mut file, &meta) {
-            Some(data) => full(data.slice(start as usize..end as usize)),
+            Some(data) => full(data.slice(range)),
             None => empty(),
         };
     }
-    let len = end - start;
-    let (tx, rx) = tokio::sync::mpsc::channel::<std::io::Result<hyper::body::Frame<Bytes>>>(4);
-    tokio::task::spawn_blocking(move || {
-        let result = file.seek(SeekFrom::Start(start));
-        let mut left = len;
-        let mut failed = result.err();
-        while left > 0 && failed.is_none() {
-            let mut piece = vec![0u8; left.min(256 * 1024) as usize];
-            match file.read_exact(&mut piece) {
-                Ok(()) => {
-                    left -= piece.len() as u64;
-                    if tx
-                        .blocking_send(Ok(hyper::body::Frame::data(Bytes::from(piece))))
-                        .is_err()
-                    {
-                        return;
-                    }
-                }
-                Err(e) => failed = Some(e),
-            }
-        }
-        if let Some(e) = failed {
-            let _ = tx.blocking_send(Err(e));
-        }
-    });
+    let (tx, rx) = tokio::sync::mpsc::channel::<std::io::Result<Frame<Bytes>>>(4);
+    if cache.admits(size) {
+        let cache = cache.clone();
+        tokio::task::spawn_blocking(move || {
+            let frame = cache
+                .contents(&mut file, &meta)
+                .map(|data| Frame::data(data.slice(range)))
+                .ok_or_else(|| std::io::Error::other("the file changed while read"));
+            let _ = tx.blocking_send(frame);
+        });
+    } else {
+        tokio::task::spawn_blocking(move || stream(file, start, end - start, &tx));
+    }
     ChannelBody(rx).boxed()
 }
 
+/// Sends `len` bytes of `file` from `start`, piece by piece.
+fn stream(
+    mut file: std::fs::File,
+    start: u64,
+    len: u64,
+    tx: &tokio::sync::mpsc::Sender<std::io::Result<Frame<Bytes>>>,
+) {
+    let mut left = len;
+    let mut failed = file.seek(SeekFrom::Start(start)).err();
+    while left > 0 && failed.is_none() {
+        let mut piece = vec![0u8; left.min(256 * 1024) as usize];
+        match file.read_exact(&mut piece) {
+            Ok(()) => {
+                left -= piece.len() as u64;
+                if tx
+                    .blocking_send(Ok(Frame::data(Bytes::from(piece))))
+                    .is_err()
+                {
+                    return;
+                }
+            }
+            Err(e) => failed = Some(e),
+        }
+    }
+    if let Some(e) = failed {
+        let _ = tx.blocking_send(Err(e));
+    }
+}
+
 /// A body fed by a blocking reader thread through a bounded channel.
-struct ChannelBody(tokio::sync::mpsc::Receiver<std::io::Result<hyper::body::Frame<Bytes>>>);
+struct ChannelBody(tokio::sync::mpsc::Receiver<std::io::Result<Frame<Bytes>>>);
 
 impl hyper::body::Body for ChannelBody {
     type Data = Bytes;
@@ -174,7 +198,7 @@ impl hyper::body::Body for ChannelBody {
     fn poll_frame(
         mut self: std::pin::Pin<&mut Self>,
         cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<Option<Result<hyper::body::Frame<Bytes>, std::io::Error>>> {
+    ) -> std::task::Poll<Option<Result<Frame<Bytes>, std::io::Error>>> {
         self.0.poll_recv(cx)
     }
 }
