@@ -947,3 +947,66 @@ fn backup_and_restore_carry_boxes() {
         assert_eq!(std::fs::read(&published).unwrap(), original, "{channel}");
     }
 }
+
+#[test]
+fn vagrant_is_refused_expired_and_foreign_tokens() {
+    if !have_tool("vagrant") {
+        return;
+    }
+    let sb = repository();
+    for (version, payload) in [("1.0.0", "one"), ("1.1.0", "two")] {
+        let (file, _) = make_box(&sb, &format!("{version}.box"), "libvirt", payload);
+        add_box(&sb, "acme/base", version, &file);
+        sb.ok(&["box", "promote", &format!("acme/base={version}")]);
+    }
+    let vagrant = Vagrant::new();
+    // vagrant fetches a box URL straight, as a catalog lists it.
+    let add = |name: &str, url: &str| {
+        vagrant.run(&["box", "add", "--name", name, "--provider", "libvirt", url])
+    };
+    let urls_of = |server: &Server| {
+        let urls = box_urls(&catalog(server, READER, "prod", "acme/base"));
+        let url = |version: &str| urls.iter().find(|(v, _)| v == version).unwrap().1.clone();
+        (url("1.0.0"), url("1.1.0"))
+    };
+
+    let server = serve(&sb);
+    let (older, newer) = urls_of(&server);
+    // The URL as listed works...
+    let out = add("acme/direct", &newer);
+    assert!(out.status.success(), "{}", text(&out));
+    // ...and another file's token on it does not.
+    let token = older.split_once("?token=").unwrap().1;
+    let foreign = format!("{}?token={token}", newer.split_once("?token=").unwrap().0);
+    let out = add("acme/foreign", &foreign);
+    assert!(
+        !out.status.success() && text(&out).contains("403"),
+        "{}",
+        text(&out)
+    );
+    drop(server);
+
+    // The right token once it has expired: refused too.
+    edit_settings(&sb, "token-ttl-secs = 3600", "token-ttl-secs = 1");
+    let server = serve(&sb);
+    let (older, _) = urls_of(&server);
+    let token = older.split_once("?token=").unwrap().1;
+    let expires: u64 = token.split('.').next().unwrap().parse().unwrap();
+    while std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        < expires
+    {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let out = add("acme/expired", &older);
+    assert!(
+        !out.status.success() && text(&out).contains("403"),
+        "{}",
+        text(&out)
+    );
+    let listed = vagrant.ok(&["box", "list"]);
+    assert!(listed.contains("acme/direct") && !listed.contains("acme/foreign"));
+    assert!(!listed.contains("acme/expired"), "{listed}");
+}
