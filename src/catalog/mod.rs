@@ -115,6 +115,18 @@ impl Catalog {
         Ok(Writer { tx, path })
     }
 
+    /// Bounds the page cache of this connection to `kib` KiB. Ingests
+    /// write with a large one; a publish reads every control once, and a
+    /// large cache would only raise its memory.
+    pub fn limit_page_cache(&self, kib: u32) -> Result<(), CatalogError> {
+        self.conn
+            .execute_batch(&format!("PRAGMA cache_size = -{kib};"))
+            .map_err(|source| CatalogError::Sqlite {
+                path: self.path.clone(),
+                source,
+            })
+    }
+
     /// A read transaction: every query through it sees one consistent state,
     /// whatever other processes commit meanwhile (WAL snapshot isolation).
     pub fn snapshot(&mut self) -> Result<Snapshot<'_>, CatalogError> {

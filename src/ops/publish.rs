@@ -4,7 +4,6 @@ use super::progress::Stage;
 use super::{OpsError, Repo};
 use crate::catalog::{Catalog, Pending, PlacementFilter, QueuedFile};
 use crate::config::RepoConfig;
-use crate::pool::Sha256;
 use crate::publish::PoolTree;
 use crate::publish::{
     DistInput, DistOutcome, DistTree, publish_dist, release::ReleaseFields, valid_until,
@@ -50,6 +49,7 @@ pub fn publish(repo: &mut Repo, request: &PublishRequest) -> Result<Vec<Publishe
     if targets.is_empty() {
         return Ok(Vec::new());
     }
+    repo.catalog.limit_page_cache(PUBLISH_PAGE_CACHE_KIB)?;
     let signer = signer(repo)?;
     let now = publication_time();
     let mut published = Vec::new();
@@ -72,6 +72,11 @@ pub fn publish(repo: &mut Repo, request: &PublishRequest) -> Result<Vec<Publishe
     drop_chunk_cache(repo)?;
     Ok(published)
 }
+
+/// SQLite page cache while publishing: every control is read once, in
+/// order, so a few MiB do; the 64 MiB an ingest writes with would only
+/// add to the publish's peak memory.
+const PUBLISH_PAGE_CACHE_KIB: u32 = 4096;
 
 /// Publishes some dists of one channel, with its pool-tree changes.
 ///
@@ -290,18 +295,7 @@ fn link_files(
     channel: &str,
     links: &[(String, String, String)],
 ) -> Result<(), OpsError> {
-    let items = links
-        .iter()
-        .map(|(component, pool_name, sha256)| {
-            let sha = Sha256::from_hex(sha256).ok_or_else(|| {
-                OpsError::Conflict(format!(
-                    "catalog entry {pool_name} has a malformed SHA256 `{sha256}`"
-                ))
-            })?;
-            Ok((sha, component.as_str(), pool_name.as_str()))
-        })
-        .collect::<Result<Vec<_>, OpsError>>()?;
-    Ok(tree.link_all(channel, &items)?)
+    Ok(tree.link_all(channel, links)?)
 }
 
 /// Removes queued files no placement of the channel wants, once no dist of

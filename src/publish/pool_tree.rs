@@ -60,28 +60,39 @@ impl<'a> PoolTree<'a> {
 
     /// Publishes many objects in the channel's tree (idempotent): each
     /// directory is created once, then the files are linked in parallel.
-    /// Items are (SHA-256, component, pool name).
-    pub fn link_all(&self, channel: &str, items: &[(Sha256, &str, &str)]) -> Result<(), PoolError> {
+    /// Links are (component, pool name, SHA-256 in hex), as queued.
+    pub fn link_all(
+        &self,
+        channel: &str,
+        links: &[(String, String, String)],
+    ) -> Result<(), PoolError> {
         use rayon::prelude::*;
-        let paths: Vec<PathBuf> = items
+        // Paths are made again per file rather than kept: 60,000 of them
+        // would be megabytes of a publish that must stay small.
+        let dirs: std::collections::BTreeSet<PathBuf> = links
             .iter()
-            .map(|(_, component, name)| self.path(channel, component, name))
+            .filter_map(|(component, name, _)| {
+                self.path(channel, component, name)
+                    .parent()
+                    .map(Path::to_path_buf)
+            })
             .collect();
-        let dirs: std::collections::BTreeSet<&Path> =
-            paths.iter().filter_map(|p| p.parent()).collect();
-        for dir in dirs {
+        for dir in &dirs {
             std::fs::create_dir_all(dir).map_err(|source| PoolError::Io {
                 action: "create directory",
-                path: dir.to_path_buf(),
+                path: dir.clone(),
                 source,
             })?;
         }
-        items
-            .par_iter()
-            .zip(&paths)
-            .try_for_each(|((sha256, _, _), path)| {
-                self.pool.link_in_place(sha256, path).map(|_| ())
-            })
+        links.par_iter().try_for_each(|(component, name, sha256)| {
+            let path = self.path(channel, component, name);
+            let sha256 = Sha256::from_hex(sha256).ok_or_else(|| PoolError::Io {
+                action: "link (the catalog has a malformed SHA-256 for it)",
+                path: path.clone(),
+                source: io::Error::from(io::ErrorKind::InvalidData),
+            })?;
+            self.pool.link_in_place(&sha256, &path).map(|_| ())
+        })
     }
 
     /// Withdraws a package file from a channel's tree, pruning emptied directories.
