@@ -17,7 +17,7 @@ mod users;
 pub use audit::{AuditEntry, AuditFilter, AuditRow};
 pub use backup::{CatalogCopy, ObjectRef};
 pub use boxes::{BoxRow, NewBox, PlacedBox};
-pub use index::IndexEntry;
+pub use index::{IndexEntry, StanzaParts};
 pub use packages::{NewPackage, PackageRow, PlacedPackage, PlacementFilter};
 pub use pending::Pending;
 pub use pins::Pin;

@@ -6,7 +6,7 @@
 //! change waiting for `bess repo publish`).
 
 use super::{OpsError, Repo};
-use crate::catalog::{IndexEntry, PlacementFilter};
+use crate::catalog::{IndexEntry, PlacementFilter, StanzaParts};
 use crate::config::RepoConfig;
 use crate::publish::release::{FileSums, field, parse_files};
 use crate::publish::{DistTree, render, split};
@@ -227,9 +227,9 @@ fn check_dist(
     }
     let entries = reader.index_entries(channel, dist)?;
     let ids: Vec<i64> = entries.iter().map(|e| e.id).collect();
-    let controls = reader.controls(&ids)?;
+    let stanzas = reader.stanza_parts(&ids)?;
     let problems =
-        check_indices_match_catalog(&repo.config, &root, &files, &entries, &controls, &here);
+        check_indices_match_catalog(&repo.config, &root, &files, &entries, &stanzas, &here);
     report.problems.extend(problems);
     Ok(())
 }
@@ -313,7 +313,7 @@ fn check_indices_match_catalog(
     root: &Path,
     files: &[FileSums],
     entries: &[IndexEntry],
-    controls: &HashMap<i64, String>,
+    stanzas: &HashMap<i64, StanzaParts>,
     here: &str,
 ) -> Vec<String> {
     let mut problems = Vec::new();
@@ -325,7 +325,7 @@ fn check_indices_match_catalog(
     let components = &config.settings.components;
     for index in split(entries, components, config.archs.names()) {
         let rel = format!("{}/Packages", index.dir());
-        let expected = render(&index.entries, controls);
+        let expected = render(&index.entries, stanzas);
         let listed = files.iter().find(|f| f.path == rel);
         if listed != Some(&FileSums::of(rel.clone(), expected.as_bytes())) {
             problems.push(format!("{here}/{rel}: Release disagrees with the catalog; run `bess repo publish --refresh`"));
@@ -341,10 +341,11 @@ fn check_indices_match_catalog(
             }
         }
         for entry in &index.entries {
+            let pool_name = stanzas.get(&entry.id).map(|p| p.pool_name.as_str());
             let file = channel_dir
                 .join("pool")
                 .join(&entry.component)
-                .join(&entry.pool_name);
+                .join(pool_name.unwrap_or_default());
             if !file.is_file() {
                 problems.push(format!("{here}/{rel}: {} is not published", file.display()));
             }

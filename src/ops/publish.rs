@@ -192,11 +192,11 @@ fn publish_one(
     let reader = snapshot.reader();
     let entries = reader.index_entries(channel, dist)?;
     let seq = reader.pending_seq(channel, dist)?;
-    let controls = |ids: &[i64]| reader.controls(ids).map_err(std::io::Error::other);
+    let stanzas = |ids: &[i64]| reader.stanza_parts(ids).map_err(std::io::Error::other);
     let input = DistInput {
         tree: DistTree::new(layout.channel_dir(channel), dist),
         entries: &entries,
-        controls: &controls,
+        stanzas: &stanzas,
         fields: release_fields(config, dist, now),
         components: &settings.components,
         archs: config.archs.names(),

@@ -13,7 +13,7 @@ use super::chunks::{
 };
 use super::compress::{XZ_HEADER, compress_chunk, xz_footer};
 use super::index::render;
-use crate::catalog::IndexEntry;
+use crate::catalog::{IndexEntry, StanzaParts};
 use std::collections::HashMap;
 use std::fs::File;
 use std::io::{self, BufWriter, Write};
@@ -22,8 +22,8 @@ use std::path::{Path, PathBuf};
 /// Chunks whose control paragraphs are read from the catalog in one query.
 const WINDOW: usize = 32;
 
-/// Fetches control paragraphs by package id.
-pub type Controls<'a> = dyn Fn(&[i64]) -> io::Result<HashMap<i64, String>> + 'a;
+/// Fetches what packages' stanzas are rendered from, by package id.
+pub type Stanzas<'a> = dyn Fn(&[i64]) -> io::Result<HashMap<i64, StanzaParts>> + 'a;
 
 /// The three files of one index: uncompressed, gzip, xz.
 pub const KINDS: [&str; 3] = ["Packages", "Packages.gz", "Packages.xz"];
@@ -40,7 +40,7 @@ pub struct BuiltIndex {
 /// Where and how to build.
 pub struct IndexSource<'a> {
     pub entries: &'a [&'a IndexEntry],
-    pub controls: &'a Controls<'a>,
+    pub stanzas: &'a Stanzas<'a>,
     /// The previous publication's compressed chunks.
     pub published: &'a PublishedChunks,
     /// Directory for temp files (on the publication's filesystem).
@@ -134,26 +134,25 @@ fn produce(
         let wanted: Vec<bool> = (0..window.len())
             .map(|i| first + i >= resume || cached[i].is_none() || source.write_plain)
             .collect();
-        let controls = window_controls(source, window, &wanted)?;
+        let parts = window_parts(source, window, &wanted)?;
         for (i, (chunk, cached)) in window.iter().zip(cached).enumerate() {
             // A full set of chunks in flight: wait for the writer to take one.
             if slots.send(()).is_err() {
                 return Ok(()); // the writer failed; its error is reported
             }
-            let text =
-                wanted[i].then(|| render(&source.entries[chunk.start..chunk.end], &controls));
+            let text = wanted[i].then(|| render(&source.entries[chunk.start..chunk.end], &parts));
             dispatch(first + i, cached, text, ready);
         }
     }
     Ok(())
 }
 
-/// Control paragraphs of the packages in the window's chunks that need text.
-fn window_controls(
+/// Stanza parts of the packages in the window's chunks that need text.
+fn window_parts(
     source: &IndexSource<'_>,
     window: &[Chunk],
     wanted: &[bool],
-) -> io::Result<HashMap<i64, String>> {
+) -> io::Result<HashMap<i64, StanzaParts>> {
     let ids: Vec<i64> = window
         .iter()
         .zip(wanted)
@@ -163,7 +162,7 @@ fn window_controls(
     if ids.is_empty() {
         return Ok(HashMap::new());
     }
-    (source.controls)(&ids)
+    (source.stanzas)(&ids)
 }
 
 /// Sends a chunk to the writer, compressing it on the pool first if needed.

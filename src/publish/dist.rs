@@ -1,6 +1,6 @@
 //! Publishing one dist of one channel: indices, Release, signatures, switch.
 
-use super::build::{BuiltIndex, Controls, IndexSource, KINDS, build_index};
+use super::build::{BuiltIndex, IndexSource, KINDS, Stanzas, build_index};
 use super::checksums::HexDigests;
 use super::chunks::{Manifest, PublishedChunks};
 use super::generation::{DistTree, Generation};
@@ -16,7 +16,7 @@ use std::time::{Duration, SystemTime};
 pub struct DistInput<'a> {
     pub tree: DistTree,
     pub entries: &'a [IndexEntry],
-    pub controls: &'a Controls<'a>,
+    pub stanzas: &'a Stanzas<'a>,
     pub fields: ReleaseFields,
     pub components: &'a [String],
     pub archs: &'a [String],
@@ -101,7 +101,7 @@ fn build_one(
     let published = PublishedChunks::open(&previous, &temp_dir);
     let source = IndexSource {
         entries: &index.entries,
-        controls: input.controls,
+        stanzas: input.stanzas,
         published: &published,
         temp_dir: &temp_dir,
         write_plain: input.write_plain,

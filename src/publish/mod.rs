@@ -14,7 +14,7 @@ mod index;
 mod pool_tree;
 pub mod release;
 
-pub use build::Controls;
+pub use build::Stanzas;
 pub use chunks::Manifest;
 pub use dist::{DistInput, DistOutcome, publish_dist, valid_until};
 pub use generation::DistTree;
