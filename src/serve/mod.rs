@@ -131,11 +131,14 @@ async fn serve_io<I>(
         let state = state.clone();
         async move { Ok::<_, std::convert::Infallible>(handle(state, request, ip).await) }
     });
+    // No `pipeline_flush`: hyper then copies every body into one flat
+    // buffer before writing it, which cost a quarter of the throughput on
+    // an 840 KB Packages.xz; without it bodies go out by writev straight
+    // from the file cache, and pipelined requests are still answered.
     let connection = hyper::server::conn::http1::Builder::new()
         .timer(TokioTimer::new())
         .header_read_timeout(timeout)
         .keep_alive(true)
-        .pipeline_flush(true)
         .serve_connection(io, service);
     let _ = watcher.watch(connection).await;
 }
