@@ -91,7 +91,17 @@ async fn serve(state: Arc<State>, listen: &str) -> anyhow::Result<()> {
             _ = &mut shutdown => break,
         };
         let (stream, remote) = tokio::select! {
-            accepted = listener.accept() => accepted?,
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(e) => {
+                    // Out of descriptors, or a connection reset before it
+                    // was taken: the next accept may well succeed, and the
+                    // connections already open must go on being served.
+                    eprintln!("bess serve: cannot accept a connection: {e}");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
             _ = &mut shutdown => break,
         };
         let _ = stream.set_nodelay(true);
