@@ -113,6 +113,7 @@ fn check_files(deb: &Path) {
     ] {
         assert!(unit.lines().any(|l| l == line), "{line} missing:\n{unit}");
     }
+    verify_unit(root.path());
     let conffiles = std::fs::read_to_string(control.join("conffiles")).unwrap();
     assert_eq!(
         conffiles,
@@ -140,6 +141,31 @@ fn check_files(deb: &Path) {
     let man = String::from_utf8(man.stdout).unwrap();
     assert!(man.starts_with(".ie") || man.contains(".TH"), "{man}");
     assert!(man.contains("verify"), "{man}");
+}
+
+/// systemd itself reads the unit: an unknown key, a bad value or a
+/// missing binary is reported (on stderr, often with success). The copy
+/// points ExecStart at the unpacked binary, as it would be once installed.
+fn verify_unit(root: &Path) {
+    if !have_tool("systemd-analyze") {
+        return;
+    }
+    let unit = std::fs::read_to_string(root.join("lib/systemd/system/bess.service")).unwrap();
+    let installed = root.join("usr/bin/bess");
+    let unit = unit.replace("/usr/bin/bess", installed.to_str().unwrap());
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("bess.service");
+    std::fs::write(&path, unit).unwrap();
+    let out = Command::new("systemd-analyze")
+        .args(["verify", "--man=no"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    let complaints = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success() && complaints.trim().is_empty(),
+        "systemd-analyze verify bess.service:\n{complaints}"
+    );
 }
 
 /// lintian may warn, never err.

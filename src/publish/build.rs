@@ -19,7 +19,7 @@ use std::fs::File;
 use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
 
-/// Chunks whose control paragraphs are read from the catalog in one query.
+/// Chunks whose stanza parts are read from the catalog in one query.
 const WINDOW: usize = 32;
 
 /// Fetches what packages' stanzas are rendered from, by package id.
