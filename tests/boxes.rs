@@ -8,6 +8,7 @@ mod common;
 use common::server::Server;
 use common::{Sandbox, have_tool, inode};
 use std::io::Write;
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
@@ -925,6 +926,16 @@ fn backup_and_restore_carry_boxes() {
     let (file, _) = make_box(&sb, "base.box", "libvirt", "backup");
     add_box(&sb, "acme/base", "1.0.0", &file);
     sb.ok(&["box", "promote", "acme/base=1.0.0"]);
+    // A box URL handed out before the backup, token and all.
+    let handed_out = {
+        let server = serve(&sb);
+        let url = box_urls(&catalog(&server, READER, "prod", "acme/base"))[0]
+            .1
+            .clone();
+        let path = url.split_once(&server.url()).unwrap().1.to_string();
+        assert_eq!(server.get(&path, None).0, 200, "{path}");
+        path
+    };
     let dest = sb.path("backup");
     sb.ok(&["backup", dest.to_str().unwrap()]);
     let restored = sb.path("restored");
@@ -946,6 +957,20 @@ fn backup_and_restore_carry_boxes() {
         ));
         assert_eq!(std::fs::read(&published).unwrap(), original, "{channel}");
     }
+    // The token key came back, owner-only, so that URL still works...
+    let key = restored.join("keys/box-token.secret");
+    let mode = std::fs::metadata(&key).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o600);
+    let server = Server::start(&restored);
+    let (status, body) = server.get(&handed_out, None);
+    assert_eq!((status, body == original), (200, true), "{handed_out}");
+    // ...and the same token with a later expiry, which the key did not
+    // sign, still does not.
+    let (file, token) = handed_out.split_once("?token=").unwrap();
+    let (expires, signed) = token.split_once('.').unwrap();
+    let later = expires.parse::<u64>().unwrap() + 3600;
+    let forged = format!("{file}?token={later}.{signed}");
+    assert_eq!(server.get(&forged, None).0, 403, "{forged}");
 }
 
 #[test]

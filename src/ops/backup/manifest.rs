@@ -32,6 +32,11 @@ pub struct Manifest {
     pub config: Vec<FileEntry>,
     /// Signing keys, each flagged as secret material.
     pub keys: Vec<KeyEntry>,
+    /// The key that signs box download tokens (secret too), when the
+    /// repository has made one; restored, it keeps box URLs already handed
+    /// out working. Absent from backups of earlier versions.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub box_token_key: Option<FileEntry>,
 }
 
 /// The catalog copy.
@@ -133,7 +138,8 @@ impl Manifest {
         let files = std::iter::once(self.snapshot.as_str())
             .chain(std::iter::once(self.catalog.file.as_str()))
             .chain(self.config.iter().map(|f| f.file.as_str()))
-            .chain(self.keys.iter().map(|k| k.file.as_str()));
+            .chain(self.keys.iter().map(|k| k.file.as_str()))
+            .chain(self.box_token_key.iter().map(|k| k.file.as_str()));
         for file in files {
             if !is_plain_relative(file) {
                 return Err(invalid(&format!("`{file}` is not a plain relative path")));

@@ -7,7 +7,7 @@
 //! DEST/backup.json                 manifest, replaced last: the commit point
 //! DEST/snapshots/<id>/catalog.db   the catalog, through SQLite's online backup API
 //! DEST/snapshots/<id>/config/      bess.toml, dists.list, archs.list
-//! DEST/snapshots/<id>/keys/        signing keys (secret: 0600 in a 0700 directory)
+//! DEST/snapshots/<id>/keys/        signing keys and the box token key (secret: 0600 in a 0700 directory)
 //! DEST/pool/<2 hex>/<sha256>       objects, shared by successive backups
 //! ```
 //!
@@ -89,6 +89,7 @@ pub fn backup(repo: &mut Repo, request: &BackupRequest) -> Result<BackupReport, 
         objects: totals(&objects),
         config: copy_config(repo, &snapshot)?,
         keys: copy_keys(repo, &snapshot)?,
+        box_token_key: copy_box_token_key(repo, &snapshot)?,
     };
     crate::pool::sync_filesystem(&dest).map_err(OpsError::io("sync", &dest))?;
     manifest.save(&dest)?;
@@ -249,6 +250,26 @@ fn copy_keys(repo: &Repo, snapshot: &Path) -> Result<Vec<KeyEntry>, OpsError> {
         });
     }
     Ok(entries)
+}
+
+/// The box token key, mode 0600, if the repository has one yet (it is
+/// made the first time `bess serve` runs).
+fn copy_box_token_key(repo: &Repo, snapshot: &Path) -> Result<Option<FileEntry>, OpsError> {
+    let layout = &repo.config.layout;
+    let from = layout.box_token_secret();
+    if !from.exists() {
+        return Ok(None);
+    }
+    let file = from
+        .strip_prefix(layout.root())
+        .ok()
+        .and_then(|rel| rel.to_str())
+        .map(str::to_string)
+        .ok_or_else(|| OpsError::Usage(format!("{} is outside the repository", from.display())))?;
+    let to = snapshot.join(&file);
+    create_private_dir(to.parent().expect("the key sits in a directory"))?;
+    let sha256 = copy_file_atomically(&from, &to, 0o600)?;
+    Ok(Some(FileEntry { file, sha256 }))
 }
 
 fn totals(objects: &[ObjectRef]) -> ObjectTotals {

@@ -99,10 +99,12 @@ fn rebuild(
         0o644,
         &manifest.catalog.sha256,
     )?;
-    for key in &manifest.keys {
-        let to = layout.root().join(&key.file);
+    let secrets = manifest.keys.iter().map(|k| (&k.file, &k.sha256));
+    let box_token_key = manifest.box_token_key.iter().map(|k| (&k.file, &k.sha256));
+    for (file, sha256) in secrets.chain(box_token_key) {
+        let to = layout.root().join(file);
         private_dir(to.parent().expect("key files sit in a directory"))?;
-        copy_checked(&snapshot.join(&key.file), &to, 0o600, &key.sha256)?;
+        copy_checked(&snapshot.join(file), &to, 0o600, sha256)?;
     }
     // bess.toml last: its presence is what marks a complete repository.
     let mut config = manifest.config.clone();
