@@ -59,39 +59,42 @@ impl<'a> PoolTree<'a> {
     }
 
     /// Publishes many objects in the channel's tree (idempotent): each
-    /// directory is created once, then the files are linked in parallel.
-    /// Links are (component, pool name, SHA-256 in hex), as queued.
+    /// directory is created once, then the directories are filled in
+    /// parallel. Links are (component, pool name, SHA-256 in hex), as queued.
     pub fn link_all(
         &self,
         channel: &str,
         links: &[(String, String, String)],
     ) -> Result<(), PoolError> {
         use rayon::prelude::*;
-        // Paths are made again per file rather than kept: 60,000 of them
-        // would be megabytes of a publish that must stay small.
-        let dirs: std::collections::BTreeSet<PathBuf> = links
-            .iter()
-            .filter_map(|(component, name, _)| {
-                self.path(channel, component, name)
-                    .parent()
-                    .map(Path::to_path_buf)
-            })
-            .collect();
-        for dir in &dirs {
+        // Indices rather than paths: 60,000 paths would be megabytes of a
+        // publish that must stay small.
+        let mut by_dir: std::collections::BTreeMap<PathBuf, Vec<usize>> = Default::default();
+        for (i, (component, name, _)) in links.iter().enumerate() {
+            if let Some(dir) = self.path(channel, component, name).parent() {
+                by_dir.entry(dir.to_path_buf()).or_default().push(i);
+            }
+        }
+        by_dir.par_iter().try_for_each(|(dir, members)| {
             std::fs::create_dir_all(dir).map_err(|source| PoolError::Io {
                 action: "create directory",
                 path: dir.clone(),
                 source,
             })?;
-        }
-        links.par_iter().try_for_each(|(component, name, sha256)| {
-            let path = self.path(channel, component, name);
-            let sha256 = Sha256::from_hex(sha256).ok_or_else(|| PoolError::Io {
-                action: "link (the catalog has a malformed SHA-256 for it)",
-                path: path.clone(),
-                source: io::Error::from(io::ErrorKind::InvalidData),
-            })?;
-            self.pool.link_in_place(&sha256, &path).map(|_| ())
+            let files = members
+                .iter()
+                .map(|&i| {
+                    let (_, name, sha256) = &links[i];
+                    let file_name = name.rsplit('/').next().unwrap_or(name);
+                    let sha256 = Sha256::from_hex(sha256).ok_or_else(|| PoolError::Io {
+                        action: "link (the catalog has a malformed SHA-256 for it)",
+                        path: dir.join(file_name),
+                        source: io::Error::from(io::ErrorKind::InvalidData),
+                    })?;
+                    Ok((file_name, sha256))
+                })
+                .collect::<Result<Vec<_>, PoolError>>()?;
+            self.pool.link_into_dir(dir, files.into_iter())
         })
     }
 
