@@ -415,3 +415,78 @@ fn incremental_publishes_reuse_published_chunks_and_match_a_full_rebuild() {
     assert_eq!(apt.versions("pkg0"), ["1.0-1"]);
     assert_eq!(apt.versions("pkg340"), ["1.0-1"]);
 }
+
+#[test]
+fn architectures_share_their_all_packages_through_incremental_publishes() {
+    if !tools(&["dpkg-deb", "apt-get", "gpgv"]) {
+        return;
+    }
+    let sb = Sandbox::new("bookworm", "amd64,arm64");
+    let arch_of = |i: usize| match i % 4 {
+        0 => "all",
+        1 | 2 => "amd64",
+        _ => "arm64",
+    };
+    let batch = |from: usize, to: usize| {
+        let input = sb.path(&format!("in-{from}"));
+        for i in from..to {
+            DebSpec::new(&format!("pkg{i}"), "1.0-1", arch_of(i))
+                .field("Description", &format!("package {i}\n long text {i}"))
+                .build(&input);
+        }
+        sb.ok(&["repo", "ingest", input.to_str().unwrap()]);
+    };
+    // Architecture-specific and `all` packages interleaved in the catalog;
+    // the later batches add to the end of both indices, one of them an
+    // `all` package alone and one an arm64 package alone.
+    batch(0, 240);
+    batch(240, 260);
+    batch(260, 261);
+    batch(263, 264);
+    let both = |sb: &Sandbox| {
+        let mut hashes = index_hashes(sb, "main/binary-amd64/Packages");
+        hashes.extend(index_hashes(sb, "main/binary-arm64/Packages"));
+        hashes
+    };
+    let incremental = both(&sb);
+    assert_eq!(incremental.len(), 6, "{incremental:?}");
+
+    // Each index lists its own architecture and every `all` package, once.
+    let dist = sb.repo.join("public/preprod/dists/bookworm/main");
+    for arch in ["amd64", "arm64"] {
+        let text = common::read_xz(&dist.join(format!("binary-{arch}/Packages.xz")));
+        let mut listed: Vec<usize> = stanzas(&text)
+            .keys()
+            .map(|(name, _)| name.trim_start_matches("pkg").parse().unwrap())
+            .collect();
+        listed.sort_unstable();
+        let count = text.split("\n\n").filter(|s| !s.trim().is_empty()).count();
+        assert_eq!(count, listed.len(), "binary-{arch}: no package twice");
+        let wanted: Vec<usize> = (0..261)
+            .chain([263])
+            .filter(|i| arch_of(*i) == arch || arch_of(*i) == "all")
+            .collect();
+        assert_eq!(listed, wanted, "binary-{arch}");
+        assert_eq!(
+            common::read_gz(&dist.join(format!("binary-{arch}/Packages.gz"))),
+            text,
+            "binary-{arch}: gz and xz agree"
+        );
+    }
+
+    // Rebuilt from the catalog alone, the same bytes come out.
+    std::fs::remove_dir_all(sb.repo.join("cache/manifests")).unwrap();
+    sb.ok(&["repo", "publish", "--refresh"]);
+    assert_eq!(both(&sb), incremental);
+    sb.ok(&["repo", "check"]);
+
+    let key = sb.path("key.gpg");
+    std::fs::write(&key, sb.bess(&["key", "export"]).stdout).unwrap();
+    for arch in ["amd64", "arm64"] {
+        let apt = AptRoot::new(arch, "Acquire::By-Hash \"force\";");
+        apt.add_source("bess", &channel_uri(&sb, "preprod"), "bookworm", &key);
+        apt.update(&[]);
+        assert_eq!(apt.versions("pkg0"), ["1.0-1"], "{arch}: an all package");
+        assert_eq!(apt.versions("pkg260"), ["1.0-1"], "{arch}: added alone");
+    }
+}

@@ -12,12 +12,13 @@ use super::chunks::{
     Chunk, ChunkSizes, CompressedChunk, Manifest, ManifestChunk, PublishedChunks, cut,
 };
 use super::compress::{XZ_HEADER, compress_chunk, xz_footer};
-use super::index::render;
+use super::index::{Section, render};
 use crate::catalog::{IndexEntry, StanzaParts};
 use std::collections::HashMap;
 use std::fs::File;
 use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 
 /// Chunks whose stanza parts are read from the catalog in one query.
 const WINDOW: usize = 32;
@@ -37,9 +38,44 @@ pub struct BuiltIndex {
     pub manifest: Manifest,
 }
 
+/// Chunks of `Architecture: all` runs made during this publication, with
+/// their text. Every architecture's index has the same runs, cut into the
+/// same chunks, so the indices built after the first take them from here
+/// instead of rendering and compressing them again.
+#[derive(Default)]
+pub struct SharedChunks(Mutex<HashMap<[u8; 32], Arc<SharedChunk>>>);
+
+struct SharedChunk {
+    compressed: CompressedChunk,
+    text: Arc<String>,
+}
+
+impl SharedChunks {
+    fn get(&self, key: &[u8; 32]) -> Option<Arc<SharedChunk>> {
+        self.lock().get(key).cloned()
+    }
+
+    fn keep(&self, key: [u8; 32], compressed: &CompressedChunk, text: &Arc<String>) {
+        self.lock().entry(key).or_insert_with(|| {
+            Arc::new(SharedChunk {
+                compressed: compressed.clone(),
+                text: text.clone(),
+            })
+        });
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<[u8; 32], Arc<SharedChunk>>> {
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
 /// Where and how to build.
 pub struct IndexSource<'a> {
     pub entries: &'a [&'a IndexEntry],
+    /// Runs of `entries` that chunks never straddle.
+    pub sections: &'a [Section],
     pub stanzas: &'a Stanzas<'a>,
     /// The previous publication's compressed chunks.
     pub published: &'a PublishedChunks,
@@ -47,6 +83,9 @@ pub struct IndexSource<'a> {
     pub temp_dir: &'a Path,
     /// Whether to write the uncompressed `Packages` too.
     pub write_plain: bool,
+    /// Where chunks of shared runs are kept for the other architectures'
+    /// indices (none when the dist has one architecture).
+    pub shared: Option<&'a SharedChunks>,
 }
 
 /// A chunk of the shared prefix could not be read back and compressed to
@@ -74,7 +113,7 @@ pub fn build_index(source: &IndexSource<'_>, previous: &Manifest) -> io::Result<
 }
 
 fn build_resumed(source: &IndexSource<'_>, previous: &Manifest) -> io::Result<BuiltIndex> {
-    let chunks = cut(source.entries);
+    let chunks = cut(source.entries, source.sections);
     if let Some(sums) = unchanged(&chunks, previous) {
         return Ok(BuiltIndex {
             sums,
@@ -90,6 +129,7 @@ fn build_resumed(source: &IndexSource<'_>, previous: &Manifest) -> io::Result<Bu
     // cores stay busy until the last chunk.
     let (ready_tx, ready_rx) = std::sync::mpsc::channel::<(usize, Prepared)>();
     let (slot_tx, slot_rx) = std::sync::mpsc::sync_channel::<()>(IN_FLIGHT);
+    let shared = source.shared;
     std::thread::scope(|scope| {
         let chunks = &chunks;
         let writer = scope.spawn(move || -> io::Result<BuiltIndex> {
@@ -99,7 +139,12 @@ fn build_resumed(source: &IndexSource<'_>, previous: &Manifest) -> io::Result<Bu
             for (index, prepared) in ready_rx {
                 waiting.insert(index, prepared);
                 while let Some((compressed, text)) = waiting.remove(&next) {
-                    out.append(next, &chunks[next], &compressed, text.as_deref(), previous)?;
+                    let chunk = &chunks[next];
+                    let plain = text.as_deref().map(String::as_str);
+                    out.append(next, chunk, &compressed, plain, previous)?;
+                    if let (Some(shared), Some(text), true) = (shared, &text, chunk.shared) {
+                        shared.keep(chunk.key, &compressed, text);
+                    }
                     let _ = slot_rx.try_recv();
                     next += 1;
                 }
@@ -117,7 +162,7 @@ fn build_resumed(source: &IndexSource<'_>, previous: &Manifest) -> io::Result<Bu
 const IN_FLIGHT: usize = 64;
 
 /// Renders every chunk that needs text, window by window, and hands it to
-/// the compressing pool (or, when cached, straight to the writer).
+/// the compressing pool (or, when already compressed, straight to the writer).
 fn produce(
     source: &IndexSource<'_>,
     chunks: &[Chunk],
@@ -127,36 +172,96 @@ fn produce(
 ) -> io::Result<()> {
     for (w, window) in chunks.chunks(WINDOW).enumerate() {
         let first = w * WINDOW;
-        let cached: Vec<Option<CompressedChunk>> = window
+        let origins: Vec<Origin> = window
             .iter()
-            .map(|c| source.published.get(&c.key))
+            .enumerate()
+            .map(|(i, c)| origin(source, c, first + i >= resume || source.write_plain))
             .collect();
-        let wanted: Vec<bool> = (0..window.len())
-            .map(|i| first + i >= resume || cached[i].is_none() || source.write_plain)
+        let rendered: Vec<bool> = origins
+            .iter()
+            .map(|o| matches!(o, Origin::Rendered))
             .collect();
-        let parts = window_parts(source, window, &wanted)?;
-        for (i, (chunk, cached)) in window.iter().zip(cached).enumerate() {
+        let parts = window_parts(source, window, &rendered)?;
+        for (i, (chunk, origin)) in window.iter().zip(origins).enumerate() {
             // A full set of chunks in flight: wait for the writer to take one.
             if slots.send(()).is_err() {
                 return Ok(()); // the writer failed; its error is reported
             }
-            let text = wanted[i].then(|| render(&source.entries[chunk.start..chunk.end], &parts));
-            dispatch(first + i, cached, text, ready);
+            let index = first + i;
+            match origin {
+                Origin::Made(made) => {
+                    let text = Some(made.text.clone());
+                    let _ = ready.send((index, (made.compressed.clone(), text)));
+                }
+                Origin::Published(compressed, text) => {
+                    let _ = ready.send((index, (compressed, text)));
+                }
+                Origin::Rendered => {
+                    let text = render(&source.entries[chunk.start..chunk.end], &parts);
+                    compress_later(index, Arc::new(text), ready);
+                }
+            }
         }
     }
     Ok(())
 }
 
-/// Stanza parts of the packages in the window's chunks that need text.
+/// Where a chunk of the index being built comes from.
+enum Origin {
+    /// Made for another architecture's index of this publication.
+    Made(Arc<SharedChunk>),
+    /// Read back from the previous publication, with its text when needed.
+    Published(CompressedChunk, Option<Arc<String>>),
+    /// Rendered from the catalog and compressed.
+    Rendered,
+}
+
+/// The cheapest way to get a chunk, with its text if `needs_text` (for
+/// hashing or writing the uncompressed index). Text is decompressed from
+/// a reused gzip member rather than rendered again: inflating is far
+/// cheaper than reading stanzas back from the catalog.
+fn origin(source: &IndexSource<'_>, chunk: &Chunk, needs_text: bool) -> Origin {
+    if let Some(made) = source
+        .shared
+        .filter(|_| chunk.shared)
+        .and_then(|s| s.get(&chunk.key))
+    {
+        return Origin::Made(made);
+    }
+    let Some(compressed) = source.published.get(&chunk.key) else {
+        return Origin::Rendered;
+    };
+    if !needs_text {
+        return Origin::Published(compressed, None);
+    }
+    match inflate(&compressed.gzip) {
+        Some(text) if text.len() as u64 == compressed.plain_len => {
+            Origin::Published(compressed, Some(Arc::new(text)))
+        }
+        _ => Origin::Rendered,
+    }
+}
+
+/// The text of one gzip member.
+fn inflate(member: &[u8]) -> Option<String> {
+    use std::io::Read;
+    let mut text = String::new();
+    flate2::read::GzDecoder::new(member)
+        .read_to_string(&mut text)
+        .ok()?;
+    Some(text)
+}
+
+/// Stanza parts of the packages in the window's chunks that are rendered.
 fn window_parts(
     source: &IndexSource<'_>,
     window: &[Chunk],
-    wanted: &[bool],
+    rendered: &[bool],
 ) -> io::Result<HashMap<i64, StanzaParts>> {
     let ids: Vec<i64> = window
         .iter()
-        .zip(wanted)
-        .filter(|(_, wanted)| **wanted)
+        .zip(rendered)
+        .filter(|(_, rendered)| **rendered)
         .flat_map(|(c, _)| source.entries[c.start..c.end].iter().map(|e| e.id))
         .collect();
     if ids.is_empty() {
@@ -165,25 +270,17 @@ fn window_parts(
     (source.stanzas)(&ids)
 }
 
-/// Sends a chunk to the writer, compressing it on the pool first if needed.
-fn dispatch(
+/// Compresses a rendered chunk on the pool, then hands it to the writer.
+fn compress_later(
     index: usize,
-    cached: Option<CompressedChunk>,
-    text: Option<String>,
+    text: Arc<String>,
     ready: &std::sync::mpsc::Sender<(usize, Prepared)>,
 ) {
     let ready = ready.clone();
-    match cached {
-        Some(compressed) => {
-            let _ = ready.send((index, (compressed, text)));
-        }
-        None => {
-            rayon::spawn(move || {
-                let fresh = compress_chunk(text.as_deref().unwrap_or_default().as_bytes());
-                let _ = ready.send((index, (fresh, text)));
-            });
-        }
-    }
+    rayon::spawn(move || {
+        let fresh = compress_chunk(text.as_bytes());
+        let _ = ready.send((index, (fresh, Some(text))));
+    });
 }
 
 /// The sums of the previous build when nothing changed.
@@ -209,7 +306,7 @@ fn shared_prefix(chunks: &[Chunk], previous: &Manifest, write_plain: bool) -> us
         .count()
 }
 
-type Prepared = (CompressedChunk, Option<String>);
+type Prepared = (CompressedChunk, Option<Arc<String>>);
 
 /// The output files being written and their running hashes.
 struct Outputs {

@@ -15,6 +15,7 @@
 
 use super::checksums::{HexDigests, MultiHasher};
 use super::compress::{XZ_HEADER, XzBlock};
+use super::index::Section;
 use crate::catalog::IndexEntry;
 use sha2::{Digest, Sha256};
 use std::fs;
@@ -30,28 +31,37 @@ pub struct Chunk {
     pub start: usize,
     pub end: usize,
     pub key: [u8; 32],
+    /// Part of a run that every architecture's index has (see [`Section`]).
+    pub shared: bool,
 }
 
-/// Cuts an index's entries into chunks at content-defined boundaries.
+/// Cuts an index's entries into chunks at content-defined boundaries,
+/// section by section (a chunk never straddles two sections).
 /// An empty index is one empty chunk, so every index has a gzip member.
-pub fn cut(entries: &[&IndexEntry]) -> Vec<Chunk> {
+pub fn cut(entries: &[&IndexEntry], sections: &[Section]) -> Vec<Chunk> {
     let mut chunks = Vec::new();
     let mut start = 0;
-    for (i, entry) in entries.iter().enumerate() {
-        if ends_chunk(entry.sha256_head) || i + 1 == entries.len() {
-            chunks.push(Chunk {
-                start,
-                end: i + 1,
-                key: chunk_key(&entries[start..=i]),
-            });
-            start = i + 1;
+    let mut section_start = 0;
+    for section in sections {
+        for i in section_start..section.end {
+            if ends_chunk(entries[i].sha256_head) || i + 1 == section.end {
+                chunks.push(Chunk {
+                    start,
+                    end: i + 1,
+                    key: chunk_key(&entries[start..=i]),
+                    shared: section.shared,
+                });
+                start = i + 1;
+            }
         }
+        section_start = section.end;
     }
     if chunks.is_empty() {
         chunks.push(Chunk {
             start: 0,
             end: 0,
             key: chunk_key(&[]),
+            shared: false,
         });
     }
     chunks
@@ -367,8 +377,9 @@ mod tests {
             .map(|i| entry(i, (i as u32).wrapping_mul(2_654_435_761)))
             .collect();
         let refs: Vec<&IndexEntry> = entries.iter().collect();
-        let before = cut(&refs[..499]);
-        let after = cut(&refs);
+        let whole = |end| [Section { end, shared: false }];
+        let before = cut(&refs[..499], &whole(499));
+        let after = cut(&refs, &whole(500));
         assert!(before.len() > 3, "several chunks: {}", before.len());
         let same = before
             .iter()
@@ -381,9 +392,39 @@ mod tests {
 
     #[test]
     fn empty_index_is_one_empty_chunk() {
-        let chunks = cut(&[]);
+        let chunks = cut(&[], &[]);
         assert_eq!(chunks.len(), 1);
         assert_eq!((chunks[0].start, chunks[0].end), (0, 0));
+    }
+
+    #[test]
+    fn chunks_end_with_their_section_and_carry_its_sharing() {
+        // No content-defined boundary at all: only the sections cut.
+        let entries: Vec<IndexEntry> = (0..10).map(|i| entry(i, 1)).collect();
+        let refs: Vec<&IndexEntry> = entries.iter().collect();
+        let sections = [
+            Section {
+                end: 4,
+                shared: false,
+            },
+            Section {
+                end: 10,
+                shared: true,
+            },
+        ];
+        let chunks = cut(&refs, &sections);
+        let spans: Vec<(usize, usize, bool)> =
+            chunks.iter().map(|c| (c.start, c.end, c.shared)).collect();
+        assert_eq!(spans, [(0, 4, false), (4, 10, true)]);
+        // The shared run is named by its packages alone, wherever it sits.
+        let alone = cut(
+            &refs[4..],
+            &[Section {
+                end: 6,
+                shared: true,
+            }],
+        );
+        assert_eq!(alone[0].key, chunks[1].key);
     }
 
     #[test]

@@ -1,6 +1,6 @@
 //! Publishing one dist of one channel: indices, Release, signatures, switch.
 
-use super::build::{BuiltIndex, IndexSource, KINDS, Stanzas, build_index};
+use super::build::{BuiltIndex, IndexSource, KINDS, SharedChunks, Stanzas, build_index};
 use super::checksums::HexDigests;
 use super::chunks::{Manifest, PublishedChunks};
 use super::generation::{DistTree, Generation};
@@ -49,8 +49,10 @@ pub fn publish_dist(input: &DistInput<'_>, signer: &Signer) -> io::Result<DistOu
     let generation = input.tree.begin()?;
     let mut listed = Vec::new();
     let mut manifests = Vec::new();
+    // Only worth its memory when another architecture's index will use it.
+    let shared = (input.archs.len() > 1).then(SharedChunks::default);
     for index in &indices {
-        let built = build_one(input, &generation, index)?;
+        let built = build_one(input, &generation, index, shared.as_ref())?;
         listed.extend(add_files(input, &generation, index, &built)?);
         manifests.push((manifest_path(input, index), built.manifest));
     }
@@ -94,6 +96,7 @@ fn build_one(
     input: &DistInput<'_>,
     generation: &Generation,
     index: &PackagesIndex<'_>,
+    shared: Option<&SharedChunks>,
 ) -> io::Result<BuiltIndex> {
     let temp_dir = generation.temp_dir(&index.dir());
     let previous = Manifest::load(&manifest_path(input, index));
@@ -101,10 +104,12 @@ fn build_one(
     let published = PublishedChunks::open(&previous, &temp_dir);
     let source = IndexSource {
         entries: &index.entries,
+        sections: &index.sections,
         stanzas: input.stanzas,
         published: &published,
         temp_dir: &temp_dir,
         write_plain: input.write_plain,
+        shared,
     };
     let built = build_index(&source, &previous)?;
     // An unchanged index whose files were pruned away must be written again.

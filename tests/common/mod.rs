@@ -242,6 +242,17 @@ pub fn read_xz(path: &Path) -> String {
     text
 }
 
+/// The text of a published `Packages.gz` (every member), decompressed.
+pub fn read_gz(path: &Path) -> String {
+    use std::io::Read;
+    let file = std::fs::File::open(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let mut text = String::new();
+    flate2::read::MultiGzDecoder::new(file)
+        .read_to_string(&mut text)
+        .unwrap();
+    text
+}
+
 /// Inode number, to prove two paths are one file.
 pub fn inode(path: &Path) -> u64 {
     use std::os::unix::fs::MetadataExt;
