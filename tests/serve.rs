@@ -779,6 +779,23 @@ fn large_files_are_served_whole_and_in_ranges_cached_or_streamed() {
             assert_eq!(part.status, 206);
             assert!(part.body == bytes[1_048_000..1_050_000]);
         }
+        // Two pipelined requests: the second response follows the whole
+        // first body on the connection, byte for byte.
+        let auth = format!("Authorization: Basic {}\r\n", basic(READER.0, READER.1));
+        let mut stream = TcpStream::connect(("127.0.0.1", server.port)).unwrap();
+        let ask = |close: &str| format!("GET {path} HTTP/1.1\r\nHost: x\r\n{close}{auth}\r\n");
+        let both = ask("") + &ask("Connection: close\r\n");
+        stream.write_all(both.as_bytes()).unwrap();
+        let mut received = Vec::new();
+        stream.read_to_end(&mut received).unwrap();
+        let first = Response::parse(&received);
+        assert_eq!(first.status, 200);
+        let second_at = received.len() - bytes.len();
+        assert!(received[second_at..] == bytes[..], "the second body, whole");
+        let head = String::from_utf8_lossy(&received[..second_at]);
+        assert_eq!(head.matches("HTTP/1.1 200").count(), 2, "two responses");
+        let first_body_at = head.find("\r\n\r\n").unwrap() + 4;
+        assert!(received[first_body_at..first_body_at + bytes.len()] == bytes[..]);
     };
     // Kept in memory (the default cache takes files up to 16 MiB)...
     check(&Server::start(&sb.repo));

@@ -2,9 +2,11 @@
 //! per-index manifests that make publishing incremental.
 //!
 //! A chunk is a run of consecutive stanzas. It ends after a package whose
-//! SHA-256 starts with a value divisible by [`CHUNK_STANZAS`], so adding a
-//! package changes one chunk and leaves the others byte-identical. A chunk
-//! is named by what determines its text (package ids and components).
+//! SHA-256 starts with a value divisible by [`CHUNK_STANZAS`], or with its
+//! section (see [`Section`]), so adding a package changes one chunk and
+//! leaves the others byte-identical. A chunk is named by what determines
+//! its text (package ids and components), so the chunks of a run of
+//! `Architecture: all` packages have the same names in every index.
 //!
 //! Compressed chunks are not cached apart: the previous publication's
 //! `Packages.gz` (gzip members) and `Packages.xz` (xz blocks) already hold

@@ -82,13 +82,18 @@ impl FileCache {
             return Some(hit);
         }
         let identity = Identity::of(meta);
-        let mut data = Vec::with_capacity(meta.len() as usize);
-        file.read_to_end(&mut data).ok()?;
-        // A file that changed size while read is not the one identified.
-        if data.len() as u64 != meta.len() {
-            return None;
-        }
-        let data = Bytes::from(data);
+        let data = if meta.len() >= super::sendfile::MAP_AT_LEAST {
+            // Mapped, not read: plain connections send it with sendfile.
+            super::sendfile::map(file, meta.len()).ok()?
+        } else {
+            let mut data = Vec::with_capacity(meta.len() as usize);
+            file.read_to_end(&mut data).ok()?;
+            // A file that changed size while read is not the one identified.
+            if data.len() as u64 != meta.len() {
+                return None;
+            }
+            Bytes::from(data)
+        };
         if self.admits(meta.len()) {
             self.insert(identity, data.clone());
         }

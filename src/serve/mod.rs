@@ -13,6 +13,7 @@ mod files;
 mod http;
 mod metrics;
 mod path;
+mod sendfile;
 mod tls;
 
 use crate::catalog::UserRow;
@@ -109,7 +110,10 @@ async fn serve(state: Arc<State>, listen: &str) -> anyhow::Result<()> {
         tokio::spawn(async move {
             let deadline = Duration::from_secs(state.config.settings.serve.header_timeout_secs);
             match tls {
-                None => serve_io(state, TokioIo::new(stream), remote.ip(), watcher).await,
+                None => {
+                    let stream = sendfile::SendfileStream::new(stream);
+                    serve_io(state, TokioIo::new(stream), remote.ip(), watcher).await
+                }
                 Some(acceptor) => {
                     if let Ok(Ok(stream)) =
                         tokio::time::timeout(deadline, acceptor.accept(stream)).await
