@@ -159,24 +159,25 @@ mod tests {
         }
     }
 
+    fn ids(index: &PackagesIndex<'_>) -> Vec<i64> {
+        index.entries.iter().map(|e| e.id).collect()
+    }
+
+    /// Each section as (end, shared).
+    fn runs(index: &PackagesIndex<'_>) -> Vec<(usize, bool)> {
+        index.sections.iter().map(|s| (s.end, s.shared)).collect()
+    }
+
     #[test]
     fn arch_all_goes_in_every_index_after_the_arch_packages() {
         let entries = vec![entry(1, "amd64"), entry(2, "all"), entry(3, "arm64")];
         let archs = vec!["amd64".to_string(), "arm64".to_string()];
         let indices = split(&entries, &["main".to_string()], &archs);
-        let ids = |i: usize| -> Vec<i64> { indices[i].entries.iter().map(|e| e.id).collect() };
-        assert_eq!(ids(0), [1, 2]);
-        assert_eq!(ids(1), [3, 2]);
+        assert_eq!(ids(&indices[0]), [1, 2]);
+        assert_eq!(ids(&indices[1]), [3, 2]);
         assert_eq!(indices[1].dir(), "main/binary-arm64");
-        let shared = |i: usize| -> Vec<(usize, bool)> {
-            indices[i]
-                .sections
-                .iter()
-                .map(|s| (s.end, s.shared))
-                .collect()
-        };
-        assert_eq!(shared(0), [(1, false), (2, true)]);
-        assert_eq!(shared(1), [(1, false), (2, true)]);
+        assert_eq!(runs(&indices[0]), [(1, false), (2, true)]);
+        assert_eq!(runs(&indices[1]), [(1, false), (2, true)]);
     }
 
     #[test]
@@ -192,25 +193,20 @@ mod tests {
         ];
         let archs = vec!["amd64".to_string(), "arm64".to_string()];
         let indices = split(&entries, &["main".to_string()], &archs);
-        let ids = |i: usize| -> Vec<i64> { indices[i].entries.iter().map(|e| e.id).collect() };
-        assert_eq!(ids(0), [2, 1, 5, 4]);
-        assert_eq!(ids(1), [3, 1, 4]);
-        let runs = |i: usize| -> Vec<(usize, bool)> {
-            indices[i]
-                .sections
-                .iter()
-                .map(|s| (s.end, s.shared))
-                .collect()
-        };
-        assert_eq!(runs(0), [(1, false), (2, true), (3, false), (4, true)]);
-        assert_eq!(runs(1), [(1, false), (2, true), (3, true)]);
+        assert_eq!(ids(&indices[0]), [2, 1, 5, 4]);
+        assert_eq!(ids(&indices[1]), [3, 1, 4]);
+        assert_eq!(
+            runs(&indices[0]),
+            [(1, false), (2, true), (3, false), (4, true)]
+        );
+        assert_eq!(runs(&indices[1]), [(1, false), (2, true), (3, true)]);
     }
 
     #[test]
     fn one_architecture_keeps_the_catalog_order() {
         let entries = vec![entry(1, "all"), entry(2, "amd64"), entry(3, "all")];
         let indices = split(&entries, &["main".to_string()], &["amd64".to_string()]);
-        let ids: Vec<i64> = indices[0].entries.iter().map(|e| e.id).collect();
+        let ids = ids(&indices[0]);
         assert_eq!(ids, [1, 2, 3]);
         assert_eq!(
             indices[0].sections,

@@ -233,23 +233,22 @@ pub fn rows(listing: &serde_json::Value) -> Vec<(String, String, String, String,
 
 /// The text of a published `Packages.xz`, decompressed.
 pub fn read_xz(path: &Path) -> String {
-    use std::io::Read;
-    let file = std::fs::File::open(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    let mut text = String::new();
-    xz2::read::XzDecoder::new(file)
-        .read_to_string(&mut text)
-        .unwrap();
-    text
+    read_text(path, |file| Box::new(xz2::read::XzDecoder::new(file)))
 }
 
 /// The text of a published `Packages.gz` (every member), decompressed.
 pub fn read_gz(path: &Path) -> String {
-    use std::io::Read;
+    read_text(path, |file| {
+        Box::new(flate2::read::MultiGzDecoder::new(file))
+    })
+}
+
+fn read_text(path: &Path, decoder: impl FnOnce(std::fs::File) -> Box<dyn std::io::Read>) -> String {
     let file = std::fs::File::open(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     let mut text = String::new();
-    flate2::read::MultiGzDecoder::new(file)
+    decoder(file)
         .read_to_string(&mut text)
-        .unwrap();
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     text
 }
 
