@@ -10,7 +10,7 @@ mod digest;
 mod durable;
 
 pub use digest::{Digests, Sha256, sha256_of_file};
-pub use durable::{fsync_dir, sync_filesystem, write_atomically};
+pub use durable::{EagerWriteback, fsync_dir, sync_filesystem, write_atomically};
 
 use rayon::prelude::*;
 use std::fs;

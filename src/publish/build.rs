@@ -14,6 +14,7 @@ use super::chunks::{
 use super::compress::{XZ_HEADER, compress_chunk, xz_footer};
 use super::index::{Section, render};
 use crate::catalog::{IndexEntry, StanzaParts};
+use crate::pool::EagerWriteback;
 use std::collections::HashMap;
 use std::fs::File;
 use std::io::{self, BufWriter, Write};
@@ -310,9 +311,9 @@ type Prepared = (CompressedChunk, Option<Arc<String>>);
 
 /// The output files being written and their running hashes.
 struct Outputs {
-    plain: Option<(BufWriter<File>, PathBuf)>,
-    gzip: (BufWriter<File>, PathBuf),
-    xz: (BufWriter<File>, PathBuf),
+    plain: Option<(BufWriter<EagerWriteback>, PathBuf)>,
+    gzip: (BufWriter<EagerWriteback>, PathBuf),
+    xz: (BufWriter<EagerWriteback>, PathBuf),
     hashers: [MultiHasher; 3],
     /// Chunks before this one are hashed already (states from the previous build).
     resume: usize,
@@ -413,18 +414,18 @@ impl Outputs {
     }
 }
 
-fn temp_file(dir: &Path, what: &str) -> io::Result<(BufWriter<File>, PathBuf)> {
+fn temp_file(dir: &Path, what: &str) -> io::Result<(BufWriter<EagerWriteback>, PathBuf)> {
     std::fs::create_dir_all(dir)?;
     static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
     let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let path = dir.join(format!(".build-{}-{n}-{what}", std::process::id()));
     Ok((
-        BufWriter::with_capacity(1 << 20, File::create(&path)?),
+        BufWriter::with_capacity(1 << 20, EagerWriteback::new(File::create(&path)?)),
         path,
     ))
 }
 
-fn close(file: BufWriter<File>, path: PathBuf) -> io::Result<PathBuf> {
-    file.into_inner().map_err(|e| e.into_error())?;
+fn close(file: BufWriter<EagerWriteback>, path: PathBuf) -> io::Result<PathBuf> {
+    file.into_inner().map_err(|e| e.into_error())?.finish();
     Ok(path)
 }
