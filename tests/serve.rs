@@ -810,3 +810,38 @@ fn large_files_are_served_whole_and_in_ranges_cached_or_streamed() {
     .unwrap();
     check(&Server::start(&sb.repo));
 }
+
+#[test]
+fn a_publish_by_another_process_shows_in_the_very_next_response() {
+    if !have_tool("dpkg-deb") {
+        return;
+    }
+    let sb = repository();
+    let server = Server::start(&sb.repo);
+    let in_release = "/prod/dists/bookworm/InRelease";
+    let deb = "/prod/pool/main/a/app_1.0-1_amd64.deb";
+    // Asked twice, so both paths are answered from memory the second time.
+    for _ in 0..2 {
+        assert_eq!(get(&server, in_release, Some(READER), "").status, 200);
+        assert_eq!(get(&server, deb, Some(READER), "").status, 200);
+    }
+    for round in 0..3 {
+        // A new version promoted by the CLI: a new InRelease on disk.
+        let input = sb.path(&format!("round{round}"));
+        let version = format!("3.{round}-1");
+        DebSpec::new("app", &version, "amd64").build(&input);
+        sb.ok(&["repo", "ingest", input.to_str().unwrap()]);
+        sb.ok(&["repo", "promote", &format!("app={version}")]);
+        let on_disk = std::fs::read(sb.repo.join("public/prod/dists/bookworm/InRelease")).unwrap();
+        let served = get(&server, in_release, Some(READER), "");
+        assert!(
+            served.body == on_disk,
+            "round {round}: the InRelease just published, not the one before"
+        );
+        assert!(String::from_utf8_lossy(&served.body).contains("Date:"));
+    }
+    // A version removed from prod: its pool file is withdrawn at once.
+    sb.ok(&["repo", "remove", "--channel", "prod", "app=1.0-1"]);
+    assert!(!sb.published("prod", "main/a/app_1.0-1_amd64.deb").exists());
+    assert_eq!(get(&server, deb, Some(READER), "").status, 404);
+}

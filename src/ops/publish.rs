@@ -52,6 +52,24 @@ pub fn publish(repo: &mut Repo, request: &PublishRequest) -> Result<Vec<Publishe
     repo.catalog.limit_page_cache(PUBLISH_PAGE_CACHE_KIB)?;
     let signer = signer(repo)?;
     let now = publication_time();
+    let published = publish_targets_locked(repo, &signer, &targets, (now, request.refresh));
+    // Even a publish that failed half-way may have switched some dists.
+    let public = repo.config.layout.public_dir();
+    let bumped = crate::publish::bump_serial(&public)
+        .map_err(OpsError::io("update the publish serial in", public));
+    let published = published?;
+    bumped?;
+    drop_chunk_cache(repo)?;
+    Ok(published)
+}
+
+/// Publishes `targets`, channel by channel, under the publish lock.
+fn publish_targets_locked(
+    repo: &mut Repo,
+    signer: &Signer,
+    targets: &[(String, String)],
+    when: (SystemTime, bool),
+) -> Result<Vec<Published>, OpsError> {
     let mut published = Vec::new();
     let channels: BTreeSet<String> = targets.iter().map(|(c, _)| c.clone()).collect();
     let progress = repo.progress.clone();
@@ -62,14 +80,12 @@ pub fn publish(repo: &mut Repo, request: &PublishRequest) -> Result<Vec<Publishe
             .filter(|(c, _)| *c == channel)
             .map(|(_, d)| d)
             .collect();
-        let when = (now, request.refresh);
-        let outcomes = publish_channel(repo, &signer, &channel, &dists, when, &*stage)?;
+        let outcomes = publish_channel(repo, signer, &channel, &dists, when, &*stage)?;
         published.extend(outcomes.into_iter().map(|outcome| Published {
             channel: channel.clone(),
             outcome,
         }));
     }
-    drop_chunk_cache(repo)?;
     Ok(published)
 }
 

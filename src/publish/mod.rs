@@ -13,6 +13,7 @@ mod generation;
 mod index;
 mod pool_tree;
 pub mod release;
+mod serial;
 
 pub use build::Stanzas;
 pub use chunks::Manifest;
@@ -20,3 +21,4 @@ pub use dist::{DistInput, DistOutcome, publish_dist, valid_until};
 pub use generation::DistTree;
 pub use index::{PackagesIndex, render, split};
 pub use pool_tree::{PoolTree, pool_name};
+pub use serial::{SerialWatch, bump as bump_serial};

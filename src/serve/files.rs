@@ -11,6 +11,7 @@ use hyper::{HeaderMap, Method, Response, StatusCode, header};
 use std::io::{Read, Seek, SeekFrom};
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
+use std::sync::Arc;
 
 /// Files up to this size are read in one go even when the cache does not
 /// keep them; larger ones are streamed.
@@ -24,7 +25,7 @@ pub struct FileInfo {
 }
 
 impl FileInfo {
-    fn of(meta: &std::fs::Metadata) -> FileInfo {
+    pub(super) fn of(meta: &std::fs::Metadata) -> FileInfo {
         FileInfo {
             size: meta.len(),
             modified: HttpDate::from_unix(meta.mtime().max(0) as u64),
@@ -44,7 +45,6 @@ pub struct FileRequest<'a> {
 /// Serves an open file (already resolved inside a published tree), small
 /// ones through the shared cache.
 pub fn serve_file(file: std::fs::File, request: &FileRequest, cache: &FileCache) -> Response<Body> {
-    let headers = request.headers;
     let Ok(meta) = file.metadata() else {
         return respond(StatusCode::NOT_FOUND, "not found\n");
     };
@@ -52,32 +52,62 @@ pub fn serve_file(file: std::fs::File, request: &FileRequest, cache: &FileCache)
         return respond(StatusCode::NOT_FOUND, "not found\n");
     }
     let info = FileInfo::of(&meta);
-    if not_modified(headers, &info) {
-        return with_validators(Response::builder().status(StatusCode::NOT_MODIFIED), &info)
+    respond_with(&info, request, |start, end| {
+        file_body(Source { file, meta, cache }, start, end)
+    })
+}
+
+/// A published file's bytes in memory, with its validators.
+#[derive(Clone)]
+pub struct Loaded {
+    pub info: Arc<FileInfo>,
+    pub data: Bytes,
+}
+
+impl Loaded {
+    /// What `cache` holds of the file with metadata `meta`, if anything.
+    pub fn from_cache(cache: &FileCache, meta: &std::fs::Metadata) -> Option<Loaded> {
+        Some(Loaded {
+            data: cache.cached(meta)?,
+            info: Arc::new(FileInfo::of(meta)),
+        })
+    }
+}
+
+/// Serves a file already in memory: no system call at all.
+pub fn serve_loaded(loaded: &Loaded, request: &FileRequest) -> Response<Body> {
+    respond_with(&loaded.info, request, |start, end| {
+        full(loaded.data.slice(start as usize..end as usize))
+    })
+}
+
+/// The response to a GET or HEAD of a file described by `info`, with
+/// `body(start, end)` giving its bytes when they are sent.
+fn respond_with(
+    info: &FileInfo,
+    request: &FileRequest,
+    body: impl FnOnce(u64, u64) -> Body,
+) -> Response<Body> {
+    let headers = request.headers;
+    if not_modified(headers, info) {
+        return with_validators(Response::builder().status(StatusCode::NOT_MODIFIED), info)
             .body(empty())
             .expect("valid response");
     }
-    let range = requested_range(headers, &info);
-    match range {
+    match requested_range(headers, info) {
         RangeRequest::Unsatisfiable => Response::builder()
             .status(StatusCode::RANGE_NOT_SATISFIABLE)
             .header(header::CONTENT_RANGE, format!("bytes */{}", info.size))
             .body(empty())
             .expect("valid response"),
-        RangeRequest::Full => {
-            let body = Source { file, meta, cache };
-            send(body, request, &info, (0, info.size), StatusCode::OK)
-        }
-        RangeRequest::Part(start, end) => {
-            let body = Source { file, meta, cache };
-            send(
-                body,
-                request,
-                &info,
-                (start, end),
-                StatusCode::PARTIAL_CONTENT,
-            )
-        }
+        RangeRequest::Full => send(body, request, info, (0, info.size), StatusCode::OK),
+        RangeRequest::Part(start, end) => send(
+            body,
+            request,
+            info,
+            (start, end),
+            StatusCode::PARTIAL_CONTENT,
+        ),
     }
 }
 
@@ -89,7 +119,7 @@ struct Source<'a> {
 }
 
 fn send(
-    source: Source,
+    body: impl FnOnce(u64, u64) -> Body,
     request: &FileRequest,
     info: &FileInfo,
     (start, end): (u64, u64),
@@ -108,7 +138,7 @@ fn send(
     let body = if request.method == Method::HEAD {
         empty()
     } else {
-        file_body(source, start, end)
+        body(start, end)
     };
     builder.body(body).expect("valid response")
 }

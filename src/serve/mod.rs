@@ -13,6 +13,7 @@ mod files;
 mod http;
 mod metrics;
 mod path;
+mod paths;
 mod sendfile;
 mod tls;
 
@@ -39,6 +40,8 @@ pub struct State {
     files: cache::FileCache,
     /// The channels' published trees, open.
     trees: cache::TreeRoots,
+    /// Paths whose files are in `files`, resolved moments ago.
+    paths: paths::ResolvedPaths,
     /// Signs and checks the download tokens of box URLs.
     box_secret: crate::boxes::TokenSecret,
     /// Counters for `/metrics`.
@@ -52,6 +55,7 @@ pub fn run(root: &Path, listen: Option<String>) -> anyhow::Result<()> {
     let key = crate::sign::KeyStore::open(config.layout.root()).export_public(false)?;
     let files = cache::FileCache::new(config.settings.serve.file_cache_mib << 20);
     let box_secret = crate::boxes::TokenSecret::load_or_create(&config.layout.box_token_secret())?;
+    let paths = paths::ResolvedPaths::open(&config.layout.public_dir());
     let state = Arc::new(State {
         root: root.to_path_buf(),
         metrics: metrics::Metrics::new(&config.settings.channels),
@@ -60,6 +64,7 @@ pub fn run(root: &Path, listen: Option<String>) -> anyhow::Result<()> {
         key,
         files,
         trees: cache::TreeRoots::default(),
+        paths,
         box_secret,
     });
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -270,17 +275,31 @@ fn channel_response(
         return respond(StatusCode::NOT_FOUND, "not found\n");
     }
     let relative: PathBuf = rest.iter().collect();
+    let wanted = files::FileRequest {
+        path: &relative,
+        method: request.method(),
+        headers: request.headers(),
+    };
+    let (resolved, ticket) = state.paths.get(channel, &relative);
+    if let Some(loaded) = resolved {
+        return files::serve_loaded(&loaded, &wanted);
+    }
     let root = state.trees.get(&state.config.layout.channel_dir(channel));
-    match root.and_then(|root| beneath::open(&root, &relative)) {
-        Some(file) => {
-            let wanted = files::FileRequest {
-                path: &relative,
-                method: request.method(),
-                headers: request.headers(),
-            };
-            files::serve_file(file, &wanted, &state.files)
+    let Some(file) = root.and_then(|root| beneath::open(&root, &relative)) else {
+        return respond(StatusCode::NOT_FOUND, "not found\n");
+    };
+    let in_memory = file
+        .metadata()
+        .ok()
+        .filter(|meta| meta.is_file())
+        .and_then(|meta| files::Loaded::from_cache(&state.files, &meta));
+    match in_memory {
+        Some(loaded) => {
+            let response = files::serve_loaded(&loaded, &wanted);
+            state.paths.remember(ticket, channel, &relative, loaded);
+            response
         }
-        None => respond(StatusCode::NOT_FOUND, "not found\n"),
+        None => files::serve_file(file, &wanted, &state.files),
     }
 }
 

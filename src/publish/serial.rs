@@ -1,0 +1,165 @@
+//! The publish serial: a counter in `public/.serial` that every publish
+//! bumps, so a running `bess serve` learns that published paths may name
+//! other files now without asking the filesystem on every request.
+//!
+//! The file holds one little-endian u64 and is only ever overwritten in
+//! place (never truncated or replaced), because the server reads it
+//! through a shared mapping: a publish in another process is visible to
+//! the server's next request, at the cost of a memory read.
+
+use std::fs::{File, OpenOptions};
+use std::io;
+use std::os::fd::AsRawFd;
+use std::os::unix::fs::{FileExt, MetadataExt};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// The serial's file under the public directory (not served: it is no channel).
+pub fn serial_path(public_dir: &Path) -> PathBuf {
+    public_dir.join(".serial")
+}
+
+/// Opens the serial file, creating it as zero, and makes sure it holds
+/// all 8 bytes a mapping reads.
+fn open(path: &Path) -> io::Result<File> {
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent)?;
+    }
+    let file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(path)?;
+    if file.metadata()?.len() < 8 {
+        file.write_all_at(&0u64.to_le_bytes(), 0)?;
+    }
+    Ok(file)
+}
+
+/// Tells servers that the published trees under `public_dir` changed.
+/// Callers hold the publish lock, so bumps never race one another.
+pub fn bump(public_dir: &Path) -> io::Result<()> {
+    let file = open(&serial_path(public_dir))?;
+    let mut bytes = [0u8; 8];
+    file.read_exact_at(&mut bytes, 0)?;
+    let next = u64::from_le_bytes(bytes).wrapping_add(1);
+    // One 8-byte write at offset 0: the page a server maps changes in
+    // place. A reader that catches it half-written sees some other value,
+    // which means "changed" just the same.
+    file.write_all_at(&next.to_le_bytes(), 0)
+}
+
+/// A read-only shared mapping of the serial, read on every request.
+pub struct SerialWatch {
+    path: PathBuf,
+    mapped: Mapped,
+}
+
+struct Mapped {
+    counter: *const AtomicU64,
+    /// The inode mapped: a serial file replaced (a restored tree) is
+    /// mapped again when [`SerialWatch::remap_if_replaced`] notices.
+    identity: (u64, u64),
+}
+
+// SAFETY: the mapping is only read, through an atomic, from any thread.
+unsafe impl Send for Mapped {}
+// SAFETY: as above.
+unsafe impl Sync for Mapped {}
+
+impl Drop for Mapped {
+    fn drop(&mut self) {
+        // SAFETY: unmapping exactly the 8 bytes `map` mapped, once.
+        unsafe { libc::munmap(self.counter as *mut libc::c_void, 8) };
+    }
+}
+
+impl SerialWatch {
+    /// Maps `public/.serial`, creating it when no publish made it yet.
+    pub fn open(public_dir: &Path) -> io::Result<SerialWatch> {
+        let path = serial_path(public_dir);
+        let mapped = map(&path)?;
+        Ok(SerialWatch { path, mapped })
+    }
+
+    /// The current serial: a memory read, no system call.
+    pub fn current(&self) -> u64 {
+        // SAFETY: `counter` points at 8 mapped, 8-aligned bytes (the start
+        // of a page) of a file at least 8 bytes long, valid until drop.
+        u64::from_le(unsafe { &*self.mapped.counter }.load(Ordering::Acquire))
+    }
+
+    /// Maps the serial again when its file was replaced by another one.
+    pub fn remap_if_replaced(&mut self) -> io::Result<()> {
+        let same = std::fs::metadata(&self.path)
+            .is_ok_and(|now| (now.dev(), now.ino()) == self.mapped.identity);
+        if !same {
+            self.mapped = map(&self.path)?;
+        }
+        Ok(())
+    }
+}
+
+fn map(path: &Path) -> io::Result<Mapped> {
+    let file = open(path)?;
+    let meta = file.metadata()?;
+    // SAFETY: a fresh shared read-only mapping of 8 bytes of an open file
+    // at least that long; the descriptor may close once it is mapped.
+    let ptr = unsafe {
+        libc::mmap(
+            std::ptr::null_mut(),
+            8,
+            libc::PROT_READ,
+            libc::MAP_SHARED,
+            file.as_raw_fd(),
+            0,
+        )
+    };
+    if ptr == libc::MAP_FAILED {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(Mapped {
+        counter: ptr as *const AtomicU64,
+        identity: (meta.dev(), meta.ino()),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_bump_in_place_is_seen_through_the_mapping() {
+        let dir = tempfile::tempdir().unwrap();
+        let watch = SerialWatch::open(dir.path()).unwrap();
+        assert_eq!(watch.current(), 0);
+        bump(dir.path()).unwrap();
+        assert_eq!(watch.current(), 1);
+        bump(dir.path()).unwrap();
+        assert_eq!(watch.current(), 2);
+    }
+
+    #[test]
+    fn a_replaced_serial_file_is_mapped_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut watch = SerialWatch::open(dir.path()).unwrap();
+        let path = serial_path(dir.path());
+        std::fs::remove_file(&path).unwrap();
+        std::fs::write(&path, 7u64.to_le_bytes()).unwrap();
+        assert_eq!(watch.current(), 0, "still the old inode");
+        watch.remap_if_replaced().unwrap();
+        assert_eq!(watch.current(), 7);
+        bump(dir.path()).unwrap();
+        assert_eq!(watch.current(), 8);
+    }
+
+    #[test]
+    fn a_short_serial_file_is_filled_before_it_is_mapped() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(serial_path(dir.path()), b"").unwrap();
+        let watch = SerialWatch::open(dir.path()).unwrap();
+        assert_eq!(watch.current(), 0);
+        assert_eq!(std::fs::metadata(serial_path(dir.path())).unwrap().len(), 8);
+    }
+}
