@@ -135,13 +135,54 @@ impl SendfileStream {
                 n => Ok(n as usize),
             }
         };
+        self.poll_writing(cx, send)
+    }
+
+    /// Runs the non-blocking `write` once the socket is writable, waiting
+    /// again whenever it would block.
+    fn poll_writing(
+        &self,
+        cx: &mut Context<'_>,
+        mut write: impl FnMut() -> io::Result<usize>,
+    ) -> Poll<io::Result<usize>> {
         loop {
             ready!(self.0.poll_write_ready(cx))?;
-            match self.0.try_io(Interest::WRITABLE, send) {
+            match self.0.try_io(Interest::WRITABLE, &mut write) {
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
                 done => return Poll::Ready(done),
             }
         }
+    }
+
+    /// Writes memory that a sendfile will follow (a response's headers)
+    /// with `MSG_MORE`, so the kernel sends it in the same segment as the
+    /// start of the file instead of in a small packet of its own.
+    fn poll_send_more(
+        &self,
+        cx: &mut Context<'_>,
+        bufs: &[IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        let send = || {
+            // SAFETY: a zeroed msghdr is valid; it points at `bufs`, which
+            // IoSlice guarantees to be laid out as iovecs, for this call only.
+            let mut message: libc::msghdr = unsafe { std::mem::zeroed() };
+            message.msg_iov = bufs.as_ptr() as *mut libc::iovec;
+            message.msg_iovlen = bufs.len();
+            // SAFETY: an open socket and a message describing live buffers.
+            let sent = unsafe {
+                libc::sendmsg(
+                    self.0.as_raw_fd(),
+                    &message,
+                    libc::MSG_MORE | libc::MSG_NOSIGNAL,
+                )
+            };
+            if sent < 0 {
+                Err(io::Error::last_os_error())
+            } else {
+                Ok(sent as usize)
+            }
+        };
+        self.poll_writing(cx, send)
     }
 }
 
@@ -178,7 +219,7 @@ impl AsyncWrite for SendfileStream {
                 let (file, offset) = mapped(&bufs[0]).expect("found mapped just above");
                 self.poll_sendfile(cx, &file, offset, bufs[0].len())
             }
-            Some(head) => Pin::new(&mut self.0).poll_write_vectored(cx, &bufs[..head]),
+            Some(head) => self.poll_send_more(cx, &bufs[..head]),
             None => Pin::new(&mut self.0).poll_write_vectored(cx, bufs),
         }
     }
