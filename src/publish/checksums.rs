@@ -289,34 +289,58 @@ fn as_blocks<N: sha2::digest::generic_array::ArrayLength<u8>>(
 
 /// One MD5 block (RFC 1321).
 fn md5_block(state: &mut [u32; 4], block: &[u8]) {
-    const S: [u32; 64] = [
-        7, 12, 17, 22, 7, 12, 17, 22, 7, 12, 17, 22, 7, 12, 17, 22, 5, 9, 14, 20, 5, 9, 14, 20, 5,
-        9, 14, 20, 5, 9, 14, 20, 4, 11, 16, 23, 4, 11, 16, 23, 4, 11, 16, 23, 4, 11, 16, 23, 6, 10,
-        15, 21, 6, 10, 15, 21, 6, 10, 15, 21, 6, 10, 15, 21,
-    ];
     const K: [u32; 64] = md5_constants();
     let mut m = [0u32; 16];
     for (word, bytes) in m.iter_mut().zip(block.chunks_exact(4)) {
         *word = u32::from_le_bytes(bytes.try_into().expect("4 bytes"));
     }
     let [mut a, mut b, mut c, mut d] = *state;
-    for i in 0..64 {
-        let (f, g) = match i / 16 {
-            0 => ((b & c) | (!b & d), i),
-            1 => ((d & b) | (!d & c), (5 * i + 1) % 16),
-            2 => (b ^ c ^ d, (3 * i + 5) % 16),
-            _ => (c ^ (b | !d), (7 * i) % 16),
-        };
-        let f = f.wrapping_add(a).wrapping_add(K[i]).wrapping_add(m[g]);
-        a = d;
-        d = c;
-        c = b;
-        b = b.wrapping_add(f.rotate_left(S[i]));
+    // Written out four steps at a time with constant rotations, so that
+    // the compiler unrolls all 64 steps: a loop choosing the round function
+    // and rotation at run time hashed at about half the speed.
+    for i in (0..16).step_by(4) {
+        a = md5_step(b, (b & c) | (!b & d), a, m[i], K[i], 7);
+        d = md5_step(a, (a & b) | (!a & c), d, m[i + 1], K[i + 1], 12);
+        c = md5_step(d, (d & a) | (!d & b), c, m[i + 2], K[i + 2], 17);
+        b = md5_step(c, (c & d) | (!c & a), b, m[i + 3], K[i + 3], 22);
+    }
+    for i in (16..32).step_by(4) {
+        let g = |j: usize| m[(5 * j + 1) % 16];
+        a = md5_step(b, (d & b) | (!d & c), a, g(i), K[i], 5);
+        d = md5_step(a, (c & a) | (!c & b), d, g(i + 1), K[i + 1], 9);
+        c = md5_step(d, (b & d) | (!b & a), c, g(i + 2), K[i + 2], 14);
+        b = md5_step(c, (a & c) | (!a & d), b, g(i + 3), K[i + 3], 20);
+    }
+    for i in (32..48).step_by(4) {
+        let g = |j: usize| m[(3 * j + 5) % 16];
+        a = md5_step(b, b ^ c ^ d, a, g(i), K[i], 4);
+        d = md5_step(a, a ^ b ^ c, d, g(i + 1), K[i + 1], 11);
+        c = md5_step(d, d ^ a ^ b, c, g(i + 2), K[i + 2], 16);
+        b = md5_step(c, c ^ d ^ a, b, g(i + 3), K[i + 3], 23);
+    }
+    for i in (48..64).step_by(4) {
+        let g = |j: usize| m[(7 * j) % 16];
+        a = md5_step(b, c ^ (b | !d), a, g(i), K[i], 6);
+        d = md5_step(a, b ^ (a | !c), d, g(i + 1), K[i + 1], 10);
+        c = md5_step(d, a ^ (d | !b), c, g(i + 2), K[i + 2], 15);
+        b = md5_step(c, d ^ (c | !a), b, g(i + 3), K[i + 3], 21);
     }
     state[0] = state[0].wrapping_add(a);
     state[1] = state[1].wrapping_add(b);
     state[2] = state[2].wrapping_add(c);
     state[3] = state[3].wrapping_add(d);
+}
+
+/// One MD5 step: the new value of the register `a`, given the round
+/// function's value `f` of the other three and `b`.
+#[inline(always)]
+fn md5_step(b: u32, f: u32, a: u32, m: u32, k: u32, rotation: u32) -> u32 {
+    b.wrapping_add(
+        a.wrapping_add(f)
+            .wrapping_add(k)
+            .wrapping_add(m)
+            .rotate_left(rotation),
+    )
 }
 
 /// MD5's additive constants, floor(abs(sin(i + 1)) * 2^32).
