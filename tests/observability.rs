@@ -231,3 +231,32 @@ fn progress_bars_only_on_a_terminal() {
     let text = String::from_utf8_lossy(&quiet.stdout);
     assert!(!text.contains("checking objects"), "{text}");
 }
+
+#[test]
+fn quiet_serve_logs_no_requests_yet_counts_them() {
+    let sb = Sandbox::new("bookworm", "amd64");
+    add_user(&sb.repo, READER, &["--read", "prod"]);
+    let log = sb.path("serve.log");
+    let server = Server::start_quiet_logged(&sb.repo, &log);
+    let before = metrics(&server);
+    assert_eq!(server.get("/key.gpg", None).0, 200);
+    assert_eq!(server.get("/prod/dists/bookworm/InRelease", None).0, 401);
+    let after = metrics(&server);
+    let delta = |series: &str| value(&after, series) - value(&before, series);
+    assert_eq!(
+        delta("bess_http_requests_total{channel=\"prod\",code=\"401\"}"),
+        1.0
+    );
+    drop(server);
+    let logged = std::fs::read_to_string(&log).unwrap();
+    assert!(
+        !logged.contains("GET /key.gpg") && !logged.contains("InRelease"),
+        "no request lines with --quiet: {logged}"
+    );
+
+    let server = Server::start_logged(&sb.repo, &log);
+    assert_eq!(server.get("/key.gpg", None).0, 200);
+    drop(server);
+    let logged = std::fs::read_to_string(&log).unwrap();
+    assert!(logged.contains("\"GET /key.gpg\" 200"), "{logged}");
+}

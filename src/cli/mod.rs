@@ -76,7 +76,8 @@ enum Command {
 /// auth and per-channel rights (see `bess user`); Vagrant box catalogs
 /// under /<channel>/boxes/<name> (see `bess box`). /key.gpg is the public
 /// signing key (no auth); /<channel>/bess.sources a ready deb822 source.
-/// Logs one line per request on stderr; stops cleanly on SIGTERM.
+/// Logs one line per request on stderr (not with --quiet, which keeps
+/// warnings and errors only); stops cleanly on SIGTERM.
 #[derive(Debug, clap::Args)]
 #[command(
     after_help = "On a client (apt reads credentials from auth.conf.d):\n  curl -o /etc/apt/keyrings/bess.gpg http://repo:8080/key.gpg\n  echo 'machine http://repo:8080/prod login web01 password ...' > /etc/apt/auth.conf.d/bess.conf\n  curl -u web01 -o /etc/apt/sources.list.d/bess.sources http://repo:8080/prod/bess.sources"
@@ -104,7 +105,7 @@ pub fn run() -> anyhow::Result<ExitCode> {
         Command::Log(args) => log::run(&repo_dir, args),
         Command::Box(command) => box_::run(&repo_dir, command),
         Command::Serve(args) => {
-            crate::serve::run(&repo_dir, args.listen)?;
+            crate::serve::run(&repo_dir, args.listen, progress::chatty())?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Backup(args) => backup::run_backup(&repo_dir, args),

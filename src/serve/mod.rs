@@ -46,10 +46,12 @@ pub struct State {
     box_secret: crate::boxes::TokenSecret,
     /// Counters for `/metrics`.
     metrics: metrics::Metrics,
+    /// Whether each request is logged (`bess serve` without `--quiet`).
+    log_requests: bool,
 }
 
 /// Runs the server until SIGTERM or SIGINT; prints `listening on http(s)://ADDR` first.
-pub fn run(root: &Path, listen: Option<String>) -> anyhow::Result<()> {
+pub fn run(root: &Path, listen: Option<String>, log_requests: bool) -> anyhow::Result<()> {
     let config = RepoConfig::load(root)?;
     let listen = listen.unwrap_or_else(|| config.settings.serve.listen.clone());
     let key = crate::sign::KeyStore::open(config.layout.root()).export_public(false)?;
@@ -66,6 +68,7 @@ pub fn run(root: &Path, listen: Option<String>) -> anyhow::Result<()> {
         trees: cache::TreeRoots::default(),
         paths,
         box_secret,
+        log_requests,
     });
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -190,6 +193,9 @@ async fn handle(state: Arc<State>, request: Request<Incoming>, ip: IpAddr) -> Re
     };
     let status = response.status().as_u16();
     state.metrics.request(&raw_path, status, sent);
+    if !state.log_requests {
+        return response;
+    }
     // One write per line: stderr is unbuffered, and eprintln! would issue
     // a system call for every piece of the format.
     let line = format!(

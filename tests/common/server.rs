@@ -26,6 +26,11 @@ impl Server {
         Server::spawn(repo, Some(log.to_path_buf()))
     }
 
+    /// [`Server::start_logged`] with `bess --quiet serve`.
+    pub fn start_quiet_logged(repo: &Path, log: &Path) -> Server {
+        Server::spawn_with(repo, Some(log.to_path_buf()), &["--quiet"])
+    }
+
     /// What the server logged so far.
     pub fn log(&self) -> String {
         let path = self
@@ -36,12 +41,17 @@ impl Server {
     }
 
     fn spawn(repo: &Path, log: Option<PathBuf>) -> Server {
+        Server::spawn_with(repo, log, &[])
+    }
+
+    fn spawn_with(repo: &Path, log: Option<PathBuf>, global: &[&str]) -> Server {
         let stderr = match &log {
             Some(path) => Stdio::from(std::fs::File::create(path).unwrap()),
             None => Stdio::null(),
         };
         let mut child = Command::new(env!("CARGO_BIN_EXE_bess"))
             .env("BESS_REPO", repo)
+            .args(global)
             .args(["serve", "--listen", "127.0.0.1:0"])
             .stdout(Stdio::piped())
             .stderr(stderr)
