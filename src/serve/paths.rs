@@ -27,8 +27,8 @@ use std::time::{Duration, Instant};
 /// How long a resolved path is trusted without opening it again.
 const TRUST: Duration = Duration::from_secs(1);
 
-/// More distinct paths than this and the oldest half of the work is
-/// redone rather than tracked: the map is simply cleared.
+/// At most this many paths are remembered; when full, the map is cleared
+/// and refills with whatever is asked for next.
 const MAX_PATHS: usize = 16 * 1024;
 
 /// Resolved paths per channel; disabled (every lookup a miss) when the
