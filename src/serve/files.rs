@@ -45,9 +45,19 @@ pub struct FileRequest<'a> {
 /// Serves an open file (already resolved inside a published tree), small
 /// ones through the shared cache.
 pub fn serve_file(file: std::fs::File, request: &FileRequest, cache: &FileCache) -> Response<Body> {
-    let Ok(meta) = file.metadata() else {
-        return respond(StatusCode::NOT_FOUND, "not found\n");
-    };
+    match file.metadata() {
+        Ok(meta) => serve_open(file, meta, request, cache),
+        Err(_) => respond(StatusCode::NOT_FOUND, "not found\n"),
+    }
+}
+
+/// [`serve_file`] for a file whose metadata the caller already read.
+pub fn serve_open(
+    file: std::fs::File,
+    meta: std::fs::Metadata,
+    request: &FileRequest,
+    cache: &FileCache,
+) -> Response<Body> {
     if !meta.is_file() {
         return respond(StatusCode::NOT_FOUND, "not found\n");
     }

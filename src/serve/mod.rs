@@ -294,18 +294,21 @@ fn channel_response(
     let Some(file) = root.and_then(|root| beneath::open(&root, &relative)) else {
         return respond(StatusCode::NOT_FOUND, "not found\n");
     };
-    let in_memory = file
-        .metadata()
-        .ok()
-        .filter(|meta| meta.is_file())
-        .and_then(|meta| files::Loaded::from_cache(&state.files, &meta));
+    let Ok(meta) = file.metadata() else {
+        return respond(StatusCode::NOT_FOUND, "not found\n");
+    };
+    let in_memory = meta
+        .is_file()
+        .then(|| files::Loaded::from_cache(&state.files, &meta))
+        .flatten();
     match in_memory {
         Some(loaded) => {
             let response = files::serve_loaded(&loaded, &wanted);
             state.paths.remember(ticket, channel, &relative, loaded);
             response
         }
-        None => files::serve_file(file, &wanted, &state.files),
+        // The metadata read above serves for the response too.
+        None => files::serve_open(file, meta, &wanted, &state.files),
     }
 }
 
