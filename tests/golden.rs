@@ -8,7 +8,7 @@ use std::path::Path;
 /// The Release text up to the checksums, and the index files, are
 /// byte-for-byte what tests/golden holds for a fixed clock and packages
 /// built with a fixed SOURCE_DATE_EPOCH. Regenerate with
-/// `BESS_UPDATE_GOLDEN=1 cargo test --test apt_publish golden`.
+/// `BESS_UPDATE_GOLDEN=1 cargo test --test golden`.
 #[test]
 fn golden_release_and_packages_with_a_fixed_clock() {
     if !have_tool("dpkg-deb") {

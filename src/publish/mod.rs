@@ -11,6 +11,7 @@ mod compress;
 mod dist;
 mod generation;
 mod index;
+mod lzma;
 mod pool_tree;
 pub mod release;
 mod serial;

@@ -1,0 +1,133 @@
+//! The parse: which symbol (literal, match, repeat) codes each position.
+//! A greedy choice with one position of lookahead, by the rules of
+//! liblzma's fast mode; they keep most of what a full optimal parse finds
+//! in text at a fraction of its cost.
+
+use super::matches::{Match, MatchFinder, NICE_LEN, match_len};
+use super::model::MATCH_LEN_MAX;
+
+/// What the parse decided at a position.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Symbol {
+    Literal,
+    Match(Match),
+    Rep { rep: usize, len: u32 },
+}
+
+impl Symbol {
+    pub fn len(self) -> usize {
+        match self {
+            Symbol::Literal => 1,
+            Symbol::Match(m) => m.len as usize,
+            Symbol::Rep { len, .. } => len as usize,
+        }
+    }
+}
+
+/// The parse: the match finder and the lookahead it carries over.
+pub struct Parser {
+    finder: MatchFinder,
+    /// The match found at `pos` while deciding about `pos - 1`.
+    ahead: Option<(usize, Match)>,
+}
+
+impl Parser {
+    fn main_match(&mut self, data: &[u8], pos: usize, limit: usize) -> Match {
+        match self.ahead.take() {
+            Some((at, found)) if at == pos => found,
+            _ => self.finder.find(data, pos, limit),
+        }
+    }
+
+    /// A parser of `len` bytes of data.
+    pub fn new(len: usize) -> Parser {
+        Parser {
+            finder: MatchFinder::new(len),
+            ahead: None,
+        }
+    }
+
+    /// The symbol to code at `pos`, given the distances the model repeats.
+    pub fn next(&mut self, data: &[u8], pos: usize, reps: &[u32; 4]) -> Symbol {
+        let avail = (data.len() - pos).min(MATCH_LEN_MAX as usize);
+        let main = self.main_match(data, pos, avail);
+        if avail < 2 {
+            return Symbol::Literal;
+        }
+        let (rep, rep_len) = best_rep(data, pos, reps, avail);
+        if rep_len >= NICE_LEN as usize {
+            return Symbol::Rep {
+                rep,
+                len: rep_len as u32,
+            };
+        }
+        let main_len = if main.len >= 4 { main.len as usize } else { 0 };
+        if main_len >= NICE_LEN as usize {
+            return Symbol::Match(main);
+        }
+        if rep_len >= 2 && rep_beats_match(rep_len, main_len, main.dist) {
+            return Symbol::Rep {
+                rep,
+                len: rep_len as u32,
+            };
+        }
+        if main_len < 2 || avail <= 2 {
+            return Symbol::Literal;
+        }
+        let next_avail = (data.len() - pos - 1).min(MATCH_LEN_MAX as usize);
+        let next = self.finder.find(data, pos + 1, next_avail);
+        self.ahead = Some((pos + 1, next));
+        if next.len >= 4 && next_is_better(next, main) {
+            return Symbol::Literal;
+        }
+        let limit = (main_len - 1).max(2);
+        if limit <= next_avail
+            && reps.iter().any(|&r| {
+                (r as usize) < pos + 1 && match_len(data, pos - r as usize, pos + 1, limit) == limit
+            })
+        {
+            return Symbol::Literal;
+        }
+        Symbol::Match(main)
+    }
+}
+
+/// The longest of the four repeated distances at `pos`.
+#[inline]
+fn best_rep(data: &[u8], pos: usize, reps: &[u32; 4], avail: usize) -> (usize, usize) {
+    let mut best = (0, 0);
+    for (i, &rep) in reps.iter().enumerate() {
+        let back = rep as usize + 1;
+        if back > pos || data[pos] != data[pos - back] || data[pos + 1] != data[pos + 1 - back] {
+            continue;
+        }
+        let len = match_len(data, pos - back, pos, avail);
+        if len > best.1 {
+            best = (i, len);
+        }
+    }
+    best
+}
+
+/// liblzma's rule: a repeat costs far less to code than a new distance.
+#[inline]
+fn rep_beats_match(rep_len: usize, main_len: usize, main_dist: u32) -> bool {
+    rep_len + 1 >= main_len
+        || (rep_len + 2 >= main_len && main_dist > (1 << 9))
+        || (rep_len + 3 >= main_len && main_dist > (1 << 15))
+}
+
+/// Whether a distance is so much smaller that a shorter match there pays.
+#[inline]
+fn change_pair(small: u32, big: u32) -> bool {
+    (big >> 7) > small
+}
+
+/// liblzma's rule for taking the next position's match instead.
+#[inline]
+fn next_is_better(next: Match, main: Match) -> bool {
+    (next.len >= main.len && next.dist < main.dist)
+        || (next.len == main.len + 1 && !change_pair(main.dist, next.dist))
+        || next.len > main.len + 1
+        || (next.len + 1 >= main.len && main.len >= 3 && change_pair(next.dist, main.dist))
+}
