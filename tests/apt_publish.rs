@@ -482,11 +482,32 @@ fn architectures_share_their_all_packages_through_incremental_publishes() {
 
     let key = sb.path("key.gpg");
     std::fs::write(&key, sb.bess(&["key", "export"]).stdout).unwrap();
-    for arch in ["amd64", "arm64"] {
-        let apt = AptRoot::new(arch, "Acquire::By-Hash \"force\";");
+    // apt takes the .xz by default; told to prefer .gz, it fetches the
+    // gzip members (by hash: the URI it names has the .gz file's SHA512).
+    let prefer_gz = "Acquire::CompressionTypes::Order:: \"gz\";";
+    let release =
+        std::fs::read_to_string(sb.repo.join("public/preprod/dists/bookworm/Release")).unwrap();
+    for (arch, extra) in [("amd64", ""), ("arm64", ""), ("amd64", prefer_gz)] {
+        let apt = AptRoot::new(arch, &format!("Acquire::By-Hash \"force\";\n{extra}"));
         apt.add_source("bess", &channel_uri(&sb, "preprod"), "bookworm", &key);
-        apt.update(&[]);
+        let log = apt.update(&["-o", "Debug::pkgAcquire::Worker=true"]);
         assert_eq!(apt.versions("pkg0"), ["1.0-1"], "{arch}: an all package");
         assert_eq!(apt.versions("pkg260"), ["1.0-1"], "{arch}: added alone");
+        let gz = sha512_listed(&release, &format!("main/binary-{arch}/Packages.gz"));
+        let fetched_gz = log.contains(&format!("by-hash/SHA512/{gz}"));
+        assert_eq!(fetched_gz, !extra.is_empty(), "{arch} {extra}:\n{log}");
     }
+}
+
+/// The SHA512 a Release lists for `path`.
+fn sha512_listed(release: &str, path: &str) -> String {
+    let sha512 = release.split("SHA512:\n").nth(1).expect("a SHA512 list");
+    sha512
+        .lines()
+        .map(str::split_whitespace)
+        .find_map(|mut fields| {
+            let (hash, _, name) = (fields.next()?, fields.next()?, fields.next()?);
+            (name == path).then(|| hash.to_string())
+        })
+        .unwrap_or_else(|| panic!("{path} is not listed:\n{release}"))
 }

@@ -4,16 +4,13 @@
 //! stream made of many blocks (but only the first of several streams). So a
 //! `Packages` file is cut into chunks, each chunk compressed on its own (in
 //! parallel, and cacheable), and the pieces are assembled into one valid
-//! file: unchanged chunks never need compressing again.
+//! file: unchanged chunks never need compressing again. Each chunk is
+//! parsed once ([`lzma`]) and the parse coded twice, as LZMA2 and as
+//! deflate ([`deflate`]).
 
 use super::chunks::CompressedChunk;
-use super::lzma;
+use super::{deflate, lzma};
 use flate2::Crc;
-use std::io::Write;
-
-/// gzip level: publish time matters more than the last percent of size;
-/// apt prefers the `.xz` anyway.
-const GZIP_LEVEL: u32 = 1;
 
 /// One xz block lifted out of a single-block stream.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -23,47 +20,67 @@ pub struct XzBlock {
     pub uncompressed_size: u64,
 }
 
-/// Compresses one chunk of index text.
+/// Compresses one chunk of index text: the xz block's parse is coded
+/// again as the gzip member's deflate data.
 pub fn compress_chunk(text: &[u8]) -> CompressedChunk {
+    let (xz, steps) = xz_block_and_parse(text);
     CompressedChunk {
         plain_len: text.len() as u64,
-        gzip: gzip_member(text),
-        xz: xz_block(text),
+        gzip: gzip_member_from(text, &steps),
+        xz,
     }
 }
 
-/// A gzip member of `data`.
+/// A gzip member of `data`, deflated with the copies of `steps`.
+fn gzip_member_from(data: &[u8], steps: &[lzma::Step]) -> Vec<u8> {
+    let body = deflate::encode(data, steps);
+    let mut member = Vec::with_capacity(body.len() + 18);
+    member.extend_from_slice(&GZIP_HEADER);
+    member.extend_from_slice(&body);
+    member.extend_from_slice(&crc32(data).to_le_bytes());
+    member.extend_from_slice(&(data.len() as u32).to_le_bytes());
+    member
+}
+
+/// Magic, deflate, no flags, no mtime (reproducible), "fastest" (as
+/// gzip -1 says), unknown OS: what flate2 wrote before.
+const GZIP_HEADER: [u8; 10] = [0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 4, 0xff];
+
+/// A gzip member of `data` (parsed for it alone).
+#[cfg(test)]
 pub fn gzip_member(data: &[u8]) -> Vec<u8> {
-    let mut encoder = flate2::GzBuilder::new().mtime(0).write(
-        Vec::with_capacity(data.len() / 4 + 64),
-        flate2::Compression::new(GZIP_LEVEL),
-    );
-    encoder
-        .write_all(data)
-        .expect("writing to a Vec cannot fail");
-    encoder.finish().expect("writing to a Vec cannot fail")
+    gzip_member_from(data, &xz_block_and_parse(data).1)
 }
 
 /// Compresses `data` as one xz block: header, LZMA2 data, padding, CRC64
 /// of the data. Empty data makes no block (an xz stream may have none).
+#[cfg(test)]
 pub fn xz_block(data: &[u8]) -> XzBlock {
+    xz_block_and_parse(data).0
+}
+
+/// [`xz_block`] and the parse it coded.
+fn xz_block_and_parse(data: &[u8]) -> (XzBlock, Vec<lzma::Step>) {
     if data.is_empty() {
-        return XzBlock {
+        let block = XzBlock {
             bytes: Vec::new(),
             unpadded_size: 0,
             uncompressed_size: 0,
         };
+        return (block, Vec::new());
     }
     let mut bytes = block_header(data.len());
-    bytes.extend_from_slice(&lzma::encode(data));
+    let (packed, steps) = lzma::encode(data);
+    bytes.extend_from_slice(&packed);
     let unpadded_size = (bytes.len() + CHECK_SIZE) as u64;
     bytes.resize(bytes.len().next_multiple_of(4), 0);
     bytes.extend_from_slice(&crc64(data).to_le_bytes());
-    XzBlock {
+    let block = XzBlock {
         bytes,
         unpadded_size,
         uncompressed_size: data.len() as u64,
-    }
+    };
+    (block, steps)
 }
 
 /// A CRC64 check closes every block ([`XZ_FLAGS`]).

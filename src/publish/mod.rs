@@ -8,6 +8,7 @@ mod build;
 mod checksums;
 mod chunks;
 mod compress;
+mod deflate;
 mod dist;
 mod generation;
 mod index;

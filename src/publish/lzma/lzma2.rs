@@ -2,7 +2,7 @@
 //! data and 64 KiB of code, stored instead where coding does not pay.
 
 use super::model::{MATCH_LEN_MAX, Model, PROPS};
-use super::parse::{Parser, Symbol};
+use super::parse::{Parser, Step, Symbol};
 use super::range::RangeEncoder;
 
 /// An LZMA2 chunk holds at most 2 MiB of data and 64 KiB compressed.
@@ -23,16 +23,18 @@ enum Reset {
 }
 
 /// Compresses `data` as the LZMA2 data of one xz block: the dictionary is
-/// reset at its start, and the end marker closes it.
-pub fn encode(data: &[u8]) -> Vec<u8> {
+/// reset at its start, and the end marker closes it. Also returns the
+/// parse, for the gzip member of the same data.
+pub fn encode(data: &[u8]) -> (Vec<u8>, Vec<Step>) {
     let mut out = Vec::with_capacity(data.len() / 3 + 64);
+    let mut steps = Vec::with_capacity(data.len() / 6);
     let mut parser = Parser::new(data.len());
     let mut model = Model::new();
     let mut reset = Reset::Everything;
     let mut pos = 0;
     while pos < data.len() {
         let start = pos;
-        let (packed, end) = code_chunk(data, start, &mut parser, &mut model);
+        let (packed, end) = code_chunk(data, start, &mut parser, &mut model, &mut steps);
         pos = end;
         if packed.len() < end - start {
             push_lzma_chunk(&mut out, &packed, end - start, reset);
@@ -49,16 +51,18 @@ pub fn encode(data: &[u8]) -> Vec<u8> {
         }
     }
     out.push(0x00);
-    out
+    (out, steps)
 }
 
-/// Codes symbols from `start` until the chunk is full or the data ends;
-/// returns the range coder's bytes and where the chunk ends.
+/// Codes symbols from `start` until the chunk is full or the data ends,
+/// adding them to `steps`; returns the range coder's bytes and where the
+/// chunk ends.
 fn code_chunk(
     data: &[u8],
     start: usize,
     parser: &mut Parser,
     model: &mut Model,
+    steps: &mut Vec<Step>,
 ) -> (Vec<u8>, usize) {
     let mut rc = RangeEncoder::new(CHUNK_COMPRESSED_MAX);
     let mut pos = start;
@@ -67,6 +71,7 @@ fn code_chunk(
         && rc.flushed_len() + SYMBOL_MARGIN <= CHUNK_COMPRESSED_MAX
     {
         let symbol = parser.next(data, pos, &model.reps);
+        steps.push(symbol.step(&model.reps));
         match symbol {
             Symbol::Literal => model.literal(&mut rc, data, pos),
             Symbol::Match(m) => model.matched(&mut rc, pos, m.dist, m.len),

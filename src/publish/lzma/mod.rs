@@ -22,6 +22,7 @@ mod parse;
 mod range;
 
 pub use lzma2::encode;
+pub use parse::Step;
 
 /// The dictionary size an encoded block of `len` bytes needs, as a
 /// power of two the xz block header can name (4 KiB to 8 MiB).

@@ -22,6 +22,29 @@ impl Symbol {
             Symbol::Rep { len, .. } => len as usize,
         }
     }
+
+    /// The symbol as an LZ77 step, given the distances repeated before it.
+    pub fn step(self, reps: &[u32; 4]) -> Step {
+        match self {
+            Symbol::Literal => Step { len: 1, dist: 0 },
+            Symbol::Match(m) => Step {
+                len: m.len,
+                dist: m.dist + 1,
+            },
+            Symbol::Rep { rep, len } => Step {
+                len,
+                dist: reps[rep] + 1,
+            },
+        }
+    }
+}
+
+/// One step of a parse as any LZ77 coder reads it: `len` bytes copied
+/// from `dist` bytes back, or (with `dist` 0) one literal byte.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Step {
+    pub len: u32,
+    pub dist: u32,
 }
 
 /// The parse: the match finder and the lookahead it carries over.
