@@ -19,7 +19,7 @@ use std::collections::HashMap;
 use std::fs::File;
 use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 
 /// Chunks whose stanza parts are read from the catalog in one query.
 const WINDOW: usize = 32;
@@ -39,12 +39,15 @@ pub struct BuiltIndex {
     pub manifest: Manifest,
 }
 
-/// Chunks of `Architecture: all` runs made during this publication, with
-/// their text. Every architecture's index has the same runs, cut into the
-/// same chunks, so the indices built after the first take them from here
-/// instead of rendering and compressing them again.
+/// Chunks of `Architecture: all` runs compressed during this publication,
+/// with their text. Every architecture's index has the same runs, cut into
+/// the same chunks. The indices are built at the same time, and whichever
+/// reaches a shared chunk first compresses it for all of them; the others
+/// take it from here (or wait for it if it is being compressed).
 #[derive(Default)]
-pub struct SharedChunks(Mutex<HashMap<[u8; 32], Arc<SharedChunk>>>);
+pub struct SharedChunks(Mutex<HashMap<[u8; 32], Arc<SharedSlot>>>);
+
+type SharedSlot = OnceLock<Arc<SharedChunk>>;
 
 struct SharedChunk {
     compressed: CompressedChunk,
@@ -52,23 +55,13 @@ struct SharedChunk {
 }
 
 impl SharedChunks {
-    fn get(&self, key: &[u8; 32]) -> Option<Arc<SharedChunk>> {
-        self.lock().get(key).cloned()
-    }
-
-    fn keep(&self, key: [u8; 32], compressed: &CompressedChunk, text: &Arc<String>) {
-        self.lock().entry(key).or_insert_with(|| {
-            Arc::new(SharedChunk {
-                compressed: compressed.clone(),
-                text: text.clone(),
-            })
-        });
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<[u8; 32], Arc<SharedChunk>>> {
+    fn slot(&self, key: &[u8; 32]) -> Arc<SharedSlot> {
         self.0
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .entry(*key)
+            .or_default()
+            .clone()
     }
 }
 
@@ -130,7 +123,6 @@ fn build_resumed(source: &IndexSource<'_>, previous: &Manifest) -> io::Result<Bu
     // cores stay busy until the last chunk.
     let (ready_tx, ready_rx) = std::sync::mpsc::channel::<(usize, Prepared)>();
     let (slot_tx, slot_rx) = std::sync::mpsc::sync_channel::<()>(IN_FLIGHT);
-    let shared = source.shared;
     std::thread::scope(|scope| {
         let chunks = &chunks;
         let writer = scope.spawn(move || -> io::Result<BuiltIndex> {
@@ -143,9 +135,6 @@ fn build_resumed(source: &IndexSource<'_>, previous: &Manifest) -> io::Result<Bu
                     let chunk = &chunks[next];
                     let plain = text.as_deref().map(String::as_str);
                     out.append(next, chunk, &compressed, plain, previous)?;
-                    if let (Some(shared), Some(text), true) = (shared, &text, chunk.shared) {
-                        shared.keep(chunk.key, &compressed, text);
-                    }
                     let _ = slot_rx.try_recv();
                     next += 1;
                 }
@@ -180,7 +169,7 @@ fn produce(
             .collect();
         let rendered: Vec<bool> = origins
             .iter()
-            .map(|o| matches!(o, Origin::Rendered))
+            .map(|o| matches!(o, Origin::Rendered(_)))
             .collect();
         let parts = window_parts(source, window, &rendered)?;
         for (i, (chunk, origin)) in window.iter().zip(origins).enumerate() {
@@ -197,9 +186,9 @@ fn produce(
                 Origin::Published(compressed, text) => {
                     let _ = ready.send((index, (compressed, text)));
                 }
-                Origin::Rendered => {
+                Origin::Rendered(slot) => {
                     let text = render(&source.entries[chunk.start..chunk.end], &parts);
-                    compress_later(index, Arc::new(text), ready);
+                    compress_later(index, Arc::new(text), slot, ready);
                 }
             }
         }
@@ -213,8 +202,9 @@ enum Origin {
     Made(Arc<SharedChunk>),
     /// Read back from the previous publication, with its text when needed.
     Published(CompressedChunk, Option<Arc<String>>),
-    /// Rendered from the catalog and compressed.
-    Rendered,
+    /// Rendered from the catalog and compressed (once for every index
+    /// that shares it, when it has a slot).
+    Rendered(Option<Arc<SharedSlot>>),
 }
 
 /// The cheapest way to get a chunk, with its text if `needs_text` (for
@@ -222,15 +212,15 @@ enum Origin {
 /// a reused gzip member rather than rendered again: inflating is far
 /// cheaper than reading stanzas back from the catalog.
 fn origin(source: &IndexSource<'_>, chunk: &Chunk, needs_text: bool) -> Origin {
-    if let Some(made) = source
+    let slot = source
         .shared
         .filter(|_| chunk.shared)
-        .and_then(|s| s.get(&chunk.key))
-    {
-        return Origin::Made(made);
+        .map(|s| s.slot(&chunk.key));
+    if let Some(made) = slot.as_ref().and_then(|s| s.get()) {
+        return Origin::Made(made.clone());
     }
     let Some(compressed) = source.published.get(&chunk.key) else {
-        return Origin::Rendered;
+        return Origin::Rendered(slot);
     };
     if !needs_text {
         return Origin::Published(compressed, None);
@@ -239,7 +229,7 @@ fn origin(source: &IndexSource<'_>, chunk: &Chunk, needs_text: bool) -> Origin {
         Some(text) if text.len() as u64 == compressed.plain_len => {
             Origin::Published(compressed, Some(Arc::new(text)))
         }
-        _ => Origin::Rendered,
+        _ => Origin::Rendered(slot),
     }
 }
 
@@ -271,15 +261,29 @@ fn window_parts(
     (source.stanzas)(&ids)
 }
 
-/// Compresses a rendered chunk on the pool, then hands it to the writer.
+/// Compresses a rendered chunk on the pool (unless another index's build
+/// did or is doing it), then hands it to the writer.
 fn compress_later(
     index: usize,
     text: Arc<String>,
+    slot: Option<Arc<SharedSlot>>,
     ready: &std::sync::mpsc::Sender<(usize, Prepared)>,
 ) {
     let ready = ready.clone();
     rayon::spawn(move || {
-        let fresh = compress_chunk(text.as_bytes());
+        let fresh = match slot {
+            // Blocks only while another build's task compresses this chunk.
+            Some(slot) => slot
+                .get_or_init(|| {
+                    Arc::new(SharedChunk {
+                        compressed: compress_chunk(text.as_bytes()),
+                        text: text.clone(),
+                    })
+                })
+                .compressed
+                .clone(),
+            None => compress_chunk(text.as_bytes()),
+        };
         let _ = ready.send((index, (fresh, Some(text))));
     });
 }

@@ -6,10 +6,12 @@ use super::chunks::{Manifest, PublishedChunks};
 use super::generation::{DistTree, Generation};
 use super::index::{PackagesIndex, split};
 use super::release::{self, FileSums, ReleaseFields};
-use crate::catalog::IndexEntry;
+use crate::catalog::{IndexEntry, StanzaParts};
 use crate::sign::Signer;
+use std::collections::HashMap;
 use std::io;
 use std::path::{Path, PathBuf};
+use std::sync::mpsc;
 use std::time::{Duration, SystemTime};
 
 /// What a publication of one dist is made from.
@@ -51,10 +53,10 @@ pub fn publish_dist(input: &DistInput<'_>, signer: &Signer) -> io::Result<DistOu
     let mut manifests = Vec::new();
     // Only worth its memory when another architecture's index will use it.
     let shared = (input.archs.len() > 1).then(SharedChunks::default);
-    for index in &indices {
-        let built = build_one(input, &generation, index, shared.as_ref())?;
+    let built = build_all(input, &generation, &indices, shared.as_ref())?;
+    for (index, built) in indices.iter().zip(built) {
         listed.extend(add_files(input, &generation, index, &built)?);
-        manifests.push((manifest_path(input, index), built.manifest));
+        manifests.push((manifest_path(&input.manifest_dir, index), built.manifest));
     }
     let dist = input.fields.codename.clone();
     let outcome = |generation, written| DistOutcome {
@@ -88,34 +90,98 @@ pub fn publish_dist(input: &DistInput<'_>, signer: &Signer) -> io::Result<DistOu
     Ok(outcome(number, true))
 }
 
-fn manifest_path(input: &DistInput<'_>, index: &PackagesIndex<'_>) -> PathBuf {
-    input.manifest_dir.join(index.dir())
+fn manifest_path(manifest_dir: &Path, index: &PackagesIndex<'_>) -> PathBuf {
+    manifest_dir.join(index.dir())
+}
+
+/// A request to the thread that reads the catalog: stanza parts of these ids.
+type StanzaRequest = (
+    Vec<i64>,
+    mpsc::Sender<io::Result<HashMap<i64, StanzaParts>>>,
+);
+
+/// Builds every index of the dist at once, a thread each: hashing an
+/// index's files is serial, so architectures built one after the other
+/// left a core idle at the end of each. Their catalog reads all come back
+/// to this thread, which holds the snapshot.
+fn build_all(
+    input: &DistInput<'_>,
+    generation: &Generation,
+    indices: &[PackagesIndex<'_>],
+    shared: Option<&SharedChunks>,
+) -> io::Result<Vec<BuiltIndex>> {
+    let (requests, served) = mpsc::channel::<StanzaRequest>();
+    let (manifest_dir, write_plain) = (input.manifest_dir.as_path(), input.write_plain);
+    std::thread::scope(|scope| {
+        let builders: Vec<_> = indices
+            .iter()
+            .map(|index| {
+                let requests = requests.clone();
+                scope.spawn(move || {
+                    let stanzas = |ids: &[i64]| ask_catalog(&requests, ids);
+                    let target = IndexTarget {
+                        manifest_dir,
+                        write_plain,
+                        generation,
+                        shared,
+                    };
+                    build_one(&target, index, &stanzas)
+                })
+            })
+            .collect();
+        drop(requests);
+        for (ids, reply) in served {
+            let _ = reply.send((input.stanzas)(&ids));
+        }
+        builders
+            .into_iter()
+            .map(|b| b.join().expect("an index builder does not panic"))
+            .collect()
+    })
+}
+
+fn ask_catalog(
+    requests: &mpsc::Sender<StanzaRequest>,
+    ids: &[i64],
+) -> io::Result<HashMap<i64, StanzaParts>> {
+    let gone = || io::Error::other("the catalog reader stopped");
+    let (reply, answer) = mpsc::channel();
+    requests.send((ids.to_vec(), reply)).map_err(|_| gone())?;
+    answer.recv().map_err(|_| gone())?
+}
+
+/// Where one index is built and what with.
+struct IndexTarget<'a> {
+    manifest_dir: &'a Path,
+    write_plain: bool,
+    generation: &'a Generation,
+    shared: Option<&'a SharedChunks>,
 }
 
 fn build_one(
-    input: &DistInput<'_>,
-    generation: &Generation,
+    target: &IndexTarget<'_>,
     index: &PackagesIndex<'_>,
-    shared: Option<&SharedChunks>,
+    stanzas: &Stanzas<'_>,
 ) -> io::Result<BuiltIndex> {
+    let generation = target.generation;
     let temp_dir = generation.temp_dir(&index.dir());
-    let previous = Manifest::load(&manifest_path(input, index));
+    let previous = Manifest::load(&manifest_path(target.manifest_dir, index));
     // The by-hash store is where index files are built and kept.
     let published = PublishedChunks::open(&previous, &temp_dir);
     let source = IndexSource {
         entries: &index.entries,
         sections: &index.sections,
-        stanzas: input.stanzas,
+        stanzas,
         published: &published,
         temp_dir: &temp_dir,
-        write_plain: input.write_plain,
-        shared,
+        write_plain: target.write_plain,
+        shared: target.shared,
     };
     let built = build_index(&source, &previous)?;
     // An unchanged index whose files were pruned away must be written again.
     let stored = (1..3).all(|i| generation.has_index_file(&sums_at(index, i, &built.sums[i])));
     let plain_ok =
-        !input.write_plain || generation.has_index_file(&sums_at(index, 0, &built.sums[0]));
+        !target.write_plain || generation.has_index_file(&sums_at(index, 0, &built.sums[0]));
     if built.temps.iter().all(Option::is_none) && !(stored && plain_ok) {
         return build_index(&source, &Manifest::default());
     }
