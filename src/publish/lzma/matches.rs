@@ -6,6 +6,9 @@ const HASH_BITS: u32 = 16;
 pub const DEPTH: u32 = 4;
 /// A match this long is taken without looking further.
 pub const NICE_LEN: u32 = 128;
+/// The largest dictionary a block header names ([`super::dict_size`]):
+/// no match may reach back further, whatever the block's length.
+pub const DICT_MAX: usize = 1 << 23;
 
 /// A match: `len` bytes at distance `dist + 1`.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -25,6 +28,7 @@ pub struct MatchFinder {
 }
 
 impl MatchFinder {
+    /// Empty chains for a block of `len` bytes.
     pub fn new(len: usize) -> MatchFinder {
         MatchFinder {
             head: vec![0; 1 << HASH_BITS],
@@ -60,6 +64,9 @@ impl MatchFinder {
         let mut depth = DEPTH;
         while candidate != 0 && depth > 0 {
             let at = candidate as usize - 1;
+            if pos - at > DICT_MAX {
+                break; // and every later link is further still
+            }
             let best_len = best.len as usize;
             // One byte past the best so far decides whether this can beat it.
             if best_len < limit && data[at + best_len] == data[pos + best_len] {

@@ -27,7 +27,7 @@ pub use parse::Step;
 /// The dictionary size an encoded block of `len` bytes needs, as a
 /// power of two the xz block header can name (4 KiB to 8 MiB).
 pub fn dict_size(len: usize) -> u32 {
-    len.next_power_of_two().clamp(1 << 12, 1 << 23) as u32
+    len.next_power_of_two().clamp(1 << 12, matches::DICT_MAX) as u32
 }
 
 /// The xz filter property byte naming [`dict_size`]`(len)`.

@@ -115,6 +115,17 @@ fn long_runs_fill_chunks_to_their_uncompressed_limit() {
 }
 
 #[test]
+fn no_match_reaches_beyond_the_largest_dictionary() {
+    // The same noise 8.5 MiB apart: the block header names an 8 MiB
+    // dictionary, so the second copy must not refer to the first.
+    let noise = noise(4096, 3);
+    let mut data = noise.clone();
+    data.resize(data.len() + (17 << 19), 0);
+    data.extend_from_slice(&noise);
+    assert_round_trips(&data);
+}
+
+#[test]
 fn noise_is_stored_and_coding_starts_again_after_it() {
     // Stored first chunk (dictionary reset, then properties), stored chunks
     // in the middle (state reset after each), text that refers back across them.
