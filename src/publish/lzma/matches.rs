@@ -37,6 +37,12 @@ impl MatchFinder {
         }
     }
 
+    /// Leaves the positions before `end` not yet added out of the chains.
+    #[inline]
+    pub fn skip_to(&mut self, end: usize) {
+        self.inserted = self.inserted.max(end);
+    }
+
     /// Adds every position before `end` to the chains.
     #[inline]
     pub fn insert_to(&mut self, data: &[u8], end: usize) {

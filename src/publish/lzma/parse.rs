@@ -78,13 +78,14 @@ impl Parser {
     ///
     /// In a long run of literals (hash digits, which never repeat) only
     /// some positions are searched: after 8 literals every second one,
-    /// after 16 every fourth. A match found by the lookahead is always
-    /// taken up.
+    /// after 16 every fourth. The others are not added to the hash chains
+    /// either. A match found by the lookahead is always taken up.
     pub fn next(&mut self, data: &[u8], pos: usize, reps: &[u32; 4]) -> Symbol {
         let skip = (self.misses >> SKIP_SHIFT).min(SKIP_MAX);
         let looked_ahead = matches!(self.ahead, Some((at, _)) if at == pos);
         if skip > 0 && self.misses & ((1 << skip) - 1) != 0 && !looked_ahead {
             self.misses += 1;
+            self.finder.skip_to(pos + 1);
             return Symbol::Literal;
         }
         let symbol = self.choose(data, pos, reps);
