@@ -42,6 +42,8 @@ trait Publisher {
     fn add(&self, ws: &Workspace, deb: &Path) -> Result<()>;
     /// Timed: publish again after that one addition.
     fn incremental(&self, ws: &Workspace) -> Vec<Command>;
+    /// Where the full publication's amd64 index files are.
+    fn amd64_index(&self, ws: &Workspace) -> PathBuf;
 }
 
 struct Bess {
@@ -92,7 +94,13 @@ impl Publisher for Bess {
     fn incremental(&self, ws: &Workspace) -> Vec<Command> {
         self.full(ws)
     }
+    fn amd64_index(&self, ws: &Workspace) -> PathBuf {
+        ws.dir.join("repo/public/preprod").join(AMD64_INDEX)
+    }
 }
+
+/// An index directory below a publication's root.
+const AMD64_INDEX: &str = "dists/bookworm/main/binary-amd64";
 
 /// aptly with the same private configuration and local repository as the
 /// ingest benchmark (`tools::Aptly`); only publishing is timed here.
@@ -141,6 +149,9 @@ impl Publisher for Aptly {
         let mut update = self.command(ws);
         update.args(["publish", "update", "-skip-signing", DIST]);
         vec![update]
+    }
+    fn amd64_index(&self, ws: &Workspace) -> PathBuf {
+        ws.dir.join("public").join(AMD64_INDEX)
     }
 }
 
@@ -195,6 +206,9 @@ impl Publisher for Reprepro {
     }
     fn incremental(&self, ws: &Workspace) -> Vec<Command> {
         self.full(ws)
+    }
+    fn amd64_index(&self, ws: &Workspace) -> PathBuf {
+        ws.dir.join(AMD64_INDEX)
     }
 }
 
@@ -263,6 +277,7 @@ fn run_once(
     let measured =
         runner::time_commands(&mut publisher.full(ws), &ws.log).context("full publish")?;
     record(full, measured, publisher, "full");
+    print_index_sizes(publisher, &publisher.amd64_index(ws));
     publisher.add(ws, extra).context("adding one package")?;
     runner::settle_filesystem();
     let measured = runner::time_commands(&mut publisher.incremental(ws), &ws.log)
@@ -287,6 +302,18 @@ fn record(
     result.walls.push(measured.wall);
     result.cpus.push(measured.cpu);
     result.peak_rss_kib = result.peak_rss_kib.max(measured.peak_rss_kib);
+}
+
+/// What the compression bought: each tool's amd64 index files, by size.
+fn print_index_sizes(publisher: &dyn Publisher, dir: &Path) {
+    let sizes: Vec<String> = ["Packages.gz", "Packages.bz2", "Packages.xz"]
+        .iter()
+        .filter_map(|name| {
+            let len = fs::metadata(dir.join(name)).ok()?.len();
+            Some(format!("{name} {:.1} MB", len as f64 / 1e6))
+        })
+        .collect();
+    println!("{} binary-amd64: {}", publisher.name(), sizes.join(", "));
 }
 
 fn publishers(run_dir: &Path) -> Result<Vec<Box<dyn Publisher>>> {

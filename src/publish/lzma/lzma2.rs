@@ -71,7 +71,7 @@ fn code_chunk(
         && rc.flushed_len() + SYMBOL_MARGIN <= CHUNK_COMPRESSED_MAX
     {
         let symbol = parser.next(data, pos, &model.reps);
-        steps.push(symbol.step(&model.reps));
+        symbol.push_steps(&model.reps, steps);
         match symbol {
             Symbol::Literal => model.literal(&mut rc, data, pos),
             Symbol::Match(m) => model.matched(&mut rc, pos, m.dist, m.len),

@@ -10,12 +10,19 @@ pub const NICE_LEN: u32 = 128;
 /// no match may reach back further, whatever the block's length.
 pub const DICT_MAX: usize = 1 << 23;
 
-/// A match: `len` bytes at distance `dist + 1`.
+/// A match: `len` bytes at distance `dist + 1`, and the longest match
+/// found within deflate's 32 KiB window (the same one when it is there):
+/// the gzip member is coded from the same parse.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Match {
     pub len: u32,
     pub dist: u32,
+    pub near_len: u32,
+    pub near_dist: u32,
 }
+
+/// Deflate's window: the furthest back a gzip member's copy may reach.
+pub const DEFLATE_WINDOW: usize = 1 << 15;
 
 /// Hash chains of one block's data.
 pub struct MatchFinder {
@@ -68,20 +75,24 @@ impl MatchFinder {
         }
         let mut candidate = self.chain[pos];
         let mut depth = DEPTH;
+        // Links go from near to far: the best before the first link out of
+        // deflate's window is the best within it.
+        let mut near = None;
         while candidate != 0 && depth > 0 {
             let at = candidate as usize - 1;
             if pos - at > DICT_MAX {
                 break; // and every later link is further still
+            }
+            if pos - at > DEFLATE_WINDOW && near.is_none() {
+                near = Some((best.len, best.dist));
             }
             let best_len = best.len as usize;
             // One byte past the best so far decides whether this can beat it.
             if best_len < limit && data[at + best_len] == data[pos + best_len] {
                 let len = match_len(data, at, pos, limit);
                 if len > best_len {
-                    best = Match {
-                        len: len as u32,
-                        dist: (pos - at - 1) as u32,
-                    };
+                    best.len = len as u32;
+                    best.dist = (pos - at - 1) as u32;
                     if len >= NICE_LEN as usize || len >= limit {
                         break;
                     }
@@ -90,6 +101,7 @@ impl MatchFinder {
             candidate = self.chain[at];
             depth -= 1;
         }
+        (best.near_len, best.near_dist) = near.unwrap_or((best.len, best.dist));
         best
     }
 }
@@ -117,4 +129,52 @@ pub fn match_len(data: &[u8], a: usize, b: usize, limit: usize) -> usize {
         len += 1;
     }
     len
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Noise: no match of 4 bytes or more, by any practical chance.
+    fn unique(len: usize, seed: u64) -> Vec<u8> {
+        let mut state = seed;
+        (0..len)
+            .map(|_| {
+                state = state
+                    .wrapping_mul(6_364_136_223_846_793_005)
+                    .wrapping_add(1_442_695_040_888_963_407);
+                (state >> 56) as u8
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_far_match_carries_the_best_one_within_deflates_window() {
+        // `phrase` in full 40 KiB back, its first 20 bytes 100 bytes back.
+        let phrase = unique(64, 7);
+        let mut data = phrase.clone();
+        data.extend(unique(40 << 10, 1_000));
+        data.extend_from_slice(&phrase[..20]);
+        data.extend(unique(80, 99_000));
+        let pos = data.len();
+        data.extend_from_slice(&phrase);
+        data.extend(unique(16, 5_000_000));
+        let mut finder = MatchFinder::new(data.len());
+        let found = finder.find(&data, pos, 64);
+        assert_eq!((found.len, found.dist as usize), (64, pos - 1));
+        assert_eq!((found.near_len, found.near_dist), (20, 99));
+    }
+
+    #[test]
+    fn a_near_match_is_its_own_near_match() {
+        let phrase = unique(64, 7);
+        let mut data = phrase.clone();
+        data.extend(unique(500, 1_000));
+        let pos = data.len();
+        data.extend_from_slice(&phrase);
+        let mut finder = MatchFinder::new(data.len());
+        let found = finder.find(&data, pos, 64);
+        assert_eq!((found.len, found.dist as usize), (64, pos - 1));
+        assert_eq!((found.near_len, found.near_dist), (found.len, found.dist));
+    }
 }

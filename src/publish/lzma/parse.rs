@@ -3,7 +3,7 @@
 //! liblzma's fast mode; they keep most of what a full optimal parse finds
 //! in text at a fraction of its cost.
 
-use super::matches::{Match, MatchFinder, NICE_LEN, match_len};
+use super::matches::{DEFLATE_WINDOW, Match, MatchFinder, NICE_LEN, match_len};
 use super::model::MATCH_LEN_MAX;
 
 /// What the parse decided at a position.
@@ -24,18 +24,28 @@ impl Symbol {
         }
     }
 
-    /// The symbol as an LZ77 step, given the distances repeated before it.
-    pub fn step(self, reps: &[u32; 4]) -> Step {
+    /// Adds the symbol to a parse for deflate, given the distances repeated
+    /// before it: a match out of deflate's window is replaced by the
+    /// longest one within it, followed by literals.
+    pub fn push_steps(self, reps: &[u32; 4], steps: &mut Vec<Step>) {
+        let literal = Step { len: 1, dist: 0 };
         match self {
-            Symbol::Literal => Step { len: 1, dist: 0 },
-            Symbol::Match(m) => Step {
+            Symbol::Literal => steps.push(literal),
+            Symbol::Match(m) if m.dist as usize >= DEFLATE_WINDOW && m.near_len >= 3 => {
+                steps.push(Step {
+                    len: m.near_len,
+                    dist: m.near_dist + 1,
+                });
+                steps.extend(std::iter::repeat_n(literal, (m.len - m.near_len) as usize));
+            }
+            Symbol::Match(m) => steps.push(Step {
                 len: m.len,
                 dist: m.dist + 1,
-            },
-            Symbol::Rep { rep, len } => Step {
+            }),
+            Symbol::Rep { rep, len } => steps.push(Step {
                 len,
                 dist: reps[rep] + 1,
-            },
+            }),
         }
     }
 }
