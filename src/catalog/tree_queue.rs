@@ -2,7 +2,7 @@
 //! queues its file, and the publish that follows links or withdraws it.
 
 use super::{CatalogError, Reader, Writer};
-use rusqlite::{OptionalExtension, params};
+use rusqlite::params;
 
 /// A file of a channel's pool tree that may need linking or withdrawing.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -49,6 +49,15 @@ impl Writer<'_> {
 impl Reader<'_> {
     /// The files queued for `channel`, with whether each is still wanted.
     pub fn queued_files(&self, channel: &str) -> Result<Vec<QueuedFile>, CatalogError> {
+        self.queued_files_after(channel, 0)
+    }
+
+    /// The files queued for `channel` after queue id `after`.
+    pub fn queued_files_after(
+        &self,
+        channel: &str,
+        after: i64,
+    ) -> Result<Vec<QueuedFile>, CatalogError> {
         let mut stmt = self
             .conn
             .prepare_cached(
@@ -56,11 +65,11 @@ impl Reader<'_> {
                         EXISTS (SELECT 1 FROM placements l WHERE l.package_id = q.package_id
                                 AND l.channel = q.channel AND l.component = q.component)
                  FROM tree_queue q JOIN packages p ON p.id = q.package_id
-                 WHERE q.channel = ?1 ORDER BY q.id",
+                 WHERE q.channel = ?1 AND q.id > ?2 ORDER BY q.id",
             )
             .map_err(self.fail())?;
         let rows = stmt
-            .query_map(params![channel], |r| {
+            .query_map(params![channel, after], |r| {
                 Ok(QueuedFile {
                     id: r.get(0)?,
                     component: r.get(1)?,
@@ -71,18 +80,5 @@ impl Reader<'_> {
             })
             .map_err(self.fail())?;
         rows.collect::<Result<_, _>>().map_err(self.fail())
-    }
-
-    /// The newest queued id of `channel`, if any.
-    pub fn last_queued(&self, channel: &str) -> Result<Option<i64>, CatalogError> {
-        self.conn
-            .query_row(
-                "SELECT MAX(id) FROM tree_queue WHERE channel = ?1",
-                params![channel],
-                |r| r.get(0),
-            )
-            .optional()
-            .map(Option::flatten)
-            .map_err(self.fail())
     }
 }

@@ -2,7 +2,7 @@
 
 use super::progress::Stage;
 use super::{OpsError, Repo};
-use crate::catalog::{Catalog, Pending, PlacementFilter, QueuedFile};
+use crate::catalog::{Catalog, Pending, PlacementFilter, Reader};
 use crate::config::RepoConfig;
 use crate::publish::PoolTree;
 use crate::publish::{
@@ -10,6 +10,9 @@ use crate::publish::{
 };
 use crate::sign::{KeyStore, Signer};
 use std::collections::BTreeSet;
+use std::path::Path;
+use std::sync::{Mutex, mpsc};
+use std::thread::ScopedJoinHandle;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// Which dists to publish.
@@ -97,7 +100,12 @@ const PUBLISH_PAGE_CACHE_KIB: u32 = 4096;
 /// Publishes some dists of one channel, with its pool-tree changes.
 ///
 /// New files are linked while the indices are built (one is kernel work,
-/// the other compression); no index goes live before both are done.
+/// the other compression); no index goes live before both are done. The
+/// linking thread reads the queue through a connection of its own, so its
+/// read overlaps the first dist's; each dist then links itself whatever
+/// its own snapshot queued after what the thread read (an ingest may have
+/// committed in between), so a live index never lists a file its pool
+/// tree lacks.
 fn publish_channel(
     repo: &mut Repo,
     signer: &Signer,
@@ -106,7 +114,6 @@ fn publish_channel(
     when: (SystemTime, bool),
     stage: &dyn Stage,
 ) -> Result<Vec<DistOutcome>, OpsError> {
-    let queue = read_queue(&mut repo.catalog, channel, when.1)?;
     let Repo {
         config,
         catalog,
@@ -114,24 +121,30 @@ fn publish_channel(
         ..
     } = &mut *repo;
     let tree = PoolTree::new(&config.layout, pool);
-    let outcomes = std::thread::scope(|scope| -> Result<Vec<DistOutcome>, OpsError> {
-        let linker = scope.spawn(|| link_files(&tree, channel, &queue.links));
-        let links = LinksReady(std::sync::Mutex::new(Some(linker)));
-        let ready = || links.wait();
+    let catalog_file = config.layout.catalog_file();
+    let (outcomes, linked) = std::thread::scope(|scope| {
+        let (read_tx, read_rx) = mpsc::channel();
+        let tree = &tree;
+        let linker =
+            scope.spawn(move || link_queued(tree, &catalog_file, channel, when.1, &read_tx));
+        let links = Links {
+            tree,
+            channel,
+            thread: Mutex::new(Some(linker)),
+            read: Mutex::new(read_rx),
+            upto: Mutex::new(None),
+        };
         let mut outcomes = Vec::new();
         for dist in dists {
             outcomes.push(publish_one(
-                config, catalog, signer, channel, dist, when, &ready,
+                config, catalog, signer, channel, dist, when, &links,
             )?);
             stage.advance(1);
         }
-        links.wait().map_err(OpsError::io(
-            "link files into",
-            config.layout.channel_dir(channel),
-        ))?;
-        Ok(outcomes)
+        let linked = links.finish()?;
+        Ok::<_, OpsError>((outcomes, linked))
     })?;
-    withdraw_unwanted(repo, channel, queue)?;
+    withdraw_unwanted(repo, channel, linked)?;
     Ok(outcomes)
 }
 
@@ -200,13 +213,19 @@ fn publish_one(
     channel: &str,
     dist: &str,
     (now, refresh): (SystemTime, bool),
-    before_switch: &(dyn Fn() -> std::io::Result<()> + Sync),
+    links: &Links<'_, '_>,
 ) -> Result<DistOutcome, OpsError> {
     let layout = &config.layout;
     let settings = &config.settings;
     let snapshot = catalog.snapshot()?;
     let reader = snapshot.reader();
     let entries = reader.index_entries(channel, dist)?;
+    links.catch_up(&reader)?;
+    let before_switch = || {
+        links
+            .wait()
+            .map_err(|e| std::io::Error::other(e.to_string()))
+    };
     let seq = reader.pending_seq(channel, dist)?;
     let stanzas = |ids: &[i64]| reader.stanza_parts(ids).map_err(std::io::Error::other);
     let input = DistInput {
@@ -224,7 +243,7 @@ fn publish_one(
             .join(channel)
             .join(dist),
         write_plain: settings.release.uncompressed_index,
-        before_switch,
+        before_switch: &before_switch,
     };
     let outcome =
         publish_dist(&input, signer).map_err(OpsError::io("publish", input.tree.link_path()))?;
@@ -239,19 +258,71 @@ fn publish_one(
     Ok(outcome)
 }
 
-/// The linking thread of a channel, joined once, by the first dist that
-/// is about to go live.
-struct LinksReady<'scope>(
-    std::sync::Mutex<Option<std::thread::ScopedJoinHandle<'scope, Result<(), OpsError>>>>,
-);
+/// The pool-tree linking of a channel's publication: the thread that
+/// links what the queue held when it read it, and how far the dists have
+/// linked the queue since.
+struct Links<'scope, 'a> {
+    tree: &'a PoolTree<'a>,
+    channel: &'a str,
+    thread: Mutex<Option<Linker<'scope>>>,
+    /// Sends the last queue id the thread read, once it read it.
+    read: Mutex<mpsc::Receiver<Option<i64>>>,
+    /// The last queue id linked or being linked (unknown until the thread read).
+    upto: Mutex<Option<i64>>,
+}
 
-impl LinksReady<'_> {
-    fn wait(&self) -> std::io::Result<()> {
-        let handle = self.0.lock().expect("links lock").take();
+/// The linking thread, which returns the last queue id it read.
+type Linker<'scope> = ScopedJoinHandle<'scope, Result<Option<i64>, OpsError>>;
+
+impl Links<'_, '_> {
+    /// Links the files queued after what is linked so far, as `reader`'s
+    /// snapshot sees them.
+    fn catch_up(&self, reader: &Reader<'_>) -> Result<(), OpsError> {
+        let mut upto = self.upto.lock().expect("links lock");
+        let after = match *upto {
+            Some(id) => id,
+            None => match self.read.lock().expect("links lock").recv() {
+                Ok(read) => read.unwrap_or(0),
+                // The thread failed before it read; its error says why.
+                Err(_) => {
+                    drop(upto);
+                    return self.wait();
+                }
+            },
+        };
+        *upto = Some(after);
+        let newer = reader.queued_files_after(self.channel, after)?;
+        let Some(last) = newer.last().map(|f| f.id) else {
+            return Ok(());
+        };
+        let wanted: Vec<_> = newer
+            .into_iter()
+            .filter(|f| f.wanted)
+            .map(|f| (f.component, f.pool_name, f.sha256))
+            .collect();
+        self.tree.link_all(self.channel, &wanted)?;
+        *upto = Some(last);
+        Ok(())
+    }
+
+    /// Waits for the thread's links (once; later calls return at once).
+    fn wait(&self) -> Result<(), OpsError> {
+        let handle = self.thread.lock().expect("links lock").take();
         match handle.map(|h| h.join().expect("the linking thread does not panic")) {
-            Some(Err(error)) => Err(std::io::Error::other(error.to_string())),
-            _ => Ok(()),
+            Some(Err(error)) => Err(error),
+            Some(Ok(read)) => {
+                let mut upto = self.upto.lock().expect("links lock");
+                *upto = (*upto).max(read);
+                Ok(())
+            }
+            None => Ok(()),
         }
+    }
+
+    /// The last queue id linked, once every link is made.
+    fn finish(self) -> Result<Option<i64>, OpsError> {
+        self.wait()?;
+        Ok(self.upto.into_inner().expect("links lock"))
     }
 }
 
@@ -265,25 +336,43 @@ fn drop_chunk_cache(repo: &Repo) -> Result<(), OpsError> {
     }
 }
 
-/// The queued pool-tree changes of a channel, as one snapshot saw them.
-struct TreeQueue {
-    files: Vec<QueuedFile>,
-    last_id: Option<i64>,
-    /// Files to link: (component, pool name, SHA-256).
-    links: Vec<(String, String, String)>,
+/// The linking thread: reads the channel's queue through a connection of
+/// its own, says how far it read, then links.
+fn link_queued(
+    tree: &PoolTree<'_>,
+    catalog_file: &Path,
+    channel: &str,
+    full: bool,
+    read: &mpsc::Sender<Option<i64>>,
+) -> Result<Option<i64>, OpsError> {
+    let mut catalog = Catalog::open(catalog_file)?;
+    catalog.limit_page_cache(PUBLISH_PAGE_CACHE_KIB)?;
+    let (links, last_id) = read_queue(&mut catalog, channel, full)?;
+    drop(catalog);
+    let _ = read.send(last_id);
+    tree.link_all(channel, &links)?;
+    Ok(last_id)
 }
 
-/// Reads what the channel's pool tree needs: the queued files, or with
-/// `full` every placed file too (a repair after damage).
-fn read_queue(catalog: &mut Catalog, channel: &str, full: bool) -> Result<TreeQueue, OpsError> {
+/// Files to link: (component, pool name, SHA-256).
+type Link = (String, String, String);
+
+/// What the channel's pool tree needs, with the last queue id read: the
+/// queued files still wanted, or with `full` every placed file too (a
+/// repair after damage).
+fn read_queue(
+    catalog: &mut Catalog,
+    channel: &str,
+    full: bool,
+) -> Result<(Vec<Link>, Option<i64>), OpsError> {
     let snapshot = catalog.snapshot()?;
     let reader = snapshot.reader();
     let files = reader.queued_files(channel)?;
-    let last_id = reader.last_queued(channel)?;
-    let mut links: Vec<(String, String, String)> = files
-        .iter()
+    let last_id = files.last().map(|f| f.id);
+    let mut links: Vec<Link> = files
+        .into_iter()
         .filter(|f| f.wanted)
-        .map(|f| (f.component.clone(), f.pool_name.clone(), f.sha256.clone()))
+        .map(|f| (f.component, f.pool_name, f.sha256))
         .collect();
     if full {
         let filter = PlacementFilter {
@@ -297,45 +386,35 @@ fn read_queue(catalog: &mut Catalog, channel: &str, full: bool) -> Result<TreeQu
                 .map(|p| (p.component, p.package.pool_name, p.package.sha256)),
         );
     }
-    Ok(TreeQueue {
-        files,
-        last_id,
-        links,
-    })
-}
-
-/// Links files into the channel's pool tree, spread over the cores (a first
-/// publish makes thousands, in different directories).
-fn link_files(
-    tree: &PoolTree<'_>,
-    channel: &str,
-    links: &[(String, String, String)],
-) -> Result<(), OpsError> {
-    Ok(tree.link_all(channel, links)?)
+    Ok((links, last_id))
 }
 
 /// Removes queued files no placement of the channel wants, once no dist of
 /// the channel is pending (a pending dist's live index may still list them).
-fn withdraw_unwanted(repo: &mut Repo, channel: &str, queue: TreeQueue) -> Result<(), OpsError> {
-    let Some(last_id) = queue.last_id else {
+/// It looks and dequeues in one write transaction: a change committed in
+/// between could want a file again.
+fn withdraw_unwanted(repo: &mut Repo, channel: &str, linked: Option<i64>) -> Result<(), OpsError> {
+    let Some(last_id) = linked else {
         return Ok(());
     };
-    if repo
-        .catalog
-        .reader()
-        .pending()?
-        .iter()
-        .any(|p| p.channel == channel)
-    {
+    let Repo {
+        config,
+        catalog,
+        pool,
+        ..
+    } = repo;
+    let tree = PoolTree::new(&config.layout, pool);
+    let writer = catalog.write()?;
+    let reader = writer.reader();
+    if reader.pending()?.iter().any(|p| p.channel == channel) {
         return Ok(());
     }
-    let tree = repo.tree();
-    for file in queue.files.iter().filter(|f| !f.wanted) {
+    let unwanted = reader.queued_files(channel)?;
+    for file in unwanted.iter().filter(|f| f.id <= last_id && !f.wanted) {
         let path = tree.path(channel, &file.component, &file.pool_name);
         tree.unlink(channel, &file.component, &file.pool_name)
             .map_err(OpsError::io("remove", path))?;
     }
-    let writer = repo.catalog.write()?;
     writer.dequeue_files(channel, last_id)?;
     writer.commit()?;
     Ok(())
