@@ -16,3 +16,5 @@ pub mod pool;
 pub mod publish;
 pub mod serve;
 pub mod sign;
+#[cfg(test)]
+mod test_tools;

@@ -231,15 +231,7 @@ mod tests {
 
     #[test]
     fn the_xz_tool_accepts_the_stream() {
-        if std::process::Command::new("xz")
-            .arg("--version")
-            .output()
-            .is_err()
-        {
-            assert!(
-                std::env::var("CI").as_deref() != Ok("true"),
-                "xz(1) is missing; packaging/install-deps test installs it"
-            );
+        if !crate::test_tools::available("xz") {
             return;
         }
         let blocks: Vec<XzBlock> = chunks().iter().map(|c| xz_block(c)).collect();

@@ -2,6 +2,7 @@
 //! kind of symbol and every kind of LZMA2 chunk.
 
 use super::super::compress::{xz_block, xz_stream};
+use super::matches::MatchFinder;
 use proptest::prelude::*;
 use sha2::{Digest, Sha256};
 use std::io::Read;
@@ -156,6 +157,36 @@ fn every_period_repeats() {
 fn output_is_deterministic() {
     let data = stanzas(500);
     assert_eq!(xz_block(&data), xz_block(&data));
+}
+
+#[test]
+fn a_far_match_carries_the_best_one_within_deflates_window() {
+    // `phrase` in full 40 KiB back, its first 20 bytes 100 bytes back.
+    let phrase = noise(64, 7);
+    let mut data = phrase.clone();
+    data.extend(noise(40 << 10, 1_000));
+    data.extend_from_slice(&phrase[..20]);
+    data.extend(noise(80, 99_000));
+    let pos = data.len();
+    data.extend_from_slice(&phrase);
+    data.extend(noise(16, 5_000_000));
+    let mut finder = MatchFinder::new(data.len());
+    let found = finder.find(&data, pos, 64);
+    assert_eq!((found.len, found.dist as usize), (64, pos - 1));
+    assert_eq!((found.near_len, found.near_dist), (20, 99));
+}
+
+#[test]
+fn a_near_match_is_its_own_near_match() {
+    let phrase = noise(64, 7);
+    let mut data = phrase.clone();
+    data.extend(noise(500, 1_000));
+    let pos = data.len();
+    data.extend_from_slice(&phrase);
+    let mut finder = MatchFinder::new(data.len());
+    let found = finder.find(&data, pos, 64);
+    assert_eq!((found.len, found.dist as usize), (64, pos - 1));
+    assert_eq!((found.near_len, found.near_dist), (found.len, found.dist));
 }
 
 /// Data made of fresh bytes and copies of earlier data: what a parse
