@@ -2,8 +2,11 @@
 //! gz + xz, by-hash, signatures) and an incremental one (one package added
 //! to the full repository), bess vs `aptly publish` vs `reprepro export`,
 //! on the same corpus in one invocation. `BESS_BENCH_PACKAGES` (default
-//! 60000) and `BESS_BENCH_RUNS` (default 3) change the size. Prints medians
-//! and ratios; never fails on speed.
+//! 60000) and `BESS_BENCH_RUNS` (default 3) change the size. Then bess's
+//! chunk compression (one parse coded as LZMA2 and as deflate) against
+//! liblzma's fastest preset plus zlib's default level, on the amd64 index
+//! cut into the same kind of chunks, one core. Prints medians and ratios;
+//! never fails on speed.
 
 #[path = "support/corpus.rs"]
 mod corpus;
@@ -260,6 +263,13 @@ fn main() -> Result<()> {
         runner::rss_method(),
     );
     print_targets(&full, &incremental);
+    let index = publishers[0].amd64_index(&Workspace {
+        dir: run_dir.join(format!("{}-1", publishers[0].slug())),
+        log: run_dir.join("logs").join("encoders.log"),
+    });
+    if let Err(err) = compare_encoders(&index.join("Packages.xz"), runs) {
+        println!("encoder comparison: FAILED: {err:#}");
+    }
     remove_workspaces(&run_dir)
 }
 
@@ -302,6 +312,105 @@ fn record(
     result.walls.push(measured.wall);
     result.cpus.push(measured.cpu);
     result.peak_rss_kib = result.peak_rss_kib.max(measured.peak_rss_kib);
+}
+
+/// Stanzas per chunk in the encoder comparison: about what the index
+/// builder's content-defined chunks average.
+const STANZAS_PER_CHUNK: usize = 64;
+
+/// A way to compress a chunk, by name: it returns the xz and gzip sizes.
+type Encoder<'a> = (&'a str, &'a dyn Fn(&[u8]) -> (usize, usize));
+
+/// Compresses the chunks of an index each way, `runs` times each.
+fn compare_encoders(xz_index: &Path, runs: usize) -> Result<()> {
+    use std::io::Read;
+    let mut text = Vec::new();
+    xz2::read::XzDecoder::new(fs::File::open(xz_index).context("opening Packages.xz")?)
+        .read_to_end(&mut text)
+        .context("decompressing Packages.xz")?;
+    let chunks = stanza_chunks(&text, STANZAS_PER_CHUNK);
+    let bess = |chunk: &[u8]| {
+        let c = bess::publish::compress_chunk(chunk);
+        (c.xz.bytes.len(), c.gzip.len())
+    };
+    let liblzma = |chunk: &[u8]| (xz_len(chunk), 0);
+    let zlib = |chunk: &[u8]| (0, gz_len(chunk));
+    let both = |chunk: &[u8]| (xz_len(chunk), gz_len(chunk));
+    let mb = |n: usize| n as f64 / 1e6;
+    println!(
+        "\nchunk compression, one core: {} chunks of {STANZAS_PER_CHUNK} stanzas, {:.1} MB of text",
+        chunks.len(),
+        mb(text.len())
+    );
+    let encoders: [Encoder<'_>; 4] = [
+        ("bess (one parse, LZMA2 + deflate)", &bess),
+        ("liblzma preset 0 + zlib level 6", &both),
+        ("liblzma preset 0 alone", &liblzma),
+        ("zlib level 6 alone", &zlib),
+    ];
+    let mut bess_median = 0.0;
+    for (name, encode) in encoders {
+        let mut samples = Vec::new();
+        let mut sizes = (0, 0);
+        for _ in 0..runs.max(1) {
+            let started = std::time::Instant::now();
+            sizes = chunks.iter().fold((0, 0), |(x, g), c| {
+                let (cx, cg) = encode(c);
+                (x + cx, g + cg)
+            });
+            samples.push(started.elapsed());
+        }
+        let median = report::median_secs(&samples).unwrap_or(0.0);
+        if bess_median == 0.0 {
+            bess_median = median;
+        }
+        let sizes: Vec<String> = [("xz", sizes.0), ("gz", sizes.1)]
+            .iter()
+            .filter(|(_, len)| *len > 0)
+            .map(|(kind, len)| format!("{kind} {:.1} MB", mb(*len)))
+            .collect();
+        println!(
+            "{name:<36} median {median:.3} s ({:.2}x bess)  {}",
+            median / bess_median.max(1e-9),
+            sizes.join("  ")
+        );
+    }
+    Ok(())
+}
+
+/// The length of `chunk` as an xz stream from liblzma's fastest preset.
+fn xz_len(chunk: &[u8]) -> usize {
+    use std::io::Write;
+    let mut xz = xz2::write::XzEncoder::new(Vec::new(), 0);
+    xz.write_all(chunk).expect("in memory");
+    xz.finish().expect("in memory").len()
+}
+
+/// The length of `chunk` as a gzip member from zlib's default level.
+fn gz_len(chunk: &[u8]) -> usize {
+    use std::io::Write;
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    gz.write_all(chunk).expect("in memory");
+    gz.finish().expect("in memory").len()
+}
+
+/// `text` cut after every `per` stanzas.
+fn stanza_chunks(text: &[u8], per: usize) -> Vec<&[u8]> {
+    let mut chunks = Vec::new();
+    let (mut start, mut stanzas) = (0, 0);
+    for (i, pair) in text.windows(2).enumerate() {
+        if pair == b"\n\n" {
+            stanzas += 1;
+            if stanzas == per {
+                chunks.push(&text[start..i + 2]);
+                (start, stanzas) = (i + 2, 0);
+            }
+        }
+    }
+    if start < text.len() {
+        chunks.push(&text[start..]);
+    }
+    chunks
 }
 
 /// What the compression bought: each tool's amd64 index files, by size.
