@@ -314,10 +314,6 @@ fn record(
     result.peak_rss_kib = result.peak_rss_kib.max(measured.peak_rss_kib);
 }
 
-/// Stanzas per chunk in the encoder comparison: about what the index
-/// builder's content-defined chunks average.
-const STANZAS_PER_CHUNK: usize = 64;
-
 /// A way to compress a chunk, by name: it returns the xz and gzip sizes.
 type Encoder<'a> = (&'a str, &'a dyn Fn(&[u8]) -> (usize, usize));
 
@@ -328,7 +324,8 @@ fn compare_encoders(xz_index: &Path, runs: usize) -> Result<()> {
     xz2::read::XzDecoder::new(fs::File::open(xz_index).context("opening Packages.xz")?)
         .read_to_end(&mut text)
         .context("decompressing Packages.xz")?;
-    let chunks = stanza_chunks(&text, STANZAS_PER_CHUNK);
+    // Fixed cuts at the average length of the index builder's chunks.
+    let chunks = stanza_chunks(&text, bess::publish::CHUNK_STANZAS as usize);
     let bess = |chunk: &[u8]| {
         let c = bess::publish::compress_chunk(chunk);
         (c.xz.bytes.len(), c.gzip.len())
@@ -338,8 +335,9 @@ fn compare_encoders(xz_index: &Path, runs: usize) -> Result<()> {
     let both = |chunk: &[u8]| (xz_len(chunk), gz_len(chunk));
     let mb = |n: usize| n as f64 / 1e6;
     println!(
-        "\nchunk compression, one core: {} chunks of {STANZAS_PER_CHUNK} stanzas, {:.1} MB of text",
+        "\nchunk compression, one core: {} chunks of {} stanzas, {:.1} MB of text",
         chunks.len(),
+        bess::publish::CHUNK_STANZAS,
         mb(text.len())
     );
     let encoders: [Encoder<'_>; 4] = [

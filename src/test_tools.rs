@@ -13,3 +13,18 @@ pub fn available(tool: &str) -> bool {
     );
     runs
 }
+
+/// What `tool` prints on stdout for `args`; fails the test, with its
+/// stderr, if it does not succeed.
+pub fn output_of(tool: &str, args: &[&std::ffi::OsStr]) -> Vec<u8> {
+    let out = std::process::Command::new(tool)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("running {tool}: {e}"));
+    assert!(
+        out.status.success(),
+        "{tool} {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out.stdout
+}

@@ -238,22 +238,13 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("Packages.xz");
         std::fs::write(&path, xz_stream(&blocks)).unwrap();
-        let out = std::process::Command::new("xz")
-            .args(["-t", "-v"])
-            .arg(&path)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
+        use crate::test_tools::output_of;
+        output_of("xz", &["-t".as_ref(), "-v".as_ref(), path.as_os_str()]);
+        let list = output_of(
+            "xz",
+            &["--list".as_ref(), "--robot".as_ref(), path.as_os_str()],
         );
-        let list = std::process::Command::new("xz")
-            .args(["--list", "--robot"])
-            .arg(&path)
-            .output()
-            .unwrap();
-        let list = String::from_utf8_lossy(&list.stdout);
+        let list = String::from_utf8_lossy(&list);
         assert!(
             list.lines().any(|l| l.starts_with("totals\t1\t5\t")),
             "1 stream, 5 blocks (the empty chunk has none): {list}"

@@ -18,7 +18,7 @@ pub mod release;
 mod serial;
 
 pub use build::Stanzas;
-pub use chunks::{CompressedChunk, Manifest};
+pub use chunks::{CHUNK_STANZAS, CompressedChunk, Manifest};
 pub use compress::{XzBlock, compress_chunk};
 pub use dist::{DistInput, DistOutcome, publish_dist, valid_until};
 pub use generation::DistTree;

@@ -20,8 +20,10 @@ const LITLEN_CODES: usize = 286;
 const DIST_CODES: usize = 30;
 const MAX_BITS: u32 = 15;
 const CODELEN_MAX_BITS: u32 = 7;
-const MAX_DIST: u32 = 32_768;
-const MIN_LEN: u32 = 3;
+/// The furthest back a copy may reach (deflate's window) and the shortest
+/// copy: the LZMA parse, which the gzip member is coded from, keeps to both.
+pub const MAX_DIST: u32 = 32_768;
+pub const MIN_LEN: u32 = 3;
 const MAX_LEN: u32 = 258;
 /// Order in which the code-length code's lengths are sent.
 const CODELEN_ORDER: [usize; 19] = [

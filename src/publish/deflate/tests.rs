@@ -128,17 +128,8 @@ fn gzip_reads_concatenated_members() {
         .flat_map(|p| gzip_member(p.as_bytes()))
         .collect();
     std::fs::write(&path, members).unwrap();
-    let out = std::process::Command::new("gzip")
-        .arg("-dc")
-        .arg(&path)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert_eq!(out.stdout, parts.concat().into_bytes());
+    let out = crate::test_tools::output_of("gzip", &["-dc".as_ref(), path.as_os_str()]);
+    assert_eq!(out, parts.concat().into_bytes());
 }
 
 /// Literals and copies at any distance up to 70,000 and any length to 600.

@@ -1,6 +1,8 @@
 //! Finding earlier occurrences of the bytes at a position: hash chains
 //! over 4-byte prefixes within one block.
 
+use super::super::deflate::MAX_DIST;
+
 const HASH_BITS: u32 = 16;
 /// Chain links followed per search: a short search keeps compression fast.
 pub const DEPTH: u32 = 4;
@@ -20,9 +22,6 @@ pub struct Match {
     pub near_len: u32,
     pub near_dist: u32,
 }
-
-/// Deflate's window: the furthest back a gzip member's copy may reach.
-pub const DEFLATE_WINDOW: usize = 1 << 15;
 
 /// Hash chains of one block's data.
 pub struct MatchFinder {
@@ -83,7 +82,7 @@ impl MatchFinder {
             if pos - at > DICT_MAX {
                 break; // and every later link is further still
             }
-            if pos - at > DEFLATE_WINDOW && near.is_none() {
+            if pos - at > MAX_DIST as usize && near.is_none() {
                 near = Some((best.len, best.dist));
             }
             let best_len = best.len as usize;

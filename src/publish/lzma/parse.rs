@@ -3,7 +3,8 @@
 //! liblzma's fast mode; they keep most of what a full optimal parse finds
 //! in text at a fraction of its cost.
 
-use super::matches::{DEFLATE_WINDOW, Match, MatchFinder, NICE_LEN, match_len};
+use super::super::deflate::{MAX_DIST, MIN_LEN};
+use super::matches::{Match, MatchFinder, NICE_LEN, match_len};
 use super::model::MATCH_LEN_MAX;
 
 /// What the parse decided at a position.
@@ -31,7 +32,7 @@ impl Symbol {
         let literal = Step { len: 1, dist: 0 };
         match self {
             Symbol::Literal => steps.push(literal),
-            Symbol::Match(m) if m.dist as usize >= DEFLATE_WINDOW && m.near_len >= 3 => {
+            Symbol::Match(m) if m.dist >= MAX_DIST && m.near_len >= MIN_LEN => {
                 steps.push(Step {
                     len: m.near_len,
                     dist: m.near_dist + 1,
