@@ -47,6 +47,52 @@ impl Writer<'_> {
 }
 
 impl Reader<'_> {
+    /// The last queue id of `channel`, if anything is queued.
+    pub fn last_queued(&self, channel: &str) -> Result<Option<i64>, CatalogError> {
+        self.conn
+            .query_row(
+                "SELECT max(id) FROM tree_queue WHERE channel = ?1",
+                params![channel],
+                |r| r.get(0),
+            )
+            .map_err(self.fail())
+    }
+
+    /// The files queued for `channel` up to queue id `last_id` that no
+    /// placement of the channel wants any more. Only those are read: the
+    /// queue of a full publish holds every package, nearly all wanted.
+    pub fn unwanted_files(
+        &self,
+        channel: &str,
+        last_id: i64,
+    ) -> Result<Vec<QueuedFile>, CatalogError> {
+        let mut stmt = self
+            .conn
+            .prepare_cached(
+                "SELECT u.id, u.component, p.pool_name, p.sha256
+                 FROM (SELECT q.id, q.component, q.package_id FROM tree_queue q
+                       WHERE q.channel = ?1 AND q.id <= ?2
+                         AND NOT EXISTS (SELECT 1 FROM placements l
+                                         WHERE l.package_id = q.package_id
+                                           AND l.channel = q.channel
+                                           AND l.component = q.component)) u
+                 JOIN packages p ON p.id = u.package_id ORDER BY u.id",
+            )
+            .map_err(self.fail())?;
+        let rows = stmt
+            .query_map(params![channel, last_id], |r| {
+                Ok(QueuedFile {
+                    id: r.get(0)?,
+                    component: r.get(1)?,
+                    pool_name: r.get(2)?,
+                    sha256: r.get(3)?,
+                    wanted: false,
+                })
+            })
+            .map_err(self.fail())?;
+        rows.collect::<Result<_, _>>().map_err(self.fail())
+    }
+
     /// The files queued for `channel`, with whether each is still wanted.
     pub fn queued_files(&self, channel: &str) -> Result<Vec<QueuedFile>, CatalogError> {
         self.queued_files_after(channel, 0)

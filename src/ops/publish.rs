@@ -347,9 +347,8 @@ fn link_queued(
 ) -> Result<Option<i64>, OpsError> {
     let mut catalog = Catalog::open(catalog_file)?;
     catalog.limit_page_cache(PUBLISH_PAGE_CACHE_KIB)?;
-    let (links, last_id) = read_queue(&mut catalog, channel, full)?;
+    let (links, last_id) = read_queue(&mut catalog, channel, full, read)?;
     drop(catalog);
-    let _ = read.send(last_id);
     tree.link_all(channel, &links)?;
     Ok(last_id)
 }
@@ -359,16 +358,21 @@ type Link = (String, String, String);
 
 /// What the channel's pool tree needs, with the last queue id read: the
 /// queued files still wanted, or with `full` every placed file too (a
-/// repair after damage).
+/// repair after damage). That id is sent on `read` before the rows are
+/// read: the dists need only it to catch up, and reading 60,000 rows
+/// took about 0.15 s they used to wait for.
 fn read_queue(
     catalog: &mut Catalog,
     channel: &str,
     full: bool,
+    read: &mpsc::Sender<Option<i64>>,
 ) -> Result<(Vec<Link>, Option<i64>), OpsError> {
     let snapshot = catalog.snapshot()?;
     let reader = snapshot.reader();
+    let last_id = reader.last_queued(channel)?;
+    let _ = read.send(last_id);
+    // The same snapshot: exactly the rows up to `last_id`.
     let files = reader.queued_files(channel)?;
-    let last_id = files.last().map(|f| f.id);
     let mut links: Vec<Link> = files
         .into_iter()
         .filter(|f| f.wanted)
@@ -409,8 +413,7 @@ fn withdraw_unwanted(repo: &mut Repo, channel: &str, linked: Option<i64>) -> Res
     if reader.pending()?.iter().any(|p| p.channel == channel) {
         return Ok(());
     }
-    let unwanted = reader.queued_files(channel)?;
-    for file in unwanted.iter().filter(|f| f.id <= last_id && !f.wanted) {
+    for file in reader.unwanted_files(channel, last_id)? {
         let path = tree.path(channel, &file.component, &file.pool_name);
         tree.unlink(channel, &file.component, &file.pool_name)
             .map_err(OpsError::io("remove", path))?;
