@@ -46,6 +46,26 @@ impl Writer<'_> {
     }
 }
 
+impl Writer<'_> {
+    /// Forgets queued files of `channel` up to `last_id` that a placement
+    /// of the channel still wants: once linked, nothing is left to do for
+    /// them. A file placed or removed since was queued again, later.
+    pub fn dequeue_wanted(&self, channel: &str, last_id: i64) -> Result<(), CatalogError> {
+        self.tx
+            .execute(
+                "DELETE FROM tree_queue
+                 WHERE channel = ?1 AND id <= ?2
+                   AND EXISTS (SELECT 1 FROM placements l
+                               WHERE l.package_id = tree_queue.package_id
+                                 AND l.channel = tree_queue.channel
+                                 AND l.component = tree_queue.component)",
+                params![channel, last_id],
+            )
+            .map_err(self.fail())?;
+        Ok(())
+    }
+}
+
 impl Reader<'_> {
     /// The last queue id of `channel`, if anything is queued.
     pub fn last_queued(&self, channel: &str) -> Result<Option<i64>, CatalogError> {

@@ -105,7 +105,8 @@ const PUBLISH_PAGE_CACHE_KIB: u32 = 4096;
 /// read overlaps the first dist's; each dist then links itself whatever
 /// its own snapshot queued after what the thread read (an ingest may have
 /// committed in between), so a live index never lists a file its pool
-/// tree lacks.
+/// tree lacks. The thread dequeues what it linked; files to withdraw wait
+/// for the switch.
 fn publish_channel(
     repo: &mut Repo,
     signer: &Signer,
@@ -337,7 +338,7 @@ fn drop_chunk_cache(repo: &Repo) -> Result<(), OpsError> {
 }
 
 /// The linking thread: reads the channel's queue through a connection of
-/// its own, says how far it read, then links.
+/// its own, says how far it read, links, then dequeues what it linked.
 fn link_queued(
     tree: &PoolTree<'_>,
     catalog_file: &Path,
@@ -348,8 +349,15 @@ fn link_queued(
     let mut catalog = Catalog::open(catalog_file)?;
     catalog.limit_page_cache(PUBLISH_PAGE_CACHE_KIB)?;
     let (links, last_id) = read_queue(&mut catalog, channel, full, read)?;
-    drop(catalog);
     tree.link_all(channel, &links)?;
+    // Dequeued here, beside the compression, rather than after the switch
+    // on one core: 60,000 rows took about 0.1 s there. What is left for
+    // the end is the files to withdraw and what the dists caught up.
+    if let Some(last_id) = last_id {
+        let writer = catalog.write()?;
+        writer.dequeue_wanted(channel, last_id)?;
+        writer.commit()?;
+    }
     Ok(last_id)
 }
 
