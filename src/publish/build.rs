@@ -7,7 +7,7 @@
 //! cache, so adding one package to a large index re-renders, recompresses
 //! and rehashes only the tail.
 
-use super::checksums::{HexDigests, MultiHasher};
+use super::checksums::{Cores, HexDigests, MultiHasher};
 use super::chunks::{
     Chunk, ChunkSizes, CompressedChunk, Manifest, ManifestChunk, PublishedChunks, cut,
 };
@@ -19,6 +19,7 @@ use std::collections::HashMap;
 use std::fs::File;
 use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 
 /// Chunks whose stanza parts are read from the catalog in one query.
@@ -261,6 +262,22 @@ fn window_parts(
     (source.stanzas)(&ids)
 }
 
+/// Chunks spawned for compression on the rayon pool and not done yet, by
+/// every index build of the process: they share the pool.
+static COMPRESSING: AtomicUsize = AtomicUsize::new(0);
+
+/// The cores the writer hashes on: both only while no compression waits
+/// in the pool, since its share would wait behind it (a full publish left
+/// about a tenth of both cores idle that way, the pool waiting for the
+/// writer and the writer for the pool).
+fn hashing_cores() -> Cores {
+    if COMPRESSING.load(Ordering::Relaxed) == 0 {
+        Cores::Both
+    } else {
+        Cores::This
+    }
+}
+
 /// Compresses a rendered chunk on the pool (unless another index's build
 /// did or is doing it), then hands it to the writer.
 fn compress_later(
@@ -270,6 +287,7 @@ fn compress_later(
     ready: &std::sync::mpsc::Sender<(usize, Prepared)>,
 ) {
     let ready = ready.clone();
+    COMPRESSING.fetch_add(1, Ordering::Relaxed);
     rayon::spawn(move || {
         let fresh = match slot {
             // Blocks only while another build's task compresses this chunk.
@@ -284,6 +302,7 @@ fn compress_later(
                 .clone(),
             None => compress_chunk(text.as_bytes()),
         };
+        COMPRESSING.fetch_sub(1, Ordering::Relaxed);
         let _ = ready.send((index, (fresh, Some(text))));
     });
 }
@@ -379,9 +398,10 @@ impl Outputs {
             }
             previous.chunks[index].states.clone()
         } else {
-            self.hashers[0].update(text.unwrap_or_default().as_bytes());
-            self.hashers[1].update(&compressed.gzip);
-            self.hashers[2].update(&compressed.xz.bytes);
+            let cores = hashing_cores();
+            self.hashers[0].update_on(text.unwrap_or_default().as_bytes(), cores);
+            self.hashers[1].update_on(&compressed.gzip, cores);
+            self.hashers[2].update_on(&compressed.xz.bytes, cores);
             self.hashers.clone()
         };
         self.manifest.chunks.push(ManifestChunk {
