@@ -28,7 +28,7 @@ enum Reset {
 pub fn encode(data: &[u8]) -> (Vec<u8>, Vec<Step>) {
     let mut out = Vec::with_capacity(data.len() / 3 + 64);
     let mut steps = Vec::with_capacity(data.len() / 6);
-    let mut parser = Parser::new(data.len());
+    let mut parser = Parser::new(data);
     let mut model = Model::new();
     let mut reset = Reset::Everything;
     let mut pos = 0;

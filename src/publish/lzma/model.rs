@@ -46,15 +46,15 @@ impl LengthModel {
         let len = len - MATCH_LEN_MIN;
         if len < 8 {
             rc.bit(&mut self.choice, 0);
-            rc.bittree(&mut self.low[pos_state], 3, len);
+            rc.bittree::<3, 8>(&mut self.low[pos_state], len);
         } else if len < 16 {
             rc.bit(&mut self.choice, 1);
             rc.bit(&mut self.choice2, 0);
-            rc.bittree(&mut self.mid[pos_state], 3, len - 8);
+            rc.bittree::<3, 8>(&mut self.mid[pos_state], len - 8);
         } else {
             rc.bit(&mut self.choice, 1);
             rc.bit(&mut self.choice2, 1);
-            rc.bittree(&mut self.high, 8, len - 16);
+            rc.bittree::<8, 256>(&mut self.high, len - 16);
         }
     }
 }
@@ -110,7 +110,7 @@ impl Model {
         let probs = &mut self.literal[usize::from(prev >> (8 - LC))];
         let symbol = u32::from(data[pos]);
         if self.state < LIT_STATES {
-            rc.bittree(probs, 8, symbol);
+            rc.bittree::<8, 0x300>(probs, symbol);
         } else {
             let match_byte = u32::from(data[pos - self.reps[0] as usize - 1]);
             matched_literal(rc, probs, match_byte, symbol);
@@ -132,7 +132,7 @@ impl Model {
         self.match_len.encode(rc, len, pos_state);
         let dist_state = (len - MATCH_LEN_MIN).min(DIST_STATES as u32 - 1) as usize;
         let slot = dist_slot(dist);
-        rc.bittree(&mut self.dist_slot[dist_state], 6, slot);
+        rc.bittree::<6, 64>(&mut self.dist_slot[dist_state], slot);
         if slot >= 4 {
             let footer_bits = (slot >> 1) - 1;
             let base = (2 | (slot & 1)) << footer_bits;

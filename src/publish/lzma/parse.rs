@@ -6,6 +6,7 @@
 use super::super::deflate::{MAX_DIST, MIN_LEN};
 use super::matches::{Match, MatchFinder, NICE_LEN, match_len};
 use super::model::MATCH_LEN_MAX;
+use std::ops::Range;
 
 /// What the parse decided at a position.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -66,7 +67,41 @@ pub struct Parser {
     ahead: Option<(usize, Match)>,
     /// Literals coded in a row.
     misses: u32,
+    /// The data's hash digits ([`digest_runs`]) and the first not yet passed.
+    digests: Vec<Range<usize>>,
+    next_digest: usize,
 }
+
+/// The values of `Field: value` lines made of at least [`DIGEST_MIN`]
+/// lowercase hex digits: the MD5sum, SHA1, SHA256 and SHA512 of every
+/// stanza, about a fifth of an index. No digest repeats, so the parse
+/// codes them as literals without searching, and keeps them out of the
+/// hash chains. Searching them cost time and, through chance matches of
+/// four or five digits, made Packages.xz about 0.5 % larger.
+pub fn digest_runs(data: &[u8]) -> Vec<Range<usize>> {
+    let mut runs = Vec::new();
+    let mut start = 0;
+    while start < data.len() {
+        let end = data[start..]
+            .iter()
+            .position(|&b| b == b'\n')
+            .map_or(data.len(), |i| start + i);
+        let line = &data[start..end];
+        if let Some(colon) = line.windows(2).position(|w| w == b": ") {
+            let value = &line[colon + 2..];
+            if value.len() >= DIGEST_MIN
+                && value.iter().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+            {
+                runs.push(start + colon + 2..end);
+            }
+        }
+        start = end + 1;
+    }
+    runs
+}
+
+/// The shortest value taken for a digest (MD5's is 32 digits).
+const DIGEST_MIN: usize = 16;
 
 impl Parser {
     fn main_match(&mut self, data: &[u8], pos: usize, limit: usize) -> Match {
@@ -76,22 +111,41 @@ impl Parser {
         }
     }
 
-    /// A parser of `len` bytes of data.
-    pub fn new(len: usize) -> Parser {
+    /// A parser of `data`.
+    pub fn new(data: &[u8]) -> Parser {
         Parser {
-            finder: MatchFinder::new(len),
+            finder: MatchFinder::new(data.len()),
             ahead: None,
             misses: 0,
+            digests: digest_runs(data),
+            next_digest: 0,
         }
+    }
+
+    /// Whether `pos` (never less than at the last call) is in a digest.
+    #[inline]
+    fn in_digest(&mut self, pos: usize) -> bool {
+        while let Some(run) = self.digests.get(self.next_digest) {
+            if pos < run.end {
+                return pos >= run.start;
+            }
+            self.next_digest += 1;
+        }
+        false
     }
 
     /// The symbol to code at `pos`, given the distances the model repeats.
     ///
-    /// In a long run of literals (hash digits, which never repeat) only
-    /// some positions are searched: after 8 literals every second one,
-    /// after 16 every fourth. The others are not added to the hash chains
+    /// Hash digits are literals. In any other long run of literals only
+    /// some positions are searched: after 32 literals every second one,
+    /// after 64 every fourth. The others are not added to the hash chains
     /// either. A match found by the lookahead is always taken up.
     pub fn next(&mut self, data: &[u8], pos: usize, reps: &[u32; 4]) -> Symbol {
+        if self.in_digest(pos) {
+            self.ahead = None;
+            self.finder.skip_to(pos + 1);
+            return Symbol::Literal;
+        }
         let skip = (self.misses >> SKIP_SHIFT).min(SKIP_MAX);
         let looked_ahead = matches!(self.ahead, Some((at, _)) if at == pos);
         if skip > 0 && self.misses & ((1 << skip) - 1) != 0 && !looked_ahead {
@@ -158,9 +212,9 @@ impl Parser {
 }
 
 /// Literals in a row (as a power of two) before positions are skipped,
-/// and the most skipped (as a power of two): searching hash digits was
-/// about a fifth of the encoder's time for nothing.
-const SKIP_SHIFT: u32 = 3;
+/// and the most skipped (as a power of two). Hash digits are never
+/// searched; this bounds the time text without repeats would take.
+const SKIP_SHIFT: u32 = 5;
 const SKIP_MAX: u32 = 2;
 
 /// Which of the four repeated distances matches longest at `pos`, and how long.

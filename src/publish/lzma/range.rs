@@ -3,7 +3,9 @@
 /// Probabilities are 11-bit fixed point; 1024 is "either bit equally likely".
 pub const PROB_INIT: u16 = 1024;
 const BIT_MODEL_TOTAL_BITS: u32 = 11;
-const MOVE_BITS: i32 = 5;
+const MOVE_BITS: u32 = 5;
+/// A probability of one (never reached: updates move a fraction of the way).
+const PROB_MAX: u32 = 1 << BIT_MODEL_TOTAL_BITS;
 const TOP: u32 = 1 << 24;
 
 /// Range encoder state and the bytes it produced so far.
@@ -51,7 +53,7 @@ impl RangeEncoder {
         self.range = (bound & !mask) | (self.range.wrapping_sub(bound) & mask);
         // Toward 2048 for a 0, toward 31 for a 1; the arithmetic shift of a
         // negative step rounds so that both match p += (2048-p)>>5, p -= p>>5.
-        let target = ((31 & mask) | (2048 & !mask)) as i32;
+        let target = ((31 & mask) | (PROB_MAX & !mask)) as i32;
         *prob = (p as i32 + ((target - p as i32) >> MOVE_BITS)) as u16;
         if self.range < TOP {
             self.range <<= 8;
@@ -73,14 +75,17 @@ impl RangeEncoder {
         }
     }
 
-    /// Codes `value` (`bits` wide) through a binary tree of probabilities,
+    /// Codes `value` (`BITS` wide) through a binary tree of probabilities,
     /// most significant bit first.
     #[inline(always)]
-    pub fn bittree(&mut self, probs: &mut [u16], bits: u32, value: u32) {
+    pub fn bittree<const BITS: u32, const N: usize>(&mut self, probs: &mut [u16; N], value: u32) {
+        const { assert!(N >= 1 << BITS) };
         let mut model = 1usize;
-        for i in (0..bits).rev() {
+        for i in (0..BITS).rev() {
             let bit = (value >> i) & 1;
-            self.bit(&mut probs[model], bit);
+            // Nodes stay below 1 << BITS; the mask shows the compiler so,
+            // and the bounds check on every bit goes.
+            self.bit(&mut probs[model & ((1 << BITS) - 1)], bit);
             model = (model << 1) | bit as usize;
         }
     }

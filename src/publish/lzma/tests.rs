@@ -221,3 +221,22 @@ proptest! {
         prop_assert!(out == data);
     }
 }
+
+#[test]
+fn digests_are_the_long_lowercase_hex_values() {
+    let md5 = "0d0232b36b1ca74b7a34a136276e4e0d";
+    let sha256 = "5f384a897a31b1d9e7a660259489675701c297bbfa4cb43a221189fa533c8c39";
+    let text = format!(
+        "Package: deadbeef\nSize: 1234\nMD5sum: {md5}\nVersion: 0123456789abcdef0\n\
+         SHA1: 0D0232B36B1CA74B7A34A136276E4E0D00000000\nNote: {md5} and more\n\
+         Description-md5: abcdef0123456789\nSHA256: {sha256}"
+    );
+    let runs = super::parse::digest_runs(text.as_bytes());
+    let values: Vec<&str> = runs.into_iter().map(|r| &text[r]).collect();
+    // Uppercase, short, or mixed values are not digests; the last line
+    // needs no newline.
+    assert_eq!(
+        values,
+        [md5, "0123456789abcdef0", "abcdef0123456789", sha256]
+    );
+}
