@@ -66,10 +66,20 @@ fn code_chunk(
 ) -> (Vec<u8>, usize) {
     let mut rc = RangeEncoder::new(CHUNK_COMPRESSED_MAX);
     let mut pos = start;
-    while pos < data.len()
-        && pos - start + MATCH_LEN_MAX as usize <= CHUNK_UNCOMPRESSED_MAX
-        && rc.flushed_len() + SYMBOL_MARGIN <= CHUNK_COMPRESSED_MAX
-    {
+    let room = |pos: usize, rc: &RangeEncoder| {
+        pos - start + MATCH_LEN_MAX as usize <= CHUNK_UNCOMPRESSED_MAX
+            && rc.flushed_len() + SYMBOL_MARGIN <= CHUNK_COMPRESSED_MAX
+    };
+    while pos < data.len() && room(pos, &rc) {
+        if let Some(end) = parser.digest_at(pos) {
+            // Hash digits are literals: coded in a run, without the parse.
+            while pos < end && room(pos, &rc) {
+                model.literal(&mut rc, data, pos);
+                steps.push(Step::LITERAL);
+                pos += 1;
+            }
+            continue;
+        }
         let symbol = parser.next(data, pos, &model.reps);
         symbol.push_steps(&model.reps, steps);
         match symbol {

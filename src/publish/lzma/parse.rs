@@ -30,7 +30,7 @@ impl Symbol {
     /// before it: a match out of deflate's window is replaced by the
     /// longest one within it, followed by literals.
     pub fn push_steps(self, reps: &[u32; 4], steps: &mut Vec<Step>) {
-        let literal = Step { len: 1, dist: 0 };
+        let literal = Step::LITERAL;
         match self {
             Symbol::Literal => steps.push(literal),
             Symbol::Match(m) if m.dist >= MAX_DIST && m.near_len >= MIN_LEN => {
@@ -58,6 +58,10 @@ impl Symbol {
 pub struct Step {
     pub len: u32,
     pub dist: u32,
+}
+
+impl Step {
+    pub const LITERAL: Step = Step { len: 1, dist: 0 };
 }
 
 /// The parse: the match finder and the lookahead it carries over.
@@ -122,30 +126,32 @@ impl Parser {
         }
     }
 
-    /// Whether `pos` (never less than at the last call) is in a digest.
+    /// Where the digest `pos` is in ends, if it is in one (`pos` never
+    /// less than at the last call). Its positions stay out of the chains.
     #[inline]
-    fn in_digest(&mut self, pos: usize) -> bool {
+    pub fn digest_at(&mut self, pos: usize) -> Option<usize> {
         while let Some(run) = self.digests.get(self.next_digest) {
             if pos < run.end {
-                return pos >= run.start;
+                if pos < run.start {
+                    return None;
+                }
+                self.ahead = None;
+                self.finder.skip_to(run.end);
+                return Some(run.end);
             }
             self.next_digest += 1;
         }
-        false
+        None
     }
 
     /// The symbol to code at `pos`, given the distances the model repeats.
     ///
-    /// Hash digits are literals. In any other long run of literals only
+    /// Hash digits are for the caller to code as literals, without asking
+    /// ([`Self::digest_at`]). In any other long run of literals only
     /// some positions are searched: after 32 literals every second one,
     /// after 64 every fourth. The others are not added to the hash chains
     /// either. A match found by the lookahead is always taken up.
     pub fn next(&mut self, data: &[u8], pos: usize, reps: &[u32; 4]) -> Symbol {
-        if self.in_digest(pos) {
-            self.ahead = None;
-            self.finder.skip_to(pos + 1);
-            return Symbol::Literal;
-        }
         let skip = (self.misses >> SKIP_SHIFT).min(SKIP_MAX);
         let looked_ahead = matches!(self.ahead, Some((at, _)) if at == pos);
         if skip > 0 && self.misses & ((1 << skip) - 1) != 0 && !looked_ahead {
