@@ -85,13 +85,14 @@ pub struct Parser {
 pub fn digest_runs(data: &[u8]) -> Vec<Range<usize>> {
     let mut runs = Vec::new();
     let mut start = 0;
-    while start < data.len() {
-        let end = data[start..]
-            .iter()
-            .position(|&b| b == b'\n')
-            .map_or(data.len(), |i| start + i);
+    // memchr finds line ends and colons many bytes at a time: a byte loop
+    // here cost as much as a tenth of the search it saves.
+    let ends = memchr::memchr_iter(b'\n', data).chain(std::iter::once(data.len()));
+    for end in ends {
         let line = &data[start..end];
-        if let Some(colon) = line.windows(2).position(|w| w == b": ") {
+        if let Some(colon) = memchr::memchr(b':', line)
+            && line.get(colon + 1) == Some(&b' ')
+        {
             let value = &line[colon + 2..];
             if value.len() >= DIGEST_MIN
                 && value.iter().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
