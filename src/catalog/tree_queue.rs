@@ -44,9 +44,7 @@ impl Writer<'_> {
             .map_err(self.fail())?;
         Ok(())
     }
-}
 
-impl Writer<'_> {
     /// Forgets queued files of `channel` up to `last_id` that a placement
     /// of the channel still wants: once linked, nothing is left to do for
     /// them. A file placed or removed since was queued again, later.
