@@ -87,7 +87,7 @@ impl Reader<'_> {
         let mut stmt = self
             .conn
             .prepare_cached(
-                "SELECT u.id, u.component, p.pool_name, p.sha256
+                "SELECT u.id, u.component, p.pool_name, p.sha256, 0
                  FROM (SELECT q.id, q.component, q.package_id FROM tree_queue q
                        WHERE q.channel = ?1 AND q.id <= ?2
                          AND NOT EXISTS (SELECT 1 FROM placements l
@@ -98,15 +98,7 @@ impl Reader<'_> {
             )
             .map_err(self.fail())?;
         let rows = stmt
-            .query_map(params![channel, last_id], |r| {
-                Ok(QueuedFile {
-                    id: r.get(0)?,
-                    component: r.get(1)?,
-                    pool_name: r.get(2)?,
-                    sha256: r.get(3)?,
-                    wanted: false,
-                })
-            })
+            .query_map(params![channel, last_id], queued_file)
             .map_err(self.fail())?;
         rows.collect::<Result<_, _>>().map_err(self.fail())
     }
@@ -133,16 +125,19 @@ impl Reader<'_> {
             )
             .map_err(self.fail())?;
         let rows = stmt
-            .query_map(params![channel, after], |r| {
-                Ok(QueuedFile {
-                    id: r.get(0)?,
-                    component: r.get(1)?,
-                    pool_name: r.get(2)?,
-                    sha256: r.get(3)?,
-                    wanted: r.get(4)?,
-                })
-            })
+            .query_map(params![channel, after], queued_file)
             .map_err(self.fail())?;
         rows.collect::<Result<_, _>>().map_err(self.fail())
     }
+}
+
+/// A row of (id, component, pool name, SHA-256, wanted).
+fn queued_file(r: &rusqlite::Row<'_>) -> rusqlite::Result<QueuedFile> {
+    Ok(QueuedFile {
+        id: r.get(0)?,
+        component: r.get(1)?,
+        pool_name: r.get(2)?,
+        sha256: r.get(3)?,
+        wanted: r.get(4)?,
+    })
 }
