@@ -4,6 +4,15 @@
 use super::{CatalogError, Reader, Writer};
 use rusqlite::params;
 
+/// SQL that is true when a placement of the queued row `q` still wants its
+/// file: the one definition linking, dequeuing and withdrawing agree on.
+macro_rules! wanted {
+    () => {
+        "EXISTS (SELECT 1 FROM placements l WHERE l.package_id = q.package_id
+                 AND l.channel = q.channel AND l.component = q.component)"
+    };
+}
+
 /// A file of a channel's pool tree that may need linking or withdrawing.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct QueuedFile {
@@ -51,12 +60,10 @@ impl Writer<'_> {
     pub fn dequeue_wanted(&self, channel: &str, last_id: i64) -> Result<(), CatalogError> {
         self.tx
             .execute(
-                "DELETE FROM tree_queue
-                 WHERE channel = ?1 AND id <= ?2
-                   AND EXISTS (SELECT 1 FROM placements l
-                               WHERE l.package_id = tree_queue.package_id
-                                 AND l.channel = tree_queue.channel
-                                 AND l.component = tree_queue.component)",
+                concat!(
+                    "DELETE FROM tree_queue AS q WHERE q.channel = ?1 AND q.id <= ?2 AND ",
+                    wanted!()
+                ),
                 params![channel, last_id],
             )
             .map_err(self.fail())?;
@@ -86,16 +93,13 @@ impl Reader<'_> {
     ) -> Result<Vec<QueuedFile>, CatalogError> {
         let mut stmt = self
             .conn
-            .prepare_cached(
+            .prepare_cached(concat!(
                 "SELECT u.id, u.component, p.pool_name, p.sha256, 0
-                 FROM (SELECT q.id, q.component, q.package_id FROM tree_queue q
-                       WHERE q.channel = ?1 AND q.id <= ?2
-                         AND NOT EXISTS (SELECT 1 FROM placements l
-                                         WHERE l.package_id = q.package_id
-                                           AND l.channel = q.channel
-                                           AND l.component = q.component)) u
-                 JOIN packages p ON p.id = u.package_id ORDER BY u.id",
-            )
+                     FROM (SELECT q.id, q.component, q.package_id FROM tree_queue q
+                           WHERE q.channel = ?1 AND q.id <= ?2 AND NOT ",
+                wanted!(),
+                ") u JOIN packages p ON p.id = u.package_id ORDER BY u.id"
+            ))
             .map_err(self.fail())?;
         let rows = stmt
             .query_map(params![channel, last_id], queued_file)
@@ -116,13 +120,12 @@ impl Reader<'_> {
     ) -> Result<Vec<QueuedFile>, CatalogError> {
         let mut stmt = self
             .conn
-            .prepare_cached(
-                "SELECT q.id, q.component, p.pool_name, p.sha256,
-                        EXISTS (SELECT 1 FROM placements l WHERE l.package_id = q.package_id
-                                AND l.channel = q.channel AND l.component = q.component)
-                 FROM tree_queue q JOIN packages p ON p.id = q.package_id
-                 WHERE q.channel = ?1 AND q.id > ?2 ORDER BY q.id",
-            )
+            .prepare_cached(concat!(
+                "SELECT q.id, q.component, p.pool_name, p.sha256, ",
+                wanted!(),
+                " FROM tree_queue q JOIN packages p ON p.id = q.package_id
+                     WHERE q.channel = ?1 AND q.id > ?2 ORDER BY q.id"
+            ))
             .map_err(self.fail())?;
         let rows = stmt
             .query_map(params![channel, after], queued_file)
