@@ -32,7 +32,12 @@ fn sigkill_at_any_instant_leaves_a_consistent_repository() {
     apt.add_source("bess", &uri, "bookworm", &key);
     apt.update(&[]);
 
-    let full = time_one_ingest(&sb, "timing");
+    // The quickest of three: one slow first run (cold caches, a busy
+    // machine) stretched the kill schedule past the work it must cover.
+    let full = (0..3)
+        .map(|i| time_one_ingest(&sb, &format!("timing{i}")))
+        .min()
+        .expect("three timings");
     let steps = 30u32;
     let mut interrupted = 0;
     for step in 0..steps {
