@@ -398,10 +398,15 @@ impl Outputs {
             }
             previous.chunks[index].states.clone()
         } else {
-            let cores = hashing_cores();
-            self.hashers[0].update_on(text.unwrap_or_default().as_bytes(), cores);
-            self.hashers[1].update_on(&compressed.gzip, cores);
-            self.hashers[2].update_on(&compressed.xz.bytes, cores);
+            MultiHasher::update_streams(
+                self.hashers.each_mut(),
+                [
+                    text.unwrap_or_default().as_bytes(),
+                    &compressed.gzip,
+                    &compressed.xz.bytes,
+                ],
+                hashing_cores(),
+            );
             self.hashers.clone()
         };
         self.manifest.chunks.push(ManifestChunk {
