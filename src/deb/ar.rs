@@ -137,7 +137,7 @@ impl<'a> Members<'a> {
     /// Members start at even offsets; an odd-sized member is followed by a
     /// newline, which may only be missing at the very end of the file.
     fn padding(&self, end: usize, index: usize, name: &[u8]) -> Result<usize, ArError> {
-        if end % 2 == 0 {
+        if end.is_multiple_of(2) {
             return Ok(0);
         }
         match self.data.get(end) {

@@ -6,6 +6,7 @@
 //! hash state after each chunk lets the next publish resume from the last
 //! chunk that did not change instead of hashing the whole file again.
 
+use super::sha512_lanes;
 use sha2::digest::generic_array::GenericArray;
 
 /// MD5, SHA-1, SHA-256 and SHA-512 of one byte stream, resumable.
@@ -120,22 +121,19 @@ impl MultiHasher {
     ) {
         let mut md5s = Vec::with_capacity(N);
         let mut shas = Vec::with_capacity(N);
+        let mut sha512s = Vec::with_capacity(N);
         for (hasher, blocks) in hashers.iter_mut().zip(blocks) {
             md5s.push((&mut hasher.md5, blocks));
-            shas.push((
-                &mut hasher.sha1,
-                &mut hasher.sha256,
-                &mut hasher.sha512,
-                blocks,
-            ));
+            shas.push((&mut hasher.sha1, &mut hasher.sha256, blocks));
+            sha512s.push(&mut hasher.sha512);
         }
         let run_md5 = || md5_streams(md5s);
         let run_shas = || {
-            for (sha1, sha256, sha512, blocks) in shas {
+            for (sha1, sha256, blocks) in shas {
                 sha1::compress(sha1, as_blocks(blocks));
                 sha2::compress256(sha256, as_blocks(blocks));
-                sha2::compress512(sha512, as_blocks(blocks));
             }
+            sha512_lanes::compress(&mut sha512s, &blocks);
         };
         let total: usize = blocks.iter().map(|b| b.len()).sum();
         if cores == Cores::Both && total >= 1 << 16 {

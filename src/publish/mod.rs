@@ -16,6 +16,7 @@ mod lzma;
 mod pool_tree;
 pub mod release;
 mod serial;
+mod sha512_lanes;
 
 pub use build::Stanzas;
 pub use chunks::{CHUNK_STANZAS, CompressedChunk, Manifest};

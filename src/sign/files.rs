@@ -149,10 +149,11 @@ pub(crate) fn list_names(dir: &Path, suffix: &str) -> Result<Vec<String>, SignEr
     let mut names = Vec::new();
     for entry in entries {
         let entry = entry.map_err(|e| SignError::io("list", dir, e))?;
-        if let Some(name) = entry.file_name().to_str() {
-            if name.ends_with(suffix) && !name.starts_with('.') {
-                names.push(name.to_owned());
-            }
+        if let Some(name) = entry.file_name().to_str()
+            && name.ends_with(suffix)
+            && !name.starts_with('.')
+        {
+            names.push(name.to_owned());
         }
     }
     Ok(names)
