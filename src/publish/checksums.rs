@@ -68,16 +68,7 @@ impl Default for MultiHasher {
                 0x1f83_d9ab,
                 0x5be0_cd19,
             ],
-            sha512: [
-                0x6a09_e667_f3bc_c908,
-                0xbb67_ae85_84ca_a73b,
-                0x3c6e_f372_fe94_f82b,
-                0xa54f_f53a_5f1d_36f1,
-                0x510e_527f_ade6_82d1,
-                0x9b05_688c_2b3e_6c1f,
-                0x1f83_d9ab_fb41_bd6b,
-                0x5be0_cd19_137e_2179,
-            ],
+            sha512: sha512_lanes::INIT,
             len: 0,
             pending: Vec::with_capacity(128),
         }
@@ -325,7 +316,7 @@ impl WordReader<'_> {
 }
 
 /// Views whole blocks of bytes as the block arrays the compress functions take.
-fn as_blocks<N: sha2::digest::generic_array::ArrayLength<u8>>(
+pub(super) fn as_blocks<N: sha2::digest::generic_array::ArrayLength<u8>>(
     bytes: &[u8],
 ) -> &[GenericArray<u8, N>] {
     let n = N::USIZE;

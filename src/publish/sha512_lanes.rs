@@ -10,7 +10,19 @@
 //! times the speed of the `sha2` crate on one. Where only one stream has
 //! blocks left, or the processor lacks AVX-512, the `sha2` crate does it.
 
-use sha2::digest::generic_array::GenericArray;
+use super::checksums::as_blocks;
+
+/// SHA-512's initial state (FIPS 180-4, 5.3.5).
+pub const INIT: [u64; 8] = [
+    0x6a09_e667_f3bc_c908,
+    0xbb67_ae85_84ca_a73b,
+    0x3c6e_f372_fe94_f82b,
+    0xa54f_f53a_5f1d_36f1,
+    0x510e_527f_ade6_82d1,
+    0x9b05_688c_2b3e_6c1f,
+    0x1f83_d9ab_fb41_bd6b,
+    0x5be0_cd19_137e_2179,
+];
 
 /// Compresses whole 128-byte blocks of each stream, `blocks[i]` into `states[i]`.
 pub fn compress(states: &mut [&mut [u64; 8]], blocks: &[&[u8]]) {
@@ -33,13 +45,6 @@ pub fn compress(states: &mut [&mut [u64; 8]], blocks: &[&[u8]]) {
     for (state, data) in lanes {
         sha2::compress512(state, as_blocks(data));
     }
-}
-
-/// Views whole 128-byte blocks as the arrays `sha2` takes.
-fn as_blocks(bytes: &[u8]) -> &[GenericArray<u8, sha2::digest::consts::U128>] {
-    assert_eq!(bytes.len() % 128, 0, "whole blocks only");
-    // SAFETY: GenericArray<u8, U128> is a transparent [u8; 128] with alignment 1.
-    unsafe { std::slice::from_raw_parts(bytes.as_ptr().cast(), bytes.len() / 128) }
 }
 
 /// The round constants (FIPS 180-4, 4.2.3).
@@ -259,17 +264,6 @@ mod tests {
             })
             .collect()
     }
-
-    const INIT: [u64; 8] = [
-        0x6a09_e667_f3bc_c908,
-        0xbb67_ae85_84ca_a73b,
-        0x3c6e_f372_fe94_f82b,
-        0xa54f_f53a_5f1d_36f1,
-        0x510e_527f_ade6_82d1,
-        0x9b05_688c_2b3e_6c1f,
-        0x1f83_d9ab_fb41_bd6b,
-        0x5be0_cd19_137e_2179,
-    ];
 
     #[test]
     fn lanes_agree_with_one_stream_at_a_time() {
