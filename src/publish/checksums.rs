@@ -325,25 +325,43 @@ pub(super) fn as_blocks<N: sha2::digest::generic_array::ArrayLength<u8>>(
     unsafe { std::slice::from_raw_parts(bytes.as_ptr().cast(), bytes.len() / n) }
 }
 
+/// Streams hashed in lockstep: while at least `min` of them have a whole
+/// `block` left, `hash` gets up to `width` of them and the number of
+/// blocks every one of those has; those blocks are then taken off. The
+/// streams that are left, fewer than `min`, are returned.
+pub(super) fn in_lockstep<'d, S>(
+    mut lanes: Vec<(S, &'d [u8])>,
+    block: usize,
+    (min, width): (usize, usize),
+    mut hash: impl FnMut(&mut [(S, &'d [u8])], usize),
+) -> Vec<(S, &'d [u8])> {
+    lanes.retain(|(_, data)| data.len() >= block);
+    while lanes.len() >= min.max(1) {
+        let take = width.min(lanes.len());
+        let group = &mut lanes[..take];
+        let blocks = group
+            .iter()
+            .map(|(_, d)| d.len() / block)
+            .min()
+            .unwrap_or(0);
+        hash(group, blocks);
+        for (_, data) in group.iter_mut() {
+            *data = &data[blocks * block..];
+        }
+        lanes.retain(|(_, data)| data.len() >= block);
+    }
+    lanes
+}
+
 /// MD5 (RFC 1321) of several streams' whole 64-byte blocks: up to three
 /// at a time, interleaved, while more than one stream has blocks left.
-fn md5_streams(mut lanes: Vec<(&mut [u32; 4], &[u8])>) {
-    lanes.retain(|(_, data)| data.len() >= 64);
-    while !lanes.is_empty() {
-        let width = lanes.len().min(3);
-        let group = &mut lanes[..width];
-        let blocks = group.iter().map(|(_, d)| d.len() / 64).min().unwrap_or(0);
-        match group {
-            [(a, da)] => md5_run([a], [da], blocks),
-            [(a, da), (b, db)] => md5_run([a, b], [da, db], blocks),
-            [(a, da), (b, db), (c, dc)] => md5_run([a, b, c], [da, db, dc], blocks),
-            _ => unreachable!("groups of one to three lanes"),
-        }
-        for (_, data) in group.iter_mut() {
-            *data = &data[blocks * 64..];
-        }
-        lanes.retain(|(_, data)| data.len() >= 64);
-    }
+fn md5_streams(lanes: Vec<(&mut [u32; 4], &[u8])>) {
+    in_lockstep(lanes, 64, (1, 3), |group, blocks| match group {
+        [(a, da)] => md5_run([a], [da], blocks),
+        [(a, da), (b, db)] => md5_run([a, b], [da, db], blocks),
+        [(a, da), (b, db), (c, dc)] => md5_run([a, b, c], [da, db, dc], blocks),
+        _ => unreachable!("groups of one to three lanes"),
+    });
 }
 
 /// The first `blocks` blocks of each of `N` streams.

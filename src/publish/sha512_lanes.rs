@@ -10,7 +10,7 @@
 //! times the speed of the `sha2` crate on one. Where only one stream has
 //! blocks left, or the processor lacks AVX-512, the `sha2` crate does it.
 
-use super::checksums::as_blocks;
+use super::checksums::{as_blocks, in_lockstep};
 
 /// SHA-512's initial state (FIPS 180-4, 5.3.5).
 pub const INIT: [u64; 8] = [
@@ -26,23 +26,15 @@ pub const INIT: [u64; 8] = [
 
 /// Compresses whole 128-byte blocks of each stream, `blocks[i]` into `states[i]`.
 pub fn compress(states: &mut [&mut [u64; 8]], blocks: &[&[u8]]) {
-    let mut lanes: Vec<(&mut [u64; 8], &[u8])> = states
+    let lanes: Vec<(&mut [u64; 8], &[u8])> = states
         .iter_mut()
         .map(|s| &mut **s)
         .zip(blocks.iter().copied())
-        .filter(|(_, b)| b.len() >= 128)
         .collect();
-    while lanes.len() >= 2 && vector::available() {
-        let width = lanes.len().min(vector::LANES);
-        let group = &mut lanes[..width];
-        let count = group.iter().map(|(_, b)| b.len() / 128).min().unwrap_or(0);
-        vector::compress(group, count);
-        for (_, data) in group.iter_mut() {
-            *data = &data[count * 128..];
-        }
-        lanes.retain(|(_, data)| data.len() >= 128);
-    }
-    for (state, data) in lanes {
+    // Two streams or more to a vector; what one stream has left, sha2 does.
+    let min = if vector::available() { 2 } else { usize::MAX };
+    let rest = in_lockstep(lanes, 128, (min, vector::LANES), vector::compress);
+    for (state, data) in rest {
         sha2::compress512(state, as_blocks(data));
     }
 }
