@@ -14,6 +14,7 @@ pub mod deb;
 pub mod ops;
 pub mod pool;
 pub mod publish;
+pub mod serial;
 pub mod serve;
 pub mod sign;
 #[cfg(test)]

@@ -44,6 +44,12 @@ impl Layout {
         self.root.join("catalog").join("catalog.db")
     }
 
+    /// Bumped after every change to users, so servers drop credentials
+    /// they verified before it (see `crate::serial`).
+    pub fn users_serial(&self) -> PathBuf {
+        self.root.join("catalog").join("users.serial")
+    }
+
     /// The content-addressed object store.
     pub fn pool_dir(&self) -> PathBuf {
         self.root.join("pool")

@@ -122,7 +122,7 @@ pub fn add_box(
     let sha256 = staged.sha256();
     // Then in the order gc takes them: publish, then pool (shared, held
     // from "is this object stored?" until the catalog lists the box).
-    let _publish = publish_lock(repo)?;
+    let _publish = PublishLock::of(repo)?;
     let _pool = PoolLock::shared(&PoolLock::path(&repo.config.layout.catalog_file()))?;
     if repo.pool.contains(&sha256) {
         repo.pool.discard(vec![staged]);
@@ -237,16 +237,6 @@ fn known_box(
     }
 }
 
-fn publish_lock(repo: &Repo) -> Result<PublishLock, OpsError> {
-    PublishLock::acquire(
-        &repo
-            .config
-            .layout
-            .catalog_file()
-            .with_file_name("publish.lock"),
-    )
-}
-
 /// Places every provider and architecture of `NAME=VERSION` of channel
 /// `from` in `to` (default: the first channel, and the one after it).
 pub fn promote_box(
@@ -256,7 +246,7 @@ pub fn promote_box(
     to: Option<&str>,
 ) -> Result<Vec<BoxChange>, OpsError> {
     let (from, to) = super::promote::promotion_channels(repo, from, to)?;
-    let _lock = publish_lock(repo)?;
+    let _lock = PublishLock::of(repo)?;
     let Repo {
         config,
         catalog,
@@ -315,7 +305,7 @@ pub fn remove_box(
     channel: &str,
 ) -> Result<Vec<BoxChange>, OpsError> {
     repo.check_channel(channel)?;
-    let _lock = publish_lock(repo)?;
+    let _lock = PublishLock::of(repo)?;
     let Repo {
         config,
         catalog,

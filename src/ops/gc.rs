@@ -96,7 +96,7 @@ struct Scan {
 /// lock while it waits, so publishing never stalls behind it.
 fn both_locks(catalog_file: &Path) -> Result<(PublishLock, PoolLock), OpsError> {
     loop {
-        let publish = PublishLock::acquire(&catalog_file.with_file_name("publish.lock"))?;
+        let publish = PublishLock::acquire(&PublishLock::path(catalog_file))?;
         if let Some(pool) = PoolLock::try_exclusive(&PoolLock::path(catalog_file))? {
             return Ok((publish, pool));
         }

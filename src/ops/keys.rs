@@ -19,6 +19,7 @@ pub fn generate_key(repo: &mut Repo, user_id: &str) -> Result<String, OpsError> 
     let detail = json!({ "fingerprint": fingerprint, "user_id": user_id });
     record(&writer, &repo.actor, "key.generate", detail)?;
     writer.commit()?;
+    keys_changed(repo)?;
     Ok(fingerprint)
 }
 
@@ -31,5 +32,14 @@ pub fn retire_key(repo: &mut Repo, fingerprint: &str) -> Result<(), OpsError> {
     let detail = json!({ "fingerprint": compact.to_ascii_uppercase() });
     record(&writer, &repo.actor, "key.retire", detail)?;
     writer.commit()?;
-    Ok(())
+    keys_changed(repo)
+}
+
+/// Servers export `/key.gpg` again when the publish serial moves: a new
+/// key must be offered to clients before the next publish signs with it.
+fn keys_changed(repo: &Repo) -> Result<(), OpsError> {
+    // Bumps of the serial never race: publishes bump it under this lock too.
+    let _lock = super::lock::PublishLock::of(repo)?;
+    let serial = crate::serial::publish_serial(&repo.config.layout.public_dir());
+    crate::serial::bump(&serial).map_err(OpsError::io("update the publish serial", serial))
 }

@@ -16,6 +16,16 @@ pub struct PublishLock {
 }
 
 impl PublishLock {
+    /// Waits for and takes the publish lock of `repo`.
+    pub fn of(repo: &super::Repo) -> Result<PublishLock, OpsError> {
+        PublishLock::acquire(&PublishLock::path(&repo.config.layout.catalog_file()))
+    }
+
+    /// Where the publish lock of the catalog at `catalog_file` lives.
+    pub fn path(catalog_file: &Path) -> std::path::PathBuf {
+        catalog_file.with_file_name("publish.lock")
+    }
+
     /// Waits for and takes the lock at `path`.
     pub fn acquire(path: &Path) -> Result<PublishLock, OpsError> {
         Ok(PublishLock {

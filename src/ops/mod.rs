@@ -50,6 +50,7 @@ pub use query::{Listing, PackageVersions, diff, list, versions};
 pub use selector::Selector;
 pub use users::{
     NewUser, add_user, hash_password, list_users, remove_user, set_password, verify_password,
+    verify_password_in,
 };
 
 use crate::catalog::Catalog;

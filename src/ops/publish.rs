@@ -38,13 +38,7 @@ pub struct Published {
 /// are linked before any index lists them, and withdrawn only once no
 /// published index of their channel can list them any more.
 pub fn publish(repo: &mut Repo, request: &PublishRequest) -> Result<Vec<Published>, OpsError> {
-    let _lock = super::lock::PublishLock::acquire(
-        &repo
-            .config
-            .layout
-            .catalog_file()
-            .with_file_name("publish.lock"),
-    )?;
+    let _lock = super::lock::PublishLock::of(repo)?;
     if request.refresh {
         super::boxes::relink_all(repo)?;
     }
@@ -58,7 +52,7 @@ pub fn publish(repo: &mut Repo, request: &PublishRequest) -> Result<Vec<Publishe
     let published = publish_targets_locked(repo, &signer, &targets, (now, request.refresh));
     // Even a publish that failed half-way may have switched some dists.
     let public = repo.config.layout.public_dir();
-    let bumped = crate::publish::bump_serial(&public)
+    let bumped = crate::serial::bump(&crate::serial::publish_serial(&public))
         .map_err(OpsError::io("update the publish serial in", public));
     let published = published?;
     bumped?;

@@ -3,10 +3,8 @@
 use super::audit::record;
 use super::{OpsError, Repo};
 use crate::catalog::UserRow;
-use argon2::Argon2;
-use argon2::password_hash::{
-    PasswordHash, PasswordHasher, PasswordVerifier, SaltString, rand_core::OsRng,
-};
+use argon2::password_hash::{Output, PasswordHash, PasswordHasher, SaltString, rand_core::OsRng};
+use argon2::{Algorithm, Argon2, Block, Params, Version};
 use serde_json::json;
 
 /// A user to create.
@@ -47,6 +45,7 @@ pub fn add_user(repo: &mut Repo, user: &NewUser) -> Result<UserRow, OpsError> {
     });
     record(&writer, &repo.actor, "user.add", detail)?;
     writer.commit()?;
+    users_changed(repo)?;
     Ok(row)
 }
 
@@ -61,6 +60,7 @@ pub fn set_password(repo: &mut Repo, name: &str, password: &str) -> Result<(), O
     }
     record(&writer, &repo.actor, "user.passwd", json!({ "user": name }))?;
     writer.commit()?;
+    users_changed(repo)?;
     Ok(())
 }
 
@@ -74,7 +74,22 @@ pub fn remove_user(repo: &mut Repo, name: &str) -> Result<(), OpsError> {
     }
     record(&writer, &repo.actor, "user.remove", json!({ "user": name }))?;
     writer.commit()?;
+    users_changed(repo)?;
     Ok(())
+}
+
+/// Tells running servers that credentials they verified may be stale:
+/// a removed user, an old password or old rights must stop working on the
+/// very next request, not when a cache entry expires.
+fn users_changed(repo: &Repo) -> Result<(), OpsError> {
+    let serial = repo.config.layout.users_serial();
+    crate::serial::bump(&serial).map_err(|e| {
+        OpsError::Usage(format!(
+            "the change is saved, but running `bess serve` processes could not be told \
+             ({}: {e}); they accept the old credentials for up to a minute unless restarted",
+            serial.display()
+        ))
+    })
 }
 
 /// Every user.
@@ -98,11 +113,55 @@ pub fn hash_password(password: &str) -> Result<String, OpsError> {
 
 /// Whether `password` matches a stored hash (argon2's comparison is constant-time).
 pub fn verify_password(password: &str, stored: &str) -> bool {
-    PasswordHash::new(stored).is_ok_and(|hash| {
-        Argon2::default()
-            .verify_password(password.as_bytes(), &hash)
-            .is_ok()
-    })
+    verify_password_in(password, stored, &mut Vec::new())
+}
+
+/// Largest argon2 memory cost a stored hash may ask for, in KiB: a
+/// tampered hash must not make the server allocate without bound.
+const MAX_MEMORY_KIB: u32 = 256 * 1024;
+
+/// [`verify_password`] with argon2's working memory in `memory`, grown to
+/// the hash's memory cost and kept by the caller: a server verifying on a
+/// fixed set of threads then holds that memory once per thread, however
+/// many logins arrive.
+pub fn verify_password_in(password: &str, stored: &str, memory: &mut Vec<Block>) -> bool {
+    let Ok(hash) = PasswordHash::new(stored) else {
+        return false;
+    };
+    let (Some(salt), Some(expected)) = (hash.salt, hash.hash) else {
+        return false;
+    };
+    let algorithm = Algorithm::try_from(hash.algorithm);
+    let version = hash
+        .version
+        .map_or(Ok(Version::default()), Version::try_from);
+    let (Ok(algorithm), Ok(version), Ok(params)) = (algorithm, version, Params::try_from(&hash))
+    else {
+        return false;
+    };
+    if params.m_cost() > MAX_MEMORY_KIB {
+        return false;
+    }
+    let mut salt_bytes = [0u8; 64];
+    let Ok(salt) = salt.decode_b64(&mut salt_bytes) else {
+        return false;
+    };
+    let blocks = params.block_count();
+    if memory.len() < blocks {
+        memory.resize(blocks, Block::default());
+    }
+    let mut computed = [0u8; Output::MAX_LENGTH];
+    let computed = &mut computed[..expected.len()];
+    Argon2::new(algorithm, version, params)
+        .hash_password_into_with_memory(
+            password.as_bytes(),
+            salt,
+            computed,
+            &mut memory[..blocks],
+        )
+        .is_ok()
+        // `Output`'s comparison is constant-time.
+        && Output::new(computed).is_ok_and(|computed| computed == expected)
 }
 
 fn check_user_name(name: &str) -> Result<(), OpsError> {
@@ -132,6 +191,36 @@ mod tests {
         assert!(verify_password("correct horse battery", &hash));
         assert!(!verify_password("correct horse battery!", &hash));
         assert!(!verify_password("x", "not a hash"));
+    }
+
+    #[test]
+    fn verifying_in_kept_memory_agrees_and_reuses_it() {
+        let hash = hash_password("correct horse battery").unwrap();
+        let mut memory = Vec::new();
+        assert!(verify_password_in(
+            "correct horse battery",
+            &hash,
+            &mut memory
+        ));
+        let blocks = memory.len();
+        assert_eq!(blocks, Params::DEFAULT_M_COST as usize);
+        assert!(!verify_password_in(
+            "correct horse batterz",
+            &hash,
+            &mut memory
+        ));
+        assert_eq!(memory.len(), blocks, "the memory is reused, not grown");
+        let greedy = hash.replace("m=19456", "m=4194304");
+        assert!(!verify_password_in(
+            "correct horse battery",
+            &greedy,
+            &mut memory
+        ));
+        assert_eq!(
+            memory.len(),
+            blocks,
+            "an outsized cost is refused before allocating"
+        );
     }
 
     #[test]

@@ -15,7 +15,6 @@ mod index;
 mod lzma;
 mod pool_tree;
 pub mod release;
-mod serial;
 mod sha512_lanes;
 
 pub use build::Stanzas;
@@ -25,4 +24,3 @@ pub use dist::{DistInput, DistOutcome, publish_dist, valid_until};
 pub use generation::DistTree;
 pub use index::{PackagesIndex, render, split};
 pub use pool_tree::{PoolTree, pool_name};
-pub use serial::{SerialWatch, bump as bump_serial};

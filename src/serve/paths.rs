@@ -18,7 +18,7 @@
 //! [`FileCache`]: super::cache::FileCache
 
 use super::files::Loaded;
-use crate::publish::SerialWatch;
+use crate::serial::{SerialWatch, publish_serial};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -60,7 +60,7 @@ pub struct Ticket(Option<u64>);
 impl ResolvedPaths {
     /// Watches the serial of the trees under `public_dir`.
     pub fn open(public_dir: &Path) -> ResolvedPaths {
-        match SerialWatch::open(public_dir) {
+        match SerialWatch::open(&publish_serial(public_dir)) {
             Ok(watch) => ResolvedPaths {
                 inner: Some(Mutex::new(Inner {
                     serial: watch.current(),
@@ -183,7 +183,7 @@ mod tests {
         let (hit, _) = paths.get("prod", name);
         assert_eq!(hit.unwrap().data, "old");
         assert!(paths.get("preprod", name).0.is_none(), "per channel");
-        crate::publish::bump_serial(public.path()).unwrap();
+        crate::serial::bump(&publish_serial(public.path())).unwrap();
         assert!(paths.get("prod", name).0.is_none());
     }
 
@@ -193,7 +193,7 @@ mod tests {
         let paths = ResolvedPaths::open(public.path());
         let name = Path::new("dists/bookworm/InRelease");
         let (_, ticket) = paths.get("prod", name);
-        crate::publish::bump_serial(public.path()).unwrap();
+        crate::serial::bump(&publish_serial(public.path())).unwrap();
         paths.remember(ticket, "prod", name, loaded("old"));
         assert!(paths.get("prod", name).0.is_none());
     }

@@ -1,10 +1,13 @@
-//! The publish serial: a counter in `public/.serial` that every publish
-//! bumps, so a running `bess serve` learns that published paths may name
-//! other files now without asking the filesystem on every request.
+//! Change serials: counters in small files that a writer bumps after each
+//! change, so a running `bess serve` learns of it without asking the
+//! filesystem or the catalog on every request. `public/.serial` counts
+//! publishes (published paths may name other files now) and
+//! `catalog/users.serial` counts changes to users (credentials verified
+//! before it must be verified again).
 //!
 //! The file holds one little-endian u64 and is only ever overwritten in
 //! place (never truncated or replaced), because the server reads it
-//! through a shared mapping: a publish in another process is visible to
+//! through a shared mapping: a change in another process is visible to
 //! the server's next request, at the cost of a memory read.
 
 use std::fs::{File, OpenOptions};
@@ -14,8 +17,8 @@ use std::os::unix::fs::{FileExt, MetadataExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
-/// The serial's file under the public directory (not served: it is no channel).
-pub fn serial_path(public_dir: &Path) -> PathBuf {
+/// The publish serial's file under the public directory (not served: it is no channel).
+pub fn publish_serial(public_dir: &Path) -> PathBuf {
     public_dir.join(".serial")
 }
 
@@ -37,10 +40,11 @@ fn open(path: &Path) -> io::Result<File> {
     Ok(file)
 }
 
-/// Tells servers that the published trees under `public_dir` changed.
-/// Callers hold the publish lock, so bumps never race one another.
-pub fn bump(public_dir: &Path) -> io::Result<()> {
-    let file = open(&serial_path(public_dir))?;
+/// Tells servers that what the serial at `path` counts changed. Callers
+/// hold the lock of what they changed (the publish lock, the catalog's
+/// write transaction), so bumps never race one another.
+pub fn bump(path: &Path) -> io::Result<()> {
+    let file = open(path)?;
     let mut bytes = [0u8; 8];
     file.read_exact_at(&mut bytes, 0)?;
     let next = u64::from_le_bytes(bytes).wrapping_add(1);
@@ -76,11 +80,13 @@ impl Drop for Mapped {
 }
 
 impl SerialWatch {
-    /// Maps `public/.serial`, creating it when no publish made it yet.
-    pub fn open(public_dir: &Path) -> io::Result<SerialWatch> {
-        let path = serial_path(public_dir);
-        let mapped = map(&path)?;
-        Ok(SerialWatch { path, mapped })
+    /// Maps the serial at `path`, creating it as zero when nothing bumped it yet.
+    pub fn open(path: &Path) -> io::Result<SerialWatch> {
+        let mapped = map(path)?;
+        Ok(SerialWatch {
+            path: path.to_path_buf(),
+            mapped,
+        })
     }
 
     /// The current serial: a memory read, no system call.
@@ -132,34 +138,36 @@ mod tests {
     #[test]
     fn a_bump_in_place_is_seen_through_the_mapping() {
         let dir = tempfile::tempdir().unwrap();
-        let watch = SerialWatch::open(dir.path()).unwrap();
+        let path = publish_serial(dir.path());
+        let watch = SerialWatch::open(&path).unwrap();
         assert_eq!(watch.current(), 0);
-        bump(dir.path()).unwrap();
+        bump(&path).unwrap();
         assert_eq!(watch.current(), 1);
-        bump(dir.path()).unwrap();
+        bump(&path).unwrap();
         assert_eq!(watch.current(), 2);
     }
 
     #[test]
     fn a_replaced_serial_file_is_mapped_again() {
         let dir = tempfile::tempdir().unwrap();
-        let mut watch = SerialWatch::open(dir.path()).unwrap();
-        let path = serial_path(dir.path());
+        let path = publish_serial(dir.path());
+        let mut watch = SerialWatch::open(&path).unwrap();
         std::fs::remove_file(&path).unwrap();
         std::fs::write(&path, 7u64.to_le_bytes()).unwrap();
         assert_eq!(watch.current(), 0, "still the old inode");
         watch.remap_if_replaced().unwrap();
         assert_eq!(watch.current(), 7);
-        bump(dir.path()).unwrap();
+        bump(&path).unwrap();
         assert_eq!(watch.current(), 8);
     }
 
     #[test]
     fn a_short_serial_file_is_filled_before_it_is_mapped() {
         let dir = tempfile::tempdir().unwrap();
-        std::fs::write(serial_path(dir.path()), b"").unwrap();
-        let watch = SerialWatch::open(dir.path()).unwrap();
+        let path = publish_serial(dir.path());
+        std::fs::write(&path, b"").unwrap();
+        let watch = SerialWatch::open(&path).unwrap();
         assert_eq!(watch.current(), 0);
-        assert_eq!(std::fs::metadata(serial_path(dir.path())).unwrap().len(), 8);
+        assert_eq!(std::fs::metadata(&path).unwrap().len(), 8);
     }
 }
