@@ -92,6 +92,12 @@ pub struct ServeSettings {
     pub max_box_upload_mib: u64,
     /// Who may read `/metrics` (CIDR); empty means loopback only.
     pub metrics_allow: Vec<Cidr>,
+    /// Reverse proxies (CIDR) whose `Forwarded` / `X-Forwarded-For` name
+    /// the client; from anyone else those headers are ignored.
+    pub trusted_proxies: Vec<Cidr>,
+    /// Open connections from one address at most (trusted proxies exempt),
+    /// so one host cannot take every connection `max-connections` allows.
+    pub max_connections_per_address: usize,
 }
 
 impl Default for ServeSettings {
@@ -109,11 +115,24 @@ impl Default for ServeSettings {
             public_url: None,
             max_box_upload_mib: 20480,
             metrics_allow: Vec::new(),
+            trusted_proxies: Vec::new(),
+            max_connections_per_address: 256,
         }
     }
 }
 
 impl ServeSettings {
+    fn check_connection_caps(&self) -> Result<(), String> {
+        let (all, each) = (self.max_connections, self.max_connections_per_address);
+        if all == 0 || each == 0 || each >= all {
+            return Err(format!(
+                "[serve] max-connections-per-address = {each} must be at least 1 and below \
+                 max-connections = {all}, or one address could take every connection"
+            ));
+        }
+        Ok(())
+    }
+
     /// Whether `ip` may reach `channel` (true when the channel has no allow-list).
     pub fn allows(&self, channel: &str, ip: std::net::IpAddr) -> bool {
         self.allow
@@ -302,6 +321,7 @@ impl Settings {
             return Err("[serve] needs both tls-certificate and tls-key, or neither".into());
         }
         check_public_url(self.serve.public_url.as_deref())?;
+        self.serve.check_connection_caps()?;
         if self.boxes.token_ttl_secs == 0 {
             return Err("[boxes] token-ttl-secs must be at least 1".into());
         }
@@ -415,15 +435,20 @@ uncompressed-index = false # also store the uncompressed Packages (always listed
 [serve]
 listen = "127.0.0.1:8080"
 max-connections = 4096
+max-connections-per-address = 256   # per client address (trusted proxies exempt)
 header-timeout-secs = 10
 max-upload-mib = 1024
 body-timeout-secs = 600
 file-cache-mib = 128       # published files kept in memory (files up to 1/8 of it)
 max-box-upload-mib = 20480
-# public-url = "https://repo.example.com"   # behind a reverse proxy: base of box URLs
+# public-url = "https://repo.example.com"   # behind a reverse proxy: base of bess.sources and box URLs
 # HTTPS (rustls): both PEM files; the key must be mode 0600.
 # tls-certificate = "/etc/bess/tls/fullchain.pem"
 # tls-key = "/etc/bess/tls/privkey.pem"
+# Behind a reverse proxy, list its address so that the client address
+# (for the brake on failed logins, allow-lists and logs) is taken from
+# X-Forwarded-For / Forwarded; from anyone else those headers are ignored.
+# trusted-proxies = ["127.0.0.1/32"]
 # Who may read /metrics (Prometheus text, no login); default: loopback only.
 # metrics-allow = ["127.0.0.1/32", "10.0.5.0/24"]
 # Per-channel IP allow-lists, checked before authentication:

@@ -3,7 +3,7 @@
 use std::fmt;
 
 /// Global header of every `ar` archive.
-const MAGIC: &[u8] = b"!<arch>\n";
+pub(crate) const MAGIC: &[u8] = b"!<arch>\n";
 /// Size of a member header.
 const HEADER_LEN: usize = 60;
 /// Ends every member header.

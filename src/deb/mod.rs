@@ -91,6 +91,17 @@ pub struct DebInfo {
     pub control: Control,
 }
 
+/// Checks a file's first bytes (at least 8 of them) for the `ar` magic
+/// every package starts with, so a stream of anything else is refused
+/// before the rest of it is read.
+pub fn check_magic(start: &[u8]) -> Result<(), ArError> {
+    if start.starts_with(ar::MAGIC) {
+        Ok(())
+    } else {
+        Err(ArError::NotAr {})
+    }
+}
+
 /// Validates a whole `.deb` held in memory and extracts its metadata.
 pub fn inspect(data: &[u8]) -> Result<DebInfo, DebError> {
     let layout = layout::read_layout(data)?;

@@ -2,14 +2,15 @@
 //! the same `ops` functions as the CLI, on a blocking thread.
 
 use super::auth::{may_read, may_upload};
-use super::http::{Body, json, json_error};
+use super::http::{self, Body, json, json_error};
+use super::query::Query;
+use super::upload::{BodyReader, declared_length, pump_body};
 use super::{State, authenticate};
 use crate::catalog::UserRow;
 use crate::ops::{self, Actor, IngestRequest, OpsError, PromoteRequest, Repo, Selector};
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use hyper::{Method, Request, Response, StatusCode};
-use std::collections::HashMap;
 use std::io::Write;
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -23,100 +24,160 @@ pub async fn handle(
     rest: &[String],
     ip: IpAddr,
 ) -> Reply {
+    let rest: Vec<&str> = rest.iter().map(String::as_str).collect();
+    let Some(endpoint) = Endpoint::of(&rest) else {
+        return (
+            json_error(StatusCode::NOT_FOUND, "no such API endpoint"),
+            None,
+        );
+    };
+    // HEAD is GET without the body (hyper leaves the body out).
+    let method = match request.method() {
+        &Method::HEAD => Method::GET,
+        other => other.clone(),
+    };
+    if !endpoint.methods().contains(&method) {
+        return (http::method_not_allowed(endpoint.allow()), None);
+    }
     let user = match authenticate(&state, request.headers(), ip).await {
         Ok(user) => user,
         Err(response) => return (response, None),
     };
     let name = Some(user.name.clone());
-    let query = query_pairs(request.uri().query().unwrap_or(""));
-    let rest: Vec<&str> = rest.iter().map(String::as_str).collect();
-    let response = match (request.method().clone(), rest.as_slice()) {
-        (Method::POST, ["v1", "packages"]) => upload(state, request, user, query).await,
-        (Method::GET, ["v1", "packages"]) => {
-            blocking(state, move |repo| list(repo, &user, &query)).await
-        }
-        (Method::GET, ["v1", "versions", package]) => {
-            let package = package.to_string();
+    let query = match Query::parse(request.uri().query(), endpoint.parameters(&method)) {
+        Ok(query) => query,
+        Err(text) => return (json_error(StatusCode::BAD_REQUEST, &text), name),
+    };
+    let response = match (method, endpoint) {
+        (Method::POST, Endpoint::Packages) => upload(state, request, user, query).await,
+        (_, Endpoint::Packages) => blocking(state, move |repo| list(repo, &user, &query)).await,
+        (_, Endpoint::Versions) => {
+            let package = rest[2].to_string();
             blocking(state, move |repo| versions(repo, &user, &package)).await
         }
-        (Method::GET, ["v1", "diff"]) => {
-            blocking(state, move |repo| diff(repo, &user, &query)).await
+        (_, Endpoint::Diff) => blocking(state, move |repo| diff(repo, &user, &query)).await,
+        (_, Endpoint::Promote) => promote(state, request, user).await,
+        (_, Endpoint::BoxUpload) => {
+            let arch = query.first("arch").map(str::to_string);
+            super::boxes::upload(state, request, user, &rest[2..], arch).await
         }
-        (Method::POST, ["v1", "promote"]) => promote(state, request, user).await,
-        (Method::POST, ["v1", "boxes", path @ ..]) => {
-            let arch = first(&query, "arch").map(str::to_string);
-            super::boxes::upload(state, request, user, path, arch).await
-        }
-        (Method::GET, ["v1", "boxes"]) => {
-            let channel = first(&query, "channel").map(str::to_string);
+        (_, Endpoint::Boxes) => {
+            let channel = query.first("channel").map(str::to_string);
             blocking(state, move |repo| {
                 super::boxes::list(repo, &user, channel.as_deref())
             })
             .await
         }
-        _ => json_error(StatusCode::NOT_FOUND, "no such API endpoint"),
     };
     (response, name)
 }
 
-fn query_pairs(query: &str) -> HashMap<String, Vec<String>> {
-    let mut pairs: HashMap<String, Vec<String>> = HashMap::new();
-    for pair in query.split('&').filter(|p| !p.is_empty()) {
-        let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
-        let decode = |s: &str| {
-            super::path::segments(&format!("/{}", s.replace('+', " ")))
-                .ok()
-                .and_then(|v| v.into_iter().next())
-        };
-        if let (Some(key), Some(value)) = (decode(key), decode(value)) {
-            pairs.entry(key).or_default().push(value);
+/// The API's resources, each with its methods and query parameters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Endpoint {
+    Packages,
+    Versions,
+    Diff,
+    Promote,
+    Boxes,
+    BoxUpload,
+}
+
+impl Endpoint {
+    fn of(path: &[&str]) -> Option<Endpoint> {
+        Some(match path {
+            ["v1", "packages"] => Endpoint::Packages,
+            ["v1", "versions", _] => Endpoint::Versions,
+            ["v1", "diff"] => Endpoint::Diff,
+            ["v1", "promote"] => Endpoint::Promote,
+            ["v1", "boxes"] => Endpoint::Boxes,
+            ["v1", "boxes", _, ..] => Endpoint::BoxUpload,
+            _ => return None,
+        })
+    }
+
+    fn methods(self) -> &'static [Method] {
+        match self {
+            Endpoint::Packages => &[Method::GET, Method::POST],
+            Endpoint::Versions | Endpoint::Diff | Endpoint::Boxes => &[Method::GET],
+            Endpoint::Promote | Endpoint::BoxUpload => &[Method::POST],
         }
     }
-    pairs
+
+    /// The `Allow` header of a 405.
+    fn allow(self) -> &'static str {
+        match self {
+            Endpoint::Packages => "GET, HEAD, POST",
+            Endpoint::Versions | Endpoint::Diff | Endpoint::Boxes => "GET, HEAD",
+            Endpoint::Promote | Endpoint::BoxUpload => "POST",
+        }
+    }
+
+    fn parameters(self, method: &Method) -> &'static [&'static str] {
+        match (self, method) {
+            (Endpoint::Packages, &Method::POST) => &["dist", "component", "filename"],
+            (Endpoint::Packages, _) => &["channel", "dist"],
+            (Endpoint::Diff, _) => &["from", "to", "dist"],
+            (Endpoint::Boxes, _) => &["channel"],
+            (Endpoint::BoxUpload, _) => &["arch"],
+            (Endpoint::Versions | Endpoint::Promote, _) => &[],
+        }
+    }
 }
 
-fn first<'a>(query: &'a HashMap<String, Vec<String>>, key: &str) -> Option<&'a str> {
-    query.get(key).and_then(|v| v.first()).map(String::as_str)
-}
-
-/// Runs an operation on a freshly opened repository, off the async threads.
+/// Runs an operation on an open repository, off the async threads.
 async fn blocking<F>(state: Arc<State>, work: F) -> Response<Body>
 where
     F: FnOnce(&mut Repo) -> Result<Response<Body>, OpsError> + Send + 'static,
 {
-    let root = state.root.clone();
-    let result =
-        tokio::task::spawn_blocking(move || Repo::open(&root).and_then(|mut repo| work(&mut repo)))
-            .await;
+    let shared = state.clone();
+    let result = tokio::task::spawn_blocking(move || shared.repos.with(work)).await;
     match result {
         Ok(Ok(response)) => response,
-        Ok(Err(error)) => error_response(&error),
+        Ok(Err(error)) => error_response(&state, &error),
         Err(_) => json_error(StatusCode::INTERNAL_SERVER_ERROR, "the operation panicked"),
     }
 }
 
-/// Refusals map to 4xx with the message the CLI prints; failures to 500.
-pub(super) fn error_response(error: &OpsError) -> Response<Body> {
+/// Refusals map to 4xx with the message the CLI prints, less the server's
+/// own paths; failures to 500 with a pointer to the server log, which
+/// gets the whole message (paths, system errors) instead of the client.
+pub(super) fn error_response(state: &State, error: &OpsError) -> Response<Body> {
     let status = match error {
         OpsError::Invalid(_) | OpsError::Usage(_) => StatusCode::BAD_REQUEST,
         OpsError::Conflict(_) => StatusCode::CONFLICT,
         OpsError::NotFound(_) => StatusCode::NOT_FOUND,
         _ => StatusCode::INTERNAL_SERVER_ERROR,
     };
-    json_error(status, &error.to_string())
+    let text = error.to_string();
+    if status.is_server_error() {
+        eprintln!("bess serve: API request failed: {text}");
+        let kind = match error {
+            OpsError::Io { source, .. } => format!(" ({})", source.kind()),
+            _ => String::new(),
+        };
+        let text = format!("the server could not do this{kind}; its log has the details");
+        return json_error(status, &text);
+    }
+    json_error(status, &without_server_paths(state, &text))
+}
+
+/// `text` with the repository's directory left out of every path in it,
+/// so `/srv/bess/bess.toml` reads `bess.toml`.
+fn without_server_paths(state: &State, text: &str) -> String {
+    let root = state.config.layout.root().display().to_string();
+    let root = root.trim_end_matches('/');
+    text.replace(&format!("{root}/"), "")
+        .replace(root, "the repository")
 }
 
 fn forbidden(what: &str) -> Result<Response<Body>, OpsError> {
     Ok(json_error(StatusCode::FORBIDDEN, what))
 }
 
-fn list(
-    repo: &mut Repo,
-    user: &UserRow,
-    query: &HashMap<String, Vec<String>>,
-) -> Result<Response<Body>, OpsError> {
-    let channel = first(query, "channel");
-    let dists = query.get("dist").cloned().unwrap_or_default();
+fn list(repo: &mut Repo, user: &UserRow, query: &Query) -> Result<Response<Body>, OpsError> {
+    let channel = query.first("channel");
+    let dists = query.all("dist");
     let mut listings = ops::list(repo, channel, &dists)?;
     listings.retain(|l| may_read(user, &l.channel));
     if channel.is_some_and(|c| !may_read(user, c)) {
@@ -139,12 +200,8 @@ fn versions(repo: &mut Repo, user: &UserRow, package: &str) -> Result<Response<B
     Ok(json(StatusCode::OK, &versions))
 }
 
-fn diff(
-    repo: &mut Repo,
-    user: &UserRow,
-    query: &HashMap<String, Vec<String>>,
-) -> Result<Response<Body>, OpsError> {
-    let (Some(from), Some(to)) = (first(query, "from"), first(query, "to")) else {
+fn diff(repo: &mut Repo, user: &UserRow, query: &Query) -> Result<Response<Body>, OpsError> {
+    let (Some(from), Some(to)) = (query.first("from"), query.first("to")) else {
         return Err(OpsError::Usage(
             "diff needs ?from=CHANNEL&to=CHANNEL".into(),
         ));
@@ -152,16 +209,18 @@ fn diff(
     if !may_read(user, from) || !may_read(user, to) {
         return forbidden("no read access to both channels");
     }
-    let dists = query.get("dist").cloned().unwrap_or_default();
+    let dists = query.all("dist");
     Ok(json(StatusCode::OK, &ops::diff(repo, from, to, &dists)?))
 }
 
-/// `POST /api/v1/packages?dist=…&component=…&filename=…`: the body is one `.deb`.
+/// `POST /api/v1/packages?dist=…&component=…&filename=…`: the body is one
+/// `.deb`, streamed to a file (never held in memory) and refused at its
+/// first bytes when they are not a package's.
 async fn upload(
     state: Arc<State>,
     request: Request<Incoming>,
     user: UserRow,
-    query: HashMap<String, Vec<String>>,
+    query: Query,
 ) -> Response<Body> {
     let first_channel = state.config.first_channel().to_string();
     if !may_upload(&user, &first_channel) {
@@ -171,32 +230,51 @@ async fn upload(
         );
     }
     let limit = state.config.settings.serve.max_upload_mib << 20;
-    let body = match http_body_util::Limited::new(request.into_body(), limit as usize)
-        .collect()
-        .await
-    {
-        Ok(body) => body.to_bytes(),
-        Err(_) => {
-            return json_error(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                &format!("uploads are limited to {} MiB", limit >> 20),
-            );
-        }
+    if declared_length(request.headers()).is_some_and(|n| n > limit) {
+        return too_large(limit);
+    }
+    let name = upload_name(query.first("filename"));
+    let tmp = state.config.layout.tmp_dir();
+    let (tx, rx) = tokio::sync::mpsc::channel(8);
+    let staging = {
+        let name = name.clone();
+        tokio::task::spawn_blocking(move || stage_upload(&tmp, &name, BodyReader::new(rx)))
     };
-    let name = upload_name(first(&query, "filename"));
-    let dists = query.get("dist").cloned().unwrap_or_default();
-    let component = first(&query, "component").map(str::to_string);
+    let timeout = std::time::Duration::from_secs(state.config.settings.serve.body_timeout_secs);
+    // The body is pumped on its own task, so that a refusal at the first
+    // bytes is answered at once while the rest is read and dropped.
+    let pump = tokio::spawn(pump_body(
+        request.into_body(),
+        tx,
+        (limit, too_large),
+        timeout,
+    ));
+    let staged = match staging.await {
+        Ok(Ok(staged)) => staged,
+        Ok(Err(error @ OpsError::Invalid(_))) => return error_response(&state, &error),
+        // The writer failed because the body did (too large, stalled,
+        // cut): the pump has the reply.
+        Ok(Err(error)) => {
+            return match pump.await {
+                Ok(Some(response)) => response,
+                _ => error_response(&state, &error),
+            };
+        }
+        Err(_) => return json_error(StatusCode::INTERNAL_SERVER_ERROR, "the upload panicked"),
+    };
+    if let Ok(Some(response)) = pump.await {
+        return response;
+    }
+    let ingest = IngestRequest {
+        paths: vec![staged.path().join(&name)],
+        dists: query.all("dist"),
+        component: query.first("component").map(str::to_string),
+        publish: false,
+    };
     let shared = state.clone();
     blocking(state, move |repo| {
         repo.actor = Actor::Http(user.name);
-        let staged = stage_upload(repo, &name, &body)?;
-        let request = IngestRequest {
-            paths: vec![staged.path().join(&name)],
-            dists,
-            component,
-            publish: false,
-        };
-        let outcome = ops::ingest(repo, &request);
+        let outcome = ops::ingest(repo, &ingest);
         let outcome = outcome.map_err(|e| rename_upload(e, staged.path(), &name))?;
         let targets = outcome
             .packages
@@ -207,6 +285,14 @@ async fn upload(
         Ok(json(StatusCode::OK, &outcome.packages))
     })
     .await
+}
+
+fn too_large(limit: u64) -> Response<Body> {
+    let text = format!(
+        "uploads are limited to {} MiB ([serve] max-upload-mib)",
+        limit >> 20
+    );
+    json_error(StatusCode::PAYLOAD_TOO_LARGE, &text)
 }
 
 /// A plain file name for the upload, so error messages can name it.
@@ -221,17 +307,40 @@ fn upload_name(given: Option<&str>) -> String {
     plain.unwrap_or("upload.deb").to_string()
 }
 
-/// Writes the body under the repository's tmp/ (same filesystem as the pool).
-fn stage_upload(repo: &Repo, name: &str, body: &[u8]) -> Result<tempfile::TempDir, OpsError> {
-    let tmp = repo.config.layout.tmp_dir();
+/// Writes the body under the repository's tmp/ (same filesystem as the
+/// pool), refusing it as soon as its first bytes are not an `ar` archive:
+/// a 400 MB upload of anything else costs eight bytes of reading.
+fn stage_upload(
+    tmp: &std::path::Path,
+    name: &str,
+    mut body: impl std::io::Read,
+) -> Result<tempfile::TempDir, OpsError> {
     let dir = tempfile::Builder::new()
         .prefix("upload-")
-        .tempdir_in(&tmp)
-        .map_err(OpsError::io("create a directory in", &tmp))?;
+        .tempdir_in(tmp)
+        .map_err(OpsError::io("create a directory in", tmp))?;
     let path = dir.path().join(name);
     let mut file = std::fs::File::create(&path).map_err(OpsError::io("create", &path))?;
-    file.write_all(body).map_err(OpsError::io("write", &path))?;
+    let mut magic = [0u8; 8];
+    let read = read_up_to(&mut body, &mut magic).map_err(OpsError::io("receive", name))?;
+    crate::deb::check_magic(&magic[..read])
+        .map_err(|e| OpsError::Invalid(vec![format!("{name}: {e}")]))?;
+    file.write_all(&magic[..read])
+        .and_then(|()| std::io::copy(&mut body, &mut file))
+        .map_err(OpsError::io("receive", name))?;
     Ok(dir)
+}
+
+/// Reads until `buf` is full or the body ends.
+fn read_up_to(body: &mut impl std::io::Read, buf: &mut [u8]) -> std::io::Result<usize> {
+    let mut filled = 0;
+    while filled < buf.len() {
+        match body.read(&mut buf[filled..])? {
+            0 => break,
+            n => filled += n,
+        }
+    }
+    Ok(filled)
 }
 
 /// Error messages name the uploaded file, not where the server staged it.

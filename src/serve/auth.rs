@@ -1,8 +1,11 @@
 //! Who is asking: HTTP basic auth against argon2id hashes, a short-lived
-//! cache of verified credentials (apt sends them on every request), and a
-//! brake on repeated failures from one address.
+//! cache of verified credentials (apt sends them on every request) that
+//! every change to users empties at once, and the brake on guessing.
 
+use super::brake::Brake;
+use super::verifier::{Busy, Verifier};
 use crate::catalog::UserRow;
+use crate::serial::SerialWatch;
 use base64::Engine;
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
@@ -10,11 +13,9 @@ use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-/// How long verified credentials are trusted without running argon2 again.
+/// How long verified credentials are trusted without running argon2 again
+/// (a change to users ends the trust at once, see [`Gate::cached`]).
 const CACHE_TTL: Duration = Duration::from_secs(60);
-/// Failures from one address within [`FAILURE_WINDOW`] before it must wait.
-const MAX_FAILURES: u32 = 10;
-const FAILURE_WINDOW: Duration = Duration::from_secs(60);
 
 /// `user:password` from an `Authorization: Basic …` header.
 pub fn basic_credentials(header: &str) -> Option<(String, String)> {
@@ -29,25 +30,151 @@ pub fn basic_credentials(header: &str) -> Option<(String, String)> {
     Some((user.to_string(), password.to_string()))
 }
 
-/// Verified credentials and failed attempts, shared by all connections.
-#[derive(Default)]
+/// Why a request was not let in.
+#[derive(Debug)]
+pub enum Refusal {
+    /// No credentials, or wrong ones.
+    Unauthorized,
+    /// Too many failures from this address or for this name: retry after this long.
+    Throttled(Duration),
+    /// Every password-checking thread is busy with a queue behind it.
+    Busy,
+}
+
+/// Who may come in: verified credentials, the brake on guessing and the
+/// threads that check passwords, shared by all connections.
 pub struct Gate {
-    /// SHA-256 of the raw header value (never the password itself) → user.
-    verified: Mutex<HashMap<[u8; 32], (UserRow, Instant)>>,
-    failures: Mutex<HashMap<IpAddr, (u32, Instant)>>,
+    /// SHA-256 of the raw header value (never the password itself) → user,
+    /// and the users serial it was verified under.
+    verified: Mutex<HashMap<[u8; 32], Verified>>,
     /// One verification at a time per header: when a fleet of apt clients
     /// (or one client's parallel connections) arrives with the same
     /// credentials, argon2 runs once and the others wait for its verdict.
     verifying: Mutex<HashMap<[u8; 32], Arc<tokio::sync::Mutex<()>>>>,
+    brake: Brake,
+    verifier: Verifier,
+    /// Lookups without a password (the holder of a box token), through
+    /// one connection kept open.
+    lookups: Mutex<Option<crate::catalog::Catalog>>,
+    catalog_file: std::path::PathBuf,
+    /// Bumped by every change to users (`bess user …`, in any process).
+    users: Option<SerialWatch>,
+}
+
+/// Drops the lock of a finished verification (waiters keep their copy).
+struct ForgetTurn<'a>(&'a Gate, [u8; 32]);
+
+impl Drop for ForgetTurn<'_> {
+    fn drop(&mut self) {
+        self.0.verifying.lock().expect("gate lock").remove(&self.1);
+    }
+}
+
+struct Verified {
+    user: UserRow,
+    at: Instant,
+    serial: u64,
 }
 
 impl Gate {
-    /// The user whose credentials were verified recently under this header.
-    pub fn cached(&self, header: &str) -> Option<UserRow> {
+    /// A gate for the users of the catalog in `layout`, counting password
+    /// checks in `checks`.
+    pub fn open(
+        layout: &crate::config::Layout,
+        checks: Arc<std::sync::atomic::AtomicU64>,
+    ) -> anyhow::Result<Gate> {
+        let serial = layout.users_serial();
+        // Without the serial, changes to users could not be noticed: then
+        // nothing is cached and every request is checked afresh.
+        let users = SerialWatch::open(&serial)
+            .map_err(|e| {
+                eprintln!(
+                    "warning: cannot map {} ({e}); every request's credentials are checked with argon2",
+                    serial.display()
+                )
+            })
+            .ok();
+        Ok(Gate {
+            verified: Mutex::default(),
+            verifying: Mutex::default(),
+            brake: Brake::default(),
+            verifier: Verifier::start(&layout.catalog_file(), checks)?,
+            lookups: Mutex::default(),
+            catalog_file: layout.catalog_file(),
+            users,
+        })
+    }
+
+    /// The user behind an `Authorization` header, for a request from `client`.
+    pub async fn authenticate(
+        &self,
+        header: Option<&str>,
+        client: IpAddr,
+    ) -> Result<UserRow, Refusal> {
+        let header = header.ok_or(Refusal::Unauthorized)?;
+        if let Some(user) = self.cached(header) {
+            return Ok(user);
+        }
+        let turn = self.verification_turn(header);
+        let _turn = turn.lock().await;
+        if let Some(user) = self.cached(header) {
+            return Ok(user);
+        }
+        // Also when the client goes away mid-check and this future is dropped.
+        let _forget = ForgetTurn(self, fingerprint(header));
+        self.verify(header, client).await
+    }
+
+    /// Checks the password (after the brake), and remembers a success.
+    async fn verify(&self, header: &str, client: IpAddr) -> Result<UserRow, Refusal> {
+        let Some((name, password)) = basic_credentials(header) else {
+            self.brake.malformed(client);
+            return Err(Refusal::Unauthorized);
+        };
+        // Read before the catalog is: a change committed after this read
+        // makes the entry stale at once.
+        let serial = self.users_serial();
+        let admitted = self
+            .brake
+            .admit(client, Some(&name))
+            .map_err(Refusal::Throttled)?;
+        match self.verifier.verify(&name, &password).await {
+            Ok(Some(user)) => {
+                self.brake.succeeded(admitted);
+                if let Some(serial) = serial {
+                    self.remember(header, &user, serial);
+                }
+                Ok(user)
+            }
+            Ok(None) => Err(Refusal::Unauthorized),
+            Err(Busy) => {
+                // Not checked, so not a failure.
+                self.brake.succeeded(admitted);
+                Err(Refusal::Busy)
+            }
+        }
+    }
+
+    /// The user named `name` as they are now (blocking: a catalog read).
+    pub fn current_user(&self, name: &str) -> Option<UserRow> {
+        let mut catalog = self.lookups.lock().expect("gate lock");
+        super::verifier::lookup(&mut catalog, &self.catalog_file, name)
+    }
+
+    fn users_serial(&self) -> Option<u64> {
+        self.users.as_ref().map(SerialWatch::current)
+    }
+
+    /// The user whose credentials were verified recently under this
+    /// header, unless users changed since.
+    fn cached(&self, header: &str) -> Option<UserRow> {
+        let serial = self.users_serial()?;
         let key = fingerprint(header);
         let mut verified = self.verified.lock().expect("gate lock");
         match verified.get(&key) {
-            Some((user, at)) if at.elapsed() < CACHE_TTL => Some(user.clone()),
+            Some(entry) if entry.at.elapsed() < CACHE_TTL && entry.serial == serial => {
+                Some(entry.user.clone())
+            }
             Some(_) => {
                 verified.remove(&key);
                 None
@@ -57,45 +184,23 @@ impl Gate {
     }
 
     /// The lock to hold while verifying this header.
-    pub fn verification_turn(&self, header: &str) -> Arc<tokio::sync::Mutex<()>> {
+    fn verification_turn(&self, header: &str) -> Arc<tokio::sync::Mutex<()>> {
         let mut verifying = self.verifying.lock().expect("gate lock");
         verifying.entry(fingerprint(header)).or_default().clone()
     }
 
-    /// Forgets the lock of a finished verification (waiters keep their copy).
-    pub fn verified(&self, header: &str) {
-        self.verifying
-            .lock()
-            .expect("gate lock")
-            .remove(&fingerprint(header));
-    }
-
     /// Remembers a successful verification.
-    pub fn remember(&self, header: &str, user: &UserRow) {
+    fn remember(&self, header: &str, user: &UserRow, serial: u64) {
         let mut verified = self.verified.lock().expect("gate lock");
         if verified.len() > 10_000 {
-            verified.retain(|_, (_, at)| at.elapsed() < CACHE_TTL);
+            verified.retain(|_, entry| entry.at.elapsed() < CACHE_TTL && entry.serial == serial);
         }
-        verified.insert(fingerprint(header), (user.clone(), Instant::now()));
-    }
-
-    /// Seconds the address must wait before trying again, if it failed too often.
-    pub fn retry_after(&self, ip: IpAddr) -> Option<u64> {
-        let failures = self.failures.lock().expect("gate lock");
-        let (count, since) = failures.get(&ip)?;
-        let elapsed = since.elapsed();
-        (*count >= MAX_FAILURES && elapsed < FAILURE_WINDOW)
-            .then(|| (FAILURE_WINDOW - elapsed).as_secs().max(1))
-    }
-
-    /// Counts a failed attempt from `ip`.
-    pub fn failed(&self, ip: IpAddr) {
-        let mut failures = self.failures.lock().expect("gate lock");
-        let entry = failures.entry(ip).or_insert((0, Instant::now()));
-        if entry.1.elapsed() >= FAILURE_WINDOW {
-            *entry = (0, Instant::now());
-        }
-        entry.0 += 1;
+        let entry = Verified {
+            user: user.clone(),
+            at: Instant::now(),
+            serial,
+        };
+        verified.insert(fingerprint(header), entry);
     }
 }
 
@@ -138,23 +243,7 @@ mod tests {
     }
 
     #[test]
-    fn failures_brake_after_the_limit() {
-        let gate = Gate::default();
-        let ip: IpAddr = "127.0.0.1".parse().unwrap();
-        for _ in 0..MAX_FAILURES - 1 {
-            gate.failed(ip);
-        }
-        assert_eq!(gate.retry_after(ip), None);
-        gate.failed(ip);
-        assert!(gate.retry_after(ip).is_some());
-    }
-
-    #[test]
-    fn cache_and_rights() {
-        let gate = Gate::default();
-        gate.remember("Basic abc", &user(&["prod"]));
-        assert!(gate.cached("Basic abc").is_some());
-        assert!(gate.cached("Basic abd").is_none());
+    fn rights() {
         assert!(may_read(&user(&["prod"]), "prod"));
         assert!(!may_read(&user(&["prod"]), "preprod"));
     }

@@ -8,16 +8,15 @@
 
 use super::auth::{may_read, may_upload};
 use super::http::{Body, empty, json, json_error, respond};
+use super::upload::{BodyReader, declared_length, pump_body};
 use super::{State, authenticate, beneath};
 use crate::boxes::{self, BoxIdentity, Grant, Offer, TokenError, VagrantCatalog};
 use crate::catalog::UserRow;
 use crate::ops::{self, BoxAddRequest, BoxPlacement, OpsError, Repo};
-use bytes::Bytes;
-use http_body_util::BodyExt;
 use hyper::body::Incoming;
-use hyper::{HeaderMap, Method, Request, Response, StatusCode, header};
+use hyper::{Method, Request, Response, StatusCode, header};
 use std::net::IpAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -69,25 +68,27 @@ async fn catalog(
     if boxes::check_name(&name).is_err() {
         return (json_error(StatusCode::NOT_FOUND, "no such box"), who);
     }
-    let Some(base) = public_base(state, request.headers()) else {
+    let Some(base) = super::public_base(state, request.headers()) else {
         let text = "the Host header is missing or not a host name; set [serve] public-url";
         return (json_error(StatusCode::BAD_REQUEST, text), who);
     };
-    let (state, channel_owned) = (state.clone(), channel.to_string());
+    let (shared, channel_owned) = (state.clone(), channel.to_string());
     let built = tokio::task::spawn_blocking(move || {
-        let repo = Repo::open(&state.root)?;
-        let placed = ops::list_boxes(&repo, Some(&channel_owned), Some(&name))?;
-        if placed.is_empty() {
-            return Err(OpsError::NotFound(format!(
-                "no box named `{name}` in channel `{channel_owned}`"
-            )));
-        }
-        vagrant_catalog(&state, &user, &channel_owned, &name, &base, &placed)
+        let state = &shared;
+        state.repos.with(|repo| {
+            let placed = ops::list_boxes(repo, Some(&channel_owned), Some(&name))?;
+            if placed.is_empty() {
+                return Err(OpsError::NotFound(format!(
+                    "no box named `{name}` in channel `{channel_owned}`"
+                )));
+            }
+            vagrant_catalog(state, &user, &channel_owned, &name, &base, &placed)
+        })
     })
     .await;
     let response = match built {
         Ok(Ok(catalog)) => json(StatusCode::OK, &catalog),
-        Ok(Err(error)) => super::api::error_response(&error),
+        Ok(Err(error)) => super::api::error_response(state, &error),
         Err(_) => json_error(StatusCode::INTERNAL_SERVER_ERROR, "the catalog panicked"),
     };
     (head_aware(response, request.method()), who)
@@ -136,27 +137,6 @@ fn head_aware(mut response: Response<Body>, method: &Method) -> Response<Body> {
         *response.body_mut() = empty();
     }
     response
-}
-
-/// `scheme://host[:port]` of URLs handed to clients: `[serve] public-url`,
-/// else the request's Host (refused unless it is plainly a host).
-fn public_base(state: &State, headers: &HeaderMap) -> Option<String> {
-    let serve = &state.config.settings.serve;
-    if let Some(url) = &serve.public_url {
-        return Some(url.trim_end_matches('/').to_string());
-    }
-    let host = headers.get(header::HOST)?.to_str().ok()?;
-    let plain = !host.is_empty()
-        && host.len() <= 255
-        && host
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || ".-:[]".contains(c));
-    let scheme = if serve.tls_certificate.is_some() {
-        "https"
-    } else {
-        "http"
-    };
-    plain.then(|| format!("{scheme}://{host}"))
 }
 
 fn unix_now() -> u64 {
@@ -249,18 +229,12 @@ async fn token_user(
         .box_secret
         .verify(token, channel, file, unix_now())
         .map_err(|e: TokenError| format!("{e}\n"))?;
-    let root = state.root.clone();
-    let current = tokio::task::spawn_blocking(move || current_user(&root, &user))
+    let shared = state.clone();
+    let current = tokio::task::spawn_blocking(move || shared.gate.current_user(&user))
         .await
         .ok()
         .flatten();
     current.ok_or_else(|| "the token's user no longer exists\n".to_string())
-}
-
-fn current_user(root: &Path, name: &str) -> Option<UserRow> {
-    let config = crate::config::RepoConfig::load(root).ok()?;
-    let catalog = crate::catalog::Catalog::open(&config.layout.catalog_file()).ok()?;
-    catalog.reader().user(name).ok()?
 }
 
 /// `POST /api/v1/boxes/<name>/<version>/<provider>?arch=…`: the body is one
@@ -283,44 +257,40 @@ pub async fn upload(
         Err(text) => return json_error(StatusCode::BAD_REQUEST, &text),
     };
     let limit = state.config.settings.serve.max_box_upload_mib << 20;
-    let declared = request
-        .headers()
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|n| n > limit) {
+    if declared_length(request.headers()).is_some_and(|n| n > limit) {
         return too_large(limit);
     }
     let (tx, rx) = tokio::sync::mpsc::channel(8);
     let adding = start_adding(&state, &user.name, box_request, rx);
     let timeout = Duration::from_secs(state.config.settings.serve.body_timeout_secs);
-    let cut = pump_body(request.into_body(), tx, limit, timeout).await;
+    let cut = pump_body(request.into_body(), tx, (limit, too_large), timeout).await;
     let added = adding.await;
     match (cut, added) {
         (Some(response), _) => response,
         (None, Ok(Ok(change))) => json(StatusCode::OK, &change),
-        (None, Ok(Err(error))) => super::api::error_response(&error),
+        (None, Ok(Err(error))) => super::api::error_response(&state, &error),
         (None, Err(_)) => json_error(StatusCode::INTERNAL_SERVER_ERROR, "the upload panicked"),
     }
 }
 
 /// Adds the box on a blocking thread, reading the body as it arrives.
 fn start_adding(
-    state: &State,
+    state: &Arc<State>,
     user: &str,
     request: BoxAddRequest,
-    rx: tokio::sync::mpsc::Receiver<Piece>,
+    rx: tokio::sync::mpsc::Receiver<super::upload::Piece>,
 ) -> tokio::task::JoinHandle<Result<ops::BoxChange, OpsError>> {
-    let root = state.root.clone();
+    let shared = state.clone();
     let label = format!(
         "upload of {} {} ({})",
         request.name, request.version, request.provider
     );
     let actor = ops::Actor::Http(user.to_string());
     tokio::task::spawn_blocking(move || {
-        let mut repo = Repo::open(&root)?;
-        repo.actor = actor;
-        ops::add_box(&mut repo, &request, &mut BodyReader::new(rx), &label)
+        shared.repos.with(|repo| {
+            repo.actor = actor;
+            ops::add_box(repo, &request, &mut BodyReader::new(rx), &label)
+        })
     })
 }
 
@@ -354,97 +324,6 @@ fn too_large(limit: u64) -> Response<Body> {
         limit >> 20
     );
     json_error(StatusCode::PAYLOAD_TOO_LARGE, &text)
-}
-
-/// What the body pump hands the blocking writer.
-enum Piece {
-    Data(Bytes),
-    /// The whole body arrived. Without it, the writer treats the end of
-    /// the channel as a cut-short upload, never as a complete box.
-    End,
-    Failed(std::io::Error),
-}
-
-/// Feeds the request body to the writer, enforcing the size limit and a
-/// timeout on each piece (a stalled client cannot hold a writer forever,
-/// a slow but steady multi-gigabyte upload is not cut). Returns the
-/// response to send instead of the writer's when the body failed.
-async fn pump_body(
-    mut body: Incoming,
-    tx: tokio::sync::mpsc::Sender<Piece>,
-    limit: u64,
-    timeout: Duration,
-) -> Option<Response<Body>> {
-    let mut received = 0u64;
-    loop {
-        let (piece, refusal) = match tokio::time::timeout(timeout, body.frame()).await {
-            Err(_) => failed(
-                StatusCode::REQUEST_TIMEOUT,
-                format!("no upload data for {} s", timeout.as_secs()),
-            ),
-            Ok(None) => (Piece::End, None),
-            Ok(Some(Err(e))) => failed(StatusCode::BAD_REQUEST, format!("the upload failed: {e}")),
-            Ok(Some(Ok(frame))) => {
-                let Ok(data) = frame.into_data() else {
-                    continue;
-                };
-                received += data.len() as u64;
-                if received > limit {
-                    let piece = Piece::Failed(std::io::Error::other("the upload is too large"));
-                    (piece, Some(too_large(limit)))
-                } else {
-                    (Piece::Data(data), None)
-                }
-            }
-        };
-        let last = !matches!(piece, Piece::Data(_));
-        // A closed channel means the writer stopped (a refusal it reports).
-        if tx.send(piece).await.is_err() || last {
-            return refusal;
-        }
-    }
-}
-
-/// A body that failed: the writer is told why, the client gets `status`.
-fn failed(status: StatusCode, text: String) -> (Piece, Option<Response<Body>>) {
-    let response = json_error(status, &text);
-    (Piece::Failed(std::io::Error::other(text)), Some(response))
-}
-
-/// The request body as a blocking `Read`, fed by [`pump_body`].
-struct BodyReader {
-    rx: tokio::sync::mpsc::Receiver<Piece>,
-    current: Bytes,
-    ended: bool,
-}
-
-impl BodyReader {
-    fn new(rx: tokio::sync::mpsc::Receiver<Piece>) -> BodyReader {
-        BodyReader {
-            rx,
-            current: Bytes::new(),
-            ended: false,
-        }
-    }
-}
-
-impl std::io::Read for BodyReader {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        while self.current.is_empty() {
-            if self.ended {
-                return Ok(0);
-            }
-            match self.rx.blocking_recv() {
-                Some(Piece::Data(data)) => self.current = data,
-                Some(Piece::End) => self.ended = true,
-                Some(Piece::Failed(e)) => return Err(e),
-                None => return Err(std::io::Error::other("the upload was cut short")),
-            }
-        }
-        let n = buf.len().min(self.current.len());
-        buf[..n].copy_from_slice(&self.current.split_to(n));
-        Ok(n)
-    }
 }
 
 /// `GET /api/v1/boxes?channel=…`: the box placements the user may read.

@@ -3,15 +3,17 @@
 //! and 416, and content types apt and browsers expect.
 
 use super::cache::FileCache;
-use super::http::{Body, HttpDate, empty, full, respond};
+use super::http::{Body, empty, full, respond};
 use bytes::Bytes;
 use http_body_util::BodyExt;
+use httpdate::HttpDate;
 use hyper::body::Frame;
 use hyper::{HeaderMap, Method, Response, StatusCode, header};
 use std::io::{Read, Seek, SeekFrom};
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// Files up to this size are read in one go even when the cache does not
 /// keep them; larger ones are streamed.
@@ -28,7 +30,7 @@ impl FileInfo {
     pub(super) fn of(meta: &std::fs::Metadata) -> FileInfo {
         FileInfo {
             size: meta.len(),
-            modified: HttpDate::from_unix(meta.mtime().max(0) as u64),
+            modified: HttpDate::from(UNIX_EPOCH + Duration::from_secs(meta.mtime().max(0) as u64)),
             etag: format!("\"{:x}-{:x}-{:x}\"", meta.ino(), meta.len(), meta.mtime()),
         }
     }
@@ -253,11 +255,14 @@ fn not_modified(headers: &HeaderMap, info: &FileInfo) -> bool {
             .split(',')
             .any(|t| t.trim() == info.etag || t.trim() == "*");
     }
+    // A date later than now is invalid and ignored (RFC 9110 13.1.3):
+    // answering 304 to it would let a client pin a stale copy forever.
+    let now = HttpDate::from(SystemTime::now());
     headers
         .get(header::IF_MODIFIED_SINCE)
         .and_then(|v| v.to_str().ok())
-        .and_then(HttpDate::parse)
-        .is_some_and(|since| info.modified <= since)
+        .and_then(|v| v.parse::<HttpDate>().ok())
+        .is_some_and(|since| since <= now && info.modified <= since)
 }
 
 enum RangeRequest {
@@ -267,15 +272,23 @@ enum RangeRequest {
 }
 
 /// A single `bytes=` range, honoured only if `If-Range` (when present)
-/// still matches. Several ranges are answered with the whole file, which
-/// RFC 9110 allows and apt never asks for.
+/// still matches. Several ranges, in one header or several, are answered
+/// with the whole file, which RFC 9110 allows and apt never asks for;
+/// honouring the first of several headers would answer a request other
+/// than the one a cache in between saw.
 fn requested_range(headers: &HeaderMap, info: &FileInfo) -> RangeRequest {
-    let Some(range) = headers.get(header::RANGE).and_then(|v| v.to_str().ok()) else {
+    let mut ranges = headers.get_all(header::RANGE).iter();
+    let (Some(range), None) = (ranges.next(), ranges.next()) else {
+        return RangeRequest::Full;
+    };
+    let Ok(range) = range.to_str() else {
         return RangeRequest::Full;
     };
     if let Some(condition) = headers.get(header::IF_RANGE).and_then(|v| v.to_str().ok()) {
         let current = condition == info.etag
-            || HttpDate::parse(condition).is_some_and(|d| d == info.modified);
+            || condition
+                .parse::<HttpDate>()
+                .is_ok_and(|d| d == info.modified);
         if !current {
             return RangeRequest::Full;
         }

@@ -11,8 +11,8 @@ use hyper::{Response, StatusCode, header};
 use std::collections::BTreeMap;
 use std::fmt::Write;
 use std::net::IpAddr;
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 
 /// Upper bounds (seconds) of the publish-duration histogram's buckets.
 const PUBLISH_BUCKETS: [f64; 11] = [0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0];
@@ -28,6 +28,10 @@ pub struct Metrics {
     requests: Mutex<BTreeMap<(usize, u16), (u64, u64)>>,
     auth_invalid: AtomicU64,
     auth_throttled: AtomicU64,
+    auth_busy: AtomicU64,
+    /// argon2 checks run, counted by the verifying threads.
+    password_checks: Arc<AtomicU64>,
+    connections_refused: AtomicU64,
     publishes: Mutex<Histogram>,
 }
 
@@ -49,6 +53,9 @@ impl Metrics {
             requests: Mutex::default(),
             auth_invalid: AtomicU64::new(0),
             auth_throttled: AtomicU64::new(0),
+            auth_busy: AtomicU64::new(0),
+            password_checks: Arc::default(),
+            connections_refused: AtomicU64::new(0),
             publishes: Mutex::default(),
         }
     }
@@ -65,6 +72,21 @@ impl Metrics {
         let tally = requests.entry((area, status)).or_default();
         tally.0 += 1;
         tally.1 += bytes;
+    }
+
+    /// The counter the verifying threads add their argon2 checks to.
+    pub fn password_checks(&self) -> Arc<AtomicU64> {
+        self.password_checks.clone()
+    }
+
+    /// Counts a connection closed because its address had too many open.
+    pub fn connection_refused(&self) {
+        self.connections_refused.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Counts a login refused because every checking thread was busy.
+    pub fn auth_busy(&self) {
+        self.auth_busy.fetch_add(1, Ordering::Relaxed);
     }
 
     /// Counts a failed login: wrong credentials, or refused while braked.
@@ -98,15 +120,32 @@ impl Metrics {
             &mut out,
             "bess_auth_failures_total",
             "counter",
-            "Failed logins: invalid credentials, or refused while the address was braked.",
+            "Failed logins: invalid credentials, refused while the address or user name was braked, or refused while every checking thread was busy.",
         );
         for (reason, counter) in [
             ("invalid", &self.auth_invalid),
             ("throttled", &self.auth_throttled),
+            ("busy", &self.auth_busy),
         ] {
             let n = counter.load(Ordering::Relaxed);
             let _ = writeln!(out, "bess_auth_failures_total{{reason=\"{reason}\"}} {n}");
         }
+        family(
+            &mut out,
+            "bess_password_checks_total",
+            "counter",
+            "argon2 password checks run (unknown user names are checked against a dummy hash, so they count too).",
+        );
+        let n = self.password_checks.load(Ordering::Relaxed);
+        let _ = writeln!(out, "bess_password_checks_total {n}");
+        family(
+            &mut out,
+            "bess_connections_refused_total",
+            "counter",
+            "Connections closed at once because their address had max-connections-per-address open.",
+        );
+        let n = self.connections_refused.load(Ordering::Relaxed);
+        let _ = writeln!(out, "bess_connections_refused_total {n}");
         self.render_publishes(&mut out);
         out
     }

@@ -8,14 +8,22 @@ mod api;
 mod auth;
 mod beneath;
 mod boxes;
+mod brake;
 mod cache;
+mod client;
+mod connections;
 mod files;
 mod http;
+mod keys;
 mod metrics;
 mod path;
 mod paths;
+mod query;
+mod repos;
 mod sendfile;
 mod tls;
+mod upload;
+mod verifier;
 
 use crate::catalog::UserRow;
 use crate::config::RepoConfig;
@@ -31,11 +39,10 @@ use std::time::{Duration, Instant};
 
 /// What every request handler shares.
 pub struct State {
-    pub root: PathBuf,
     pub config: RepoConfig,
     gate: auth::Gate,
-    /// The public key, as `bess key export` prints it.
-    key: Vec<u8>,
+    /// The public keys, as `bess key export` prints them.
+    keys: keys::PublicKeys,
     /// Small published files, in memory.
     files: cache::FileCache,
     /// The channels' published trees, open.
@@ -46,6 +53,8 @@ pub struct State {
     box_secret: crate::boxes::TokenSecret,
     /// Counters for `/metrics`.
     metrics: metrics::Metrics,
+    /// Open repositories for the API's operations.
+    repos: repos::Repos,
     /// Whether each request is logged (`bess serve` without `--quiet`).
     log_requests: bool,
 }
@@ -54,16 +63,18 @@ pub struct State {
 pub fn run(root: &Path, listen: Option<String>, log_requests: bool) -> anyhow::Result<()> {
     let config = RepoConfig::load(root)?;
     let listen = listen.unwrap_or_else(|| config.settings.serve.listen.clone());
-    let key = crate::sign::KeyStore::open(config.layout.root()).export_public(false)?;
+    let keys = keys::PublicKeys::load(&config.layout)?;
     let files = cache::FileCache::new(config.settings.serve.file_cache_mib << 20);
     let box_secret = crate::boxes::TokenSecret::load_or_create(&config.layout.box_token_secret())?;
     let paths = paths::ResolvedPaths::open(&config.layout.public_dir());
+    let metrics = metrics::Metrics::new(&config.settings.channels);
+    let gate = auth::Gate::open(&config.layout, metrics.password_checks())?;
     let state = Arc::new(State {
-        root: root.to_path_buf(),
-        metrics: metrics::Metrics::new(&config.settings.channels),
+        metrics,
+        repos: repos::Repos::new(root),
         config,
-        gate: auth::Gate::default(),
-        key,
+        gate,
+        keys,
         files,
         trees: cache::TreeRoots::default(),
         paths,
@@ -92,6 +103,10 @@ async fn serve(state: Arc<State>, listen: &str) -> anyhow::Result<()> {
     use std::io::Write;
     std::io::stdout().flush()?;
     let limit = Arc::new(tokio::sync::Semaphore::new(serve_settings.max_connections));
+    let per_address = connections::PerAddress::new(
+        serve_settings.max_connections_per_address,
+        serve_settings.trusted_proxies.clone(),
+    );
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     let mut shutdown = std::pin::pin!(shutdown_signal());
     loop {
@@ -113,6 +128,12 @@ async fn serve(state: Arc<State>, listen: &str) -> anyhow::Result<()> {
             },
             _ = &mut shutdown => break,
         };
+        // Over its own cap, an address's new connection is closed at once,
+        // before it can hold one of the shared permits.
+        let Some(claim) = per_address.claim(remote.ip()) else {
+            state.metrics.connection_refused();
+            continue;
+        };
         let _ = stream.set_nodelay(true);
         let (state, tls, watcher) = (state.clone(), tls.clone(), graceful.watcher());
         tokio::spawn(async move {
@@ -130,7 +151,7 @@ async fn serve(state: Arc<State>, listen: &str) -> anyhow::Result<()> {
                     }
                 }
             }
-            drop(permit);
+            drop((permit, claim));
         });
     }
     eprintln!("bess serve: shutting down; finishing requests in flight");
@@ -175,10 +196,12 @@ async fn shutdown_signal() {
 }
 
 /// Routes one request and logs it.
-async fn handle(state: Arc<State>, request: Request<Incoming>, ip: IpAddr) -> Response<Body> {
+async fn handle(state: Arc<State>, request: Request<Incoming>, peer: IpAddr) -> Response<Body> {
     let started = Instant::now();
     let method = request.method().clone();
     let raw_path = request.uri().path().to_string();
+    let trusted = &state.config.settings.serve.trusted_proxies;
+    let ip = client::address(peer, request.headers(), trusted);
     let (response, user) = route(&state, request, ip).await;
     let bytes = response
         .headers()
@@ -267,7 +290,7 @@ fn channel_response(
     request: &Request<Incoming>,
 ) -> Response<Body> {
     if request.method() != hyper::Method::GET && request.method() != hyper::Method::HEAD {
-        return respond(StatusCode::METHOD_NOT_ALLOWED, "GET or HEAD only\n");
+        return http::method_not_allowed("GET, HEAD");
     }
     if rest == ["bess.sources"] {
         return sources_response(state, channel, request);
@@ -318,59 +341,41 @@ pub(crate) async fn authenticate(
     headers: &hyper::HeaderMap,
     ip: IpAddr,
 ) -> Result<UserRow, Response<Body>> {
-    if let Some(wait) = state.gate.retry_after(ip) {
-        state.metrics.auth_failed(true);
-        let mut response = respond(
-            StatusCode::TOO_MANY_REQUESTS,
-            "too many failed logins; retry later\n",
-        );
-        response
-            .headers_mut()
-            .insert(header::RETRY_AFTER, wait.into());
-        return Err(response);
-    }
     let header = headers
         .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_string);
-    let Some(header) = header else {
-        return Err(unauthorized());
+        .and_then(|v| v.to_str().ok());
+    let refusal = match state.gate.authenticate(header, ip).await {
+        Ok(user) => return Ok(user),
+        Err(refusal) => refusal,
     };
-    if let Some(user) = state.gate.cached(&header) {
-        return Ok(user);
-    }
-    let turn = state.gate.verification_turn(&header);
-    let _turn = turn.lock().await;
-    if let Some(user) = state.gate.cached(&header) {
-        return Ok(user);
-    }
-    let root = state.root.clone();
-    let check = header.clone();
-    let verified = tokio::task::spawn_blocking(move || verify(&root, &check))
-        .await
-        .ok()
-        .flatten();
-    state.gate.verified(&header);
-    match verified {
-        Some(user) => {
-            state.gate.remember(&header, &user);
-            Ok(user)
+    let (status, text, wait) = match refusal {
+        auth::Refusal::Unauthorized => {
+            if header.is_some() {
+                state.metrics.auth_failed(false);
+            }
+            return Err(unauthorized());
         }
-        None => {
-            state.gate.failed(ip);
-            state.metrics.auth_failed(false);
-            Err(unauthorized())
+        auth::Refusal::Throttled(wait) => {
+            state.metrics.auth_failed(true);
+            let text = "too many failed logins from this address or for this user; retry later\n";
+            (StatusCode::TOO_MANY_REQUESTS, text, wait)
         }
-    }
-}
-
-/// Looks the user up and runs argon2 (a blocking, deliberately slow check).
-fn verify(root: &Path, header: &str) -> Option<UserRow> {
-    let (name, password) = auth::basic_credentials(header)?;
-    let config = RepoConfig::load(root).ok()?;
-    let catalog = crate::catalog::Catalog::open(&config.layout.catalog_file()).ok()?;
-    let user = catalog.reader().user(&name).ok()??;
-    crate::ops::verify_password(&password, &user.password_hash).then_some(user)
+        auth::Refusal::Busy => {
+            state.metrics.auth_busy();
+            let text = "too many logins are being checked; retry shortly\n";
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                text,
+                Duration::from_secs(1),
+            )
+        }
+    };
+    let mut response = respond(status, text);
+    let seconds = wait.as_secs_f64().ceil().max(1.0) as u64;
+    response
+        .headers_mut()
+        .insert(header::RETRY_AFTER, seconds.into());
+    Err(response)
 }
 
 fn unauthorized() -> Response<Body> {
@@ -383,24 +388,24 @@ fn unauthorized() -> Response<Body> {
 }
 
 fn key_response(state: &State) -> Response<Body> {
+    let (binary, _) = state.keys.get();
     Response::builder()
         .header(header::CONTENT_TYPE, "application/pgp-keys")
-        .header(header::CONTENT_LENGTH, state.key.len())
-        .body(http::full(state.key.clone()))
+        .header(header::CONTENT_LENGTH, binary.len())
+        .body(http::full(binary.to_vec()))
         .expect("valid response")
 }
 
 /// A deb822 source for this channel, with the signing key inline.
 fn sources_response(state: &State, channel: &str, request: &Request<Incoming>) -> Response<Body> {
-    let host = request
-        .headers()
-        .get(header::HOST)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("localhost");
-    let armored = crate::sign::KeyStore::open(state.config.layout.root())
-        .export_public(true)
-        .unwrap_or_default();
-    let key: String = String::from_utf8_lossy(&armored)
+    let Some(base) = public_base(state, request.headers()) else {
+        return respond(
+            StatusCode::BAD_REQUEST,
+            "the Host header is missing or not a host[:port]; set [serve] public-url\n",
+        );
+    };
+    let (_, armored) = state.keys.get();
+    let key: String = armored
         .lines()
         .map(|l| {
             if l.is_empty() {
@@ -410,15 +415,82 @@ fn sources_response(state: &State, channel: &str, request: &Request<Incoming>) -
             }
         })
         .collect();
-    let scheme = if state.config.settings.serve.tls_certificate.is_some() {
-        "https"
-    } else {
-        "http"
-    };
     let text = format!(
-        "Types: deb\nURIs: {scheme}://{host}/{channel}\nSuites: {}\nComponents: {}\nSigned-By:\n{key}",
+        "Types: deb\nURIs: {base}/{channel}\nSuites: {}\nComponents: {}\nSigned-By:\n{key}",
         state.config.dists.names().join(" "),
         state.config.settings.components.join(" "),
     );
     respond(StatusCode::OK, &text)
+}
+
+/// `scheme://host[:port]` of URLs handed to clients: `[serve] public-url`,
+/// else the request's Host, refused unless it is a plain host[:port] (it
+/// is written into files clients save, such as `bess.sources`).
+pub(crate) fn public_base(state: &State, headers: &hyper::HeaderMap) -> Option<String> {
+    let serve = &state.config.settings.serve;
+    if let Some(url) = &serve.public_url {
+        return Some(url.trim_end_matches('/').to_string());
+    }
+    let host = headers.get(header::HOST)?.to_str().ok()?;
+    let scheme = if serve.tls_certificate.is_some() {
+        "https"
+    } else {
+        "http"
+    };
+    is_host_and_port(host).then(|| format!("{scheme}://{host}"))
+}
+
+/// `name[:port]`, `1.2.3.4[:port]` or `[v6][:port]`, nothing else.
+fn is_host_and_port(text: &str) -> bool {
+    let (host, port) = match text.rsplit_once(':') {
+        Some((host, port)) if !host.starts_with('[') || host.ends_with(']') => (host, Some(port)),
+        _ => (text, None),
+    };
+    let port_ok = port.is_none_or(|p| !p.is_empty() && p.len() <= 5 && p.parse::<u16>().is_ok());
+    let host_ok = match host.strip_prefix('[').and_then(|h| h.strip_suffix(']')) {
+        Some(v6) => v6.parse::<std::net::Ipv6Addr>().is_ok(),
+        None => {
+            host.len() <= 253
+                && host.split('.').all(|label| {
+                    !label.is_empty()
+                        && label.len() <= 63
+                        && !label.starts_with('-')
+                        && !label.ends_with('-')
+                        && label.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+                })
+        }
+    };
+    port_ok && host_ok
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_host_and_port;
+
+    #[test]
+    fn host_headers_are_plain_hosts_or_refused() {
+        for good in [
+            "repo",
+            "repo.example.com:8080",
+            "10.0.0.1",
+            "[::1]:80",
+            "[2001:db8::1]",
+        ] {
+            assert!(is_host_and_port(good), "{good}");
+        }
+        for bad in [
+            "a b",
+            "",
+            "repo:",
+            "repo:99999",
+            "x/y",
+            "-a.b",
+            "a..b",
+            "[::1",
+            "u@h",
+            "h:80:80",
+        ] {
+            assert!(!is_host_and_port(bad), "{bad}");
+        }
+    }
 }
