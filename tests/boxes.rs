@@ -489,7 +489,7 @@ fn box_files_need_a_token_for_that_file_and_user_or_credentials() {
 #[test]
 fn expired_tokens_are_refused() {
     let sb = repository();
-    edit_settings(&sb, "token-ttl-secs = 3600", "token-ttl-secs = 1");
+    sb.edit_settings("token-ttl-secs = 3600", "token-ttl-secs = 1");
     let (one, _) = make_box(&sb, "one.box", "libvirt", "one");
     add_box(&sb, "acme/base", "1.0.0", &one);
     sb.ok(&["box", "promote", "acme/base=1.0.0"]);
@@ -764,19 +764,10 @@ fn box_versions_sort_as_rubygems_sorts_them() {
     assert_eq!(ours, theirs);
 }
 
-/// Replaces `from` by `to` in the repository's bess.toml.
-fn edit_settings(sb: &Sandbox, from: &str, to: &str) {
-    let path = sb.repo.join("bess.toml");
-    let text = std::fs::read_to_string(&path).unwrap();
-    assert!(text.contains(from), "bess.toml has no `{from}`");
-    std::fs::write(&path, text.replacen(from, to, 1)).unwrap();
-}
-
 #[test]
 fn catalog_urls_follow_the_public_url_and_uploads_respect_the_size_limit() {
     let sb = repository();
-    edit_settings(
-        &sb,
+    sb.edit_settings(
         "max-box-upload-mib = 20480",
         "max-box-upload-mib = 1\npublic-url = \"https://boxes.example.com/\"",
     );
@@ -829,7 +820,7 @@ fn raw_upload(server: &Server, head: &str, body: &[u8]) -> String {
 #[test]
 fn cut_short_and_oversized_streamed_uploads_add_nothing() {
     let sb = repository();
-    edit_settings(&sb, "max-box-upload-mib = 20480", "max-box-upload-mib = 1");
+    sb.edit_settings("max-box-upload-mib = 20480", "max-box-upload-mib = 1");
     let server = serve(&sb);
     let (one, _) = make_box(&sb, "one.box", "libvirt", "one");
     let bytes = std::fs::read(&one).unwrap();
@@ -1012,7 +1003,7 @@ fn vagrant_is_refused_expired_and_foreign_tokens() {
     drop(server);
 
     // The right token once it has expired: refused too.
-    edit_settings(&sb, "token-ttl-secs = 3600", "token-ttl-secs = 1");
+    sb.edit_settings("token-ttl-secs = 3600", "token-ttl-secs = 1");
     let server = serve(&sb);
     let (older, _) = urls_of(&server);
     let token = older.split_once("?token=").unwrap().1;

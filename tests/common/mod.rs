@@ -148,6 +148,14 @@ impl Sandbox {
     }
 
     /// A directory for test inputs.
+    /// Replaces the first `from` by `to` in the repository's bess.toml.
+    pub fn edit_settings(&self, from: &str, to: &str) {
+        let path = self.repo.join("bess.toml");
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(text.contains(from), "bess.toml has no `{from}`");
+        std::fs::write(&path, text.replacen(from, to, 1)).unwrap();
+    }
+
     pub fn path(&self, name: &str) -> PathBuf {
         self.dir.path().join(name)
     }
