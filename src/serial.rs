@@ -12,7 +12,6 @@
 
 use std::fs::{File, OpenOptions};
 use std::io;
-use std::os::fd::AsRawFd;
 use std::os::unix::fs::{FileExt, MetadataExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -61,22 +60,10 @@ pub struct SerialWatch {
 }
 
 struct Mapped {
-    counter: *const AtomicU64,
+    map: memmap2::Mmap,
     /// The inode mapped: a serial file replaced (a restored tree) is
     /// mapped again when [`SerialWatch::remap_if_replaced`] notices.
     identity: (u64, u64),
-}
-
-// SAFETY: the mapping is only read, through an atomic, from any thread.
-unsafe impl Send for Mapped {}
-// SAFETY: as above.
-unsafe impl Sync for Mapped {}
-
-impl Drop for Mapped {
-    fn drop(&mut self) {
-        // SAFETY: unmapping exactly the 8 bytes `map` mapped, once.
-        unsafe { libc::munmap(self.counter as *mut libc::c_void, 8) };
-    }
 }
 
 impl SerialWatch {
@@ -91,9 +78,14 @@ impl SerialWatch {
 
     /// The current serial: a memory read, no system call.
     pub fn current(&self) -> u64 {
-        // SAFETY: `counter` points at 8 mapped, 8-aligned bytes (the start
-        // of a page) of a file at least 8 bytes long, valid until drop.
-        u64::from_le(unsafe { &*self.mapped.counter }.load(Ordering::Acquire))
+        let counter = self.mapped.map.as_ptr().cast::<AtomicU64>();
+        // SAFETY: the mapping is 8 bytes long, page-aligned (so 8-aligned)
+        // and lives as long as `self`; another process changes it only by
+        // an 8-byte write, which an atomic load reads whole or as another
+        // value, both meaning "changed".
+        #[allow(unsafe_code)]
+        let counter = unsafe { &*counter };
+        u64::from_le(counter.load(Ordering::Acquire))
     }
 
     /// Maps the serial again when its file was replaced by another one.
@@ -110,23 +102,13 @@ impl SerialWatch {
 fn map(path: &Path) -> io::Result<Mapped> {
     let file = open(path)?;
     let meta = file.metadata()?;
-    // SAFETY: a fresh shared read-only mapping of 8 bytes of an open file
-    // at least that long; the descriptor may close once it is mapped.
-    let ptr = unsafe {
-        libc::mmap(
-            std::ptr::null_mut(),
-            8,
-            libc::PROT_READ,
-            libc::MAP_SHARED,
-            file.as_raw_fd(),
-            0,
-        )
-    };
-    if ptr == libc::MAP_FAILED {
-        return Err(io::Error::last_os_error());
-    }
+    // SAFETY: the file is only ever overwritten in place by `bump`, never
+    // truncated, so the 8 mapped bytes stay backed while mapped; they are
+    // read only through the atomic in `current`.
+    #[allow(unsafe_code)]
+    let map = unsafe { memmap2::MmapOptions::new().len(8).map(&file)? };
     Ok(Mapped {
-        counter: ptr as *const AtomicU64,
+        map,
         identity: (meta.dev(), meta.ino()),
     })
 }

@@ -847,3 +847,27 @@ fn a_publish_by_another_process_shows_in_the_very_next_response() {
     assert!(!sb.published("prod", "main/a/app_1.0-1_amd64.deb").exists());
     assert_eq!(get(&server, deb, Some(READER), "").status, 404);
 }
+
+#[test]
+fn paths_resolve_without_openat2() {
+    if !have_tool("dpkg-deb") || !have_tool("apt-get") {
+        return;
+    }
+    let sb = repository();
+    // As on a kernel or under a seccomp filter without openat2.
+    let server = Server::start_with_env(&sb.repo, &[("BESS_NO_OPENAT2", "1")]);
+    let work = sb.path("apt");
+    std::fs::create_dir_all(&work).unwrap();
+    let apt = server.apt("prod", "bookworm", READER, &work);
+    apt.update(&["-o", "Acquire::By-Hash=force"]);
+    assert_eq!(apt.versions("app"), ["1.0-1"]);
+    let original = std::fs::read(sb.path("in").join("app_1.0-1_amd64.deb")).unwrap();
+    assert_eq!(apt.download("app=1.0-1"), original);
+    let missing = get(
+        &server,
+        "/prod/dists/bookworm/nothing-here",
+        Some(READER),
+        "",
+    );
+    assert_eq!(missing.status, 404);
+}

@@ -48,8 +48,7 @@ impl Actor {
 fn local_user() -> &'static str {
     static NAME: OnceLock<String> = OnceLock::new();
     NAME.get_or_init(|| {
-        // SAFETY: getuid has no preconditions and cannot fail.
-        let uid = unsafe { libc::getuid() };
+        let uid = rustix::process::getuid().as_raw();
         let name = passwd_name(uid).unwrap_or_else(|| format!("uid {uid}"));
         let sudo = std::env::var("SUDO_USER")
             .ok()
@@ -62,34 +61,10 @@ fn local_user() -> &'static str {
     })
 }
 
-/// The passwd entry's name for `uid`, through the reentrant getpwuid_r.
-fn passwd_name(uid: libc::uid_t) -> Option<String> {
-    let mut buffer = vec![0 as libc::c_char; 1024];
-    loop {
-        // SAFETY: zeroed passwd is a valid out-parameter (plain C struct).
-        let mut entry: libc::passwd = unsafe { std::mem::zeroed() };
-        let mut found: *mut libc::passwd = std::ptr::null_mut();
-        // SAFETY: every pointer is valid for the call, and buffer.len() is its size.
-        let rc = unsafe {
-            libc::getpwuid_r(
-                uid,
-                &mut entry,
-                buffer.as_mut_ptr(),
-                buffer.len(),
-                &mut found,
-            )
-        };
-        if rc == libc::ERANGE && buffer.len() < 1 << 20 {
-            buffer.resize(buffer.len() * 4, 0);
-            continue;
-        }
-        if rc != 0 || found.is_null() || entry.pw_name.is_null() {
-            return None;
-        }
-        // SAFETY: on success pw_name points to a NUL-terminated string inside `buffer`.
-        let name = unsafe { std::ffi::CStr::from_ptr(entry.pw_name) };
-        return Some(name.to_string_lossy().into_owned());
-    }
+/// The passwd entry's name for `uid` (through NSS, so directory users too).
+fn passwd_name(uid: u32) -> Option<String> {
+    let user = nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(uid));
+    user.ok().flatten().map(|user| user.name)
 }
 
 #[cfg(test)]
@@ -98,8 +73,7 @@ mod tests {
 
     #[test]
     fn the_current_uid_has_a_name() {
-        // SAFETY: getuid cannot fail.
-        let uid = unsafe { libc::getuid() };
+        let uid = rustix::process::getuid().as_raw();
         let id = std::process::Command::new("id")
             .arg("-un")
             .output()

@@ -7,7 +7,6 @@
 
 use super::OpsError;
 use std::fs::{File, OpenOptions};
-use std::os::unix::io::AsRawFd;
 use std::path::{Path, PathBuf};
 
 /// Held while publishing; released when dropped.
@@ -29,7 +28,7 @@ impl PublishLock {
     /// Waits for and takes the lock at `path`.
     pub fn acquire(path: &Path) -> Result<PublishLock, OpsError> {
         Ok(PublishLock {
-            _file: flock(path, libc::LOCK_EX)?,
+            _file: lock(path, Mode::Exclusive)?,
         })
     }
 }
@@ -50,40 +49,42 @@ impl PoolLock {
     /// Shared with other ingests; waits while a gc runs.
     pub fn shared(path: &Path) -> Result<PoolLock, OpsError> {
         Ok(PoolLock {
-            _file: flock(path, libc::LOCK_SH)?,
+            _file: lock(path, Mode::Shared)?,
         })
     }
 
     /// Alone, if no ingest, box upload or backup holds it now.
     pub fn try_exclusive(path: &Path) -> Result<Option<PoolLock>, OpsError> {
-        match flock(path, libc::LOCK_EX | libc::LOCK_NB) {
-            Ok(file) => Ok(Some(PoolLock { _file: file })),
-            Err(OpsError::Io { source, .. })
-                if source.raw_os_error() == Some(libc::EWOULDBLOCK) =>
-            {
-                Ok(None)
-            }
-            Err(error) => Err(error),
+        let file = open(path)?;
+        match file.try_lock() {
+            Ok(()) => Ok(Some(PoolLock { _file: file })),
+            Err(std::fs::TryLockError::WouldBlock) => Ok(None),
+            Err(std::fs::TryLockError::Error(e)) => Err(OpsError::io("lock", path)(e)),
         }
     }
 }
 
-fn flock(path: &Path, operation: libc::c_int) -> Result<File, OpsError> {
-    let file = OpenOptions::new()
+enum Mode {
+    Shared,
+    Exclusive,
+}
+
+fn open(path: &Path) -> Result<File, OpsError> {
+    OpenOptions::new()
         .create(true)
         .truncate(false)
         .write(true)
         .open(path)
-        .map_err(OpsError::io("open", path))?;
-    loop {
-        // SAFETY: the descriptor is open for the duration of the call.
-        let rc = unsafe { libc::flock(file.as_raw_fd(), operation) };
-        if rc == 0 {
-            return Ok(file);
-        }
-        let error = std::io::Error::last_os_error();
-        if error.kind() != std::io::ErrorKind::Interrupted {
-            return Err(OpsError::io("lock", path)(error));
-        }
-    }
+        .map_err(OpsError::io("open", path))
+}
+
+/// Waits for the lock (std's `File::lock` is flock(2) on Linux).
+fn lock(path: &Path, mode: Mode) -> Result<File, OpsError> {
+    let file = open(path)?;
+    let locked = match mode {
+        Mode::Shared => file.lock_shared(),
+        Mode::Exclusive => file.lock(),
+    };
+    locked.map_err(OpsError::io("lock", path))?;
+    Ok(file)
 }

@@ -11,13 +11,7 @@ use std::path::Path;
 /// than an `fsync` per file when an upload brings thousands of them.
 pub fn sync_filesystem(path: &Path) -> io::Result<()> {
     let dir = File::open(path)?;
-    // SAFETY: `dir` is an open descriptor for the duration of the call.
-    let rc = unsafe { libc::syncfs(dir.as_raw_fd()) };
-    if rc == 0 {
-        Ok(())
-    } else {
-        Err(io::Error::last_os_error())
-    }
+    Ok(rustix::fs::syncfs(&dir)?)
 }
 
 /// A file whose dirty pages are handed to the disk every
@@ -59,6 +53,8 @@ impl EagerWriteback {
         let len = self.written - self.handed;
         // SAFETY: plain system call on a descriptor we own; the result is
         // only a hint, so a failure (an unsupporting filesystem) is ignored.
+        // Neither rustix nor nix wraps sync_file_range(2).
+        #[allow(unsafe_code)]
         unsafe {
             libc::sync_file_range(
                 self.file.as_raw_fd(),

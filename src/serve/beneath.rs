@@ -2,21 +2,34 @@
 //! `RESOLVE_BENEATH`, so the kernel follows the tree's own relative
 //! symlinks (generations, by-hash) but refuses any step outside it, in one
 //! system call instead of a userspace walk of every component.
+//!
+//! Where openat2 is missing (kernels before 5.6, ENOSYS) or refused (a
+//! seccomp filter, EPERM), the same rules are applied by walking the path
+//! one component at a time with `O_NOFOLLOW`, reading each symlink and
+//! following it only while it stays inside the tree: a valid path is never
+//! answered "not found" for want of the system call.
 
-use std::ffi::CString;
-use std::os::unix::ffi::OsStrExt;
-use std::os::unix::io::{AsRawFd, FromRawFd};
-use std::path::Path;
+use rustix::fs::{AtFlags, FileType, Mode, OFlags, ResolveFlags};
+use rustix::io::Errno;
+use std::ffi::OsString;
+use std::os::fd::{AsFd, OwnedFd};
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
+use std::path::{Component, Path};
+use std::sync::atomic::{AtomicBool, Ordering};
 
 /// How often a resolution interrupted by a concurrent rename is retried.
 const RETRIES: usize = 64;
 
-/// `struct open_how` of openat2(2).
-#[repr(C)]
-struct OpenHow {
-    flags: u64,
-    mode: u64,
-    resolve: u64,
+/// Symlinks followed at most in one walk, as the kernel's own limit.
+const MAX_LINKS: usize = 40;
+
+/// Set once openat2 proved unusable here, or by `BESS_NO_OPENAT2=1` (a
+/// test knob that forces the walk).
+static WALK_ONLY: AtomicBool = AtomicBool::new(false);
+
+/// Makes every later [`open`] walk the path instead of calling openat2.
+pub fn force_walk() {
+    WALK_ONLY.store(true, Ordering::Relaxed);
 }
 
 /// Opens `relative` for reading under the open directory `root`; `None`
@@ -27,32 +40,89 @@ struct OpenHow {
 /// can then not prove the walk stayed beneath `root`. A publish renames, so
 /// this is retried instead of being answered as "not found".
 pub fn open(root: &std::fs::File, relative: &Path) -> Option<std::fs::File> {
-    let name = CString::new(relative.as_os_str().as_bytes()).ok()?;
-    let how = OpenHow {
-        flags: (libc::O_RDONLY | libc::O_CLOEXEC) as u64,
-        mode: 0,
-        resolve: libc::RESOLVE_BENEATH | libc::RESOLVE_NO_MAGICLINKS,
-    };
+    if WALK_ONLY.load(Ordering::Relaxed) {
+        return walk(root, relative);
+    }
+    let flags = OFlags::RDONLY | OFlags::CLOEXEC;
+    let resolve = ResolveFlags::BENEATH | ResolveFlags::NO_MAGICLINKS;
     for _ in 0..RETRIES {
-        // SAFETY: valid descriptor, NUL-terminated path and a live open_how of the size passed.
-        let fd = unsafe {
-            libc::syscall(
-                libc::SYS_openat2,
-                root.as_raw_fd(),
-                name.as_ptr(),
-                &how as *const OpenHow,
-                std::mem::size_of::<OpenHow>(),
-            )
-        };
-        if fd >= 0 {
-            // SAFETY: a non-negative return is a new descriptor we now own.
-            return Some(unsafe { std::fs::File::from_raw_fd(fd as i32) });
-        }
-        if std::io::Error::last_os_error().raw_os_error() != Some(libc::EAGAIN) {
-            return None;
+        match rustix::fs::openat2(root, relative, flags, Mode::empty(), resolve) {
+            Ok(fd) => return Some(fd.into()),
+            Err(Errno::AGAIN) => continue,
+            Err(Errno::NOSYS | Errno::PERM) => {
+                eprintln!(
+                    "bess serve: openat2 is not available; resolving paths component by component"
+                );
+                force_walk();
+                return walk(root, relative);
+            }
+            Err(_) => return None,
         }
     }
     None
+}
+
+/// [`open`] without openat2: one component at a time, never following a
+/// symlink blindly, refusing absolute targets and any `..` above `root`.
+fn walk(root: &std::fs::File, relative: &Path) -> Option<std::fs::File> {
+    let mut pending: Vec<OsString> = Vec::new();
+    push_front(&mut pending, relative)?;
+    let mut dirs: Vec<OwnedFd> = Vec::new();
+    let mut links = 0;
+    while let Some(name) = pending.pop() {
+        if name == ".." {
+            dirs.pop()?;
+            continue;
+        }
+        let here = dirs.last().map_or(root.as_fd(), |d| d.as_fd());
+        let stat = rustix::fs::statat(here, &name, AtFlags::SYMLINK_NOFOLLOW).ok()?;
+        if FileType::from_raw_mode(stat.st_mode) == FileType::Symlink {
+            links += 1;
+            if links > MAX_LINKS {
+                return None;
+            }
+            let target = rustix::fs::readlinkat(here, &name, Vec::new()).ok()?;
+            push_front(
+                &mut pending,
+                Path::new(std::ffi::OsStr::from_bytes(target.as_bytes())),
+            )?;
+            continue;
+        }
+        let last = pending.is_empty();
+        let flags = OFlags::RDONLY | OFlags::CLOEXEC | OFlags::NOFOLLOW;
+        let flags = if last {
+            flags
+        } else {
+            flags | OFlags::DIRECTORY
+        };
+        match rustix::fs::openat(here, &name, flags, Mode::empty()) {
+            Ok(fd) if last => return Some(fd.into()),
+            Ok(fd) => dirs.push(fd),
+            // It became a symlink since it was looked at: look again.
+            Err(Errno::LOOP) if links < MAX_LINKS => {
+                links += 1;
+                pending.push(name);
+            }
+            Err(_) => return None,
+        }
+    }
+    None
+}
+
+/// Puts the components of `path` before those still pending (kept in
+/// reverse, so the next is last); `None` for an absolute path.
+fn push_front(pending: &mut Vec<OsString>, path: &Path) -> Option<()> {
+    let mut names = Vec::new();
+    for component in path.components() {
+        match component {
+            Component::Normal(name) => names.push(name.to_os_string()),
+            Component::ParentDir => names.push(OsString::from_vec(b"..".to_vec())),
+            Component::CurDir => {}
+            Component::RootDir | Component::Prefix(_) => return None,
+        }
+    }
+    pending.extend(names.into_iter().rev());
+    Some(())
 }
 
 #[cfg(test)]
@@ -72,14 +142,34 @@ mod tests {
         dir
     }
 
+    /// Both resolvers, so the walk is held to openat2's answers.
+    fn resolvers() -> [fn(&std::fs::File, &Path) -> Option<std::fs::File>; 2] {
+        [open, walk]
+    }
+
     #[test]
     fn follows_inner_symlinks_and_refuses_escapes() {
         let dir = tree();
+        std::os::unix::fs::symlink("/etc", dir.path().join("tree/dists/abs")).unwrap();
+        std::os::unix::fs::symlink("loop", dir.path().join("tree/dists/loop")).unwrap();
         let root = std::fs::File::open(dir.path().join("tree")).unwrap();
-        assert!(open(&root, Path::new("dists/bookworm/InRelease")).is_some());
-        assert!(open(&root, Path::new("dists/out/secret")).is_none());
-        assert!(open(&root, Path::new("../secret")).is_none());
-        assert!(open(&root, Path::new("dists/missing")).is_none());
+        for resolve in resolvers() {
+            let found = resolve(&root, Path::new("dists/bookworm/InRelease"));
+            let mut text = String::new();
+            std::io::Read::read_to_string(&mut found.unwrap(), &mut text).unwrap();
+            assert_eq!(text, "signed");
+            assert!(resolve(&root, Path::new("./dists/../dists/bookworm/InRelease")).is_some());
+            for refused in [
+                "dists/out/secret",
+                "../secret",
+                "dists/missing",
+                "dists/abs/hostname",
+                "dists/loop",
+                "dists/bookworm/../../..",
+            ] {
+                assert!(resolve(&root, Path::new(refused)).is_none(), "{refused}");
+            }
+        }
     }
 
     #[test]

@@ -63,6 +63,10 @@ pub struct State {
 pub fn run(root: &Path, listen: Option<String>, log_requests: bool) -> anyhow::Result<()> {
     let config = RepoConfig::load(root)?;
     let listen = listen.unwrap_or_else(|| config.settings.serve.listen.clone());
+    // What a kernel or seccomp filter without openat2 gets, forced for tests.
+    if std::env::var_os("BESS_NO_OPENAT2").is_some_and(|v| v == "1") {
+        beneath::force_walk();
+    }
     let keys = keys::PublicKeys::load(&config.layout)?;
     let files = cache::FileCache::new(config.settings.serve.file_cache_mib << 20);
     let box_secret = crate::boxes::TokenSecret::load_or_create(&config.layout.box_token_secret())?;

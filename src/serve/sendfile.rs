@@ -13,7 +13,6 @@ use bytes::Bytes;
 use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::{self, IoSlice};
-use std::os::fd::AsRawFd;
 use std::pin::Pin;
 use std::sync::{Arc, RwLock};
 use std::task::{Context, Poll, ready};
@@ -30,29 +29,17 @@ type Registry = BTreeMap<usize, (usize, Arc<File>)>;
 static MAPPINGS: RwLock<Registry> = RwLock::new(BTreeMap::new());
 
 /// A read-only mapping of a whole file, registered while it lives.
-struct Mapping {
-    start: *const u8,
-    len: usize,
-}
-
-// SAFETY: the mapping is read-only and never changes while it lives; the
-// pointer is only dereferenced as a shared slice.
-unsafe impl Send for Mapping {}
-// SAFETY: as above, shared read-only access from any thread is sound.
-unsafe impl Sync for Mapping {}
+struct Mapping(memmap2::Mmap);
 
 impl AsRef<[u8]> for Mapping {
     fn as_ref(&self) -> &[u8] {
-        // SAFETY: `start` maps `len` readable bytes until `drop`.
-        unsafe { std::slice::from_raw_parts(self.start, self.len) }
+        &self.0
     }
 }
 
 impl Drop for Mapping {
     fn drop(&mut self) {
-        registry_write().remove(&(self.start as usize));
-        // SAFETY: unmapping exactly what `map` mapped, once.
-        unsafe { libc::munmap(self.start as *mut libc::c_void, self.len) };
+        registry_write().remove(&(self.0.as_ptr() as usize));
     }
 }
 
@@ -63,25 +50,14 @@ pub fn map(file: &File, len: u64) -> io::Result<Bytes> {
     if len == 0 {
         return Ok(Bytes::new());
     }
-    // SAFETY: a fresh shared read-only mapping of an open file; the result
-    // is checked before use.
-    let start = unsafe {
-        libc::mmap(
-            std::ptr::null_mut(),
-            len,
-            libc::PROT_READ,
-            libc::MAP_SHARED,
-            file.as_raw_fd(),
-            0,
-        )
-    };
-    if start == libc::MAP_FAILED {
-        return Err(io::Error::last_os_error());
-    }
-    let start = start as *const u8;
+    // SAFETY: published files are written once (temp file, rename) and
+    // never modified in place, so the mapped bytes do not change under
+    // the slices handed out.
+    #[allow(unsafe_code)]
+    let map = unsafe { memmap2::MmapOptions::new().len(len).map(file)? };
     let file = Arc::new(file.try_clone()?);
-    registry_write().insert(start as usize, (len, file));
-    Ok(Bytes::from_owner(Mapping { start, len }))
+    registry_write().insert(map.as_ptr() as usize, (len, file));
+    Ok(Bytes::from_owner(Mapping(map)))
 }
 
 /// The file and offset behind `slice` when it lies in a registered mapping.
@@ -121,18 +97,14 @@ impl SendfileStream {
         len: usize,
     ) -> Poll<io::Result<usize>> {
         let send = || {
-            let mut at = libc::off_t::try_from(offset).map_err(io::Error::other)?;
-            // SAFETY: both descriptors are open; `at` is a valid off_t.
-            let sent =
-                unsafe { libc::sendfile(self.0.as_raw_fd(), file.as_raw_fd(), &mut at, len) };
-            match sent {
-                -1 => Err(io::Error::last_os_error()),
+            let mut at = offset;
+            match rustix::fs::sendfile(&self.0, file, Some(&mut at), len)? {
                 // The file is shorter than its mapping: it was cut in place.
                 0 => Err(io::Error::new(
                     io::ErrorKind::UnexpectedEof,
                     "a published file shrank while sent",
                 )),
-                n => Ok(n as usize),
+                n => Ok(n),
             }
         };
         self.poll_writing(cx, send)
@@ -163,24 +135,10 @@ impl SendfileStream {
         bufs: &[IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
         let send = || {
-            // SAFETY: a zeroed msghdr is valid; it points at `bufs`, which
-            // IoSlice guarantees to be laid out as iovecs, for this call only.
-            let mut message: libc::msghdr = unsafe { std::mem::zeroed() };
-            message.msg_iov = bufs.as_ptr() as *mut libc::iovec;
-            message.msg_iovlen = bufs.len();
-            // SAFETY: an open socket and a message describing live buffers.
-            let sent = unsafe {
-                libc::sendmsg(
-                    self.0.as_raw_fd(),
-                    &message,
-                    libc::MSG_MORE | libc::MSG_NOSIGNAL,
-                )
-            };
-            if sent < 0 {
-                Err(io::Error::last_os_error())
-            } else {
-                Ok(sent as usize)
-            }
+            use rustix::net::{SendAncillaryBuffer, SendFlags};
+            let flags = SendFlags::MORE | SendFlags::NOSIGNAL;
+            let mut control = SendAncillaryBuffer::default();
+            Ok(rustix::net::sendmsg(&self.0, bufs, &mut control, flags)?)
         };
         self.poll_writing(cx, send)
     }

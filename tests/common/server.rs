@@ -40,17 +40,32 @@ impl Server {
         std::fs::read_to_string(path).unwrap()
     }
 
+    /// [`Server::start`] with extra environment variables.
+    pub fn start_with_env(repo: &Path, env: &[(&str, &str)]) -> Server {
+        Server::spawn_full(repo, None, &[], env)
+    }
+
     fn spawn(repo: &Path, log: Option<PathBuf>) -> Server {
         Server::spawn_with(repo, log, &[])
     }
 
     fn spawn_with(repo: &Path, log: Option<PathBuf>, global: &[&str]) -> Server {
+        Server::spawn_full(repo, log, global, &[])
+    }
+
+    fn spawn_full(
+        repo: &Path,
+        log: Option<PathBuf>,
+        global: &[&str],
+        env: &[(&str, &str)],
+    ) -> Server {
         let stderr = match &log {
             Some(path) => Stdio::from(std::fs::File::create(path).unwrap()),
             None => Stdio::null(),
         };
         let mut child = Command::new(env!("CARGO_BIN_EXE_bess"))
             .env("BESS_REPO", repo)
+            .envs(env.iter().copied())
             .args(global)
             .args(["serve", "--listen", "127.0.0.1:0"])
             .stdout(Stdio::piped())
