@@ -78,6 +78,10 @@ fn the_deb_has_unit_man_pages_completions_and_conffiles_and_passes_lintian() {
         "./etc/bess/archs.list",
         "./usr/share/doc/bess/copyright",
         "./usr/share/doc/bess/changelog.Debian.gz",
+        "./usr/share/doc/bess/examples/dists.list",
+        "./usr/share/doc/bess/examples/archs.list",
+        "./usr/share/doc/bess/examples/nginx/bess.conf",
+        "./usr/share/doc/bess/examples/apache/bess.conf",
     ] {
         assert!(
             contents.lines().any(|l| l.ends_with(path)),
@@ -119,8 +123,27 @@ fn check_files(deb: &Path) {
         conffiles,
         "/etc/bess/bess.toml\n/etc/bess/dists.list\n/etc/bess/archs.list\n"
     );
-    assert!(read("etc/bess/bess.toml").contains("channels = [\"preprod\", \"prod\"]"));
+    // The configuration and its examples are conf/'s, byte for byte.
+    let conf = Path::new(env!("CARGO_MANIFEST_DIR")).join("conf");
+    for (installed, source) in [
+        ("etc/bess/bess.toml", "bess.toml"),
+        ("usr/share/doc/bess/examples/dists.list", "dists.list"),
+        ("usr/share/doc/bess/examples/archs.list", "archs.list"),
+        (
+            "usr/share/doc/bess/examples/nginx/bess.conf",
+            "nginx/bess.conf",
+        ),
+        (
+            "usr/share/doc/bess/examples/apache/bess.conf",
+            "apache/bess.conf",
+        ),
+    ] {
+        let source = std::fs::read_to_string(conf.join(source)).unwrap();
+        assert_eq!(read(installed), source, "{installed}");
+    }
     assert!(read("etc/bess/archs.list").contains(&host_arch()));
+    let etc = root.path().join("etc/bess");
+    bess::config::RepoConfig::load(&etc).unwrap_or_else(|e| panic!("/etc/bess: {e}"));
     let postinst = std::fs::read_to_string(control.join("postinst")).unwrap();
     assert!(postinst.contains("adduser --quiet --system"), "{postinst}");
     for script in ["postinst", "prerm", "postrm"] {
