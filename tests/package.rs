@@ -224,3 +224,115 @@ fn ingest_and_serve(deb: &Path, version: &str) {
         std::fs::read(deb).unwrap()
     );
 }
+
+/// Purges the installed bess when dropped, even after a failed assertion.
+struct Installed;
+
+impl Drop for Installed {
+    fn drop(&mut self) {
+        let _ = Command::new("dpkg").args(["--purge", "bess"]).output();
+    }
+}
+
+/// What `find /var/lib/bess -user root` prints, one path per line.
+fn root_owned(dir: &str) -> Vec<String> {
+    let out = Command::new("find")
+        .args([dir, "-user", "root"])
+        .output()
+        .unwrap();
+    let mut paths: Vec<String> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(String::from)
+        .collect();
+    paths.sort();
+    paths
+}
+
+#[test]
+fn the_installed_package_stays_owned_by_bess_when_root_runs_the_cli() {
+    if !running_as_root()
+        || !["dpkg", "runuser", "dpkg-deb", "adduser"]
+            .iter()
+            .all(|t| have_tool(t))
+    {
+        if std::env::var("CI").as_deref() == Ok("true") {
+            panic!("the package test must run as root with dpkg under CI");
+        }
+        return;
+    }
+    let out = tempfile::tempdir().unwrap();
+    let deb = build_deb(out.path());
+    let _ = Command::new("dpkg").args(["--purge", "bess"]).output();
+    let installed = Command::new("dpkg")
+        .args(["-i", deb.to_str().unwrap()])
+        .env("DEBIAN_FRONTEND", "noninteractive")
+        .output()
+        .unwrap();
+    let _purge = Installed;
+    assert!(
+        installed.status.success(),
+        "dpkg -i: {}",
+        String::from_utf8_lossy(&installed.stderr)
+    );
+    let repo = "/var/lib/bess";
+    // The packages to ingest must be readable by bess, which root becomes.
+    let input = tempfile::tempdir().unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(input.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let spec = common::DebSpec::new("rootmade", "1.0-1", &host_arch());
+    let local = spec.build(input.path());
+    let bess = |args: &[&str]| {
+        let out = Command::new("/usr/bin/bess")
+            .args(["--verbose", "--repo", repo])
+            .args(args)
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert!(out.status.success(), "bess {args:?}: {text}");
+        text
+    };
+    let said = bess(&["repo", "ingest", local.to_str().unwrap()]);
+    assert!(said.contains("running as bess"), "{said}");
+    add_user(
+        Path::new(repo),
+        ("ci", "ci-upload-secret"),
+        &["--upload", "preprod"],
+    );
+    // As the service runs it: the installed binary, as the bess user.
+    let mut serve = Command::new("runuser");
+    serve
+        .args([
+            "-u",
+            "bess",
+            "--",
+            "/usr/bin/bess",
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+        ])
+        .env("BESS_REPO", repo);
+    let server = Server::from_command(serve, None);
+    let upload = common::DebSpec::new("uploaded", "1.0-1", &host_arch()).build(input.path());
+    let body = std::fs::read(&upload).unwrap();
+    let credentials = ("ci", "ci-upload-secret");
+    let (status, reply) = server.request("POST", "/api/v1/packages", credentials, &body);
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&reply));
+    drop(server);
+    assert_eq!(
+        root_owned(repo),
+        [
+            "/var/lib/bess/archs.list",
+            "/var/lib/bess/bess.toml",
+            "/var/lib/bess/dists.list"
+        ],
+        "only the configuration symlinks may belong to root"
+    );
+}
+
+fn running_as_root() -> bool {
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| o.stdout.trim_ascii() == b"0")
+}

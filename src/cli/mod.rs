@@ -8,6 +8,7 @@ mod init;
 mod key;
 mod log;
 mod output;
+mod owner;
 pub mod progress;
 mod remote;
 mod repo;
@@ -88,6 +89,17 @@ pub struct ServeArgs {
     listen: Option<String>,
 }
 
+impl Command {
+    /// Whether the command works in an existing repository (and so must
+    /// run as its owner); the others make a new one or touch none.
+    fn uses_repository(&self) -> bool {
+        !matches!(
+            self,
+            Command::Init(_) | Command::Restore(_) | Command::Completions(_) | Command::Manpage(_)
+        )
+    }
+}
+
 /// Parses the command line and runs the command.
 pub fn run() -> anyhow::Result<ExitCode> {
     let cli = Cli::parse();
@@ -97,6 +109,9 @@ pub fn run() -> anyhow::Result<ExitCode> {
         (_, true) => progress::Verbosity::Verbose,
         _ => progress::Verbosity::Normal,
     });
+    if cli.command.uses_repository() {
+        owner::become_owner(&repo_dir, progress::verbose())?;
+    }
     match cli.command {
         Command::Init(args) => init::run(args),
         Command::Repo(command) => repo::run(&repo_dir, command),

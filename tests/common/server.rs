@@ -59,15 +59,23 @@ impl Server {
         global: &[&str],
         env: &[(&str, &str)],
     ) -> Server {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_bess"));
+        command
+            .env("BESS_REPO", repo)
+            .envs(env.iter().copied())
+            .args(global)
+            .args(["serve", "--listen", "127.0.0.1:0"]);
+        Server::from_command(command, log)
+    }
+
+    /// Runs `command`, a `bess serve --listen 127.0.0.1:0` however it is
+    /// started (as another user, another binary), and waits until it listens.
+    pub fn from_command(mut command: Command, log: Option<PathBuf>) -> Server {
         let stderr = match &log {
             Some(path) => Stdio::from(std::fs::File::create(path).unwrap()),
             None => Stdio::null(),
         };
-        let mut child = Command::new(env!("CARGO_BIN_EXE_bess"))
-            .env("BESS_REPO", repo)
-            .envs(env.iter().copied())
-            .args(global)
-            .args(["serve", "--listen", "127.0.0.1:0"])
+        let mut child = command
             .stdout(Stdio::piped())
             .stderr(stderr)
             .spawn()
