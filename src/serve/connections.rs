@@ -33,6 +33,15 @@ impl PerAddress {
         }
     }
 
+    /// New limits over the same counts (connections open stay counted).
+    pub fn with_limits(&self, cap: usize, exempt: Vec<Cidr>) -> PerAddress {
+        PerAddress {
+            cap,
+            exempt,
+            open: self.open.clone(),
+        }
+    }
+
     /// Counts a new connection from `ip`, or `None` when it has too many.
     pub fn claim(&self, ip: IpAddr) -> Option<Claim> {
         let ip = ip.to_canonical();

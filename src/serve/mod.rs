@@ -37,85 +37,159 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-/// What every request handler shares.
+/// What every request handler shares. A reload (SIGHUP) builds a new
+/// `State` from the new settings, sharing the parts that outlive settings
+/// (credentials checked, caches, counters); connections keep the `State`
+/// they started with, so requests in flight finish under the old settings.
 pub struct State {
     pub config: RepoConfig,
-    gate: auth::Gate,
+    gate: Arc<auth::Gate>,
     /// The public keys, as `bess key export` prints them.
-    keys: keys::PublicKeys,
+    keys: Arc<keys::PublicKeys>,
     /// Small published files, in memory.
-    files: cache::FileCache,
+    files: Arc<cache::FileCache>,
     /// The channels' published trees, open.
-    trees: cache::TreeRoots,
+    trees: Arc<cache::TreeRoots>,
     /// Paths whose files are in `files`, resolved moments ago.
-    paths: paths::ResolvedPaths,
+    paths: Arc<paths::ResolvedPaths>,
     /// Signs and checks the download tokens of box URLs.
-    box_secret: crate::boxes::TokenSecret,
+    box_secret: Arc<crate::boxes::TokenSecret>,
     /// Counters for `/metrics`.
-    metrics: metrics::Metrics,
+    metrics: Arc<metrics::Metrics>,
     /// Open repositories for the API's operations.
     repos: repos::Repos,
+    /// Open connections per address, capped by these settings.
+    per_address: connections::PerAddress,
+    /// HTTPS, when `[serve]` names a certificate and key.
+    tls: Option<tokio_rustls::TlsAcceptor>,
     /// Whether each request is logged (`bess serve` without `--quiet`).
     log_requests: bool,
 }
 
-/// Runs the server until SIGTERM or SIGINT; prints `listening on http(s)://ADDR` first.
+impl State {
+    /// The state of a server starting on the repository at `root`.
+    fn start(root: &Path, log_requests: bool) -> anyhow::Result<State> {
+        let config = RepoConfig::load(root)?;
+        let layout = &config.layout;
+        let metrics = Arc::new(metrics::Metrics::new(&config.settings.channels));
+        let serve = &config.settings.serve;
+        Ok(State {
+            gate: Arc::new(auth::Gate::open(layout, metrics.password_checks())?),
+            keys: Arc::new(keys::PublicKeys::load(layout)?),
+            files: Arc::new(cache::FileCache::new(serve.file_cache_mib << 20)),
+            trees: Arc::default(),
+            paths: Arc::new(paths::ResolvedPaths::open(&layout.public_dir())),
+            box_secret: Arc::new(crate::boxes::TokenSecret::load_or_create(
+                &layout.box_token_secret(),
+            )?),
+            repos: repos::Repos::new(root),
+            per_address: connections::PerAddress::new(
+                serve.max_connections_per_address,
+                serve.trusted_proxies.clone(),
+            ),
+            tls: tls_acceptor(&config)?,
+            metrics,
+            config,
+            log_requests,
+        })
+    }
+
+    /// A state with the settings and certificate as they are now on disk,
+    /// or why they cannot be used (the running state is then kept).
+    fn reloaded(&self) -> anyhow::Result<State> {
+        let config = RepoConfig::load(self.config.layout.root())?;
+        warn_unreloadable(&self.config, &config);
+        let serve = &config.settings.serve;
+        Ok(State {
+            gate: self.gate.clone(),
+            keys: self.keys.clone(),
+            files: self.files.clone(),
+            trees: self.trees.clone(),
+            paths: self.paths.clone(),
+            box_secret: self.box_secret.clone(),
+            metrics: self.metrics.clone(),
+            repos: repos::Repos::new(config.layout.root()),
+            per_address: self.per_address.with_limits(
+                serve.max_connections_per_address,
+                serve.trusted_proxies.clone(),
+            ),
+            tls: tls_acceptor(&config)?,
+            config,
+            log_requests: self.log_requests,
+        })
+    }
+}
+
+fn tls_acceptor(config: &RepoConfig) -> anyhow::Result<Option<tokio_rustls::TlsAcceptor>> {
+    let serve = &config.settings.serve;
+    Ok(match (&serve.tls_certificate, &serve.tls_key) {
+        (Some(certificate), Some(key)) => Some(tls::acceptor(certificate, key)?),
+        _ => None,
+    })
+}
+
+/// Says which changed settings a reload cannot apply (they size what the
+/// running server already built).
+fn warn_unreloadable(old: &RepoConfig, new: &RepoConfig) {
+    let (a, b) = (&old.settings.serve, &new.settings.serve);
+    let changed = [
+        ("[serve] listen", a.listen != b.listen),
+        (
+            "[serve] max-connections",
+            a.max_connections != b.max_connections,
+        ),
+        (
+            "[serve] file-cache-mib",
+            a.file_cache_mib != b.file_cache_mib,
+        ),
+        ("channels", old.settings.channels != new.settings.channels),
+        (
+            "the TLS setting (on or off)",
+            a.tls_certificate.is_some() != b.tls_certificate.is_some(),
+        ),
+    ];
+    for (what, _) in changed.iter().filter(|(_, changed)| *changed) {
+        eprintln!("bess serve: {what} changed; it takes effect when bess serve is restarted");
+    }
+}
+
+/// Runs the server until SIGTERM or SIGINT; prints `listening on http(s)://ADDR`
+/// first. SIGHUP reloads `bess.toml` and the TLS certificate.
 pub fn run(root: &Path, listen: Option<String>, log_requests: bool) -> anyhow::Result<()> {
-    let config = RepoConfig::load(root)?;
-    let listen = listen.unwrap_or_else(|| config.settings.serve.listen.clone());
     // What a kernel or seccomp filter without openat2 gets, forced for tests.
     if std::env::var_os("BESS_NO_OPENAT2").is_some_and(|v| v == "1") {
         beneath::force_walk();
     }
-    let keys = keys::PublicKeys::load(&config.layout)?;
-    let files = cache::FileCache::new(config.settings.serve.file_cache_mib << 20);
-    let box_secret = crate::boxes::TokenSecret::load_or_create(&config.layout.box_token_secret())?;
-    let paths = paths::ResolvedPaths::open(&config.layout.public_dir());
-    let metrics = metrics::Metrics::new(&config.settings.channels);
-    let gate = auth::Gate::open(&config.layout, metrics.password_checks())?;
-    let state = Arc::new(State {
-        metrics,
-        repos: repos::Repos::new(root),
-        config,
-        gate,
-        keys,
-        files,
-        trees: cache::TreeRoots::default(),
-        paths,
-        box_secret,
-        log_requests,
-    });
+    let state = State::start(root, log_requests)?;
+    let listen = listen.unwrap_or_else(|| state.config.settings.serve.listen.clone());
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
-    runtime.block_on(serve(state, &listen))
+    runtime.block_on(serve(Arc::new(state), &listen))
 }
 
-async fn serve(state: Arc<State>, listen: &str) -> anyhow::Result<()> {
+async fn serve(mut state: Arc<State>, listen: &str) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .with_context(|| {
             format!("cannot listen on {listen}; set [serve] listen in bess.toml or pass --listen")
         })?;
-    let serve_settings = &state.config.settings.serve;
-    let tls = match (&serve_settings.tls_certificate, &serve_settings.tls_key) {
-        (Some(certificate), Some(key)) => Some(tls::acceptor(certificate, key)?),
-        _ => None,
-    };
-    let scheme = if tls.is_some() { "https" } else { "http" };
+    let scheme = if state.tls.is_some() { "https" } else { "http" };
     println!("listening on {scheme}://{}", listener.local_addr()?);
     use std::io::Write;
     std::io::stdout().flush()?;
+    let serve_settings = &state.config.settings.serve;
     let limit = Arc::new(tokio::sync::Semaphore::new(serve_settings.max_connections));
-    let per_address = connections::PerAddress::new(
-        serve_settings.max_connections_per_address,
-        serve_settings.trusted_proxies.clone(),
-    );
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     let mut shutdown = std::pin::pin!(shutdown_signal());
+    let mut hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())?;
     loop {
         let permit = tokio::select! {
             permit = limit.clone().acquire_owned() => permit?,
+            _ = hangup.recv() => {
+                state = reload(state);
+                continue;
+            }
             _ = &mut shutdown => break,
         };
         let (stream, remote) = tokio::select! {
@@ -130,19 +204,23 @@ async fn serve(state: Arc<State>, listen: &str) -> anyhow::Result<()> {
                     continue;
                 }
             },
+            _ = hangup.recv() => {
+                state = reload(state);
+                continue;
+            }
             _ = &mut shutdown => break,
         };
         // Over its own cap, an address's new connection is closed at once,
         // before it can hold one of the shared permits.
-        let Some(claim) = per_address.claim(remote.ip()) else {
+        let Some(claim) = state.per_address.claim(remote.ip()) else {
             state.metrics.connection_refused();
             continue;
         };
         let _ = stream.set_nodelay(true);
-        let (state, tls, watcher) = (state.clone(), tls.clone(), graceful.watcher());
+        let (state, watcher) = (state.clone(), graceful.watcher());
         tokio::spawn(async move {
             let deadline = Duration::from_secs(state.config.settings.serve.header_timeout_secs);
-            match tls {
+            match state.tls.clone() {
                 None => {
                     let stream = sendfile::SendfileStream::new(stream);
                     serve_io(state, TokioIo::new(stream), remote.ip(), watcher).await
@@ -161,6 +239,23 @@ async fn serve(state: Arc<State>, listen: &str) -> anyhow::Result<()> {
     eprintln!("bess serve: shutting down; finishing requests in flight");
     let _ = tokio::time::timeout(Duration::from_secs(10), graceful.shutdown()).await;
     Ok(())
+}
+
+/// The state after SIGHUP: the new settings, or the old ones when the new
+/// cannot be used (the reason, with the file and line, goes to the log).
+fn reload(state: Arc<State>) -> Arc<State> {
+    match state.reloaded() {
+        Ok(fresh) => {
+            eprintln!(
+                "bess serve: reloaded bess.toml and the TLS certificate; new connections use them"
+            );
+            Arc::new(fresh)
+        }
+        Err(e) => {
+            eprintln!("bess serve: reload refused, the running settings stay: {e:#}");
+            state
+        }
+    }
 }
 
 /// One HTTP/1.1 connection: keep-alive and pipelining, with a deadline on
