@@ -83,10 +83,11 @@ fn every_key_of_the_example_has_a_comment() {
         );
     }
 }
-/// `key = …`, `[table]`, or the same commented out (`#key = …`, `#[table]`).
+/// `key = …`, `"quoted.key" = …`, `[table]`, or the same commented out
+/// (`#key = …`, `#[table]`).
 fn is_setting(line: &str) -> bool {
     let line = line.strip_prefix('#').unwrap_or(line);
-    line.starts_with(|c: char| c.is_ascii_lowercase() || c == '[')
+    line.starts_with(|c: char| c.is_ascii_lowercase() || c == '[' || c == '"')
 }
 
 /// conf/bess.toml with its commented-out keys and tables made active.

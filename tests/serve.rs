@@ -871,3 +871,69 @@ fn paths_resolve_without_openat2() {
     );
     assert_eq!(missing.status, 404);
 }
+
+#[test]
+fn a_virtual_host_per_channel_serves_its_tree_at_the_root() {
+    if !have_tool("dpkg-deb") || !have_tool("apt-get") {
+        return;
+    }
+    let sb = repository();
+    sb.edit_settings(
+        "# [serve.hosts]\n# \"apt-prod.example.com\" = \"prod\"",
+        "[serve.hosts]\n\"apt-prod.test\" = \"prod\"\n\"apt-preprod.test\" = \"preprod\"",
+    );
+    let server = Server::start(&sb.repo);
+    let key = sb.path("key.gpg");
+    std::fs::write(&key, get(&server, "/key.gpg", None, "").body).unwrap();
+    // apt sends its requests through the "proxy" (bess itself), so the
+    // host name reaches bess in the absolute-form target without any DNS.
+    let proxy = format!("Acquire::http::Proxy \"{}\";", server.url());
+    let apt = AptRoot::new("amd64", &proxy);
+    let auth = apt.root.join("etc/apt/auth.conf.d/bess.conf");
+    let lines = format!(
+        "machine http://apt-prod.test/ login {0} password {1}\nmachine http://apt-preprod.test/ login {0} password {1}\n",
+        READER.0, READER.1
+    );
+    std::fs::write(&auth, lines).unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&auth, std::fs::Permissions::from_mode(0o600)).unwrap();
+    apt.add_source("prod", "http://apt-prod.test/", "bookworm", &key);
+    apt.update(&[]);
+    assert_eq!(apt.versions("app"), ["1.0-1"]);
+    let original = std::fs::read(sb.path("in").join("app_1.0-1_amd64.deb")).unwrap();
+    assert_eq!(apt.download("app=1.0-1"), original);
+
+    // The same prod-only user is refused preprod's tree on its own name.
+    apt.add_source("preprod", "http://apt-preprod.test/", "bookworm", &key);
+    let out = apt.run("apt-get", &["update"]);
+    let text =
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    assert!(text.contains("403"), "{text}");
+    let on_host = |host: &str, path: &str| {
+        let request = format!(
+            "GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\nAuthorization: Basic {}\r\n\r\n",
+            basic(READER.0, READER.1)
+        );
+        server.exchange("127.0.0.1", request.as_bytes())
+    };
+    assert_eq!(
+        on_host("apt-preprod.test", "/dists/bookworm/InRelease").status,
+        403
+    );
+    // /<channel>/ paths keep working on every name; bess.sources names the host.
+    assert_eq!(
+        on_host("apt-preprod.test", "/prod/dists/bookworm/InRelease").status,
+        200
+    );
+    let sources = on_host("apt-prod.test:8080", "/bess.sources");
+    assert!(
+        sources.text().contains("URIs: http://apt-prod.test:8080\n"),
+        "{}",
+        sources.text()
+    );
+    // An unknown name is answered as before: only /<channel>/ paths.
+    assert_eq!(
+        on_host("other.test", "/dists/bookworm/InRelease").status,
+        404
+    );
+}

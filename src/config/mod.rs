@@ -9,7 +9,7 @@ pub use layout::Layout;
 pub use lists::{NameList, check_arch_name, check_dist_name, parse_list};
 pub use settings::{
     BoxSettings, Cidr, DistRule, PruneRule, ReleaseSettings, Settings,
-    TEMPLATE as SETTINGS_TEMPLATE,
+    TEMPLATE as SETTINGS_TEMPLATE, is_host_name,
 };
 
 use std::path::PathBuf;

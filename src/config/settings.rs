@@ -98,6 +98,9 @@ pub struct ServeSettings {
     /// Open connections from one address at most (trusted proxies exempt),
     /// so one host cannot take every connection `max-connections` allows.
     pub max_connections_per_address: usize,
+    /// Virtual hosts: requests whose Host is a key get that channel's tree
+    /// at `/` (`deb https://apt-prod.example.com bookworm main`).
+    pub hosts: std::collections::BTreeMap<String, String>,
 }
 
 impl Default for ServeSettings {
@@ -117,6 +120,7 @@ impl Default for ServeSettings {
             metrics_allow: Vec::new(),
             trusted_proxies: Vec::new(),
             max_connections_per_address: 256,
+            hosts: Default::default(),
         }
     }
 }
@@ -322,6 +326,7 @@ impl Settings {
         }
         check_public_url(self.serve.public_url.as_deref())?;
         self.serve.check_connection_caps()?;
+        self.check_hosts()?;
         if self.boxes.token_ttl_secs == 0 {
             return Err("[boxes] token-ttl-secs must be at least 1".into());
         }
@@ -337,6 +342,24 @@ impl Settings {
             }
         }
         self.validate_prune()
+    }
+
+    fn check_hosts(&self) -> Result<(), String> {
+        for (host, channel) in &self.serve.hosts {
+            if !self.channels.contains(channel) {
+                return Err(format!(
+                    "[serve.hosts] \"{host}\" = \"{channel}\": `{channel}` is not in channels {:?}",
+                    self.channels
+                ));
+            }
+            if !is_host_name(host) || host.to_ascii_lowercase() != *host {
+                return Err(format!(
+                    "[serve.hosts] \"{host}\" is not a host name: write it in lowercase, without \
+                     scheme, port or path, e.g. \"apt-prod.example.com\""
+                ));
+            }
+        }
+        Ok(())
     }
 
     fn validate_prune(&self) -> Result<(), String> {
@@ -361,6 +384,20 @@ impl Settings {
         }
         Ok(())
     }
+}
+
+/// Whether `host` is a DNS name: dot-separated labels of letters, digits
+/// and inner hyphens, 1 to 63 characters each, 253 in all.
+pub fn is_host_name(host: &str) -> bool {
+    !host.is_empty()
+        && host.len() <= 253
+        && host.split('.').all(|label| {
+            !label.is_empty()
+                && label.len() <= 63
+                && !label.starts_with('-')
+                && !label.ends_with('-')
+                && label.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+        })
 }
 
 /// `[serve] public-url` prefixes URLs handed to clients: a scheme and a
@@ -451,6 +488,11 @@ max-box-upload-mib = 20480
 # trusted-proxies = ["127.0.0.1/32"]
 # Who may read /metrics (Prometheus text, no login); default: loopback only.
 # metrics-allow = ["127.0.0.1/32", "10.0.5.0/24"]
+# A virtual host per channel: that channel's tree at / for requests to
+# the name (`deb https://apt-prod.example.com bookworm main`); the
+# /<channel>/ paths keep working on every name.
+# [serve.hosts]
+# "apt-prod.example.com" = "prod"
 # Per-channel IP allow-lists, checked before authentication:
 # [serve.allow]
 # prod = ["10.0.0.0/8", "192.168.1.0/24"]

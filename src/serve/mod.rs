@@ -349,21 +349,19 @@ async fn route(
     if segments.first().map(String::as_str) == Some("api") {
         return api::handle(state.clone(), request, &segments[1..], ip).await;
     }
-    let Some(channel) = segments
-        .first()
-        .filter(|c| state.config.settings.channels.contains(c))
-    else {
+    let Some(target) = channel_target(state, &request, &segments) else {
         return (respond(StatusCode::NOT_FOUND, "not found\n"), None);
     };
+    let channel = &target.channel;
     if !state.config.settings.serve.allows(channel, ip) {
         return (
             respond(StatusCode::FORBIDDEN, "forbidden from this address\n"),
             None,
         );
     }
-    if segments.get(1).map(String::as_str) == Some("boxes") {
+    if target.rest.first().map(String::as_str) == Some("boxes") {
         let channel = channel.clone();
-        return boxes::handle(state, request, &channel, &segments[2..], ip).await;
+        return boxes::handle(state, request, &channel, &target.rest[1..], ip).await;
     }
     let user = match authenticate(state, request.headers(), ip).await {
         Ok(user) => user,
@@ -376,23 +374,70 @@ async fn route(
             name,
         );
     }
-    (
-        channel_response(state, channel, &segments[1..], &request),
-        name,
-    )
+    (channel_response(state, &target, &request), name)
+}
+
+/// The channel a request is for, and the path inside its tree.
+struct ChannelTarget<'a> {
+    channel: String,
+    rest: &'a [String],
+    /// Reached as a `[serve.hosts]` name, whose tree is at `/`.
+    by_host: bool,
+}
+
+/// `/<channel>/…` on any name; or, on a name of `[serve.hosts]`, the
+/// tree's own top-level paths at `/`.
+fn channel_target<'a>(
+    state: &State,
+    request: &Request<Incoming>,
+    segments: &'a [String],
+) -> Option<ChannelTarget<'a>> {
+    let first = segments.first()?;
+    if state.config.settings.channels.contains(first) {
+        let channel = first.clone();
+        let rest = &segments[1..];
+        return Some(ChannelTarget {
+            channel,
+            rest,
+            by_host: false,
+        });
+    }
+    let in_tree = matches!(first.as_str(), "dists" | "pool" | "boxes" | "bess.sources");
+    let host = request_host(request).filter(|_| in_tree)?;
+    let channel = state.config.settings.serve.hosts.get(&host)?.clone();
+    Some(ChannelTarget {
+        channel,
+        rest: segments,
+        by_host: true,
+    })
+}
+
+/// The name a request was sent to: the authority of an absolute-form
+/// target (as sent through a proxy) or the Host header, lowercased,
+/// without port or trailing dot.
+fn request_host(request: &Request<Incoming>) -> Option<String> {
+    let host = match request.uri().host() {
+        Some(host) => host.to_string(),
+        None => {
+            let header = request.headers().get(header::HOST)?.to_str().ok()?;
+            let authority: hyper::http::uri::Authority = header.parse().ok()?;
+            authority.host().to_string()
+        }
+    };
+    Some(host.trim_end_matches('.').to_ascii_lowercase())
 }
 
 fn channel_response(
     state: &State,
-    channel: &str,
-    rest: &[String],
+    target: &ChannelTarget<'_>,
     request: &Request<Incoming>,
 ) -> Response<Body> {
     if request.method() != hyper::Method::GET && request.method() != hyper::Method::HEAD {
         return http::method_not_allowed("GET, HEAD");
     }
+    let (channel, rest) = (target.channel.as_str(), target.rest);
     if rest == ["bess.sources"] {
-        return sources_response(state, channel, request);
+        return sources_response(state, target, request);
     }
     let published = matches!(
         rest.first().map(String::as_str),
@@ -495,9 +540,19 @@ fn key_response(state: &State) -> Response<Body> {
         .expect("valid response")
 }
 
-/// A deb822 source for this channel, with the signing key inline.
-fn sources_response(state: &State, channel: &str, request: &Request<Incoming>) -> Response<Body> {
-    let Some(base) = public_base(state, request.headers()) else {
+/// A deb822 source for this channel, with the signing key inline; on a
+/// `[serve.hosts]` name, its URI is the name itself.
+fn sources_response(
+    state: &State,
+    target: &ChannelTarget<'_>,
+    request: &Request<Incoming>,
+) -> Response<Body> {
+    // A channel's own name is the base of its URIs, whatever public-url says.
+    let base = match target.by_host {
+        true => host_base(state, request.headers()),
+        false => public_base(state, request.headers()),
+    };
+    let Some(base) = base else {
         return respond(
             StatusCode::BAD_REQUEST,
             "the Host header is missing or not a host[:port]; set [serve] public-url\n",
@@ -514,8 +569,12 @@ fn sources_response(state: &State, channel: &str, request: &Request<Incoming>) -
             }
         })
         .collect();
+    let uri = match target.by_host {
+        true => base,
+        false => format!("{base}/{}", target.channel),
+    };
     let text = format!(
-        "Types: deb\nURIs: {base}/{channel}\nSuites: {}\nComponents: {}\nSigned-By:\n{key}",
+        "Types: deb\nURIs: {uri}\nSuites: {}\nComponents: {}\nSigned-By:\n{key}",
         state.config.dists.names().join(" "),
         state.config.settings.components.join(" "),
     );
@@ -530,11 +589,18 @@ pub(crate) fn public_base(state: &State, headers: &hyper::HeaderMap) -> Option<S
     if let Some(url) = &serve.public_url {
         return Some(url.trim_end_matches('/').to_string());
     }
+    host_base(state, headers)
+}
+
+/// `scheme://Host` of the request (the scheme of `public-url` when set,
+/// else whether bess serves TLS), for a Host that is a plain host[:port].
+fn host_base(state: &State, headers: &hyper::HeaderMap) -> Option<String> {
+    let serve = &state.config.settings.serve;
     let host = headers.get(header::HOST)?.to_str().ok()?;
-    let scheme = if serve.tls_certificate.is_some() {
-        "https"
-    } else {
-        "http"
+    let scheme = match (&serve.public_url, &serve.tls_certificate) {
+        (Some(url), _) if url.starts_with("https://") => "https",
+        (Some(_), _) | (None, None) => "http",
+        (None, Some(_)) => "https",
     };
     is_host_and_port(host).then(|| format!("{scheme}://{host}"))
 }
@@ -548,16 +614,7 @@ fn is_host_and_port(text: &str) -> bool {
     let port_ok = port.is_none_or(|p| !p.is_empty() && p.len() <= 5 && p.parse::<u16>().is_ok());
     let host_ok = match host.strip_prefix('[').and_then(|h| h.strip_suffix(']')) {
         Some(v6) => v6.parse::<std::net::Ipv6Addr>().is_ok(),
-        None => {
-            host.len() <= 253
-                && host.split('.').all(|label| {
-                    !label.is_empty()
-                        && label.len() <= 63
-                        && !label.starts_with('-')
-                        && !label.ends_with('-')
-                        && label.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
-                })
-        }
+        None => crate::config::is_host_name(host),
     };
     port_ok && host_ok
 }
