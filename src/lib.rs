@@ -11,6 +11,8 @@ pub mod catalog;
 pub mod cli;
 pub mod config;
 pub mod deb;
+#[doc(hidden)]
+pub mod fuzz_targets;
 pub mod ops;
 pub mod pool;
 pub mod publish;

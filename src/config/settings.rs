@@ -282,12 +282,16 @@ impl Settings {
             path: path.to_path_buf(),
             source,
         })?;
-        let invalid = |message: String| ConfigError::Invalid {
+        Settings::parse(&text).map_err(|message| ConfigError::Invalid {
             path: path.to_path_buf(),
             message,
-        };
-        let settings: Settings = toml::from_str(&text).map_err(|e| invalid(e.to_string()))?;
-        settings.validate().map_err(invalid)?;
+        })
+    }
+
+    /// Parses and validates the text of a `bess.toml`.
+    pub fn parse(text: &str) -> Result<Settings, String> {
+        let settings: Settings = toml::from_str(text).map_err(|e| e.to_string())?;
+        settings.validate()?;
         Ok(settings)
     }
 

@@ -302,6 +302,27 @@ fn requested_range(headers: &HeaderMap, info: &FileInfo) -> RangeRequest {
     parse_range(spec.trim(), info.size)
 }
 
+/// Fuzzing entry: a Range header's value against a file of `size` bytes;
+/// a part is always within the file.
+#[doc(hidden)]
+pub fn fuzz_range(value: &str, size: u64) {
+    let mut headers = HeaderMap::new();
+    if let Ok(value) = value.parse() {
+        headers.insert(header::RANGE, value);
+    }
+    let info = FileInfo {
+        size,
+        modified: HttpDate::from(UNIX_EPOCH),
+        etag: String::new(),
+    };
+    if let RangeRequest::Part(start, end) = requested_range(&headers, &info) {
+        assert!(
+            start < end && end <= size,
+            "{value:?} gave {start}..{end} of {size}"
+        );
+    }
+}
+
 fn parse_range(spec: &str, size: u64) -> RangeRequest {
     let Some((first, last)) = spec.split_once('-') else {
         return RangeRequest::Full;

@@ -605,6 +605,38 @@ fn host_base(state: &State, headers: &hyper::HeaderMap) -> Option<String> {
     is_host_and_port(host).then(|| format!("{scheme}://{host}"))
 }
 
+/// Fuzzing entry: what a client controls in a request, through every
+/// parser that reads it (path, query, Range, credentials, Host, the
+/// forwarding headers). Lines of `text`: target, Range, Authorization,
+/// Host, X-Forwarded-For, Forwarded.
+#[doc(hidden)]
+pub fn fuzz_request(text: &str) {
+    let mut lines = text.splitn(6, '\n');
+    let mut next = || lines.next().unwrap_or("");
+    let (target, range, authorization) = (next(), next(), next());
+    let (host, forwarded_for, forwarded) = (next(), next(), next());
+    let (path, query) = target.split_once('?').unwrap_or((target, ""));
+    if let Ok(segments) = path::segments(path) {
+        assert!(
+            segments
+                .iter()
+                .all(|s| !s.is_empty() && s != ".." && s != ".")
+        );
+    }
+    let _ = query::Query::parse(Some(query), &["dist", "channel", "from", "to"]);
+    files::fuzz_range(range, 1 << 20);
+    let _ = auth::basic_credentials(authorization);
+    let _ = is_host_and_port(host);
+    let mut headers = hyper::HeaderMap::new();
+    for (name, value) in [("x-forwarded-for", forwarded_for), ("forwarded", forwarded)] {
+        if let Ok(value) = value.parse() {
+            headers.insert(name, value);
+        }
+    }
+    let trusted = [crate::config::Cidr::parse("127.0.0.0/8").expect("a network")];
+    let _ = client::address(IpAddr::from([127, 0, 0, 1]), &headers, &trusted);
+}
+
 /// `name[:port]`, `1.2.3.4[:port]` or `[v6][:port]`, nothing else.
 fn is_host_and_port(text: &str) -> bool {
     let (host, port) = match text.rsplit_once(':') {
