@@ -1,16 +1,27 @@
-//! Reading the `control` file out of a package's control.tar, in memory, with hard size caps.
+//! Reading a package's control.tar, in memory, with hard size caps: every
+//! entry is checked against what dpkg expects, and the `control` file is
+//! returned.
 //!
 //! The member is decompressed through a streaming reader that refuses to
 //! produce more than [`TAR_LIMIT`] bytes, so a decompression bomb costs at
-//! most that much work, and reading stops as soon as `control` is found.
+//! most that much work. The whole archive is read, to its compressed
+//! stream's checksum: an entry after `control` matters as much as the ones
+//! before it (a second `control` is the one dpkg installs).
+
+mod members;
 
 use super::layout::{Compression, Tarball};
 use std::io::{self, Read};
+use tar::EntryType;
 
 /// Most decompressed control.tar bytes read before giving up.
 pub(crate) const TAR_LIMIT: u64 = 16 * 1024 * 1024;
 /// Largest `control` file accepted.
 pub(crate) const CONTROL_LIMIT: u64 = 1024 * 1024;
+
+/// How to fix an archive whose entries dpkg would not expect.
+const REBUILD: &str =
+    "build the package with `dpkg-deb --build` from a DEBIAN/ directory holding only control files";
 
 /// Why the control file could not be read from the control member.
 #[derive(Debug, thiserror::Error)]
@@ -20,7 +31,7 @@ pub enum ControlTarError {
     )]
     Corrupt { member: String, cause: io::Error },
     #[error(
-        "{member}: decompresses to more than {} MiB before reaching `control`; refusing a possible decompression bomb",
+        "{member}: decompresses to more than {} MiB; refusing a possible decompression bomb",
         TAR_LIMIT >> 20
     )]
     TooLarge { member: String },
@@ -33,12 +44,39 @@ pub enum ControlTarError {
         kind: &'static str,
     },
     #[error(
-        "{member}: tar entry `{path}` is a {kind}; a control archive holds only files, directories and symlinks"
+        "{member}: tar entry `{path}` is a {kind}; a control archive holds regular files, and maintainer scripts ({}) may be symbolic links: {REBUILD}",
+        members::SCRIPTS.join(", ")
     )]
     UnexpectedEntry {
         member: String,
         path: String,
         kind: &'static str,
+    },
+    #[error(
+        "{member}: tar entry `{path}` is an absolute path, which dpkg would extract outside its metadata directory; {REBUILD}"
+    )]
+    AbsolutePath { member: String, path: String },
+    #[error(
+        "{member}: tar entry `{path}` has a `..` component, which dpkg would extract outside its metadata directory; {REBUILD}"
+    )]
+    ParentPath { member: String, path: String },
+    #[error(
+        "{member}: tar entry `{path}` is in a subdirectory, and dpkg refuses directories in a control archive; {REBUILD}"
+    )]
+    Nested { member: String, path: String },
+    #[error(
+        "{member}: tar entry `{path}` is not a control file dpkg knows ({}); {REBUILD}",
+        members::KNOWN.join(", ")
+    )]
+    UnknownMember { member: String, path: String },
+    #[error(
+        "{member}: `{path}` appears twice (tar entries {first} and {second}); dpkg would install the last while the index would describe the first: {REBUILD}"
+    )]
+    Duplicate {
+        member: String,
+        path: String,
+        first: usize,
+        second: usize,
     },
     #[error("{member}: there is no `control` file in it; the package has no metadata")]
     MissingControl { member: String },
@@ -70,7 +108,7 @@ impl<R: Read> Read for CappedReader<R> {
     }
 }
 
-/// Returns the bytes of the `control` file in `tarball`.
+/// Checks every entry of `tarball` and returns the bytes of its `control` file.
 pub(crate) fn read_control(tarball: &Tarball<'_>) -> Result<Vec<u8>, ControlTarError> {
     let member = || tarball.to_string();
     let decoder = decoder(tarball).map_err(|cause| ControlTarError::Corrupt {
@@ -83,14 +121,23 @@ pub(crate) fn read_control(tarball: &Tarball<'_>) -> Result<Vec<u8>, ControlTarE
         exceeded: false,
     };
     let mut archive = tar::Archive::new(capped);
-    let found = find_control(&mut archive, tarball);
+    let read = read_entries(&mut archive, tarball);
+    let mut rest = archive.into_inner();
+    // Reading on to the end of the stream makes the decompressor check
+    // its checksum, which covers the bytes `control` was read from.
+    let read = read.and_then(|control| {
+        io::copy(&mut rest, &mut io::sink())
+            .map(|_| control)
+            .map_err(|cause| ControlTarError::Corrupt {
+                member: member(),
+                cause,
+            })
+    });
     // The tar reader wraps I/O errors in its own; the flag tells a bomb
     // apart from a corrupt stream.
-    match found {
-        Err(_) if archive.into_inner().exceeded => {
-            Err(ControlTarError::TooLarge { member: member() })
-        }
-        found => found,
+    match read {
+        Err(_) if rest.exceeded => Err(ControlTarError::TooLarge { member: member() }),
+        read => read,
     }
 }
 
@@ -109,76 +156,90 @@ fn decoder<'a>(tarball: &Tarball<'a>) -> io::Result<Box<dyn Read + 'a>> {
     })
 }
 
-fn find_control<R: Read>(
+/// Checks every entry in order and keeps the `control` file.
+fn read_entries<R: Read>(
     archive: &mut tar::Archive<R>,
     tarball: &Tarball<'_>,
 ) -> Result<Vec<u8>, ControlTarError> {
-    let member = || tarball.to_string();
     let corrupt = |cause| ControlTarError::Corrupt {
-        member: member(),
+        member: tarball.to_string(),
         cause,
     };
-    for entry in archive.entries().map_err(corrupt)? {
+    // Known names and the entry each was first seen in.
+    let mut seen: Vec<(&'static str, usize)> = Vec::new();
+    let mut control = None;
+    for (index, entry) in archive.entries().map_err(corrupt)?.enumerate() {
         let entry = entry.map_err(corrupt)?;
-        let is_control = {
-            let path = entry.path_bytes();
-            let is_control = is_control_path(&path);
-            check_entry_type(entry.header().entry_type(), is_control, &path, tarball)?;
-            is_control
+        let kind = entry.header().entry_type();
+        // Metadata that some tar writers add; it names no file.
+        if kind == EntryType::XGlobalHeader {
+            continue;
+        }
+        let path = entry.path_bytes();
+        let name = match members::check(&path, kind) {
+            Ok(members::Entry::Root) => continue,
+            Ok(members::Entry::File(name)) => name,
+            Err(fault) => return Err(refusal(fault, &path, tarball)),
         };
-        if is_control {
-            return read_entry(entry, tarball);
+        if let Some(&(_, first)) = seen.iter().find(|(known, _)| *known == name) {
+            return Err(ControlTarError::Duplicate {
+                member: tarball.to_string(),
+                path: path.escape_ascii().to_string(),
+                first,
+                second: index,
+            });
+        }
+        seen.push((name, index));
+        drop(path);
+        if name == "control" {
+            control = Some(read_entry(entry, tarball)?);
         }
     }
-    Err(ControlTarError::MissingControl { member: member() })
-}
-
-/// `./control` as dpkg-deb writes it, or `control` as plain `tar` might.
-fn is_control_path(path: &[u8]) -> bool {
-    let path = path.strip_suffix(b"/").unwrap_or(path);
-    path == b"./control" || path == b"control"
-}
-
-fn check_entry_type(
-    kind: tar::EntryType,
-    is_control: bool,
-    path: &[u8],
-    tarball: &Tarball<'_>,
-) -> Result<(), ControlTarError> {
-    use tar::EntryType;
-    let allowed = match kind {
-        EntryType::Regular => true,
-        // dpkg-deb accepts symlinked maintainer scripts; the pax global
-        // header is metadata that some tar writers add.
-        EntryType::Directory | EntryType::Symlink | EntryType::XGlobalHeader => !is_control,
-        _ => false,
-    };
-    if allowed {
-        return Ok(());
-    }
-    let member = tarball.to_string();
-    let path = path.escape_ascii().to_string();
-    let kind = entry_kind(kind);
-    Err(if is_control {
-        ControlTarError::NotRegular { member, path, kind }
-    } else {
-        ControlTarError::UnexpectedEntry { member, path, kind }
+    control.ok_or_else(|| ControlTarError::MissingControl {
+        member: tarball.to_string(),
     })
 }
 
-fn entry_kind(kind: tar::EntryType) -> &'static str {
-    use tar::EntryType;
-    match kind {
-        EntryType::Regular => "regular file",
-        EntryType::Directory => "directory",
-        EntryType::Symlink => "symbolic link",
-        EntryType::Link => "hard link",
-        EntryType::Char => "character device",
-        EntryType::Block => "block device",
-        EntryType::Fifo => "named pipe",
-        EntryType::GNUSparse => "sparse file",
-        _ => "special entry",
+/// The error for an entry dpkg would not expect.
+fn refusal(fault: members::Fault, path: &[u8], tarball: &Tarball<'_>) -> ControlTarError {
+    use members::Fault;
+    let member = tarball.to_string();
+    let shown = path.escape_ascii().to_string();
+    match fault {
+        Fault::Absolute => ControlTarError::AbsolutePath {
+            member,
+            path: shown,
+        },
+        Fault::Parent => ControlTarError::ParentPath {
+            member,
+            path: shown,
+        },
+        Fault::Nested => ControlTarError::Nested {
+            member,
+            path: shown,
+        },
+        Fault::Unknown => ControlTarError::UnknownMember {
+            member,
+            path: shown,
+        },
+        Fault::Kind(kind) if is_control_path(path) => ControlTarError::NotRegular {
+            member,
+            path: shown,
+            kind,
+        },
+        Fault::Kind(kind) => ControlTarError::UnexpectedEntry {
+            member,
+            path: shown,
+            kind,
+        },
     }
+}
+
+/// `./control` as dpkg-deb writes it, or `control` as plain `tar` might
+/// (with a trailing `/` when it is a directory).
+fn is_control_path(path: &[u8]) -> bool {
+    let path = path.strip_suffix(b"/").unwrap_or(path);
+    path == b"./control" || path == b"control"
 }
 
 fn read_entry<R: Read>(

@@ -56,12 +56,102 @@ fn accepts_plain_control_path_and_skips_other_entries() {
 }
 
 #[test]
-fn stops_after_control() {
-    // Whatever follows `control` is never read, even if it is broken.
+fn reads_past_control_to_the_end() {
+    // Whatever follows `control` is read too: a broken entry after it is
+    // refused like one before it.
     let mut tar = tar(&[("./control", Kind::File, b"Package: x\n")]);
     tar.truncate(1024);
     tar.extend_from_slice(&[0xAA; 512]);
-    assert_eq!(read(Compression::None, &tar).unwrap(), b"Package: x\n");
+    let message = read_err(Compression::None, &tar);
+    assert!(message.contains("cannot decompress or read"), "{message}");
+}
+
+#[test]
+fn a_damaged_control_is_caught_by_the_stream_checksum() {
+    let tar = control_tar(CONTROL);
+    // Change one byte of a stored (level 0) copy of `control`: the tar
+    // headers stay intact, only the gzip CRC at the end can tell.
+    let mut stored = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::none());
+    stored.write_all(&tar).unwrap();
+    let mut gz = stored.finish().unwrap();
+    let at = find(&gz, b"Package: hello").unwrap();
+    gz[at] = b'p';
+    let message = read_err(Compression::Gzip, &gz);
+    assert!(message.contains("corrupt"), "{message}");
+}
+
+fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    haystack.windows(needle.len()).position(|w| w == needle)
+}
+
+#[test]
+fn refuses_entries_dpkg_does_not_expect() {
+    let control = ("./control", Kind::File, CONTROL.as_bytes());
+    let cases: [(Vec<u8>, &str); 7] = [
+        (
+            tar(&[control, ("./control", Kind::File, b"Package: other\n")]),
+            "`./control` appears twice (tar entries 0 and 1)",
+        ),
+        (
+            tar(&[
+                control,
+                ("./md5sums", Kind::File, b""),
+                ("md5sums", Kind::File, b""),
+            ]),
+            "`md5sums` appears twice (tar entries 1 and 2)",
+        ),
+        (
+            tar(&[control, ("/etc/cron.d/evil", Kind::File, b"x")]),
+            "tar entry `/etc/cron.d/evil` is an absolute path",
+        ),
+        (
+            tar(&[control, ("./../evil", Kind::File, b"x")]),
+            "tar entry `./../evil` has a `..` component",
+        ),
+        (
+            tar(&[control, ("./sub/postinst", Kind::File, b"x")]),
+            "tar entry `./sub/postinst` is in a subdirectory",
+        ),
+        (
+            tar(&[control, ("./evil", Kind::File, b"x")]),
+            "tar entry `./evil` is not a control file dpkg knows (control, md5sums, conffiles, preinst",
+        ),
+        (
+            tar(&[control, ("./conffiles", Kind::Symlink, b"")]),
+            "tar entry `./conffiles` is a symbolic link; a control archive holds regular files, and maintainer scripts (preinst, postinst, prerm, postrm, config) may be symbolic links",
+        ),
+    ];
+    for (data, expected) in cases {
+        let message = read_err(Compression::None, &data);
+        assert!(message.contains(expected), "{expected}: {message}");
+        assert!(message.contains("dpkg-deb --build"), "{message}");
+    }
+}
+
+#[test]
+fn accepts_every_known_member_and_symlinked_scripts() {
+    let mut entries = vec![("./", Kind::Dir, &b""[..])];
+    let names: Vec<String> = members::KNOWN.iter().map(|n| format!("./{n}")).collect();
+    for name in &names {
+        let data = if name == "./control" {
+            CONTROL.as_bytes()
+        } else {
+            b"x\n"
+        };
+        entries.push((name, Kind::File, data));
+    }
+    assert_eq!(
+        read(Compression::None, &tar(&entries)).unwrap(),
+        CONTROL.as_bytes()
+    );
+    for script in members::SCRIPTS {
+        let link = format!("./{script}");
+        let data = tar(&[
+            ("./control", Kind::File, b"Package: x\n"),
+            (&link, Kind::Symlink, b""),
+        ]);
+        assert!(read(Compression::None, &data).is_ok(), "{script}");
+    }
 }
 
 #[test]
@@ -101,8 +191,7 @@ fn refuses_missing_or_special_control() {
 #[test]
 fn refuses_corrupt_streams() {
     let tar = control_tar(CONTROL);
-    // Cut before `control` ends. (A flipped bit inside `control` itself goes
-    // unnoticed here: reading stops before the gzip checksum at the end.)
+    // Cut before `control` ends.
     let gz = gzip(&tar)[..40].to_vec();
     let mut bad_checksum = tar.clone();
     bad_checksum[0] = b'X';
@@ -144,20 +233,26 @@ fn refuses_oversized_control() {
 
 #[test]
 fn stops_a_decompression_bomb_early() {
-    // A 64 MiB entry before `control` must be cut off at the 16 MiB cap.
-    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
-    let header = tar_header("./bomb", Kind::File, 64 << 20);
-    encoder.write_all(header.as_bytes()).unwrap();
-    let zeros = vec![0u8; 1 << 20];
-    for _ in 0..64 {
-        encoder.write_all(&zeros).unwrap();
+    // A 64 MiB entry must be cut off at the 16 MiB cap, before `control`
+    // or after it (the whole archive is read).
+    let control = tar(&[("./control", Kind::File, CONTROL.as_bytes())]);
+    let after_control = &control[..control.len() - 1024];
+    for before in [&b""[..], after_control] {
+        let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        encoder.write_all(before).unwrap();
+        let header = tar_header("./md5sums", Kind::File, 64 << 20);
+        encoder.write_all(header.as_bytes()).unwrap();
+        let zeros = vec![0u8; 1 << 20];
+        for _ in 0..64 {
+            encoder.write_all(&zeros).unwrap();
+        }
+        let data = encoder.finish().unwrap();
+        let message = read_err(Compression::Gzip, &data);
+        assert!(
+            message.contains("decompresses to more than 16 MiB"),
+            "{message}"
+        );
     }
-    let data = encoder.finish().unwrap();
-    let message = read_err(Compression::Gzip, &data);
-    assert!(
-        message.contains("decompresses to more than 16 MiB"),
-        "{message}"
-    );
 }
 
 #[test]
