@@ -32,6 +32,26 @@ pub struct Settings {
     /// Vagrant boxes: download tokens.
     #[serde(default)]
     pub boxes: BoxSettings,
+    /// What `bess repo ingest` (and an upload through `bess serve`) reads.
+    #[serde(default)]
+    pub ingest: IngestSettings,
+}
+
+/// The `[ingest]` table.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case", default)]
+pub struct IngestSettings {
+    /// Largest package file read, in MiB. A package is read into memory
+    /// whole, so a larger file is refused before its first byte is read.
+    pub max_package_mib: u64,
+}
+
+impl Default for IngestSettings {
+    fn default() -> IngestSettings {
+        IngestSettings {
+            max_package_mib: 2048,
+        }
+    }
 }
 
 /// A `[prune.<channel>]` table: how many versions `bess repo prune` keeps.
@@ -271,6 +291,7 @@ impl Default for Settings {
             serve: ServeSettings::default(),
             prune: Default::default(),
             boxes: BoxSettings::default(),
+            ingest: IngestSettings::default(),
         }
     }
 }
@@ -333,6 +354,9 @@ impl Settings {
         self.check_hosts()?;
         if self.boxes.token_ttl_secs == 0 {
             return Err("[boxes] token-ttl-secs must be at least 1".into());
+        }
+        if self.ingest.max_package_mib == 0 {
+            return Err("[ingest] max-package-mib must be at least 1".into());
         }
         if release.by_hash_generations == 0 {
             return Err("[release] by-hash-generations must be at least 1".into());
@@ -514,6 +538,11 @@ max-box-upload-mib = 20480
 # grants its user that file; it must be used within this many seconds.
 [boxes]
 token-ttl-secs = 3600
+
+# bess repo ingest, and uploads through bess serve: a package file is read
+# into memory whole, so a larger one is refused before it is read (MiB).
+[ingest]
+max-package-mib = 2048
 
 # Without --dist, a package is published in every dist of dists.list,
 # unless its version matches a rule below (first match wins).

@@ -1,6 +1,12 @@
 //! The `ar` container of a `.deb` (deb(5)), read in place: members are slices of the input.
+//!
+//! [`check_headers`] walks the same member headers in a file on disk with
+//! positioned reads, so that garbage is refused after a few bytes instead
+//! of after reading the whole file into memory.
 
 use std::fmt;
+use std::io;
+use std::os::unix::fs::FileExt;
 
 /// Global header of every `ar` archive.
 pub(crate) const MAGIC: &[u8] = b"!<arch>\n";
@@ -54,6 +60,15 @@ pub enum ArError {
     },
 }
 
+/// Why the member headers of a file on disk could not be checked.
+#[derive(Debug, thiserror::Error)]
+pub enum ProbeError {
+    #[error(transparent)]
+    Ar(#[from] ArError),
+    #[error("cannot read: {0}")]
+    Read(#[from] io::Error),
+}
+
 /// One member of the archive, borrowed from the input.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Member<'a> {
@@ -101,55 +116,17 @@ impl<'a> Members<'a> {
     fn read_member(&mut self) -> Result<Member<'a>, ArError> {
         let (index, offset) = (self.index, self.offset);
         let rest = &self.data[offset..];
-        let Some(header) = rest.get(..HEADER_LEN) else {
-            return Err(ArError::TruncatedHeader {
-                index,
-                offset,
-                available: rest.len(),
-            });
-        };
-        if &header[58..] != HEADER_END {
-            return Err(ArError::BadTerminator { index, offset });
-        }
-        let name = member_name(&header[..16]);
-        let display = || name.escape_ascii().to_string();
-        let size = parse_size(&header[48..58]).ok_or_else(|| ArError::BadSize {
-            index,
-            name: display(),
-            field: header[48..58].escape_ascii().to_string(),
-        })?;
+        let header = parse_header(rest, index, offset)?;
         let body = &rest[HEADER_LEN..];
-        let data = usize::try_from(size)
-            .ok()
-            .and_then(|len| body.get(..len))
-            .ok_or_else(|| ArError::PastEnd {
-                index,
-                name: display(),
-                size,
-                available: body.len(),
-            })?;
+        let data = header.data(body)?;
         let end = offset + HEADER_LEN + data.len();
-        self.offset = end + self.padding(end, index, name)?;
+        self.offset = end + padding(self.data.get(end).copied(), end, &header)?;
         self.index += 1;
-        Ok(Member { index, name, data })
-    }
-
-    /// Members start at even offsets; an odd-sized member is followed by a
-    /// newline, which may only be missing at the very end of the file.
-    fn padding(&self, end: usize, index: usize, name: &[u8]) -> Result<usize, ArError> {
-        if end.is_multiple_of(2) {
-            return Ok(0);
-        }
-        match self.data.get(end) {
-            None => Ok(0),
-            Some(b'\n') => Ok(1),
-            Some(&found) => Err(ArError::BadPadding {
-                index,
-                name: name.escape_ascii().to_string(),
-                offset: end,
-                found,
-            }),
-        }
+        Ok(Member {
+            index,
+            name: header.name,
+            data,
+        })
     }
 }
 
@@ -164,6 +141,129 @@ impl<'a> Iterator for Members<'a> {
         self.failed = member.is_err();
         Some(member)
     }
+}
+
+/// A member header, parsed and checked.
+struct Header<'h> {
+    index: usize,
+    name: &'h [u8],
+    size: u64,
+}
+
+impl Header<'_> {
+    fn display_name(&self) -> String {
+        self.name.escape_ascii().to_string()
+    }
+
+    /// The member's data at the start of `body`, if the archive holds it all.
+    fn data<'b>(&self, body: &'b [u8]) -> Result<&'b [u8], ArError> {
+        usize::try_from(self.size)
+            .ok()
+            .and_then(|len| body.get(..len))
+            .ok_or_else(|| self.past_end(body.len() as u64))
+    }
+
+    fn past_end(&self, available: u64) -> ArError {
+        ArError::PastEnd {
+            index: self.index,
+            name: self.display_name(),
+            size: self.size,
+            available: to_usize(available),
+        }
+    }
+}
+
+/// Parses the header of member `index` from the start of `rest`, which
+/// begins at `offset` in the archive.
+fn parse_header(rest: &[u8], index: usize, offset: usize) -> Result<Header<'_>, ArError> {
+    let Some(header) = rest.get(..HEADER_LEN) else {
+        return Err(ArError::TruncatedHeader {
+            index,
+            offset,
+            available: rest.len(),
+        });
+    };
+    if &header[58..] != HEADER_END {
+        return Err(ArError::BadTerminator { index, offset });
+    }
+    let name = member_name(&header[..16]);
+    let size = parse_size(&header[48..58]).ok_or_else(|| ArError::BadSize {
+        index,
+        name: name.escape_ascii().to_string(),
+        field: header[48..58].escape_ascii().to_string(),
+    })?;
+    Ok(Header { index, name, size })
+}
+
+/// Members start at even offsets; an odd-sized member ending at `end` is
+/// followed by a newline (`next`), which may only be missing at the very
+/// end of the file. Returns the padding's length.
+fn padding(next: Option<u8>, end: usize, header: &Header<'_>) -> Result<usize, ArError> {
+    if end.is_multiple_of(2) {
+        return Ok(0);
+    }
+    match next {
+        None => Ok(0),
+        Some(b'\n') => Ok(1),
+        Some(found) => Err(ArError::BadPadding {
+            index: header.index,
+            name: header.display_name(),
+            offset: end,
+            found,
+        }),
+    }
+}
+
+fn to_usize(n: u64) -> usize {
+    usize::try_from(n).unwrap_or(usize::MAX)
+}
+
+/// Most member headers [`check_headers`] reads: a package has a handful,
+/// and the check must stay cheap whatever the file holds (an archive of
+/// millions of empty members is still checked whole, in memory, later).
+const PROBED_MEMBERS: usize = 64;
+
+/// Checks the global header and the member headers of the `len`-byte
+/// archive in `file`, with positioned reads that skip every member's data,
+/// and stops at the first fault: a file that is not an archive costs a few
+/// bytes of reading, not its size.
+pub fn check_headers(file: &impl FileExt, len: u64) -> Result<(), ProbeError> {
+    let mut magic = [0; MAGIC.len()];
+    if len < MAGIC.len() as u64 {
+        return Err(ArError::NotAr {}.into());
+    }
+    file.read_exact_at(&mut magic, 0)?;
+    if magic != MAGIC {
+        return Err(ArError::NotAr {}.into());
+    }
+    let mut offset = MAGIC.len() as u64;
+    for index in 0..PROBED_MEMBERS {
+        if offset >= len {
+            break;
+        }
+        let mut bytes = [0; HEADER_LEN];
+        let available = to_usize(len - offset).min(HEADER_LEN);
+        file.read_exact_at(&mut bytes[..available], offset)?;
+        let header = parse_header(&bytes[..available], index, to_usize(offset))?;
+        let body = len - offset - HEADER_LEN as u64;
+        if header.size > body {
+            return Err(header.past_end(body).into());
+        }
+        let end = offset + HEADER_LEN as u64 + header.size;
+        let next = padding_byte(file, end, len)?;
+        offset = end + padding(next, to_usize(end), &header)? as u64;
+    }
+    Ok(())
+}
+
+/// The byte after a member ending at `end`, where padding may be due.
+fn padding_byte(file: &impl FileExt, end: u64, len: u64) -> io::Result<Option<u8>> {
+    if end.is_multiple_of(2) || end >= len {
+        return Ok(None);
+    }
+    let mut byte = [0];
+    file.read_exact_at(&mut byte, end)?;
+    Ok(Some(byte[0]))
 }
 
 /// The 16-byte name field: space padded, with an optional GNU `/` suffix.
@@ -260,6 +360,46 @@ mod tests {
         }
         let message = read_all(&leading_space).unwrap_err().to_string();
         assert!(message.contains("size field `         4`"), "{message}");
+    }
+
+    /// [`check_headers`] on `data` written to a file.
+    fn probe(data: &[u8]) -> Result<(), ProbeError> {
+        let mut file = tempfile::tempfile().unwrap();
+        std::io::Write::write_all(&mut file, data).unwrap();
+        check_headers(&file, data.len() as u64)
+    }
+
+    #[test]
+    fn probing_a_file_finds_the_faults_reading_it_finds() {
+        let good = archive(&[("a", b"abcd"), ("b", b"xyz")]);
+        assert!(probe(&good).is_ok());
+        let mut odd_end = archive(&[("a", b"abc")]);
+        odd_end.pop();
+        assert!(probe(&odd_end).is_ok());
+        let mut bad_padding = good.clone();
+        *bad_padding.last_mut().unwrap() = b'X';
+        let mut bad_end = good.clone();
+        bad_end[8 + 58] = b'!';
+        let mut huge = good.clone();
+        huge[8 + 48..8 + 58].copy_from_slice(b"9999999999");
+        let broken: [&[u8]; 9] = [
+            b"",
+            b"!<thin>\n",
+            &good[..good.len() - 3],
+            &good[..20],
+            &[&good[..], b"trailing"].concat(),
+            &bad_padding,
+            &bad_end,
+            &huge,
+            &[&good[..], &[0; 4096]].concat(),
+        ];
+        for data in broken {
+            let read = read_all(data).unwrap_err();
+            match probe(data) {
+                Err(ProbeError::Ar(probed)) => assert_eq!(probed, read),
+                other => panic!("{read}: probing gave {other:?}"),
+            }
+        }
     }
 
     #[test]

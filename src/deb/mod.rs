@@ -1,4 +1,5 @@
-//! Reading and validating binary packages (`.deb`, deb(5)) held in memory; nothing here touches the disk.
+//! Reading and validating binary packages (`.deb`, deb(5)) held in memory; nothing here touches the disk
+//! but [`check_ar_headers`], which reads the member headers of a file the caller opened.
 //!
 //! [`inspect`] checks the `ar` layout, the signatures of the compressed
 //! members, and the control paragraph, and returns what the repository
@@ -17,7 +18,7 @@ mod test_support;
 mod version;
 mod xz;
 
-pub use ar::ArError;
+pub use ar::{ArError, ProbeError, check_headers as check_ar_headers};
 pub use control::{Control, ControlError};
 pub use control_tar::ControlTarError;
 pub use layout::LayoutError;

@@ -5,6 +5,7 @@
 //! staged objects and leaves the pool, catalog and public tree untouched.
 
 use super::lock::PoolLock;
+use super::package_file::read_package;
 use super::publish::{Published, publish_targets};
 use super::{OpsError, Repo};
 use crate::catalog::{AuditEntry, NewPackage, Reader, Writer};
@@ -203,7 +204,9 @@ fn prepare(
     file: &Path,
     dists: &[String],
 ) -> Result<Candidate, String> {
-    let data = std::fs::read(file).map_err(|e| format!("{}: cannot read: {e}", file.display()))?;
+    let settings_file = config.layout.settings_file();
+    let data = read_package(file, &config.settings.ingest, &settings_file)
+        .map_err(|e| format!("{}: {e}", file.display()))?;
     let info = deb::inspect(&data).map_err(|e| format!("{}: {e}", file.display()))?;
     check_architecture(config, &info).map_err(|e| format!("{}: {e}", file.display()))?;
     let digests = Digests::of(&data);
