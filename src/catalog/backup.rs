@@ -26,6 +26,11 @@ impl Catalog {
             source,
         };
         let _ = std::fs::remove_file(dest);
+        // It holds the users' password hashes, as the catalog does.
+        super::files::create_private(dest).map_err(|source| CatalogError::Io {
+            path: dest.to_path_buf(),
+            source,
+        })?;
         let mut copy = Connection::open(dest).map_err(fail)?;
         {
             use rusqlite::backup::{Backup, StepResult};

@@ -5,6 +5,7 @@
 mod audit;
 mod backup;
 mod boxes;
+mod files;
 mod index;
 mod packages;
 mod pending;
@@ -45,6 +46,18 @@ pub enum CatalogError {
         source: std::io::Error,
     },
     #[error(
+        "cannot make {path} readable by its owner only: {source}; it holds the password hashes of bess serve's users, so restrict it (chmod 600) as its owner"
+    )]
+    Permissions {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(
+        "catalog {path}: the change is saved, but a reader kept an older snapshot for {secs} s, so the superseded password hash may still be in the catalog or its -wal file; the next `bess user passwd` or `bess user remove` clears it, as does `sqlite3 {path} 'PRAGMA wal_checkpoint(TRUNCATE)'` once bess serve is idle"
+    )]
+    LogBusy { path: PathBuf, secs: u64 },
+    #[error(
         "catalog {path} has schema version {found}, newer than this bess understands ({known}); upgrade bess"
     )]
     TooNew {
@@ -70,14 +83,20 @@ impl Catalog {
             path: path.to_path_buf(),
             source,
         };
+        restrict_files(path)?;
         let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
             | OpenFlags::SQLITE_OPEN_CREATE
             | OpenFlags::SQLITE_OPEN_NO_MUTEX;
         let mut conn = Connection::open_with_flags(path, flags).map_err(fail)?;
         conn.busy_timeout(BUSY_TIMEOUT).map_err(fail)?;
+        // secure_delete zeroes what a write deletes or frees, so that a
+        // removed user's password hash does not stay in free space. A
+        // publish of 3000 packages wrote four more 4 KiB pages with it, an
+        // ingest or a removal of 1000 packages not one more byte.
         conn.execute_batch(
             "PRAGMA journal_mode = WAL;
              PRAGMA synchronous = FULL;
+             PRAGMA secure_delete = ON;
              PRAGMA cache_size = -65536;
              PRAGMA foreign_keys = ON;",
         )
@@ -141,6 +160,29 @@ impl Catalog {
         Ok(Snapshot { tx, path })
     }
 
+    /// Copies the write-ahead log into the database and truncates it, so
+    /// that no page image from before a change survives there; run after a
+    /// password hash is replaced or removed. (secure_delete clears the
+    /// database's free space, not old frames of the log; and a reader's
+    /// older snapshot can keep the old page in the database until a
+    /// checkpoint.) Waits, up to the busy timeout, for such readers.
+    pub fn truncate_wal(&self) -> Result<(), CatalogError> {
+        let busy: i64 = self
+            .conn
+            .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| r.get(0))
+            .map_err(|source| CatalogError::Sqlite {
+                path: self.path.clone(),
+                source,
+            })?;
+        if busy == 0 {
+            return Ok(());
+        }
+        Err(CatalogError::LogBusy {
+            path: self.path.clone(),
+            secs: BUSY_TIMEOUT.as_secs(),
+        })
+    }
+
     /// Read access for queries.
     pub fn reader(&self) -> Reader<'_> {
         Reader {
@@ -148,6 +190,16 @@ impl Catalog {
             path: &self.path,
         }
     }
+}
+
+/// Creates the catalog file owner-only if it is new, and tightens an
+/// existing one and its `-wal` and `-shm` (see `files.rs`).
+fn restrict_files(path: &Path) -> Result<(), CatalogError> {
+    files::create_private(path).map_err(|source| CatalogError::Permissions {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    files::restrict(path).map_err(|(path, source)| CatalogError::Permissions { path, source })
 }
 
 /// A write transaction; dropped without [`Writer::commit`] it rolls back.

@@ -26,23 +26,26 @@ pub fn init(request: &InitRequest) -> Result<Layout, OpsError> {
             request.root.display()
         )));
     }
+    let catalog_dir = layout
+        .catalog_file()
+        .parent()
+        .expect("catalog is in a directory")
+        .to_path_buf();
     for dir in [
         layout.root().to_path_buf(),
-        layout
-            .catalog_file()
-            .parent()
-            .expect("catalog is in a directory")
-            .to_path_buf(),
         layout.pool_dir(),
         layout.tmp_dir(),
         layout.public_dir(),
     ] {
         fs::create_dir_all(&dir).map_err(OpsError::io("create directory", &dir))?;
     }
-    let keys = layout.keys_dir();
-    fs::create_dir_all(&keys).map_err(OpsError::io("create directory", &keys))?;
-    fs::set_permissions(&keys, fs::Permissions::from_mode(0o700))
-        .map_err(OpsError::io("restrict", &keys))?;
+    // Owner-only: the keys sign as the repository, the catalog holds the
+    // users' password hashes (the catalog file itself is 0600 too).
+    for private in [layout.keys_dir(), catalog_dir] {
+        fs::create_dir_all(&private).map_err(OpsError::io("create directory", &private))?;
+        fs::set_permissions(&private, fs::Permissions::from_mode(0o700))
+            .map_err(OpsError::io("restrict", &private))?;
+    }
     write_list(&layout.dists_file(), DISTS_HEADER, &request.dists)?;
     write_list(&layout.archs_file(), ARCHS_HEADER, &request.archs)?;
     Catalog::open(&layout.catalog_file())?;

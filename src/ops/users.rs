@@ -60,8 +60,10 @@ pub fn set_password(repo: &mut Repo, name: &str, password: &str) -> Result<(), O
     }
     record(&writer, &repo.actor, "user.passwd", json!({ "user": name }))?;
     writer.commit()?;
+    // Servers first: the truncation below may wait for their readers.
     users_changed(repo)?;
-    Ok(())
+    // The old hash must not stay readable in the log or behind a reader.
+    Ok(repo.catalog.truncate_wal()?)
 }
 
 /// Deletes a user.
@@ -75,7 +77,7 @@ pub fn remove_user(repo: &mut Repo, name: &str) -> Result<(), OpsError> {
     record(&writer, &repo.actor, "user.remove", json!({ "user": name }))?;
     writer.commit()?;
     users_changed(repo)?;
-    Ok(())
+    Ok(repo.catalog.truncate_wal()?)
 }
 
 /// Tells running servers that credentials they verified may be stale:

@@ -93,10 +93,11 @@ fn rebuild(
     drop(stage);
     let snapshot = manifest.snapshot_dir(source);
     let catalog = snapshot.join(&manifest.catalog.file);
+    // It holds the users' password hashes: owner-only, like a new catalog.
     copy_checked(
         &catalog,
         &layout.catalog_file(),
-        0o644,
+        0o600,
         &manifest.catalog.sha256,
     )?;
     let secrets = manifest.keys.iter().map(|k| (&k.file, &k.sha256));
@@ -139,18 +140,11 @@ fn publish(
 
 /// The directories `bess init` makes.
 fn make_layout(layout: &Layout) -> Result<(), OpsError> {
-    for dir in [
-        layout
-            .catalog_file()
-            .parent()
-            .expect("the catalog is in a directory")
-            .to_path_buf(),
-        layout.pool_dir(),
-        layout.tmp_dir(),
-        layout.public_dir(),
-    ] {
+    for dir in [layout.pool_dir(), layout.tmp_dir(), layout.public_dir()] {
         fs::create_dir_all(&dir).map_err(OpsError::io("create directory", &dir))?;
     }
+    let catalog = layout.catalog_file();
+    private_dir(catalog.parent().expect("the catalog is in a directory"))?;
     private_dir(&layout.keys_dir())
 }
 
