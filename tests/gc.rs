@@ -98,7 +98,7 @@ fn age(path: &Path, by: Duration) {
 }
 
 #[test]
-fn gc_deletes_staging_files_older_than_a_day_only() {
+fn gc_deletes_only_stale_staging_and_scratch_files() {
     if skip() {
         return;
     }
@@ -128,6 +128,60 @@ fn gc_deletes_staging_files_older_than_a_day_only() {
         "a fresh staging file may belong to a running ingest"
     );
     sb.ok(&["repo", "check"]);
+}
+
+/// The warnings of `bess repo check --json`, which must pass.
+fn check_warnings(sb: &Sandbox) -> Vec<String> {
+    let report = sb.json(&["repo", "check"]);
+    let warnings = report["warnings"].as_array().cloned().unwrap_or_default();
+    warnings
+        .iter()
+        .map(|w| w.as_str().unwrap().to_string())
+        .collect()
+}
+
+#[test]
+fn staging_files_of_a_killed_ingest_are_reported_by_check_and_deleted_by_gc_after_an_hour() {
+    if skip() {
+        return;
+    }
+    let sb = Sandbox::new("bookworm", "amd64");
+    let deb = DebSpec::new("app", "1.0-1", "amd64").build(&sb.path("in"));
+    sb.ok(&["repo", "ingest", deb.to_str().unwrap()]);
+    assert_eq!(check_warnings(&sb), Vec::<String>::new());
+    // What `kill -9` during an ingest leaves: staging files in the shards.
+    let shard = sb.repo.join("pool").join(&sha_of(&sb, "app")[..2]);
+    let other = sb.repo.join("pool/00");
+    std::fs::create_dir_all(&other).unwrap();
+    let (old, older) = (shard.join(".tmp-4242-0"), other.join(".tmp-4242-1"));
+    let fresh = shard.join(".tmp-4243-0");
+    std::fs::write(&old, vec![1u8; 3000]).unwrap();
+    std::fs::write(&older, vec![2u8; 1096]).unwrap();
+    std::fs::write(&fresh, b"a running ingest may still commit this").unwrap();
+    age(&old, Duration::from_secs(2 * 3600));
+    age(&older, Duration::from_secs(30 * 3600));
+
+    let warnings = check_warnings(&sb);
+    assert_eq!(warnings.len(), 1, "{warnings:?}");
+    for fragment in [
+        "2 staging file(s) (4096 bytes)",
+        "interrupted ingest",
+        "`bess repo gc` deletes them",
+    ] {
+        assert!(
+            warnings[0].contains(fragment),
+            "{fragment:?} in {warnings:?}"
+        );
+    }
+    let text = sb.ok(&["repo", "check"]);
+    assert!(text.contains("warning"), "printed without --json: {text}");
+
+    let done = sb.json(&["repo", "gc"]);
+    assert_eq!(done["temp_files_deleted"], 2, "{done:#}");
+    assert_eq!(done["temp_bytes_freed"], 4096);
+    assert!(!old.exists() && !older.exists());
+    assert!(fresh.exists(), "a staging file younger than an hour stays");
+    assert_eq!(check_warnings(&sb), Vec::<String>::new());
 }
 
 /// Runs `bess repo gc --json` until told to stop; returns (runs, objects deleted).

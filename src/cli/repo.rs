@@ -32,11 +32,13 @@ pub enum RepoCommand {
 /// Verify the whole repository: pool objects, published links, indices,
 /// Release entries and by-hash copies, signatures.
 ///
-/// Exits 1 if anything is damaged. Harmless leftovers (objects no placement
-/// uses, changes waiting for `bess repo publish`) are printed as notes.
+/// Exits 1 if anything is damaged. What an interrupted writer left (staging
+/// files of a killed ingest) is printed as a warning with the command that
+/// removes it; harmless leftovers (objects no placement uses, changes
+/// waiting for `bess repo publish`) as notes.
 #[derive(Debug, Args)]
 pub struct CheckArgs {
-    /// Print {"problems": [...], "notes": [...], ...}
+    /// Print {"problems": [...], "warnings": [...], "notes": [...], ...}
     #[arg(long)]
     json: bool,
 }
@@ -430,6 +432,9 @@ fn run_check(repo: &mut Repo, args: CheckArgs) -> anyhow::Result<ExitCode> {
     } else {
         for problem in &report.problems {
             println!("DAMAGE  {problem}");
+        }
+        for warning in &report.warnings {
+            println!("warning {warning}");
         }
         if chatty() {
             for note in &report.notes {

@@ -2,8 +2,10 @@
 //!
 //! Problems are damage a client would notice or that loses data (a corrupt
 //! object, a missing link, an index or signature that does not verify).
-//! Notes are harmless leftovers (an unreferenced object after a crash, a
-//! change waiting for `bess repo publish`).
+//! Warnings are what an interrupted writer left that costs space until a
+//! command removes it (staging files of a killed ingest). Notes are
+//! harmless leftovers (an unreferenced object after a crash, a change
+//! waiting for `bess repo publish`).
 
 use super::{OpsError, Repo};
 use crate::catalog::{IndexEntry, PlacementFilter, StanzaParts};
@@ -21,6 +23,8 @@ use std::path::Path;
 #[derive(Debug, Clone, Default, serde::Serialize)]
 pub struct CheckReport {
     pub problems: Vec<String>,
+    /// Leftovers of interrupted writers, each with the command that removes them.
+    pub warnings: Vec<String>,
     pub notes: Vec<String>,
     pub objects: usize,
     pub dists: usize,
@@ -29,6 +33,7 @@ pub struct CheckReport {
 /// Verifies objects, links, indices, Release files and signatures.
 pub fn check(repo: &mut Repo) -> Result<CheckReport, OpsError> {
     let mut report = CheckReport::default();
+    check_staging(repo, &mut report)?;
     check_objects(repo, &mut report)?;
     check_links(repo, &mut report)?;
     report.problems.extend(super::boxes::check_box_links(repo)?);
@@ -45,6 +50,23 @@ pub fn check(repo: &mut Repo) -> Result<CheckReport, OpsError> {
         }
     }
     Ok(report)
+}
+
+/// Staging files a killed ingest left in the pool: what `bess repo gc`
+/// would delete of them.
+fn check_staging(repo: &Repo, report: &mut CheckReport) -> Result<(), OpsError> {
+    let stale = super::gc::stale_staging(&repo.config.layout.pool_dir())?;
+    if stale.is_empty() {
+        return Ok(());
+    }
+    let bytes: u64 = stale.iter().map(|(_, size)| size).sum();
+    report.warnings.push(format!(
+        "{} staging file(s) ({bytes} bytes) in {} were left by an interrupted ingest more than {} hour(s) ago; `bess repo gc` deletes them",
+        stale.len(),
+        repo.config.layout.pool_dir().display(),
+        super::gc::STAGING_STALE_AFTER.as_secs() / 3600
+    ));
+    Ok(())
 }
 
 /// Every pool object must hash to its name; every catalogued package must

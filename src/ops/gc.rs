@@ -37,10 +37,19 @@
 //! next run. The audit entry is written after the deletions, so a crash
 //! can lose a gc's entry but never record a deletion that did not happen.
 //!
-//! Staging files (`pool/<xx>/.tmp-*`) and scratch files under `tmp/` that
-//! a crashed process left behind are deleted once older than a day; a day,
-//! although the pool lock already excludes live ingests, so that a process
-//! that does not take the lock (an older bess during an upgrade) is safe too.
+//! Staging files (`pool/<xx>/.tmp-*`) that a killed ingest left behind are
+//! deleted once older than an hour. Only ingests stage there, and they hold
+//! the pool lock from before they stage until they commit or discard, so
+//! while gc holds it exclusively every staging file belongs to a process
+//! that is gone; the hour is a margin for a process that does not take the
+//! lock (a bess from before it, during an upgrade), whose ingests took
+//! seconds. `bess repo check` reports the same files. Scratch files under
+//! `tmp/` wait a day: an upload's directory exists while its body arrives,
+//! before the ingest takes the lock.
+//!
+//! An ingest does not collect them when it starts: that would read every
+//! shard of the pool (some 80 ms per 60 000 objects here) on every upload,
+//! more than a small ingest costs, to find files that only a crash leaves.
 
 use super::audit::record;
 use super::lock::{PoolLock, PublishLock};
@@ -53,8 +62,11 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
-/// How old a leftover staging or scratch file must be before gc deletes it.
-const STALE_AFTER: Duration = Duration::from_secs(24 * 3600);
+/// How old a staging file in a shard must be before gc deletes it.
+pub(super) const STAGING_STALE_AFTER: Duration = Duration::from_secs(3600);
+
+/// How old a scratch entry under `tmp/` must be before gc deletes it.
+const SCRATCH_STALE_AFTER: Duration = Duration::from_secs(24 * 3600);
 
 /// Scratch files under `tmp/` that only a crash leaves behind.
 const SCRATCH_PREFIXES: [&str; 4] = ["link-", "copy-", "upload-", ".stream-"];
@@ -172,7 +184,7 @@ fn scan_shard(dir: &Path, referenced: &HashSet<String>, scan: &mut Scan) -> Resu
         };
         let name = entry.file_name().to_string_lossy().into_owned();
         if Pool::is_temp_name(&name) {
-            if name.starts_with(".tmp-") && is_stale(&meta) {
+            if is_stale_staging(&name, &meta) {
                 scan.stale.push((path, meta.len()));
             }
             continue;
@@ -209,7 +221,7 @@ fn stale_scratch(tmp: &Path) -> Result<Vec<(PathBuf, u64)>, OpsError> {
             continue;
         }
         if let Ok(meta) = entry.metadata()
-            && is_stale(&meta)
+            && older_than(&meta, SCRATCH_STALE_AFTER)
         {
             stale.push((entry.path(), tree_size(&entry.path())));
         }
@@ -227,11 +239,43 @@ fn tree_size(path: &Path) -> u64 {
         .sum()
 }
 
-fn is_stale(meta: &fs::Metadata) -> bool {
+fn older_than(meta: &fs::Metadata, age: Duration) -> bool {
     meta.modified()
         .ok()
         .and_then(|m| SystemTime::now().duration_since(m).ok())
-        .is_some_and(|age| age > STALE_AFTER)
+        .is_some_and(|elapsed| elapsed > age)
+}
+
+/// Whether a file of a shard is a staging file an interrupted ingest left.
+fn is_stale_staging(name: &str, meta: &fs::Metadata) -> bool {
+    Pool::is_staging_name(name) && meta.is_file() && older_than(meta, STAGING_STALE_AFTER)
+}
+
+/// The staging files interrupted ingests left in the shards of `root`
+/// (what gc would delete of them), with their sizes.
+pub(super) fn stale_staging(root: &Path) -> Result<Vec<(PathBuf, u64)>, OpsError> {
+    let mut stale = Vec::new();
+    let shards = match fs::read_dir(root) {
+        Ok(shards) => shards,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(stale),
+        Err(e) => return Err(OpsError::io("read", root)(e)),
+    };
+    for shard in shards {
+        let shard = shard.map_err(OpsError::io("read", root))?.path();
+        let Ok(entries) = fs::read_dir(&shard) else {
+            continue; // not a directory, or gone
+        };
+        for entry in entries {
+            let entry = entry.map_err(OpsError::io("read", &shard))?;
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if let Ok(meta) = entry.metadata()
+                && is_stale_staging(&name, &meta)
+            {
+                stale.push((entry.path(), meta.len()));
+            }
+        }
+    }
+    Ok(stale)
 }
 
 fn is_object_name(name: &str) -> bool {

@@ -64,6 +64,9 @@ impl Staged {
     }
 }
 
+/// How the names of staging files in a shard start: `.tmp-<pid>-<n>`.
+pub const STAGING_PREFIX: &str = ".tmp-";
+
 /// Makes temp names unique within this process; the pid makes them unique across processes.
 static NEXT_TEMP: AtomicU64 = AtomicU64::new(0);
 
@@ -92,7 +95,7 @@ impl Pool {
     pub fn stage(&self, sha256: Sha256, data: &[u8]) -> Result<Staged, PoolError> {
         let n = NEXT_TEMP.fetch_add(1, Ordering::Relaxed);
         let shard = self.root.join(&sha256.to_hex()[..2]);
-        let temp = shard.join(format!(".tmp-{}-{n}", std::process::id()));
+        let temp = shard.join(format!("{STAGING_PREFIX}{}-{n}", std::process::id()));
         let mut file = match fs::File::create(&temp) {
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
                 fs::create_dir_all(&shard).map_err(io_error("create directory", &shard))?;
@@ -189,6 +192,11 @@ impl Pool {
     /// Whether a file name in a shard is a temp file, not an object.
     pub fn is_temp_name(name: &str) -> bool {
         name.starts_with('.')
+    }
+
+    /// Whether a file name in a shard is a staging file [`Pool::stage`] made.
+    pub fn is_staging_name(name: &str) -> bool {
+        name.starts_with(STAGING_PREFIX)
     }
 
     /// Drops staged objects that will not be committed.
