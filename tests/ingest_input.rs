@@ -38,7 +38,7 @@ fn bounded(sb: &Sandbox, args: &[&str]) -> Run {
     let script = format!("ulimit -d {DATA_LIMIT_KIB} && exec \"$0\" \"$@\"");
     // Reaped by `reap` (wait4), which also gives its resource usage.
     #[allow(clippy::zombie_processes)]
-    let child = Command::new("sh")
+    let mut child = Command::new("sh")
         .args(["-c", &script, env!("CARGO_BIN_EXE_bess")])
         .args(args)
         .env("BESS_REPO", &sb.repo)
@@ -56,8 +56,7 @@ fn bounded(sb: &Sandbox, args: &[&str]) -> Run {
         }
         if started.elapsed() > DEADLINE {
             timed_out = true;
-            // SAFETY: plain system call; `pid` is our unreaped child.
-            unsafe { libc::kill(pid, libc::SIGKILL) };
+            child.kill().unwrap();
             break reap(pid, 0).expect("a killed child can be reaped");
         }
         std::thread::sleep(Duration::from_millis(20));
@@ -72,7 +71,9 @@ fn bounded(sb: &Sandbox, args: &[&str]) -> Run {
 }
 
 /// `wait4(2)`: the status and resource usage of `pid` once it has ended.
-/// (`std::process::Child` reaps without giving the usage.)
+/// (`std::process::Child` reaps without giving the usage, and neither
+/// rustix nor nix wraps wait4; getrusage(RUSAGE_CHILDREN) would mix in
+/// every other child of this test process.)
 fn reap(pid: libc::pid_t, flags: libc::c_int) -> Option<(libc::c_int, libc::rusage)> {
     let mut status = 0;
     // SAFETY: an all-zero rusage is a valid value for wait4 to fill in.

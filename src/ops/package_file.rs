@@ -9,10 +9,9 @@
 
 use crate::config::IngestSettings;
 use crate::deb::{self, ProbeError};
-use std::fs::{self, File, FileType, OpenOptions};
+use std::fs::{self, File, FileType};
 use std::io::{self, Read};
-use std::os::fd::AsRawFd;
-use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
+use std::os::unix::fs::FileTypeExt;
 use std::path::{Path, PathBuf};
 
 /// Why a named file was not read as a package; the caller adds its path.
@@ -76,18 +75,12 @@ pub fn read_package(
 /// once instead of waiting for a writer) and `O_NOCTTY`, then clears
 /// `O_NONBLOCK` so that reads behave as usual.
 fn open_nonblocking(path: &Path) -> io::Result<File> {
-    let file = OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
-        .open(path)?;
-    let fd = file.as_raw_fd();
-    // SAFETY: fcntl on a descriptor `file` owns, with integer arguments.
-    let flags = unsafe { libc::fcntl(fd, libc::F_GETFL) };
-    // SAFETY: as above.
-    if flags < 0 || unsafe { libc::fcntl(fd, libc::F_SETFL, flags & !libc::O_NONBLOCK) } < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(file)
+    use rustix::fs::{Mode, OFlags};
+    let flags = OFlags::RDONLY | OFlags::NONBLOCK | OFlags::NOCTTY | OFlags::CLOEXEC;
+    let fd = rustix::fs::open(path, flags, Mode::empty())?;
+    let flags = rustix::fs::fcntl_getfl(&fd)?;
+    rustix::fs::fcntl_setfl(&fd, flags.difference(OFlags::NONBLOCK))?;
+    Ok(File::from(fd))
 }
 
 fn check_regular(kind: FileType) -> Result<(), PackageFileError> {
