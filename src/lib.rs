@@ -1,10 +1,10 @@
 //! bess: an APT repository manager built storage-first.
 //!
 //! The binary in `main.rs` is a thin shell over this library; the layers
-//! below follow `ARCHITECTURE.md`: `deb` and `pool` know nothing of the
-//! catalog, `catalog` is the only module with SQL, `publish` renders from
-//! the catalog, and `ops` holds the use cases that the CLI (and later the
-//! HTTP API) call.
+//! below follow `docs/ARCHITECTURE.md`: `deb` and `pool` know nothing of
+//! the catalog, `catalog` is the only module with SQL, `publish` renders
+//! from the catalog, and `ops` holds the use cases that the CLI and the
+//! HTTP API call.
 
 pub mod boxes;
 pub mod catalog;
