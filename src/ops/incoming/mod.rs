@@ -188,7 +188,7 @@ impl DropDir {
     }
 
     /// Names of the top level that are bess's, not a dist's.
-    fn is_own(name: &str) -> bool {
+    pub fn is_own(name: &str) -> bool {
         name.starts_with('.') || name == "processed" || name == "rejected"
     }
 }
