@@ -33,7 +33,11 @@ fn debs_go_to_their_dist_and_a_corrupt_one_to_rejected_with_the_cli_text() {
     std::fs::create_dir(drop.join("jammy")).unwrap();
     DebSpec::new("everywhere", "1.0", "amd64").build(&drop);
     DebSpec::new("onlyjammy", "1.0", "all").build(&drop.join("jammy"));
-    std::fs::write(drop.join("broken_1.0_amd64.deb"), b"PK\x03\x04 a zip file, not a package").unwrap();
+    std::fs::write(
+        drop.join("broken_1.0_amd64.deb"),
+        b"PK\x03\x04 a zip file, not a package",
+    )
+    .unwrap();
     std::fs::write(drop.join("notes.txt"), b"not an upload").unwrap();
 
     let outcome = process(&sb);
