@@ -35,9 +35,12 @@ pub enum IncomingCommand {
 /// server's (it stays for the next pass), never for a rejected upload.
 #[derive(Debug, Args)]
 #[command(
-    after_help = "Examples:\n  bess incoming process\n  bess incoming process --json | jq '.rejected[].reason'\n  scp -i ci_key app_1.0_amd64.deb ci@repo:incoming/bookworm/   # from a CI job"
+    after_help = "Examples:\n  bess incoming process\n  bess incoming process --json | jq '.rejected[].reason'\n  bess incoming process --settle   # also wait out the quiet period of files just closed\n  scp -i ci_key app_1.0_amd64.deb ci-upload@repo:/incoming/bookworm/   # from a CI job (conf/sshd-drop-only.conf)"
 )]
 pub struct ProcessArgs {
+    /// Then wait for uploads that only need their quiet period to run out, and pass again, until none is left waiting for it (for a unit started when a file is closed)
+    #[arg(long)]
+    settle: bool,
     /// Print {"taken": [...], "rejected": [...], "waiting": [...], "failed": [...], "published": [...]}
     #[arg(long)]
     json: bool,
@@ -46,9 +49,12 @@ pub struct ProcessArgs {
 pub fn run(dir: &Path, command: IncomingCommand) -> anyhow::Result<ExitCode> {
     let IncomingCommand::Process(args) = command;
     let mut repo = Repo::open(dir)?;
-    let outcome = ops::process_incoming(&mut repo, &NoWatch)?;
-    for line in outcome.log_lines() {
-        eprintln!("{line}");
+    let mut outcome = pass(&mut repo)?;
+    while let Some(wait) = outcome.recheck_in.filter(|_| args.settle) {
+        // Past the moment the file becomes due, so the next pass takes it.
+        std::thread::sleep(wait + std::time::Duration::from_millis(50));
+        let next = pass(&mut repo)?;
+        outcome.merge(next);
     }
     if args.json {
         json(&outcome)?;
@@ -72,6 +78,15 @@ pub fn run(dir: &Path, command: IncomingCommand) -> anyhow::Result<ExitCode> {
         );
     }
     Ok(exit_code(&outcome))
+}
+
+/// One pass, its uploads logged on stderr as they are settled.
+fn pass(repo: &mut Repo) -> anyhow::Result<ops::IncomingOutcome> {
+    let outcome = ops::process_incoming(repo, &NoWatch)?;
+    for line in outcome.log_lines() {
+        eprintln!("{line}");
+    }
+    Ok(outcome)
 }
 
 /// Failure only when an upload is left for the next pass: a rejected

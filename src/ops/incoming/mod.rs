@@ -118,6 +118,16 @@ pub struct IncomingOutcome {
 }
 
 impl IncomingOutcome {
+    /// Adds a later pass: its uploads, and what it still waits for.
+    pub fn merge(&mut self, later: IncomingOutcome) {
+        self.taken.extend(later.taken);
+        self.rejected.extend(later.rejected);
+        self.failed.extend(later.failed);
+        self.published.extend(later.published);
+        self.waiting = later.waiting;
+        self.recheck_in = later.recheck_in;
+    }
+
     /// One line per upload taken, rejected or failed, as `bess incoming
     /// process` and `bess serve` print them on stderr.
     pub fn log_lines(&self) -> Vec<String> {
