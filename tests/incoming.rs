@@ -325,6 +325,12 @@ fn kill_9_at_any_point_loses_nothing_and_ingests_nothing_twice() {
         );
     }
     let rejections = audit(&sb, "incoming.reject");
+    assert!(
+        rejections
+            .iter()
+            .all(|e| e["detail"].to_string().contains("corrupt")),
+        "only the corrupt uploads are rejected: {rejections:?}"
+    );
     assert_eq!(
         rejections.len(),
         all_rounds.len(),

@@ -9,7 +9,9 @@
 //! partial claim back where they were. A whole claim is judged once; the
 //! verdict is written to `verdict.json` before any file moves on, so a
 //! pass that dies while moving them finishes the same verdict instead of
-//! judging half an upload again.
+//! judging half an upload again. A finished claim is renamed to
+//! `.claimed/<id>.done/` before it is deleted, so no pass ever finds
+//! half of one.
 
 use super::{DropDir, FailedUpload, Upload};
 use crate::ops::{IngestedPackage, OpsError};
@@ -20,6 +22,7 @@ use std::path::{Path, PathBuf};
 const MANIFEST: &str = "claim.json";
 const VERDICT: &str = "verdict.json";
 const PARTIAL: &str = ".partial";
+const DONE: &str = ".done";
 
 /// An upload renamed into its claim directory.
 #[derive(Debug)]
@@ -120,6 +123,10 @@ pub(super) fn recover(drop: &DropDir) -> Result<Vec<Claimed>, OpsError> {
     let mut whole = Vec::new();
     for name in names {
         let dir = claimed.join(&name);
+        if name.ends_with(DONE) {
+            std::fs::remove_dir_all(&dir).map_err(OpsError::io("remove", &dir))?;
+            continue;
+        }
         if name.ends_with(PARTIAL) {
             unclaim(drop, &dir).map_err(OpsError::io("put back the files of", &dir))?;
             continue;
@@ -216,10 +223,14 @@ fn move_files(claimed: &Claimed, to: &Path) -> std::io::Result<()> {
     Ok(())
 }
 
-/// Removes the claim directory, with whatever of the upload is left in it.
+/// Removes the claim directory, with whatever of the upload is left in
+/// it: renamed first, since a deletion cut short could leave the manifest
+/// without the verdict, and the claim would be judged again.
 fn forget(drop: &DropDir, claimed: &Claimed) -> std::io::Result<()> {
-    std::fs::remove_dir_all(&claimed.dir)?;
-    fsync_dir(&drop.claimed())
+    let done = drop.claimed().join(format!("{}{DONE}", claimed.id));
+    std::fs::rename(&claimed.dir, &done)?;
+    fsync_dir(&drop.claimed())?;
+    std::fs::remove_dir_all(&done)
 }
 
 /// Creates a directory of bess's inside the drop directory if missing.

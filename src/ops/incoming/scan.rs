@@ -173,7 +173,8 @@ impl Judge<'_> {
         changes: &Changes,
         scan: &mut Scan,
     ) {
-        for listed in &changes.files {
+        // A .changes that lists itself would be claimed twice over.
+        for listed in changes.files.iter().filter(|f| f.name != upload.name) {
             let Some(meta) = files.get(&listed.name) else {
                 let reason = format!("waiting for {}, which it lists", listed.name);
                 return scan.wait(
