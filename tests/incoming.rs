@@ -381,3 +381,33 @@ fn process_and_kill(sb: &Sandbox, delay: Duration) -> bool {
     let _ = child.wait();
     running
 }
+
+/// `--settle` (what bess-incoming.service runs when a file is closed):
+/// a file not yet quiet is waited for, then taken, in the same run.
+#[test]
+fn settle_waits_out_the_quiet_period() {
+    if skip() {
+        return;
+    }
+    let sb = sandbox(None, 2);
+    let drop = drop_dir(&sb);
+    let deb = DebSpec::new("settled", "1.0", "amd64").build(&drop);
+    let written = std::fs::metadata(&deb).unwrap().modified().unwrap();
+    let outcome = sb.json(&["incoming", "process", "--settle"]);
+    assert_eq!(
+        outcome["taken"][0]["upload"], "settled_1.0_amd64.deb",
+        "{outcome}"
+    );
+    assert!(
+        outcome["waiting"].as_array().unwrap().is_empty(),
+        "{outcome}"
+    );
+    let since = std::time::SystemTime::now()
+        .duration_since(written)
+        .unwrap();
+    assert!(
+        since >= Duration::from_secs(2),
+        "taken {since:?} after it was written"
+    );
+    assert_eq!(preprod(&sb).len(), 2);
+}
