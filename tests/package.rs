@@ -67,6 +67,10 @@ fn the_deb_has_unit_man_pages_completions_and_conffiles_and_passes_lintian() {
     for path in [
         "./usr/bin/bess",
         "./lib/systemd/system/bess.service",
+        "./lib/systemd/system/bess-incoming.path",
+        "./lib/systemd/system/bess-incoming.service",
+        "./usr/share/doc/bess/examples/sshd-drop-only.conf",
+        "./usr/share/man/man1/bess-incoming-process.1.gz",
         "./usr/share/man/man1/bess.1.gz",
         "./usr/share/man/man1/bess-backup.1.gz",
         "./usr/share/man/man1/bess-repo-ingest.1.gz",
@@ -118,6 +122,7 @@ fn check_files(deb: &Path) {
         assert!(unit.lines().any(|l| l == line), "{line} missing:\n{unit}");
     }
     verify_unit(root.path());
+    check_incoming_units(root.path());
     let conffiles = std::fs::read_to_string(control.join("conffiles")).unwrap();
     assert_eq!(
         conffiles,
@@ -136,6 +141,10 @@ fn check_files(deb: &Path) {
         (
             "usr/share/doc/bess/examples/apache/bess.conf",
             "apache/bess.conf",
+        ),
+        (
+            "usr/share/doc/bess/examples/sshd-drop-only.conf",
+            "sshd-drop-only.conf",
         ),
     ] {
         let source = std::fs::read_to_string(conf.join(source)).unwrap();
@@ -188,6 +197,58 @@ fn verify_unit(root: &Path) {
     assert!(
         out.status.success() && complaints.trim().is_empty(),
         "systemd-analyze verify bess.service:\n{complaints}"
+    );
+}
+
+/// The drop directory's pair for hosts without bess serve: the path unit
+/// starts the service when a file is closed in /var/lib/bess/incoming, the
+/// service runs one settling pass as bess; systemd reads both together.
+fn check_incoming_units(root: &Path) {
+    let units = root.join("lib/systemd/system");
+    let path_unit = std::fs::read_to_string(units.join("bess-incoming.path")).unwrap();
+    for line in [
+        "PathChanged=/var/lib/bess/incoming",
+        "Unit=bess-incoming.service",
+    ] {
+        assert!(
+            path_unit.lines().any(|l| l == line),
+            "{line} missing:\n{path_unit}"
+        );
+    }
+    let service = std::fs::read_to_string(units.join("bess-incoming.service")).unwrap();
+    for line in [
+        "Type=oneshot",
+        "User=bess",
+        "Environment=BESS_REPO=/var/lib/bess",
+        "ExecStart=/usr/bin/bess incoming process --settle",
+        "ReadWritePaths=/var/lib/bess",
+        "PrivateNetwork=yes",
+    ] {
+        assert!(
+            service.lines().any(|l| l == line),
+            "{line} missing:\n{service}"
+        );
+    }
+    if !have_tool("systemd-analyze") {
+        return;
+    }
+    let installed = root.join("usr/bin/bess");
+    let dir = tempfile::tempdir().unwrap();
+    for name in ["bess-incoming.path", "bess-incoming.service"] {
+        let unit = std::fs::read_to_string(units.join(name)).unwrap();
+        let unit = unit.replace("/usr/bin/bess", installed.to_str().unwrap());
+        std::fs::write(dir.path().join(name), unit).unwrap();
+    }
+    let out = Command::new("systemd-analyze")
+        .args(["verify", "--man=no"])
+        .arg(dir.path().join("bess-incoming.path"))
+        .arg(dir.path().join("bess-incoming.service"))
+        .output()
+        .unwrap();
+    let complaints = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success() && complaints.trim().is_empty(),
+        "systemd-analyze verify bess-incoming.path bess-incoming.service:\n{complaints}"
     );
 }
 

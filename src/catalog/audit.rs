@@ -9,11 +9,11 @@ use rusqlite::{Row, params};
 pub struct AuditEntry {
     /// Local user name (CLI) or authenticated user (HTTP).
     pub actor: String,
-    /// `cli` or `http`.
+    /// `cli`, `http` or `incoming` (the drop directory's processor).
     pub origin: String,
     /// `ingest`, `promote`, `remove`, `prune`, `pin`, `unpin`, `gc`,
     /// `user.add`, `user.remove`, `user.passwd`, `key.generate`, `key.retire`,
-    /// `box.add`, `box.promote`, `box.remove`.
+    /// `box.add`, `box.promote`, `box.remove`, `incoming.reject`.
     pub action: String,
     pub channel: Option<String>,
     /// One dist, or several joined by commas.

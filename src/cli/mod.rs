@@ -4,6 +4,7 @@
 mod backup;
 mod box_;
 mod generate;
+mod incoming;
 mod init;
 mod key;
 mod log;
@@ -64,6 +65,8 @@ enum Command {
     #[command(subcommand)]
     Box(box_::BoxCommand),
     Serve(ServeArgs),
+    #[command(subcommand)]
+    Incoming(incoming::IncomingCommand),
     Log(log::LogArgs),
     Backup(backup::BackupArgs),
     Restore(backup::RestoreArgs),
@@ -118,6 +121,7 @@ pub fn run() -> anyhow::Result<ExitCode> {
         Command::Key(command) => key::run(&repo_dir, command),
         Command::User(command) => user::run(&repo_dir, command),
         Command::Log(args) => log::run(&repo_dir, args),
+        Command::Incoming(command) => incoming::run(&repo_dir, command),
         Command::Box(command) => box_::run(&repo_dir, command),
         Command::Serve(args) => {
             crate::serve::run(&repo_dir, args.listen, progress::chatty())?;

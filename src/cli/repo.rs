@@ -229,6 +229,8 @@ fn run_ingest(repo: &mut Repo, args: IngestArgs) -> anyhow::Result<ExitCode> {
         dists: args.dists,
         component: args.component,
         publish: !args.no_publish,
+
+        ..IngestRequest::default()
     };
     let outcome = ops::ingest(repo, &request)?;
     if args.json {

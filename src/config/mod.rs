@@ -8,7 +8,8 @@ mod settings;
 pub use layout::Layout;
 pub use lists::{NameList, check_arch_name, check_dist_name, parse_list};
 pub use settings::{
-    BoxSettings, Cidr, DistRule, IngestSettings, PruneRule, ReleaseSettings, Settings,
+    BoxSettings, Cidr, DistRule, IncomingSettings, IngestSettings, PruneRule, ReleaseSettings,
+    Settings,
     TEMPLATE as SETTINGS_TEMPLATE, is_host_name,
 };
 

@@ -35,6 +35,9 @@ pub struct Settings {
     /// What `bess repo ingest` (and an upload through `bess serve`) reads.
     #[serde(default)]
     pub ingest: IngestSettings,
+    /// The drop directory of SCP/SFTP uploads (`bess incoming process`).
+    #[serde(default)]
+    pub incoming: IncomingSettings,
 }
 
 /// The `[ingest]` table.
@@ -50,6 +53,37 @@ impl Default for IngestSettings {
     fn default() -> IngestSettings {
         IngestSettings {
             max_package_mib: 2048,
+        }
+    }
+}
+
+/// The `[incoming]` table: the drop directory and where its uploads go.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case", default)]
+pub struct IncomingSettings {
+    /// The drop directory; relative paths are under the repository root.
+    pub dir: std::path::PathBuf,
+    /// Channel uploads enter; `None` means the first channel.
+    pub channel: Option<String>,
+    /// Component uploads are published in; `None` means `default-component`.
+    pub component: Option<String>,
+    /// Seconds a file's size and mtime must stay unchanged before it is taken.
+    pub quiet_period_secs: u64,
+    /// Move processed uploads to `processed/` instead of deleting them.
+    pub keep_processed: bool,
+    /// Public keys (binary or armored) one of which must sign each `.changes`.
+    pub uploaders_keyring: Option<std::path::PathBuf>,
+}
+
+impl Default for IncomingSettings {
+    fn default() -> IncomingSettings {
+        IncomingSettings {
+            dir: "incoming".into(),
+            channel: None,
+            component: None,
+            quiet_period_secs: 10,
+            keep_processed: false,
+            uploaders_keyring: None,
         }
     }
 }
@@ -292,6 +326,7 @@ impl Default for Settings {
             prune: Default::default(),
             boxes: BoxSettings::default(),
             ingest: IngestSettings::default(),
+            incoming: IncomingSettings::default(),
         }
     }
 }
@@ -369,7 +404,32 @@ impl Settings {
                 );
             }
         }
-        self.validate_prune()
+        self.validate_prune()?;
+        self.check_incoming()
+    }
+
+    fn check_incoming(&self) -> Result<(), String> {
+        let incoming = &self.incoming;
+        if let Some(channel) = &incoming.channel
+            && !self.channels.contains(channel)
+        {
+            return Err(format!(
+                "[incoming] channel = \"{channel}\" is not in channels {:?}",
+                self.channels
+            ));
+        }
+        if let Some(component) = &incoming.component
+            && !self.components.contains(component)
+        {
+            return Err(format!(
+                "[incoming] component = \"{component}\" is not in components {:?}",
+                self.components
+            ));
+        }
+        if incoming.dir.as_os_str().is_empty() {
+            return Err("[incoming] dir must name a directory, e.g. \"incoming\"".into());
+        }
+        Ok(())
     }
 
     fn check_hosts(&self) -> Result<(), String> {
@@ -544,6 +604,19 @@ token-ttl-secs = 3600
 [ingest]
 max-package-mib = 2048
 
+# The drop directory of SCP/SFTP uploads: `bess incoming process`, and
+# `bess serve` while the directory exists, ingest what is dropped there.
+# incoming/<dist>/ targets one dist, the top level every dist (dist rules
+# apply). Accepted uploads are deleted (or moved to processed/), refused
+# ones moved to rejected/ with a .reason file.
+[incoming]
+dir = "incoming"           # relative to the repository root
+quiet-period-secs = 10     # a file is taken once unchanged this long
+keep-processed = false
+# channel = "preprod"      # default: the first channel
+# component = "main"       # default: default-component
+# uploaders-keyring = "/etc/bess/uploaders.gpg"   # every .changes must be signed by one of these keys
+
 # Without --dist, a package is published in every dist of dists.list,
 # unless its version matches a rule below (first match wins).
 # [[dist-rule]]
@@ -626,6 +699,25 @@ mod tests {
         }
         assert!(toml::from_str::<Settings>("[prune.prod]\nkeep = -1\n").is_err());
         assert!(toml::from_str::<Settings>("[prune.prod]\nkeeep = 1\n").is_err());
+    }
+
+    #[test]
+    fn incoming_names_a_known_channel_and_component() {
+        let settings: Settings = toml::from_str(TEMPLATE).unwrap();
+        assert_eq!(settings.incoming.quiet_period_secs, 10);
+        assert!(!settings.incoming.keep_processed);
+        assert_eq!(settings.incoming.dir, std::path::Path::new("incoming"));
+        for (text, complaint) in [
+            ("[incoming]\nchannel = \"staging\"\n", "not in channels"),
+            ("[incoming]\ncomponent = \"contrib\"\n", "not in components"),
+            ("[incoming]\ndir = \"\"\n", "must name a directory"),
+        ] {
+            let settings: Settings = toml::from_str(text).unwrap();
+            let error = settings.validate().unwrap_err();
+            assert!(error.contains(complaint), "{text}: {error}");
+        }
+        let settings: Settings = toml::from_str("[incoming]\nchannel = \"prod\"\n").unwrap();
+        settings.validate().unwrap();
     }
 
     #[test]

@@ -11,7 +11,7 @@ use std::os::unix::fs::FileExt;
 /// Global header of every `ar` archive.
 pub(crate) const MAGIC: &[u8] = b"!<arch>\n";
 /// Size of a member header.
-const HEADER_LEN: usize = 60;
+pub(super) const HEADER_LEN: usize = 60;
 /// Ends every member header.
 const HEADER_END: &[u8] = b"`\n";
 
@@ -273,7 +273,7 @@ fn member_name(field: &[u8]) -> &[u8] {
 }
 
 /// The 10-byte size field: decimal digits, then space padding.
-fn parse_size(field: &[u8]) -> Option<u64> {
+pub(super) fn parse_size(field: &[u8]) -> Option<u64> {
     let digits = field.trim_ascii_end();
     if digits.is_empty() || !digits.iter().all(u8::is_ascii_digit) {
         return None;

@@ -8,9 +8,11 @@
 //! tens of thousands of packages fast.
 
 mod ar;
+mod changes;
 mod control;
 mod control_tar;
 mod escape;
+mod extent;
 mod layout;
 mod names;
 #[cfg(test)]
@@ -19,8 +21,10 @@ mod version;
 mod xz;
 
 pub use ar::{ArError, ProbeError, check_headers as check_ar_headers};
+pub use changes::{Changes, ChangesError, ListedFile};
 pub use control::{Control, ControlError};
 pub use control_tar::ControlTarError;
+pub use extent::missing_bytes;
 pub use layout::LayoutError;
 pub use names::{NameError, check_architecture, check_package_name};
 pub use version::{Version, VersionError};

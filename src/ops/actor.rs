@@ -12,6 +12,10 @@ pub enum Actor {
     Cli,
     /// A user authenticated by `bess serve`.
     Http(String),
+    /// The processor of the incoming drop directory (`bess incoming process`,
+    /// or `bess serve` watching it): the uploader is known only by the
+    /// SSH account that dropped the file.
+    Incoming,
 }
 
 impl Actor {
@@ -20,14 +24,16 @@ impl Actor {
         match self {
             Actor::Cli => local_user().to_string(),
             Actor::Http(user) => user.clone(),
+            Actor::Incoming => "incoming".to_string(),
         }
     }
 
-    /// `cli` or `http`.
+    /// `cli`, `http` or `incoming`.
     pub fn origin(&self) -> &'static str {
         match self {
             Actor::Cli => "cli",
             Actor::Http(_) => "http",
+            Actor::Incoming => "incoming",
         }
     }
 
@@ -87,5 +93,7 @@ mod tests {
         assert!(Actor::Cli.name().starts_with(&name));
         assert_eq!(Actor::Http("ci".into()).name(), "ci");
         assert_eq!(Actor::Http("ci".into()).origin(), "http");
+        assert_eq!(Actor::Incoming.name(), "incoming");
+        assert_eq!(Actor::Incoming.origin(), "incoming");
     }
 }

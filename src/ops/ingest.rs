@@ -28,10 +28,12 @@ pub struct IngestRequest {
     pub component: Option<String>,
     /// Publish the changed dists before returning (`--no-publish` defers).
     pub publish: bool,
+    /// Channel to place in; `None` means the first channel.
+    pub channel: Option<String>,
 }
 
 /// One package of an ingest and what happened to it.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct IngestedPackage {
     pub package: String,
     pub version: String,
@@ -72,6 +74,11 @@ pub fn ingest(repo: &mut Repo, request: &IngestRequest) -> Result<IngestOutcome,
         .clone()
         .unwrap_or_else(|| repo.config.settings.default_component.clone());
     check_component(repo, &component)?;
+    let channel = match &request.channel {
+        Some(channel) => channel.clone(),
+        None => repo.config.first_channel().to_string(),
+    };
+    repo.check_channel(&channel)?;
     repo.check_dists(&request.dists)?;
     let files = collect_files(&request.paths)?;
     // From "is the object already stored?" until the rows that reference
@@ -93,7 +100,7 @@ pub fn ingest(repo: &mut Repo, request: &IngestRequest) -> Result<IngestOutcome,
         })
         .unzip();
     repo.pool.commit(staged.into_iter().flatten().collect())?;
-    let mut outcome = record(repo, candidates, &component)?;
+    let mut outcome = record(repo, candidates, (&channel, &component))?;
     drop(pool_lock);
     if request.publish {
         let targets = changed_dists(&outcome.packages);
@@ -374,9 +381,9 @@ fn known_identity(reader: &Reader<'_>, c: &Candidate) -> Result<Option<i64>, Ops
 fn record(
     repo: &mut Repo,
     candidates: Vec<Candidate>,
-    component: &str,
+    (channel, component): (&str, &str),
 ) -> Result<IngestOutcome, OpsError> {
-    let channel = repo.config.first_channel().to_string();
+    let channel = channel.to_string();
     let audit = repo.actor.entry("ingest");
     let writer = repo.catalog.write()?;
     let mut outcome = IngestOutcome::default();

@@ -12,6 +12,7 @@ mod check;
 mod clock;
 mod error;
 mod gc;
+mod incoming;
 mod ingest;
 mod init;
 mod keys;
@@ -43,6 +44,10 @@ pub use boxes::{
 };
 pub use check::{CheckReport, check};
 pub use error::OpsError;
+pub use incoming::{
+    DropDir, FailedUpload, IncomingOutcome, NoWatch, RejectedUpload, TakenUpload, Upload,
+    WaitingUpload, WriteWatch, process_incoming,
+};
 pub use ingest::{IngestOutcome, IngestRequest, IngestedPackage, ingest};
 pub use init::{InitRequest, init};
 pub use promote::{ChangedPlacement, PromoteRequest, RemoveRequest, promote, remove};

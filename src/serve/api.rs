@@ -270,6 +270,8 @@ async fn upload(
         dists: query.all("dist"),
         component: query.first("component").map(str::to_string),
         publish: false,
+
+        ..IngestRequest::default()
     };
     let shared = state.clone();
     blocking(state, move |repo| {

@@ -14,6 +14,7 @@ mod client;
 mod connections;
 mod files;
 mod http;
+mod incoming;
 mod keys;
 mod metrics;
 mod path;
@@ -161,6 +162,8 @@ pub fn run(root: &Path, listen: Option<String>, log_requests: bool) -> anyhow::R
         beneath::force_walk();
     }
     let state = State::start(root, log_requests)?;
+    // Uploads dropped by scp/sftp, processed beside the server, never in its way.
+    incoming::spawn(root);
     let listen = listen.unwrap_or_else(|| state.config.settings.serve.listen.clone());
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -45,6 +45,7 @@ mod error;
 mod files;
 mod keys;
 mod signer;
+mod uploaders;
 mod verify;
 
 use std::path::{Path, PathBuf};
@@ -56,6 +57,7 @@ use openpgp::armor;
 
 pub use error::{OpenPgpError, SignError};
 pub use signer::Signer;
+pub use uploaders::{UploadersKeyring, signed_text_unchecked};
 
 use keys::{KEY_SUFFIX, StoredKey};
 
