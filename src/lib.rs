@@ -11,6 +11,7 @@ pub mod catalog;
 pub mod cli;
 pub mod config;
 pub mod deb;
+pub mod env;
 pub mod ops;
 pub mod pool;
 pub mod publish;
