@@ -1,10 +1,12 @@
 //! Repository settings: `bess.toml`, `dists.list` and `archs.list` turned
 //! into typed, validated values, and the on-disk layout of a repository.
 
+mod host;
 mod layout;
 mod lists;
 mod settings;
 
+pub use host::{EnvironmentSettings, HostSettings, ProxyKind};
 pub use layout::Layout;
 pub use lists::{NameList, check_arch_name, check_dist_name, parse_list};
 pub use settings::{

@@ -32,6 +32,12 @@ pub struct Settings {
     /// Vagrant boxes: download tokens.
     #[serde(default)]
     pub boxes: BoxSettings,
+    /// The host's DNS and reverse-proxy files for environments.
+    #[serde(default)]
+    pub host: super::host::HostSettings,
+    /// How environments' machines reach this repository.
+    #[serde(default)]
+    pub environments: super::host::EnvironmentSettings,
 }
 
 /// A `[prune.<channel>]` table: how many versions `bess repo prune` keeps.
@@ -267,6 +273,8 @@ impl Default for Settings {
             serve: ServeSettings::default(),
             prune: Default::default(),
             boxes: BoxSettings::default(),
+            host: Default::default(),
+            environments: Default::default(),
         }
     }
 }
@@ -320,7 +328,9 @@ impl Settings {
         if self.serve.tls_certificate.is_some() != self.serve.tls_key.is_some() {
             return Err("[serve] needs both tls-certificate and tls-key, or neither".into());
         }
-        check_public_url(self.serve.public_url.as_deref())?;
+        check_url("[serve] public-url", self.serve.public_url.as_deref())?;
+        self.host.validate()?;
+        self.environments.validate()?;
         self.serve.check_connection_caps()?;
         if self.boxes.token_ttl_secs == 0 {
             return Err("[boxes] token-ttl-secs must be at least 1".into());
@@ -363,9 +373,10 @@ impl Settings {
     }
 }
 
-/// `[serve] public-url` prefixes URLs handed to clients: a scheme and a
-/// host, nothing a URL could be confused by.
-fn check_public_url(url: Option<&str>) -> Result<(), String> {
+/// A base URL handed to clients or written into files (`[serve]
+/// public-url`, `[environments] repo-url`…): a scheme and a host, nothing
+/// a URL could be confused by.
+pub(super) fn check_url(key: &str, url: Option<&str>) -> Result<(), String> {
     let Some(url) = url else {
         return Ok(());
     };
@@ -382,7 +393,7 @@ fn check_public_url(url: Option<&str>) -> Result<(), String> {
         return Ok(());
     }
     Err(format!(
-        "[serve] public-url = {url:?} must be an http:// or https:// URL without credentials, query or spaces, e.g. \"https://repo.example.com\""
+        "{key} = {url:?} must be an http:// or https:// URL without credentials, query or spaces, e.g. \"https://repo.example.com\""
     ))
 }
 
@@ -469,6 +480,35 @@ max-box-upload-mib = 20480
 [boxes]
 token-ttl-secs = 3600
 
+# Environments (`bess platform`, `bess env`): machines install packages,
+# boxes and the signing key from this URL. Default: bess serve's port at
+# the host's address on the platform's network (the first address of its
+# --ip-range), http or https as [serve] says.
+[environments]
+# repo-url = "http://10.77.0.1:8080"
+
+# The host's DNS and reverse proxy for environments. `bess host
+# bind-proxy PLATFORM ENV` writes a bind zone per platform and a proxy file
+# per environment into these directories, checks each with the real tool,
+# replaces the old file atomically, and only then runs the reload command.
+[host]
+proxy = "nginx"                  # or "apache"
+proxy-address = "127.0.0.1"      # what environments' names resolve to: where the proxy listens
+proxy-port = 80                  # the proxy's port for environments' names
+# serve-url = "http://127.0.0.1:8080"   # where the proxy reaches bess serve for homepages; default: [serve] listen
+bind-zone-dir = "/var/lib/bind/bess"             # <platform>.<domain>.zone files
+bind-include = "/var/lib/bind/bess/named.conf"   # once: include "/var/lib/bind/bess/named.conf"; in named.conf.local
+nginx-sites-dir = "/etc/nginx/bess"              # once: include /etc/nginx/bess/*.conf; in http {}
+apache-sites-dir = "/etc/apache2/bess"           # once: IncludeOptional /etc/apache2/bess/*.conf
+apache-modules-dir = "/usr/lib/apache2/modules"  # loaded by the configuration that checks a candidate
+bind-reload = ["rndc", "reload"]                 # after a zone passed its checks; [] runs nothing
+# proxy-reload = ["nginx", "-s", "reload"]       # default: nginx -s reload, or apache2ctl graceful; [] runs nothing
+# The checking tools: a path, or a name looked up in PATH, /usr/sbin and /sbin.
+named-checkzone = "named-checkzone"
+named-checkconf = "named-checkconf"
+nginx = "nginx"
+apache2 = "apache2"
+
 # Without --dist, a package is published in every dist of dists.list,
 # unless its version matches a rule below (first match wins).
 # [[dist-rule]]
@@ -490,6 +530,13 @@ mod tests {
         settings.validate().unwrap();
         assert_eq!(settings.channels, ["preprod", "prod"]);
         assert_eq!(settings.default_component, "main");
+        let (host, default) = (&settings.host, super::super::HostSettings::default());
+        assert_eq!(
+            format!("{host:?}"),
+            format!("{default:?}"),
+            "[host] as written"
+        );
+        assert!(settings.environments.repo_url.is_none());
     }
 
     #[test]
