@@ -229,6 +229,8 @@ mod tests {
             read: read.iter().map(|s| s.to_string()).collect(),
             upload: Vec::new(),
             admin: false,
+            env: Vec::new(),
+            environment: None,
         }
     }
 
