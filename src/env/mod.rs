@@ -7,10 +7,15 @@
 //! the rows) and decides nothing about when things happen (`ops` does).
 
 pub mod files;
+pub mod host;
 pub mod names;
 pub mod network;
 pub mod platform;
+pub mod source;
 pub mod template;
+pub mod vagrantfile;
+pub mod variables;
+pub mod workspace;
 
 use std::path::PathBuf;
 

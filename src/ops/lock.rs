@@ -1,6 +1,7 @@
-//! Lock files between bess processes: one publisher at a time, and the
-//! pool lock that keeps `bess repo gc` from deleting an object an ingest is
-//! about to reference.
+//! Lock files between bess processes: one publisher at a time, the pool
+//! lock that keeps `bess repo gc` from deleting an object an ingest is
+//! about to reference, and the locks of environments, platforms and the
+//! host's configuration.
 //!
 //! These are flock(2) locks, not pid files: the kernel releases them when
 //! the process dies, so a crash never leaves a repository locked.
@@ -65,6 +66,62 @@ impl PoolLock {
             }
             Err(error) => Err(error),
         }
+    }
+}
+
+/// A lock on one name (an environment, a platform, the host's files),
+/// in a file that its last holder may delete: after taking it, the lock
+/// is checked to still be the file at `path`, else taken again.
+///
+/// An environment left `creating` or `destroying` whose lock is free was
+/// abandoned by a process that died; the next command cleans it up.
+pub struct NamedLock {
+    _file: File,
+    path: PathBuf,
+}
+
+impl NamedLock {
+    /// Waits for the lock at `path`, exclusively or shared.
+    pub fn acquire(path: &Path, exclusive: bool) -> Result<NamedLock, OpsError> {
+        let operation = if exclusive {
+            libc::LOCK_EX
+        } else {
+            libc::LOCK_SH
+        };
+        Ok(NamedLock::take(path, operation)?.expect("a blocking lock is always taken"))
+    }
+
+    /// The lock at `path` exclusively if no one holds it now.
+    pub fn try_exclusive(path: &Path) -> Result<Option<NamedLock>, OpsError> {
+        NamedLock::take(path, libc::LOCK_EX | libc::LOCK_NB)
+    }
+
+    fn take(path: &Path, operation: libc::c_int) -> Result<Option<NamedLock>, OpsError> {
+        use std::os::unix::fs::MetadataExt;
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).map_err(OpsError::io("create", dir))?;
+        }
+        loop {
+            let file = match flock(path, operation) {
+                Ok(file) => file,
+                Err(OpsError::Io { source, .. })
+                    if source.raw_os_error() == Some(libc::EWOULDBLOCK) =>
+                {
+                    return Ok(None);
+                }
+                Err(error) => return Err(error),
+            };
+            let held = file.metadata().map_err(OpsError::io("read", path))?.ino();
+            if std::fs::metadata(path).is_ok_and(|now| now.ino() == held) {
+                let path = path.to_path_buf();
+                return Ok(Some(NamedLock { _file: file, path }));
+            }
+        }
+    }
+
+    /// Deletes the lock's file while holding it (the name is done with).
+    pub fn remove_file(&self) {
+        let _ = std::fs::remove_file(&self.path);
     }
 }
 
