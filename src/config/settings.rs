@@ -409,9 +409,14 @@ fn check_names(key: &str, names: &[String]) -> Result<(), String> {
             && name
                 .chars()
                 .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
-        if !valid || matches!(name.as_str(), "api" | "key.gpg" | "metrics" | "other") {
+        if !valid
+            || matches!(
+                name.as_str(),
+                "api" | "env" | "key.gpg" | "metrics" | "other"
+            )
+        {
             return Err(format!(
-                "`{key}` entry `{name}` is not a valid name: use letters, digits, `-`, `_`, `.`, starting with a letter or digit (and not `api`, `metrics` or `other`, which bess serve and /metrics use)"
+                "`{key}` entry `{name}` is not a valid name: use letters, digits, `-`, `_`, `.`, starting with a letter or digit (and not `api`, `env`, `metrics` or `other`, which bess serve and /metrics use)"
             ));
         }
         if names[..i].contains(name) {

@@ -213,6 +213,11 @@ pub fn may_read(user: &UserRow, channel: &str) -> bool {
     user.admin || user.read.iter().chain(&user.upload).any(|c| c == channel)
 }
 
+/// Whether `user` may create and destroy environments of `platform`.
+pub fn may_manage_environments(user: &UserRow, platform: &str) -> bool {
+    user.admin || user.env.iter().any(|p| p == platform)
+}
+
 /// Whether `user` may upload into `channel`.
 pub fn may_upload(user: &UserRow, channel: &str) -> bool {
     user.admin || user.upload.iter().any(|c| c == channel)

@@ -12,7 +12,9 @@ mod brake;
 mod cache;
 mod client;
 mod connections;
+mod env_api;
 mod files;
+mod homepage;
 mod http;
 mod keys;
 mod metrics;
@@ -55,6 +57,8 @@ pub struct State {
     metrics: metrics::Metrics,
     /// Open repositories for the API's operations.
     repos: repos::Repos,
+    /// The environments' homepage templates.
+    pages: homepage::Pages,
     /// Whether each request is logged (`bess serve` without `--quiet`).
     log_requests: bool,
 }
@@ -72,6 +76,7 @@ pub fn run(root: &Path, listen: Option<String>, log_requests: bool) -> anyhow::R
     let state = Arc::new(State {
         metrics,
         repos: repos::Repos::new(root),
+        pages: homepage::Pages::new(),
         config,
         gate,
         keys,
@@ -237,7 +242,11 @@ async fn route(
     request: Request<Incoming>,
     ip: IpAddr,
 ) -> (Response<Body>, Option<String>) {
-    let Ok(segments) = path::segments(request.uri().path()) else {
+    let raw = request.uri().path();
+    if raw == "/env" || raw.starts_with("/env/") {
+        return homepage::handle(state, request, ip).await;
+    }
+    let Ok(segments) = path::segments(raw) else {
         return (respond(StatusCode::BAD_REQUEST, "bad path\n"), None);
     };
     if segments == ["key.gpg"] {
