@@ -75,6 +75,8 @@ pub struct DestroyArgs {
 
 pub fn run(dir: &Path, command: EnvCommand) -> anyhow::Result<ExitCode> {
     let mut repo = Repo::open(dir)?;
+    // Whatever a killed bess left half done is finished first.
+    crate::ops::recover(&mut repo)?;
     match command {
         EnvCommand::Init(args) => {
             let request = EnvInitRequest {

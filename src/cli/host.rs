@@ -47,6 +47,8 @@ pub struct CheckArgs {
 
 pub fn run(dir: &Path, command: HostCommand) -> anyhow::Result<ExitCode> {
     let mut repo = Repo::open(dir)?;
+    // Whatever a killed bess left half done is finished first.
+    crate::ops::recover(&mut repo)?;
     match command {
         HostCommand::BindProxy(args) => {
             let change = bind_proxy(&mut repo, &args.platform, &args.env)?;

@@ -81,6 +81,8 @@ pub struct DestroyArgs {
 
 pub fn run(dir: &Path, command: PlatformCommand) -> anyhow::Result<ExitCode> {
     let mut repo = Repo::open(dir)?;
+    // Whatever a killed bess left half done is finished first.
+    crate::ops::recover(&mut repo)?;
     match command {
         PlatformCommand::Init(args) => {
             let request = PlatformInitRequest {

@@ -9,6 +9,16 @@ use std::path::{Path, PathBuf};
 
 /// Creates (or truncates) `path` with `mode`, writes `data` and flushes it.
 pub fn write_private(path: &Path, data: &[u8], mode: u32) -> Result<(), EnvError> {
+    write_file(path, data, mode, true)
+}
+
+/// [`write_private`] without the flush, for a batch of files the caller
+/// flushes at once (`syncfs`) before anything depends on them.
+pub fn write_unflushed(path: &Path, data: &[u8], mode: u32) -> Result<(), EnvError> {
+    write_file(path, data, mode, false)
+}
+
+fn write_file(path: &Path, data: &[u8], mode: u32, flush: bool) -> Result<(), EnvError> {
     let write = || -> std::io::Result<()> {
         let mut file = std::fs::OpenOptions::new()
             .write(true)
@@ -19,7 +29,10 @@ pub fn write_private(path: &Path, data: &[u8], mode: u32) -> Result<(), EnvError
         // `mode` at creation is filtered by the umask; an existing file keeps its own.
         file.set_permissions(std::fs::Permissions::from_mode(mode))?;
         file.write_all(data)?;
-        file.sync_all()
+        if flush {
+            file.sync_all()?;
+        }
+        Ok(())
     };
     write().map_err(EnvError::io("write", path))
 }

@@ -171,11 +171,13 @@ fn widen_to_path(source: &str, range: std::ops::Range<usize>) -> std::ops::Range
 }
 
 /// Writes rendered files under `root`: each to a temporary file beside
-/// its target first, then all of them renamed into place, so the tree
-/// never holds some files rendered and others not.
+/// its target first, flushed (one `syncfs` for all), then all of them
+/// renamed into place, so the tree never holds some files rendered and
+/// others not.
 pub fn install(root: &Path, rendered: &[Rendered]) -> Result<(), EnvError> {
     let mut staged = Vec::with_capacity(rendered.len());
     let outcome = stage_all(root, rendered, &mut staged).and_then(|()| {
+        crate::pool::sync_filesystem(root).map_err(EnvError::io("flush", root))?;
         for (temp, target) in &staged {
             std::fs::rename(temp, target).map_err(EnvError::io("rename into place", target))?;
         }
@@ -198,7 +200,7 @@ fn stage_all(
         let target = root.join(&file.target);
         let temp = staging_name(&target);
         staged.push((temp.clone(), target));
-        crate::env::files::write_private(&temp, file.text.as_bytes(), file.mode)?;
+        crate::env::files::write_unflushed(&temp, file.text.as_bytes(), file.mode)?;
     }
     Ok(())
 }
