@@ -166,3 +166,16 @@ pub fn environment_users(sb: &Sandbox) -> Vec<String> {
         .map(|u| u["name"].as_str().unwrap().to_string())
         .collect()
 }
+
+/// `program` from PATH, else /usr/sbin (named, nginx and apache2 live
+/// there, and a non-root PATH may lack it).
+pub fn sbin(program: &str) -> PathBuf {
+    let found = std::env::var_os("PATH")
+        .map(|path| {
+            std::env::split_paths(&path)
+                .map(|d| d.join(program))
+                .find(|p| p.is_file())
+        })
+        .unwrap_or_default();
+    found.unwrap_or_else(|| Path::new("/usr/sbin").join(program))
+}
