@@ -3,6 +3,7 @@
 use super::output::{Table, json};
 use crate::ops::{self, EnvInitRequest, EnvironmentView, Repo};
 use clap::{Args, Subcommand};
+use std::io::Write;
 use std::path::Path;
 use std::process::ExitCode;
 
@@ -89,7 +90,12 @@ pub fn run(dir: &Path, command: EnvCommand) -> anyhow::Result<ExitCode> {
             if args.json {
                 json(&view)?;
             } else {
-                println!("created environment {}/{}", view.platform, view.name);
+                writeln!(
+                    std::io::stdout().lock(),
+                    "created environment {}/{}",
+                    view.platform,
+                    view.name
+                )?;
                 print_environment(&repo, &view)?;
             }
         }
@@ -106,21 +112,28 @@ pub fn run(dir: &Path, command: EnvCommand) -> anyhow::Result<ExitCode> {
             }
         }
         EnvCommand::Urls(args) => {
-            let urls = ops::environment_urls(&repo, &args.platform, &args.env)?;
             if args.json {
-                json(&urls)?;
+                json(&ops::environment_urls(&repo, &args.platform, &args.env)?)?;
             } else {
-                println!("homepage  {}", urls.homepage);
-                for (name, url) in urls.sites.iter().chain(&urls.tools) {
-                    println!("{name:<9} {url}");
+                // In platform.toml's order: sites, then tools.
+                let view = ops::show_environment(&repo, &args.platform, &args.env)?;
+                let mut table = Table::new(vec!["NAME", "URL"]);
+                table.row(vec!["homepage".into(), view.homepage_url.clone()]);
+                for site in view.sites.iter().chain(&view.tools) {
+                    table.row(vec![site.name.clone(), site.url.clone()]);
                 }
+                table.print()?;
             }
         }
         EnvCommand::Destroy(args) => {
             ops::destroy_environment(&mut repo, &args.platform, &args.env)?;
             if super::progress::chatty() {
                 let name = crate::env::names::environment_name(&args.env)?;
-                println!("destroyed environment {}/{name}", args.platform);
+                writeln!(
+                    std::io::stdout().lock(),
+                    "destroyed environment {}/{name}",
+                    args.platform
+                )?;
             }
         }
     }
@@ -153,7 +166,7 @@ fn print_environment(repo: &Repo, view: &EnvironmentView) -> anyhow::Result<()> 
         ("proxy", proxy),
         ("created", view.created.clone()),
     ] {
-        println!("{key:<10} {value}");
+        writeln!(std::io::stdout().lock(), "{key:<10} {value}")?;
     }
     let mut sites = Table::new(vec!["SITE", "URL", "MACHINE", "PORT"]);
     for s in view.sites.iter().chain(&view.tools) {
@@ -164,7 +177,7 @@ fn print_environment(repo: &Repo, view: &EnvironmentView) -> anyhow::Result<()> 
             s.port.to_string(),
         ]);
     }
-    println!();
+    writeln!(std::io::stdout().lock())?;
     sites.print()?;
     let mut machines = Table::new(vec!["MACHINE", "IP", "STATE", "BOX"]);
     for m in &view.machines {
@@ -175,7 +188,7 @@ fn print_environment(repo: &Repo, view: &EnvironmentView) -> anyhow::Result<()> 
             m.box_name.clone(),
         ]);
     }
-    println!();
+    writeln!(std::io::stdout().lock())?;
     machines.print()?;
     if !view.packages.is_empty() {
         let mut packages = Table::new(vec!["PACKAGE", "MACHINE", "INSTALLED", "AVAILABLE"]);
@@ -190,7 +203,7 @@ fn print_environment(repo: &Repo, view: &EnvironmentView) -> anyhow::Result<()> 
                     .map_or_else(none, |v| format!("{v} ({})", p.channel)),
             ]);
         }
-        println!();
+        writeln!(std::io::stdout().lock())?;
         packages.print()?;
     }
     Ok(())

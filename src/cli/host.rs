@@ -4,6 +4,7 @@ use super::output::{Table, json};
 use crate::ops::Repo;
 use crate::ops::host::{HostChange, bind_proxy, host_check, unbind_proxy};
 use clap::{Args, Subcommand};
+use std::io::Write;
 use std::path::Path;
 use std::process::ExitCode;
 
@@ -81,7 +82,7 @@ pub fn run(dir: &Path, command: HostCommand) -> anyhow::Result<ExitCode> {
                         f.status.clone(),
                     ]);
                 }
-                println!();
+                writeln!(std::io::stdout().lock())?;
                 files.print()?;
             }
             if !report.ok {
@@ -100,12 +101,17 @@ fn print_change(change: &HostChange, as_json: bool) -> anyhow::Result<()> {
         return Ok(());
     }
     for file in &change.files {
-        println!("{:<9} {}", file.change, file.path);
+        writeln!(std::io::stdout().lock(), "{:<9} {}", file.change, file.path)?;
     }
     for command in &change.reloaded {
-        println!("reloaded  {command}");
+        writeln!(std::io::stdout().lock(), "reloaded  {command}")?;
     }
     let state = if change.bound { "bound" } else { "unbound" };
-    println!("{state} {}/{}", change.platform, change.environment);
+    writeln!(
+        std::io::stdout().lock(),
+        "{state} {}/{}",
+        change.platform,
+        change.environment
+    )?;
     Ok(())
 }

@@ -3,6 +3,7 @@
 use super::output::{Table, json};
 use crate::ops::{self, PlatformInitRequest, PlatformView, Repo};
 use clap::{Args, Subcommand};
+use std::io::Write;
 use std::path::Path;
 use std::process::ExitCode;
 
@@ -30,7 +31,7 @@ pub enum PlatformCommand {
 /// --ip-range (the first address is the host's end of their network).
 #[derive(Debug, Args)]
 #[command(
-    after_help = "Examples:\n  bess platform init paas --source /usr/share/doc/bess/platforms/example --domain example.test --ip-range 10.77.0.0/24\n  bess platform init paas --source https://git.example.com/ops/paas-platform.git --domain dev.example.com --ip-range 10.77.0.0/16 --channel preprod"
+    after_help = "Examples:\n  bess platform init paas --source conf/platforms/example --domain example.test --ip-range 10.77.0.0/24\n  bess platform init paas --source https://git.example.com/ops/paas-platform.git --domain dev.example.com --ip-range 10.77.0.0/16 --channel preprod"
 )]
 pub struct InitArgs {
     /// Platform name (a DNS label: lowercase letters, digits, hyphens)
@@ -112,9 +113,13 @@ pub fn run(dir: &Path, command: PlatformCommand) -> anyhow::Result<ExitCode> {
         PlatformCommand::Destroy(args) => {
             let envs = ops::destroy_platform(&mut repo, &args.name, args.force)?;
             if super::progress::chatty() {
-                println!("destroyed platform {}", args.name);
+                writeln!(std::io::stdout().lock(), "destroyed platform {}", args.name)?;
                 for env in envs {
-                    println!("destroyed environment {}/{env}", args.name);
+                    writeln!(
+                        std::io::stdout().lock(),
+                        "destroyed environment {}/{env}",
+                        args.name
+                    )?;
                 }
             }
         }
@@ -127,7 +132,7 @@ fn print_platform(view: &PlatformView, as_json: bool, done: &str) -> anyhow::Res
         return Ok(json(view)?);
     }
     if !done.is_empty() {
-        println!("{done} platform {}", view.name);
+        writeln!(std::io::stdout().lock(), "{done} platform {}", view.name)?;
     }
     let rows = [
         ("description", view.description.clone()),
@@ -143,7 +148,7 @@ fn print_platform(view: &PlatformView, as_json: bool, done: &str) -> anyhow::Res
         ("environments", view.environments.join(", ")),
     ];
     for (key, value) in rows {
-        println!("{key:<13} {value}");
+        writeln!(std::io::stdout().lock(), "{key:<13} {value}")?;
     }
     Ok(())
 }
@@ -179,16 +184,21 @@ fn check(repo: &mut Repo, args: &NameArgs) -> anyhow::Result<ExitCode> {
         json(&report)?;
     } else {
         for item in &report.checks {
-            println!(
+            writeln!(
+                std::io::stdout().lock(),
                 "{:<8} {:<14} {}",
                 item.status,
                 item.check,
                 item.detail.replace('\n', "\n                        ")
-            );
+            )?;
         }
         if super::progress::chatty() {
             let verdict = if report.ok { "ok" } else { "has problems" };
-            println!("platform {} {verdict}", report.platform);
+            writeln!(
+                std::io::stdout().lock(),
+                "platform {} {verdict}",
+                report.platform
+            )?;
         }
     }
     Ok(if report.ok {
