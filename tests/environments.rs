@@ -522,3 +522,68 @@ fn vagrant_validates_the_generated_vagrantfile() {
         .unwrap();
     assert!(!out.status.success());
 }
+
+#[test]
+fn platform_check_reports_templates_boxes_and_tools() {
+    if !have_tool("git") {
+        return;
+    }
+    let sb = sandbox();
+    let dir = platform_dir(
+        &sb.path("platform-src"),
+        &one_machine_toml(8080),
+        &[("etc/app.conf-dist", "web = {{ machines.web.ip }}\n")],
+    );
+    let url = commit_all(&dir, "first");
+    sb.ok(&[
+        "platform",
+        "init",
+        "paas",
+        "--source",
+        &url,
+        "--domain",
+        "example.test",
+        "--ip-range",
+        "10.77.0.0/24",
+    ]);
+    let report = sb.json(&["platform", "check", "paas"]);
+    let status_of = |report: &serde_json::Value, check: &str| -> Vec<String> {
+        report["checks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|c| c["check"] == check)
+            .map(|c| c["status"].as_str().unwrap().to_string())
+            .collect()
+    };
+    assert_eq!(status_of(&report, "source"), ["ok"], "{report}");
+    assert_eq!(status_of(&report, "platform.toml"), ["ok"], "{report}");
+    assert_eq!(status_of(&report, "templates"), ["ok"], "{report}");
+    assert_eq!(
+        status_of(&report, "box"),
+        ["warning"],
+        "no box was added yet: {report}"
+    );
+    let tools_found = status_of(&report, "tool").iter().all(|s| s == "ok");
+    assert_eq!(report["ok"], tools_found, "{report}");
+    // A template that no longer renders: update records it, check says where.
+    std::fs::write(
+        dir.join("etc/app.conf-dist"),
+        "web = {{ machines.wbe.ip }}\n",
+    )
+    .unwrap();
+    commit_all(&dir, "typo");
+    sb.ok(&["platform", "update", "paas"]);
+    let out = sb.bess(&["platform", "check", "paas"]);
+    assert!(!out.status.success(), "a problem fails the check");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("etc/app.conf-dist:1: `machines.wbe.ip` is undefined"),
+        "{text}"
+    );
+    let error = sb.fails(&["env", "init", "paas", "1161"]);
+    assert!(
+        error.contains("etc/app.conf-dist:1: `machines.wbe.ip` is undefined"),
+        "{error}"
+    );
+}
