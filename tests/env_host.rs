@@ -88,13 +88,22 @@ fn curl(port: u16, host: &str, path: &str, user: Option<(&str, &str)>) -> (u16, 
 }
 
 /// Retries `probe` until it returns true or 15 s pass (reloads are asynchronous).
-fn eventually(what: &str, mut probe: impl FnMut() -> bool) {
+fn eventually(what: &str, probe: impl FnMut() -> bool) {
+    settled(what, 1, probe);
+}
+
+/// Retries `probe` until it returns true `times` times in a row: after
+/// a graceful reload, old workers may answer a few more requests with
+/// the old configuration before they exit.
+fn settled(what: &str, times: u32, mut probe: impl FnMut() -> bool) {
     let deadline = Instant::now() + Duration::from_secs(15);
+    let mut streak = 0;
     while Instant::now() < deadline {
-        if probe() {
+        streak = if probe() { streak + 1 } else { 0 };
+        if streak >= times {
             return;
         }
-        std::thread::sleep(Duration::from_millis(100));
+        std::thread::sleep(Duration::from_millis(50));
     }
     panic!("{what} did not happen within 15 s");
 }
@@ -344,7 +353,7 @@ fn nginx_proxies_sites_to_machines_and_the_environment_to_its_homepage() {
         &["kill", "-HUP", &nginx.0.id().to_string()],
     );
     sb.ok(&["host", "bind-proxy", "paas", "1161"]);
-    eventually("v5 proxied", || {
+    settled("v5 proxied", 5, || {
         curl(proxy_port, "v5.1161.paas.example.test", "/", None).0 == 200
     });
     let (_, body) = curl(proxy_port, "v5.1161.paas.example.test", "/page", None);
@@ -386,7 +395,7 @@ fn nginx_proxies_sites_to_machines_and_the_environment_to_its_homepage() {
 
     sb.ok(&["host", "unbind-proxy", "paas", "1161"]);
     assert!(!host.join("nginx/paas.1161.conf").exists());
-    eventually("v5 unrouted", || {
+    settled("v5 unrouted", 5, || {
         curl(proxy_port, "v5.1161.paas.example.test", "/", None).0 == 404
     });
     drop(nginx);
@@ -447,7 +456,7 @@ fn apache_proxies_sites_to_machines_and_the_environment_to_its_homepage() {
             .unwrap()
             .contains("ServerName v5.1161.paas.example.test")
     );
-    eventually("v5 proxied", || {
+    settled("v5 proxied", 5, || {
         curl(proxy_port, "v5.1161.paas.example.test", "/", None).0 == 200
     });
     let (_, body) = curl(proxy_port, "v5.1161.paas.example.test", "/page", None);
@@ -466,7 +475,7 @@ fn apache_proxies_sites_to_machines_and_the_environment_to_its_homepage() {
     assert!(page.contains("Environment 1161"), "{page}");
     sb.ok(&["host", "unbind-proxy", "paas", "1161"]);
     assert!(!conf_file.exists());
-    eventually("v5 unrouted", || {
+    settled("v5 unrouted", 5, || {
         curl(proxy_port, "v5.1161.paas.example.test", "/", None).0 == 404
     });
 }
