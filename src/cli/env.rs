@@ -18,7 +18,9 @@ use std::process::ExitCode;
 pub enum EnvCommand {
     Init(InitArgs),
     List(ListArgs),
+    /// Show an environment: state, channel, sites, machines and their addresses, packages
     Show(EnvArgs),
+    /// Print the URLs of an environment's homepage, sites and tools
     Urls(EnvArgs),
     Destroy(DestroyArgs),
 }
@@ -32,6 +34,7 @@ pub enum EnvCommand {
     after_help = "Examples:\n  bess env init paas 1161\n  bess env init paas PROJ-42 --sites v5,api --channel prod\n  bess host bind-proxy paas 1161          # then route its names on this host"
 )]
 pub struct InitArgs {
+    /// Platform name (see `bess platform list`)
     platform: String,
     /// Environment name, usually a ticket id
     env: String,
@@ -60,7 +63,9 @@ pub struct ListArgs {
 /// One environment.
 #[derive(Debug, Args)]
 pub struct EnvArgs {
+    /// Platform name
     platform: String,
+    /// Environment name (a ticket id such as PROJ-42 finds proj-42)
     env: String,
     /// Print JSON
     #[arg(long)]
@@ -70,7 +75,9 @@ pub struct EnvArgs {
 /// Remove an environment: its proxy routes, workspace, addresses and user.
 #[derive(Debug, Args)]
 pub struct DestroyArgs {
+    /// Platform name
     platform: String,
+    /// Environment name
     env: String,
 }
 

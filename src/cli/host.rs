@@ -20,7 +20,9 @@ use std::process::ExitCode;
 /// error names the line the tool refused.
 #[derive(Debug, Subcommand)]
 pub enum HostCommand {
+    /// Route an environment's names: its records in the platform's zone, and its proxy file
     BindProxy(EnvArgs),
+    /// Remove exactly what bind-proxy added for an environment (the platform's zone stays)
     UnbindProxy(EnvArgs),
     Check(CheckArgs),
 }
@@ -31,7 +33,9 @@ pub enum HostCommand {
     after_help = "Examples:\n  bess host bind-proxy paas 1161     # v5.1161.paas.example.test → its machine\n  bess host unbind-proxy paas 1161   # removes exactly what bind-proxy added"
 )]
 pub struct EnvArgs {
+    /// Platform name
     platform: String,
+    /// Environment name
     env: String,
     /// Print the files changed as JSON
     #[arg(long)]

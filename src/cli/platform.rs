@@ -17,9 +17,13 @@ use std::process::ExitCode;
 #[derive(Debug, Subcommand)]
 pub enum PlatformCommand {
     Init(InitArgs),
+    /// List platforms
     List(JsonArgs),
+    /// Show a platform: source, revision, names, range, machines, sites, tools, environments
     Show(NameArgs),
+    /// Fetch the platform's source again and record its new revision (environments keep theirs)
     Update(NameArgs),
+    /// Check a platform: source readable, platform.toml valid here, templates render, boxes present, host tools installed (exit 1 on a problem)
     Check(NameArgs),
     Destroy(DestroyArgs),
 }
@@ -64,6 +68,7 @@ pub struct JsonArgs {
 /// A platform by name.
 #[derive(Debug, Args)]
 pub struct NameArgs {
+    /// Platform name
     name: String,
     /// Print JSON
     #[arg(long)]
@@ -74,6 +79,7 @@ pub struct NameArgs {
 #[derive(Debug, Args)]
 #[command(after_help = "Example:\n  bess platform destroy paas --force     # its environments too")]
 pub struct DestroyArgs {
+    /// Platform name
     name: String,
     /// Destroy its environments too (refused otherwise while it has any)
     #[arg(long)]
