@@ -86,26 +86,7 @@ pub fn run(dir: &Path, command: EnvCommand) -> anyhow::Result<ExitCode> {
     // Whatever a killed bess left half done is finished first.
     crate::ops::recover(&mut repo)?;
     match command {
-        EnvCommand::Init(args) => {
-            let request = EnvInitRequest {
-                platform: args.platform,
-                name: args.env,
-                sites: args.sites,
-                channel: args.channel,
-            };
-            let view = ops::init_environment(&mut repo, &request)?;
-            if args.json {
-                json(&view)?;
-            } else {
-                writeln!(
-                    std::io::stdout().lock(),
-                    "created environment {}/{}",
-                    view.platform,
-                    view.name
-                )?;
-                print_environment(&repo, &view)?;
-            }
-        }
+        EnvCommand::Init(args) => init(&mut repo, args)?,
         EnvCommand::List(args) => {
             let envs = ops::list_environments(&repo, args.platform.as_deref())?;
             print_list(&envs, args.json)?;
@@ -118,20 +99,7 @@ pub fn run(dir: &Path, command: EnvCommand) -> anyhow::Result<ExitCode> {
                 print_environment(&repo, &view)?;
             }
         }
-        EnvCommand::Urls(args) => {
-            if args.json {
-                json(&ops::environment_urls(&repo, &args.platform, &args.env)?)?;
-            } else {
-                // In platform.toml's order: sites, then tools.
-                let view = ops::show_environment(&repo, &args.platform, &args.env)?;
-                let mut table = Table::new(vec!["NAME", "URL"]);
-                table.row(vec!["homepage".into(), view.homepage_url.clone()]);
-                for site in view.sites.iter().chain(&view.tools) {
-                    table.row(vec![site.name.clone(), site.url.clone()]);
-                }
-                table.print()?;
-            }
-        }
+        EnvCommand::Urls(args) => urls(&repo, &args)?,
         EnvCommand::Destroy(args) => {
             ops::destroy_environment(&mut repo, &args.platform, &args.env)?;
             if super::progress::chatty() {
@@ -145,6 +113,44 @@ pub fn run(dir: &Path, command: EnvCommand) -> anyhow::Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+fn init(repo: &mut Repo, args: InitArgs) -> anyhow::Result<()> {
+    let request = EnvInitRequest {
+        platform: args.platform,
+        name: args.env,
+        sites: args.sites,
+        channel: args.channel,
+    };
+    let view = ops::init_environment(repo, &request)?;
+    if args.json {
+        return Ok(json(&view)?);
+    }
+    writeln!(
+        std::io::stdout().lock(),
+        "created environment {}/{}",
+        view.platform,
+        view.name
+    )?;
+    print_environment(repo, &view)
+}
+
+fn urls(repo: &Repo, args: &EnvArgs) -> anyhow::Result<()> {
+    if args.json {
+        return Ok(json(&ops::environment_urls(
+            repo,
+            &args.platform,
+            &args.env,
+        )?)?);
+    }
+    // In platform.toml's order: sites, then tools.
+    let view = ops::show_environment(repo, &args.platform, &args.env)?;
+    let mut table = Table::new(vec!["NAME", "URL"]);
+    table.row(vec!["homepage".into(), view.homepage_url.clone()]);
+    for site in view.sites.iter().chain(&view.tools) {
+        table.row(vec![site.name.clone(), site.url.clone()]);
+    }
+    Ok(table.print()?)
 }
 
 fn print_environment(repo: &Repo, view: &EnvironmentView) -> anyhow::Result<()> {

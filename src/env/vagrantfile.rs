@@ -6,8 +6,8 @@
 //! A platform that ships its own `Vagrantfile-dist` gets that rendered
 //! instead; bess writes this one only where the platform has none.
 
-use super::platform::PlatformSpec;
-use super::variables::Variables;
+use super::platform::{MachineSpec, PlatformSpec};
+use super::variables::{MachineVariables, Variables};
 use std::fmt::Write;
 
 /// The Vagrantfile's text.
@@ -19,53 +19,57 @@ pub fn vagrantfile(vars: &Variables, spec: &PlatformSpec) -> String {
         vars.environment, vars.platform
     );
     for machine in &spec.machines {
-        let Some(m) = vars.machines.get(&machine.name) else {
-            continue;
-        };
-        let box_url = with_credential(&m.box_url, &vars.credential.user, &vars.credential.password);
-        let _ = writeln!(out, "  config.vm.define {} do |machine|", ruby(&m.name));
-        let _ = writeln!(out, "    machine.vm.box = {}", ruby(&m.box_name));
-        let _ = writeln!(out, "    machine.vm.box_url = {}", ruby(&box_url));
-        let _ = writeln!(out, "    machine.vm.hostname = {}", ruby(&m.name));
-        let _ = writeln!(
-            out,
-            "    machine.vm.network \"private_network\", ip: {}, netmask: {}",
-            ruby(&m.ip),
-            ruby(&vars.netmask)
-        );
-        for provider in ["libvirt", "virtualbox"] {
-            let _ = writeln!(
-                out,
-                "    machine.vm.provider {} do |provider|",
-                ruby(provider)
-            );
-            let _ = writeln!(out, "      provider.memory = {}", m.memory);
-            let _ = writeln!(out, "      provider.cpus = {}", m.cpus);
-            let _ = writeln!(out, "    end");
+        if let Some(m) = vars.machines.get(&machine.name) {
+            machine_block(&mut out, vars, m, machine);
         }
-        for step in &machine.provision {
-            match (&step.shell, &step.ansible) {
-                (Some(path), _) => {
-                    let _ = writeln!(
-                        out,
-                        "    machine.vm.provision \"shell\", path: {}",
-                        ruby(path)
-                    );
-                }
-                (None, Some(playbook)) => {
-                    let _ = writeln!(
-                        out,
-                        "    machine.vm.provision \"ansible\", playbook: {}",
-                        ruby(playbook)
-                    );
-                }
-                (None, None) => {}
-            }
-        }
-        let _ = writeln!(out, "  end");
     }
     out.push_str("end\n");
     out
+}
+
+/// One `config.vm.define` block.
+fn machine_block(out: &mut String, vars: &Variables, m: &MachineVariables, machine: &MachineSpec) {
+    let box_url = with_credential(&m.box_url, &vars.credential.user, &vars.credential.password);
+    let _ = writeln!(out, "  config.vm.define {} do |machine|", ruby(&m.name));
+    let _ = writeln!(out, "    machine.vm.box = {}", ruby(&m.box_name));
+    let _ = writeln!(out, "    machine.vm.box_url = {}", ruby(&box_url));
+    let _ = writeln!(out, "    machine.vm.hostname = {}", ruby(&m.name));
+    let _ = writeln!(
+        out,
+        "    machine.vm.network \"private_network\", ip: {}, netmask: {}",
+        ruby(&m.ip),
+        ruby(&vars.netmask)
+    );
+    for provider in ["libvirt", "virtualbox"] {
+        let _ = writeln!(
+            out,
+            "    machine.vm.provider {} do |provider|",
+            ruby(provider)
+        );
+        let _ = writeln!(out, "      provider.memory = {}", m.memory);
+        let _ = writeln!(out, "      provider.cpus = {}", m.cpus);
+        let _ = writeln!(out, "    end");
+    }
+    for step in &machine.provision {
+        match (&step.shell, &step.ansible) {
+            (Some(path), _) => {
+                let _ = writeln!(
+                    out,
+                    "    machine.vm.provision \"shell\", path: {}",
+                    ruby(path)
+                );
+            }
+            (None, Some(playbook)) => {
+                let _ = writeln!(
+                    out,
+                    "    machine.vm.provision \"ansible\", playbook: {}",
+                    ruby(playbook)
+                );
+            }
+            (None, None) => {}
+        }
+    }
+    let _ = writeln!(out, "  end");
 }
 
 /// `http://user:password@host/…`: vagrant sends these to the catalog

@@ -112,24 +112,7 @@ fn apply(repo: &mut Repo, env: &EnvironmentRow, bind: bool) -> Result<HostChange
     let bind_changed = change.changed(&zone_path) || change.changed(&host.bind_include);
     let proxy_changed = change.changed(&proxy_path(&host, env));
     if env.bound != bind || bind_changed || proxy_changed {
-        let writer = repo.catalog.write()?;
-        writer.set_bound(&env.platform, &env.name, bind)?;
-        if let Some(serial) = serial {
-            writer.set_zone_serial(&env.platform, serial)?;
-        }
-        let action = if bind {
-            "host.bind-proxy"
-        } else {
-            "host.unbind-proxy"
-        };
-        let files: Vec<_> = change
-            .files
-            .iter()
-            .filter(|f| f.change != "unchanged")
-            .collect();
-        let detail = json!({ "platform": env.platform, "environment": env.name, "files": files });
-        record(&writer, &repo.actor, action, detail)?;
-        writer.commit()?;
+        record_change(repo, env, serial, &change)?;
     }
     if bind_changed {
         run_reload(&host.bind_reload, "bind")?;
@@ -142,6 +125,33 @@ fn apply(repo: &mut Repo, env: &EnvironmentRow, bind: bool) -> Result<HostChange
     }
     change.reloaded.retain(|c| !c.is_empty());
     Ok(change)
+}
+
+/// Records what the files now say, with its audit entry.
+fn record_change(
+    repo: &mut Repo,
+    env: &EnvironmentRow,
+    serial: Option<u32>,
+    change: &HostChange,
+) -> Result<(), OpsError> {
+    let writer = repo.catalog.write()?;
+    writer.set_bound(&env.platform, &env.name, change.bound)?;
+    if let Some(serial) = serial {
+        writer.set_zone_serial(&env.platform, serial)?;
+    }
+    let action = if change.bound {
+        "host.bind-proxy"
+    } else {
+        "host.unbind-proxy"
+    };
+    let files: Vec<_> = change
+        .files
+        .iter()
+        .filter(|f| f.change != "unchanged")
+        .collect();
+    let detail = json!({ "platform": env.platform, "environment": env.name, "files": files });
+    record(&writer, &repo.actor, action, detail)?;
+    Ok(writer.commit()?)
 }
 
 fn origin(platform: &PlatformRow) -> String {
@@ -172,18 +182,7 @@ fn write_zone(
     if !bind && installed.is_none() && platform.zone_serial == 0 {
         return Ok(None);
     }
-    let mut environments: Vec<String> = repo
-        .catalog
-        .reader()
-        .environments(Some(&platform.name))?
-        .into_iter()
-        .filter(|e| e.bound && e.name != env.name)
-        .map(|e| e.name)
-        .collect();
-    if bind {
-        environments.push(env.name.clone());
-    }
-    environments.sort();
+    let environments = bound_after(repo, platform, env, bind)?;
     let held = installed.as_deref().and_then(serial_of).unwrap_or(0);
     let mut zone = Zone {
         origin: origin(platform),
@@ -208,6 +207,28 @@ fn write_zone(
     })?;
     change.note(&path, "written");
     Ok(Some(zone.serial))
+}
+
+/// The platform's bound environments once `env` is bound or not.
+fn bound_after(
+    repo: &Repo,
+    platform: &PlatformRow,
+    env: &EnvironmentRow,
+    bind: bool,
+) -> Result<Vec<String>, OpsError> {
+    let mut environments: Vec<String> = repo
+        .catalog
+        .reader()
+        .environments(Some(&platform.name))?
+        .into_iter()
+        .filter(|e| e.bound && e.name != env.name)
+        .map(|e| e.name)
+        .collect();
+    if bind {
+        environments.push(env.name.clone());
+    }
+    environments.sort();
+    Ok(environments)
 }
 
 /// The include listing every platform's zone: those bess wrote before,
@@ -486,6 +507,13 @@ fn expected_files(repo: &Repo, host: &HostSettings) -> Result<Vec<OwnedFile>, Op
             status,
         ));
     }
+    owned.extend(expected_proxy_files(repo, host)?);
+    Ok(owned)
+}
+
+/// The proxy file of every bound environment.
+fn expected_proxy_files(repo: &Repo, host: &HostSettings) -> Result<Vec<OwnedFile>, OpsError> {
+    let mut owned = Vec::new();
     for env in repo
         .catalog
         .reader()

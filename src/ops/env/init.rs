@@ -78,12 +78,25 @@ pub fn init_environment(
         discard(repo, &env, None)?;
         return Err(error);
     }
+    mark_ready(repo, &env, &addresses)?;
+    show_environment(repo, &env.platform, &env.name)
+}
+
+/// The last write: the environment is whole; the log says what it got.
+fn mark_ready(
+    repo: &mut Repo,
+    env: &EnvironmentRow,
+    addresses: &BTreeMap<String, Ipv4Addr>,
+) -> Result<(), OpsError> {
     let writer = repo.catalog.write()?;
     writer.set_environment_state(&env.platform, &env.name, READY)?;
+    let machines: Vec<_> = addresses
+        .iter()
+        .map(|(m, ip)| json!({"name": m, "ip": ip.to_string()}))
+        .collect();
     let detail = json!({
         "platform": env.platform, "environment": env.name, "sites": env.sites,
-        "revision": env.revision, "user": env.user,
-        "machines": addresses.iter().map(|(m, ip)| json!({"name": m, "ip": ip.to_string()})).collect::<Vec<_>>(),
+        "revision": env.revision, "user": env.user, "machines": machines,
     });
     let entry = crate::catalog::AuditEntry {
         channel: Some(env.channel.clone()),
@@ -91,8 +104,7 @@ pub fn init_environment(
         ..repo.actor.entry("env.init")
     };
     writer.append_audit(&entry)?;
-    writer.commit()?;
-    show_environment(repo, &env.platform, &env.name)
+    Ok(writer.commit()?)
 }
 
 /// The chosen sites, each checked against the platform.
@@ -154,7 +166,6 @@ fn reserve(
         env: Vec::new(),
         environment: Some(format!("{}/{}", env.platform, env.name)),
     };
-    let range = range_of(platform)?;
     let writer = repo.catalog.write()?;
     if let Some(existing) = writer.reader().environment(&env.platform, &env.name)? {
         return Err(OpsError::Conflict(format!(
@@ -163,6 +174,28 @@ fn reserve(
         )));
     }
     writer.add_environment(env)?;
+    let addresses = allocate(&writer, platform, env, spec)?;
+    if !writer.add_user(&user)? {
+        return Err(OpsError::Conflict(format!(
+            "a user named `{}` already exists; environment {}/{} needs that name for its own \
+             read-only user: remove that user, or choose another environment name",
+            user.name, env.platform, env.name
+        )));
+    }
+    writer.commit()?;
+    Ok(addresses)
+}
+
+/// The lowest free address of the range for each machine. The writer's
+/// transaction (BEGIN IMMEDIATE) keeps other processes out meanwhile, and
+/// the UNIQUE address column would refuse a double allocation anyway.
+fn allocate(
+    writer: &crate::catalog::Writer<'_>,
+    platform: &PlatformRow,
+    env: &EnvironmentRow,
+    spec: &PlatformSpec,
+) -> Result<BTreeMap<String, Ipv4Addr>, OpsError> {
+    let range = range_of(platform)?;
     let taken: HashSet<u32> = writer.reader().used_addresses()?.into_iter().collect();
     let mut free = range.machine_addresses().filter(|a| !taken.contains(a));
     let mut addresses = BTreeMap::new();
@@ -180,14 +213,6 @@ fn reserve(
         })?;
         addresses.insert(machine.name.clone(), Ipv4Addr::from(address));
     }
-    if !writer.add_user(&user)? {
-        return Err(OpsError::Conflict(format!(
-            "a user named `{}` already exists; environment {}/{} needs that name for its own \
-             read-only user: remove that user, or choose another environment name",
-            user.name, env.platform, env.name
-        )));
-    }
-    writer.commit()?;
     Ok(addresses)
 }
 

@@ -192,19 +192,7 @@ fn environment_view(repo: &Repo, e: &EnvironmentRow) -> Result<EnvironmentView, 
         .collect();
     // The same computation as the workspace's variables, without the password.
     let vars = super::init::variables(repo, &platform, e, &spec, &addresses, "")?;
-    let machine_views = machines
-        .iter()
-        .map(|m| {
-            let declared = spec.machine(&m.name);
-            MachineView {
-                name: m.name.clone(),
-                ip: m.address.to_string(),
-                state: m.state.clone(),
-                box_name: declared.map(|d| d.box_name.clone()).unwrap_or_default(),
-                memory: declared.map_or(0, |d| d.memory),
-            }
-        })
-        .collect();
+    let machine_views = machine_views(&machines, &spec);
     Ok(EnvironmentView {
         platform: e.platform.clone(),
         name: e.name.clone(),
@@ -230,6 +218,23 @@ fn environment_view(repo: &Repo, e: &EnvironmentRow) -> Result<EnvironmentView, 
             result: e.provision_result.clone().unwrap_or_default(),
         }),
     })
+}
+
+/// The machines, with what platform.toml declares of each.
+fn machine_views(machines: &[crate::catalog::MachineRow], spec: &PlatformSpec) -> Vec<MachineView> {
+    machines
+        .iter()
+        .map(|m| {
+            let declared = spec.machine(&m.name);
+            MachineView {
+                name: m.name.clone(),
+                ip: m.address.to_string(),
+                state: m.state.clone(),
+                box_name: declared.map(|d| d.box_name.clone()).unwrap_or_default(),
+                memory: declared.map_or(0, |d| d.memory),
+            }
+        })
+        .collect()
 }
 
 /// Each declared package of each machine, with the version installed
