@@ -7,7 +7,7 @@ use std::io::Write;
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
-/// Creates (or truncates) `path` with `mode`, writes `data` and flushes it.
+/// Creates `path` (which must not exist) with `mode`, writes `data` and flushes it.
 pub fn write_private(path: &Path, data: &[u8], mode: u32) -> Result<(), EnvError> {
     write_file(path, data, mode, true)
 }
@@ -18,12 +18,14 @@ pub fn write_unflushed(path: &Path, data: &[u8], mode: u32) -> Result<(), EnvErr
     write_file(path, data, mode, false)
 }
 
+/// Every file bess writes this way is new: creating it exclusively means
+/// a link planted under its name (a platform's source may hold links) is
+/// refused instead of followed.
 fn write_file(path: &Path, data: &[u8], mode: u32, flush: bool) -> Result<(), EnvError> {
     let write = || -> std::io::Result<()> {
         let mut file = std::fs::OpenOptions::new()
             .write(true)
-            .create(true)
-            .truncate(true)
+            .create_new(true)
             .mode(mode)
             .open(path)?;
         // `mode` at creation is filtered by the umask; an existing file keeps its own.
@@ -94,5 +96,12 @@ mod tests {
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
         assert!(remove(&path).unwrap());
         assert!(!remove(&path).unwrap());
+        let link = dir.path().join("link");
+        std::os::unix::fs::symlink(dir.path().join("elsewhere"), &link).unwrap();
+        assert!(
+            write_private(&link, b"x", 0o600).is_err(),
+            "links are not followed"
+        );
+        assert!(!dir.path().join("elsewhere").exists());
     }
 }

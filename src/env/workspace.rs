@@ -100,6 +100,9 @@ fn rand_u64() -> u64 {
 /// files, the shared directories, every template rendered, and the
 /// Vagrantfile unless the platform brings its own.
 pub fn fill(dir: &Path, vars: &Variables, spec: &PlatformSpec) -> Result<(), EnvError> {
+    for shared in ["etc", "srv", "var", "etc/bess"] {
+        refuse_link(dir, shared)?;
+    }
     for shared in ["etc", "srv", "var"] {
         let path = dir.join(shared);
         std::fs::create_dir_all(&path).map_err(EnvError::io("create", &path))?;
@@ -125,11 +128,44 @@ pub fn fill(dir: &Path, vars: &Variables, spec: &PlatformSpec) -> Result<(), Env
     Ok(())
 }
 
+/// bess writes into these directories: a platform's link there would send
+/// the environment's credential wherever it points.
+fn refuse_link(dir: &Path, name: &str) -> Result<(), EnvError> {
+    let is_link = std::fs::symlink_metadata(dir.join(name)).is_ok_and(|m| !m.is_dir());
+    if !is_link {
+        return Ok(());
+    }
+    Err(EnvError::Invalid(vec![format!(
+        "{name} in the platform's source is not a directory; bess writes the environment's \
+         files there (etc/bess/variables.json, its password), so it must be a plain directory or absent"
+    )]))
+}
+
 /// Deletes a directory tree; one that is already gone is fine.
 pub fn remove_tree(path: &Path) -> Result<(), EnvError> {
     match std::fs::remove_dir_all(path) {
         Ok(()) => Ok(()),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
         Err(e) => Err(EnvError::io("remove", path)(e)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_link_where_bess_writes_credentials_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let elsewhere = tempfile::tempdir().unwrap();
+        std::os::unix::fs::symlink(elsewhere.path(), dir.path().join("etc")).unwrap();
+        let error = refuse_link(dir.path(), "etc").unwrap_err().to_string();
+        assert!(
+            error.contains("etc in the platform's source is not a directory"),
+            "{error}"
+        );
+        std::fs::create_dir(dir.path().join("srv")).unwrap();
+        refuse_link(dir.path(), "srv").unwrap();
+        refuse_link(dir.path(), "var").unwrap();
     }
 }
