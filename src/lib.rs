@@ -11,6 +11,7 @@ pub mod catalog;
 pub mod cli;
 pub mod config;
 pub mod deb;
+pub mod env;
 #[doc(hidden)]
 pub mod fuzz_targets;
 pub mod ops;

@@ -5,6 +5,7 @@
 mod audit;
 mod backup;
 mod boxes;
+mod envs;
 mod files;
 mod index;
 mod packages;
@@ -18,6 +19,7 @@ mod users;
 pub use audit::{AuditEntry, AuditFilter, AuditRow};
 pub use backup::{CatalogCopy, ObjectRef};
 pub use boxes::{BoxRow, NewBox, PlacedBox};
+pub use envs::{EnvironmentRow, InstalledRow, MachineRow, PlatformRow};
 pub use index::{IndexEntry, StanzaParts};
 pub use packages::{NewPackage, PackageRow, PlacedPackage, PlacementFilter};
 pub use pending::Pending;

@@ -111,6 +111,59 @@ const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (channel, box_id)
     ) WITHOUT ROWID;
     CREATE INDEX box_placements_box ON box_placements (box_id);",
+    // 8: environments: platforms, their environments and machines, the
+    //    packages installed in machines, and the users rights about them.
+    "CREATE TABLE platforms (
+        name        TEXT PRIMARY KEY,
+        source      TEXT NOT NULL,      -- a directory or a git URL, as given
+        source_kind TEXT NOT NULL,      -- 'git' or 'dir'
+        revision    TEXT NOT NULL,      -- commit, or SHA-256 of the directory's snapshot
+        spec        TEXT NOT NULL,      -- platform.toml at that revision
+        domain      TEXT NOT NULL,
+        ip_range    TEXT NOT NULL,      -- IPv4 CIDR; ranges never overlap
+        channel     TEXT NOT NULL,      -- default channel of its environments
+        zone_serial INTEGER NOT NULL DEFAULT 0,   -- 0: bess has written no zone yet
+        created_at  INTEGER NOT NULL,
+        updated_at  INTEGER NOT NULL
+    ) WITHOUT ROWID;
+    CREATE TABLE environments (
+        platform    TEXT NOT NULL REFERENCES platforms (name),
+        name        TEXT NOT NULL,
+        channel     TEXT NOT NULL,
+        sites       TEXT NOT NULL,      -- comma-separated
+        revision    TEXT NOT NULL,      -- the platform's revision its workspace holds
+        spec        TEXT NOT NULL,      -- platform.toml at that revision
+        state       TEXT NOT NULL,      -- creating, ready, destroying
+        user        TEXT NOT NULL,      -- its read-only user of bess serve
+        bound       INTEGER NOT NULL DEFAULT 0,   -- bind-proxy in effect
+        created_at  INTEGER NOT NULL,
+        provisioned_at   INTEGER,
+        provision_result TEXT,
+        PRIMARY KEY (platform, name)
+    ) WITHOUT ROWID;
+    CREATE TABLE machines (
+        platform    TEXT NOT NULL,
+        environment TEXT NOT NULL,
+        name        TEXT NOT NULL,
+        address     INTEGER NOT NULL UNIQUE,   -- IPv4 as a number: one machine per address, whatever the process
+        state       TEXT NOT NULL,
+        PRIMARY KEY (platform, environment, name),
+        FOREIGN KEY (platform, environment) REFERENCES environments (platform, name) ON DELETE CASCADE
+    ) WITHOUT ROWID;
+    CREATE TABLE installed_packages (
+        platform    TEXT NOT NULL,
+        environment TEXT NOT NULL,
+        machine     TEXT NOT NULL,
+        package     TEXT NOT NULL,
+        version     TEXT NOT NULL,
+        channel     TEXT NOT NULL,
+        installed_at INTEGER NOT NULL,
+        PRIMARY KEY (platform, environment, machine, package),
+        FOREIGN KEY (platform, environment, machine)
+            REFERENCES machines (platform, environment, name) ON DELETE CASCADE
+    ) WITHOUT ROWID;
+    ALTER TABLE users ADD COLUMN env TEXT NOT NULL DEFAULT '';   -- platforms, comma-separated: may create and destroy their environments
+    ALTER TABLE users ADD COLUMN environment TEXT;               -- 'platform/env' owning this read-only user",
 ];
 
 /// Brings the schema up to date; safe to call from every process.

@@ -14,6 +14,12 @@ pub struct UserRow {
     /// Channels the user may upload to.
     pub upload: Vec<String>,
     pub admin: bool,
+    /// Platforms whose environments the user may create and destroy.
+    pub env: Vec<String>,
+    /// The environment (`platform/env`) this user was made for, if any:
+    /// it goes when the environment does.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub environment: Option<String>,
 }
 
 fn split(list: String) -> Vec<String> {
@@ -29,7 +35,7 @@ impl Reader<'_> {
         let mut stmt = self
             .conn
             .prepare_cached(
-                "SELECT name, password_hash, read, upload, admin FROM users ORDER BY name",
+                "SELECT name, password_hash, read, upload, admin, env, environment FROM users ORDER BY name",
             )
             .map_err(self.fail())?;
         let rows = stmt.query_map([], user_row).map_err(self.fail())?;
@@ -40,7 +46,7 @@ impl Reader<'_> {
     pub fn user(&self, name: &str) -> Result<Option<UserRow>, CatalogError> {
         self.conn
             .query_row(
-                "SELECT name, password_hash, read, upload, admin FROM users WHERE name = ?1",
+                "SELECT name, password_hash, read, upload, admin, env, environment FROM users WHERE name = ?1",
                 params![name],
                 user_row,
             )
@@ -56,6 +62,8 @@ fn user_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<UserRow> {
         read: split(r.get(2)?),
         upload: split(r.get(3)?),
         admin: r.get(4)?,
+        env: split(r.get(5)?),
+        environment: r.get(6)?,
     })
 }
 
@@ -65,14 +73,17 @@ impl Writer<'_> {
         let changed = self
             .tx
             .execute(
-                "INSERT OR IGNORE INTO users (name, password_hash, read, upload, admin, created_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                "INSERT OR IGNORE INTO users
+                   (name, password_hash, read, upload, admin, env, environment, created_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
                 params![
                     user.name,
                     user.password_hash,
                     user.read.join(","),
                     user.upload.join(","),
                     user.admin,
+                    user.env.join(","),
+                    user.environment,
                     now()
                 ],
             )

@@ -3,13 +3,16 @@
 
 mod backup;
 mod box_;
+mod env;
 mod generate;
+mod host;
 mod incoming;
 mod init;
 mod key;
 mod log;
 mod output;
 mod owner;
+mod platform;
 pub mod progress;
 mod remote;
 mod repo;
@@ -20,7 +23,7 @@ use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-/// bess: an APT repository manager with channels, signed publication and an authenticated server.
+/// bess: an APT repository manager with channels, signed publication, an authenticated server, and per-ticket environments.
 #[derive(Debug, Parser)]
 #[command(
     name = "bess",
@@ -34,7 +37,12 @@ and lets operators promote exact versions from one channel to the next.",
   export BESS_REPO=/srv/bess
   bess repo ingest build/*.deb           # lands in preprod, every dist of dists.list
   bess repo diff preprod prod            # what prod does not have yet
-  bess repo promote myapp=1.4.2-1        # exact version to prod"
+  bess repo promote myapp=1.4.2-1        # exact version to prod
+
+Environments:
+  bess platform init paas --source ./platform --domain example.test --ip-range 10.77.0.0/24
+  bess env init paas 1161                # workspace, addresses, credential, rendered templates
+  bess host bind-proxy paas 1161         # v5.1161.paas.example.test on this host"
 )]
 pub struct Cli {
     /// Repository directory [default: $BESS_REPO, else the current directory]
@@ -64,6 +72,12 @@ enum Command {
     User(user::UserCommand),
     #[command(subcommand)]
     Box(box_::BoxCommand),
+    #[command(subcommand)]
+    Platform(platform::PlatformCommand),
+    #[command(subcommand)]
+    Env(env::EnvCommand),
+    #[command(subcommand)]
+    Host(host::HostCommand),
     Serve(ServeArgs),
     #[command(subcommand)]
     Incoming(incoming::IncomingCommand),
@@ -123,6 +137,9 @@ pub fn run() -> anyhow::Result<ExitCode> {
         Command::Log(args) => log::run(&repo_dir, args),
         Command::Incoming(command) => incoming::run(&repo_dir, command),
         Command::Box(command) => box_::run(&repo_dir, command),
+        Command::Platform(command) => platform::run(&repo_dir, command),
+        Command::Env(command) => env::run(&repo_dir, command),
+        Command::Host(command) => host::run(&repo_dir, command),
         Command::Serve(args) => {
             crate::serve::run(&repo_dir, args.listen, progress::chatty())?;
             Ok(ExitCode::SUCCESS)

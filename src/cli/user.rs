@@ -12,7 +12,9 @@ use std::process::ExitCode;
 /// Passwords are read from standard input and stored only as argon2id
 /// hashes. Rights are per channel: --read lets apt clients fetch a channel,
 /// --upload lets CI push packages into it (uploads always enter the first
-/// channel), --admin may do everything, including promotions over the API.
+/// channel), --env lets a ticket tracker create and destroy a platform's
+/// environments over the API, --admin may do everything, including
+/// promotions over the API.
 #[derive(Debug, Subcommand)]
 pub enum UserCommand {
     Add(AddArgs),
@@ -24,7 +26,7 @@ pub enum UserCommand {
 /// Create a user.
 #[derive(Debug, Args)]
 #[command(
-    after_help = "Examples:\n  printf '%s' \"$PASSWORD\" | bess user add web01 --read prod --password-stdin\n  printf '%s' \"$PASSWORD\" | bess user add ci --upload preprod --password-stdin"
+    after_help = "Examples:\n  printf '%s' \"$PASSWORD\" | bess user add web01 --read prod --password-stdin\n  printf '%s' \"$PASSWORD\" | bess user add ci --upload preprod --password-stdin\n  printf '%s' \"$PASSWORD\" | bess user add tracker --env paas --password-stdin   # POST/DELETE environments of paas"
 )]
 pub struct AddArgs {
     /// User name (lowercase letters, digits, - _ .)
@@ -35,6 +37,9 @@ pub struct AddArgs {
     /// Channels the user may upload to, comma-separated
     #[arg(long, value_delimiter = ',', value_name = "CHANNELS")]
     upload: Vec<String>,
+    /// Platforms whose environments the user may create and destroy over the API, comma-separated
+    #[arg(long, value_delimiter = ',', value_name = "PLATFORMS")]
+    env: Vec<String>,
     /// May do everything (promote, read and upload everywhere)
     #[arg(long)]
     admin: bool,
@@ -46,7 +51,7 @@ pub struct AddArgs {
 /// List users and their rights.
 #[derive(Debug, Args)]
 pub struct ListArgs {
-    /// Print a JSON array of {name, read, upload, admin}
+    /// Print a JSON array of {name, read, upload, admin, env, environment}
     #[arg(long)]
     json: bool,
 }
@@ -76,6 +81,7 @@ pub fn run(dir: &Path, command: UserCommand) -> anyhow::Result<ExitCode> {
                 read: args.read,
                 upload: args.upload,
                 admin: args.admin,
+                env: args.env,
             };
             let row = ops::add_user(&mut repo, &user)?;
             println!("added user {}", row.name);
@@ -109,12 +115,17 @@ fn print_users(users: &[crate::catalog::UserRow], as_json: bool) -> anyhow::Resu
         json(users)?;
         return Ok(());
     }
-    let mut table = Table::new(vec!["USER", "READ", "UPLOAD", "ADMIN"]);
+    let mut table = Table::new(vec!["USER", "READ", "UPLOAD", "ENV", "ADMIN"]);
     for u in users {
+        let env = match &u.environment {
+            Some(owner) => format!("(of {owner})"),
+            None => u.env.join(","),
+        };
         table.row(vec![
             u.name.clone(),
             u.read.join(","),
             u.upload.join(","),
+            env,
             if u.admin { "yes" } else { "" }.into(),
         ]);
     }

@@ -50,6 +50,22 @@ impl Layout {
         self.root.join("catalog").join("users.serial")
     }
 
+    /// Environments' workspaces, `envs/<platform>/<env>/`.
+    pub fn envs_dir(&self) -> PathBuf {
+        self.root.join("envs")
+    }
+
+    /// Platforms' sources as fetched: a bare git clone or a directory
+    /// snapshot per platform (fetched again when missing).
+    pub fn platform_sources_dir(&self) -> PathBuf {
+        self.cache_dir().join("platforms")
+    }
+
+    /// Lock files of environments, platforms and the host's files.
+    pub fn locks_dir(&self) -> PathBuf {
+        self.root.join("catalog").join("locks")
+    }
+
     /// The content-addressed object store.
     pub fn pool_dir(&self) -> PathBuf {
         self.root.join("pool")

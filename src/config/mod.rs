@@ -1,16 +1,17 @@
 //! Repository settings: `bess.toml`, `dists.list` and `archs.list` turned
 //! into typed, validated values, and the on-disk layout of a repository.
 
+mod host;
 mod layout;
 mod lists;
 mod settings;
 
+pub use host::{EnvironmentSettings, HostSettings, ProxyKind};
 pub use layout::Layout;
 pub use lists::{NameList, check_arch_name, check_dist_name, parse_list};
 pub use settings::{
     BoxSettings, Cidr, DistRule, IncomingSettings, IngestSettings, PruneRule, ReleaseSettings,
-    Settings,
-    TEMPLATE as SETTINGS_TEMPLATE, is_host_name,
+    Settings, TEMPLATE as SETTINGS_TEMPLATE, is_host_name,
 };
 
 use std::path::PathBuf;

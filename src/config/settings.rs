@@ -38,6 +38,12 @@ pub struct Settings {
     /// The drop directory of SCP/SFTP uploads (`bess incoming process`).
     #[serde(default)]
     pub incoming: IncomingSettings,
+    /// The host's DNS and reverse-proxy files for environments.
+    #[serde(default)]
+    pub host: super::host::HostSettings,
+    /// How environments' machines reach this repository.
+    #[serde(default)]
+    pub environments: super::host::EnvironmentSettings,
 }
 
 /// The `[ingest]` table.
@@ -327,6 +333,8 @@ impl Default for Settings {
             boxes: BoxSettings::default(),
             ingest: IngestSettings::default(),
             incoming: IncomingSettings::default(),
+            host: Default::default(),
+            environments: Default::default(),
         }
     }
 }
@@ -384,7 +392,9 @@ impl Settings {
         if self.serve.tls_certificate.is_some() != self.serve.tls_key.is_some() {
             return Err("[serve] needs both tls-certificate and tls-key, or neither".into());
         }
-        check_public_url(self.serve.public_url.as_deref())?;
+        check_url("[serve] public-url", self.serve.public_url.as_deref())?;
+        self.host.validate()?;
+        self.environments.validate()?;
         self.serve.check_connection_caps()?;
         self.check_hosts()?;
         if self.boxes.token_ttl_secs == 0 {
@@ -488,9 +498,10 @@ pub fn is_host_name(host: &str) -> bool {
         })
 }
 
-/// `[serve] public-url` prefixes URLs handed to clients: a scheme and a
-/// host, nothing a URL could be confused by.
-fn check_public_url(url: Option<&str>) -> Result<(), String> {
+/// A base URL handed to clients or written into files (`[serve]
+/// public-url`, `[environments] repo-url`…): a scheme and a host, nothing
+/// a URL could be confused by.
+pub(super) fn check_url(key: &str, url: Option<&str>) -> Result<(), String> {
     let Some(url) = url else {
         return Ok(());
     };
@@ -507,7 +518,7 @@ fn check_public_url(url: Option<&str>) -> Result<(), String> {
         return Ok(());
     }
     Err(format!(
-        "[serve] public-url = {url:?} must be an http:// or https:// URL without credentials, query or spaces, e.g. \"https://repo.example.com\""
+        "{key} = {url:?} must be an http:// or https:// URL without credentials, query or spaces, e.g. \"https://repo.example.com\""
     ))
 }
 
@@ -523,9 +534,14 @@ fn check_names(key: &str, names: &[String]) -> Result<(), String> {
             && name
                 .chars()
                 .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
-        if !valid || matches!(name.as_str(), "api" | "key.gpg" | "metrics" | "other") {
+        if !valid
+            || matches!(
+                name.as_str(),
+                "api" | "env" | "key.gpg" | "metrics" | "other"
+            )
+        {
             return Err(format!(
-                "`{key}` entry `{name}` is not a valid name: use letters, digits, `-`, `_`, `.`, starting with a letter or digit (and not `api`, `metrics` or `other`, which bess serve and /metrics use)"
+                "`{key}` entry `{name}` is not a valid name: use letters, digits, `-`, `_`, `.`, starting with a letter or digit (and not `api`, `env`, `metrics` or `other`, which bess serve and /metrics use)"
             ));
         }
         if names[..i].contains(name) {
@@ -617,6 +633,35 @@ keep-processed = false
 # component = "main"       # default: default-component
 # uploaders-keyring = "/etc/bess/uploaders.gpg"   # every .changes must be signed by one of these keys
 
+# Environments (`bess platform`, `bess env`): machines install packages,
+# boxes and the signing key from this URL. Default: bess serve's port at
+# the host's address on the platform's network (the first address of its
+# --ip-range), http or https as [serve] says.
+[environments]
+# repo-url = "http://10.77.0.1:8080"
+
+# The host's DNS and reverse proxy for environments. `bess host
+# bind-proxy PLATFORM ENV` writes a bind zone per platform and a proxy file
+# per environment into these directories, checks each with the real tool,
+# replaces the old file atomically, and only then runs the reload command.
+[host]
+proxy = "nginx"                  # or "apache"
+proxy-address = "127.0.0.1"      # what environments' names resolve to: where the proxy listens
+proxy-port = 80                  # the proxy's port for environments' names
+# serve-url = "http://127.0.0.1:8080"   # where the proxy reaches bess serve for homepages; default: [serve] listen
+bind-zone-dir = "/var/lib/bind/bess"             # <platform>.<domain>.zone files
+bind-include = "/var/lib/bind/bess/named.conf"   # once: include "/var/lib/bind/bess/named.conf"; in named.conf.local
+nginx-sites-dir = "/etc/nginx/bess"              # once: include /etc/nginx/bess/*.conf; in http {}
+apache-sites-dir = "/etc/apache2/bess"           # once: IncludeOptional /etc/apache2/bess/*.conf
+apache-modules-dir = "/usr/lib/apache2/modules"  # loaded by the configuration that checks a candidate
+bind-reload = ["rndc", "reload"]                 # after a zone passed its checks; [] runs nothing
+# proxy-reload = ["nginx", "-s", "reload"]       # default: nginx -s reload, or apache2ctl graceful; [] runs nothing
+# The checking tools: a path, or a name looked up in PATH, /usr/sbin and /sbin.
+named-checkzone = "named-checkzone"
+named-checkconf = "named-checkconf"
+nginx = "nginx"
+apache2 = "apache2"
+
 # Without --dist, a package is published in every dist of dists.list,
 # unless its version matches a rule below (first match wins).
 # [[dist-rule]]
@@ -638,6 +683,13 @@ mod tests {
         settings.validate().unwrap();
         assert_eq!(settings.channels, ["preprod", "prod"]);
         assert_eq!(settings.default_component, "main");
+        let (host, default) = (&settings.host, super::super::HostSettings::default());
+        assert_eq!(
+            format!("{host:?}"),
+            format!("{default:?}"),
+            "[host] as written"
+        );
+        assert!(settings.environments.repo_url.is_none());
     }
 
     #[test]

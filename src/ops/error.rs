@@ -59,3 +59,24 @@ impl OpsError {
         )
     }
 }
+
+impl From<crate::env::EnvError> for OpsError {
+    /// Names, sources and templates are the user's to fix (4xx over
+    /// HTTP); only I/O stays a failure.
+    fn from(error: crate::env::EnvError) -> OpsError {
+        use crate::env::EnvError;
+        match error {
+            EnvError::Name { .. } | EnvError::Usage(_) => OpsError::Usage(error.to_string()),
+            EnvError::Invalid(lines) => OpsError::Invalid(lines),
+            EnvError::Io {
+                action,
+                path,
+                source,
+            } => OpsError::Io {
+                action,
+                path,
+                source,
+            },
+        }
+    }
+}

@@ -1,6 +1,7 @@
-//! Lock files between bess processes: one publisher at a time, and the
-//! pool lock that keeps `bess repo gc` from deleting an object an ingest is
-//! about to reference.
+//! Lock files between bess processes: one publisher at a time, the pool
+//! lock that keeps `bess repo gc` from deleting an object an ingest is
+//! about to reference, and the locks of environments, platforms and the
+//! host's configuration.
 //!
 //! These are flock(2) locks, not pid files: the kernel releases them when
 //! the process dies, so a crash never leaves a repository locked.
@@ -55,15 +56,66 @@ impl PoolLock {
 
     /// Alone, if no ingest, box upload or backup holds it now.
     pub fn try_exclusive(path: &Path) -> Result<Option<PoolLock>, OpsError> {
-        let file = open(path)?;
-        match file.try_lock() {
-            Ok(()) => Ok(Some(PoolLock { _file: file })),
-            Err(std::fs::TryLockError::WouldBlock) => Ok(None),
-            Err(std::fs::TryLockError::Error(e)) => Err(OpsError::io("lock", path)(e)),
-        }
+        Ok(try_exclusive(path)?.map(|file| PoolLock { _file: file }))
     }
 }
 
+/// A lock on one name (an environment, a platform, the host's files),
+/// in a file that its last holder may delete: after taking it, the lock
+/// is checked to still be the file at `path`, else taken again.
+///
+/// An environment left `creating` or `destroying` whose lock is free was
+/// abandoned by a process that died; the next command cleans it up.
+pub struct NamedLock {
+    _file: File,
+    path: PathBuf,
+}
+
+impl NamedLock {
+    /// Waits for the lock at `path`, exclusively or shared.
+    pub fn acquire(path: &Path, exclusive: bool) -> Result<NamedLock, OpsError> {
+        let mode = if exclusive {
+            Mode::Exclusive
+        } else {
+            Mode::Shared
+        };
+        Ok(NamedLock::take(path, Some(mode))?.expect("a blocking lock is always taken"))
+    }
+
+    /// The lock at `path` exclusively if no one holds it now.
+    pub fn try_exclusive(path: &Path) -> Result<Option<NamedLock>, OpsError> {
+        NamedLock::take(path, None)
+    }
+
+    /// Takes the lock waiting in `mode`, or (`None`) exclusively if free.
+    fn take(path: &Path, mode: Option<Mode>) -> Result<Option<NamedLock>, OpsError> {
+        use std::os::unix::fs::MetadataExt;
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).map_err(OpsError::io("create", dir))?;
+        }
+        loop {
+            let file = match mode {
+                Some(mode) => lock(path, mode)?,
+                None => match try_exclusive(path)? {
+                    Some(file) => file,
+                    None => return Ok(None),
+                },
+            };
+            let held = file.metadata().map_err(OpsError::io("read", path))?.ino();
+            if std::fs::metadata(path).is_ok_and(|now| now.ino() == held) {
+                let path = path.to_path_buf();
+                return Ok(Some(NamedLock { _file: file, path }));
+            }
+        }
+    }
+
+    /// Deletes the lock's file while holding it (the name is done with).
+    pub fn remove_file(&self) {
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+#[derive(Clone, Copy)]
 enum Mode {
     Shared,
     Exclusive,
@@ -87,4 +139,14 @@ fn lock(path: &Path, mode: Mode) -> Result<File, OpsError> {
     };
     locked.map_err(OpsError::io("lock", path))?;
     Ok(file)
+}
+
+/// The lock alone, if no one holds it now.
+fn try_exclusive(path: &Path) -> Result<Option<File>, OpsError> {
+    let file = open(path)?;
+    match file.try_lock() {
+        Ok(()) => Ok(Some(file)),
+        Err(std::fs::TryLockError::WouldBlock) => Ok(None),
+        Err(std::fs::TryLockError::Error(e)) => Err(OpsError::io("lock", path)(e)),
+    }
 }

@@ -10,8 +10,10 @@ mod box_tree;
 mod boxes;
 mod check;
 mod clock;
+mod env;
 mod error;
 mod gc;
+pub mod host;
 mod incoming;
 mod ingest;
 mod init;
@@ -43,6 +45,12 @@ pub use boxes::{
     promote_box, remove_box,
 };
 pub use check::{CheckReport, check};
+pub use env::{
+    EnvInitRequest, EnvironmentUrls, EnvironmentView, MachineView, PackageView, PlatformCheck,
+    PlatformCheckItem, PlatformInitRequest, PlatformView, check_platform, destroy_environment,
+    destroy_platform, environment_urls, init_environment, init_platform, list_environments,
+    list_platforms, recover, show_environment, show_platform, update_platform,
+};
 pub use error::OpsError;
 pub use incoming::{
     DropDir, FailedUpload, IncomingOutcome, NoWatch, RejectedUpload, TakenUpload, Upload,

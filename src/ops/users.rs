@@ -15,16 +15,25 @@ pub struct NewUser {
     pub read: Vec<String>,
     pub upload: Vec<String>,
     pub admin: bool,
+    /// Platforms whose environments the user may create and destroy.
+    pub env: Vec<String>,
 }
 
 /// Shortest password accepted: these protect repositories reachable over a network.
 const MIN_PASSWORD: usize = 12;
 
-/// Creates a user; refuses a taken name, unknown channels and short passwords.
+/// Creates a user; refuses a taken name, unknown channels or platforms and short passwords.
 pub fn add_user(repo: &mut Repo, user: &NewUser) -> Result<UserRow, OpsError> {
     check_user_name(&user.name)?;
     for channel in user.read.iter().chain(&user.upload) {
         repo.check_channel(channel)?;
+    }
+    for platform in &user.env {
+        if repo.catalog.reader().platform(platform)?.is_none() {
+            return Err(OpsError::Usage(format!(
+                "--env {platform}: no platform named `{platform}`; see `bess platform list`"
+            )));
+        }
     }
     let row = UserRow {
         name: user.name.clone(),
@@ -32,25 +41,53 @@ pub fn add_user(repo: &mut Repo, user: &NewUser) -> Result<UserRow, OpsError> {
         read: user.read.clone(),
         upload: user.upload.clone(),
         admin: user.admin,
+        env: user.env.clone(),
+        environment: None,
     };
     let writer = repo.catalog.write()?;
-    if !writer.add_user(&row)? {
-        return Err(OpsError::Conflict(format!(
-            "user `{}` already exists; change its password with `bess user passwd {}`",
-            user.name, user.name
-        )));
-    }
-    let detail = json!({
-        "user": row.name, "read": row.read, "upload": row.upload, "admin": row.admin,
-    });
-    record(&writer, &repo.actor, "user.add", detail)?;
+    insert_user(&writer, &repo.actor, &row)?;
     writer.commit()?;
     users_changed(repo)?;
     Ok(row)
 }
 
+/// Adds `row` inside a caller's transaction, with its audit entry; the
+/// caller commits, then calls [`users_changed`].
+pub(super) fn insert_user(
+    writer: &crate::catalog::Writer<'_>,
+    actor: &super::Actor,
+    row: &UserRow,
+) -> Result<(), OpsError> {
+    if !writer.add_user(row)? {
+        return Err(OpsError::Conflict(format!(
+            "user `{}` already exists; change its password with `bess user passwd {}`",
+            row.name, row.name
+        )));
+    }
+    let detail = json!({
+        "user": row.name, "read": row.read, "upload": row.upload, "admin": row.admin,
+        "env": row.env, "environment": row.environment,
+    });
+    record(writer, actor, "user.add", detail)
+}
+
+/// Deletes user `name` inside a caller's transaction, with its audit
+/// entry; `false` if there was none.
+pub(super) fn delete_user(
+    writer: &crate::catalog::Writer<'_>,
+    actor: &super::Actor,
+    name: &str,
+) -> Result<bool, OpsError> {
+    if !writer.remove_user(name)? {
+        return Ok(false);
+    }
+    record(writer, actor, "user.remove", json!({ "user": name }))?;
+    Ok(true)
+}
+
 /// Replaces a user's password.
 pub fn set_password(repo: &mut Repo, name: &str, password: &str) -> Result<(), OpsError> {
+    refuse_environment_user(repo, name, "passwd")?;
     let hash = hash_password(password)?;
     let writer = repo.catalog.write()?;
     if !writer.set_password(name, &hash)? {
@@ -68,22 +105,40 @@ pub fn set_password(repo: &mut Repo, name: &str, password: &str) -> Result<(), O
 
 /// Deletes a user.
 pub fn remove_user(repo: &mut Repo, name: &str) -> Result<(), OpsError> {
+    refuse_environment_user(repo, name, "remove")?;
     let writer = repo.catalog.write()?;
-    if !writer.remove_user(name)? {
+    if !delete_user(&writer, &repo.actor, name)? {
         return Err(OpsError::NotFound(format!(
             "no user named `{name}`; see `bess user list`"
         )));
     }
-    record(&writer, &repo.actor, "user.remove", json!({ "user": name }))?;
     writer.commit()?;
     users_changed(repo)?;
     Ok(repo.catalog.truncate_wal()?)
 }
 
+/// An environment's own user lives and dies with it: its password is in
+/// the environment's workspace and rendered files.
+fn refuse_environment_user(repo: &Repo, name: &str, command: &str) -> Result<(), OpsError> {
+    let owner = repo
+        .catalog
+        .reader()
+        .user(name)?
+        .and_then(|u| u.environment);
+    let Some(owner) = owner else {
+        return Ok(());
+    };
+    let (platform, env) = owner.split_once('/').unwrap_or((&owner, ""));
+    Err(OpsError::Conflict(format!(
+        "user `{name}` belongs to environment {owner}, whose files hold its password; \
+         `bess user {command}` would break them: `bess env destroy {platform} {env}` removes it"
+    )))
+}
+
 /// Tells running servers that credentials they verified may be stale:
 /// a removed user, an old password or old rights must stop working on the
 /// very next request, not when a cache entry expires.
-fn users_changed(repo: &Repo) -> Result<(), OpsError> {
+pub(super) fn users_changed(repo: &Repo) -> Result<(), OpsError> {
     let serial = repo.config.layout.users_serial();
     crate::serial::bump(&serial).map_err(|e| {
         OpsError::Usage(format!(

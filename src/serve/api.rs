@@ -68,6 +68,34 @@ pub async fn handle(
             })
             .await
         }
+        (_, Endpoint::Platforms) => {
+            blocking(state, move |repo| super::env_api::platforms(repo, &user)).await
+        }
+        (Method::POST, Endpoint::PlatformEnvironments) => {
+            let platform = rest[2].to_string();
+            super::env_api::create(state, request, user, platform).await
+        }
+        (_, Endpoint::PlatformEnvironments) => {
+            let platform = rest[2].to_string();
+            blocking(state, move |repo| {
+                super::env_api::environments(repo, &user, &platform)
+            })
+            .await
+        }
+        (Method::DELETE, Endpoint::Environment) => {
+            let (platform, env) = (rest[2].to_string(), rest[3].to_string());
+            blocking(state, move |repo| {
+                super::env_api::destroy(repo, user, &platform, &env)
+            })
+            .await
+        }
+        (_, Endpoint::Environment) => {
+            let (platform, env) = (rest[2].to_string(), rest[3].to_string());
+            blocking(state, move |repo| {
+                super::env_api::environment(repo, &user, &platform, &env)
+            })
+            .await
+        }
     };
     (response, name)
 }
@@ -81,6 +109,9 @@ enum Endpoint {
     Promote,
     Boxes,
     BoxUpload,
+    Platforms,
+    PlatformEnvironments,
+    Environment,
 }
 
 impl Endpoint {
@@ -92,6 +123,9 @@ impl Endpoint {
             ["v1", "promote"] => Endpoint::Promote,
             ["v1", "boxes"] => Endpoint::Boxes,
             ["v1", "boxes", _, ..] => Endpoint::BoxUpload,
+            ["v1", "platforms"] => Endpoint::Platforms,
+            ["v1", "platforms", _, "environments"] => Endpoint::PlatformEnvironments,
+            ["v1", "environments", _, _] => Endpoint::Environment,
             _ => return None,
         })
     }
@@ -99,8 +133,12 @@ impl Endpoint {
     fn methods(self) -> &'static [Method] {
         match self {
             Endpoint::Packages => &[Method::GET, Method::POST],
-            Endpoint::Versions | Endpoint::Diff | Endpoint::Boxes => &[Method::GET],
+            Endpoint::Versions | Endpoint::Diff | Endpoint::Boxes | Endpoint::Platforms => {
+                &[Method::GET]
+            }
             Endpoint::Promote | Endpoint::BoxUpload => &[Method::POST],
+            Endpoint::PlatformEnvironments => &[Method::GET, Method::POST],
+            Endpoint::Environment => &[Method::GET, Method::DELETE],
         }
     }
 
@@ -108,8 +146,12 @@ impl Endpoint {
     fn allow(self) -> &'static str {
         match self {
             Endpoint::Packages => "GET, HEAD, POST",
-            Endpoint::Versions | Endpoint::Diff | Endpoint::Boxes => "GET, HEAD",
+            Endpoint::Versions | Endpoint::Diff | Endpoint::Boxes | Endpoint::Platforms => {
+                "GET, HEAD"
+            }
             Endpoint::Promote | Endpoint::BoxUpload => "POST",
+            Endpoint::PlatformEnvironments => "GET, HEAD, POST",
+            Endpoint::Environment => "GET, HEAD, DELETE",
         }
     }
 
@@ -121,12 +163,15 @@ impl Endpoint {
             (Endpoint::Boxes, _) => &["channel"],
             (Endpoint::BoxUpload, _) => &["arch"],
             (Endpoint::Versions | Endpoint::Promote, _) => &[],
+            (Endpoint::Platforms | Endpoint::PlatformEnvironments | Endpoint::Environment, _) => {
+                &[]
+            }
         }
     }
 }
 
 /// Runs an operation on an open repository, off the async threads.
-async fn blocking<F>(state: Arc<State>, work: F) -> Response<Body>
+pub(super) async fn blocking<F>(state: Arc<State>, work: F) -> Response<Body>
 where
     F: FnOnce(&mut Repo) -> Result<Response<Body>, OpsError> + Send + 'static,
 {

@@ -213,6 +213,11 @@ pub fn may_read(user: &UserRow, channel: &str) -> bool {
     user.admin || user.read.iter().chain(&user.upload).any(|c| c == channel)
 }
 
+/// Whether `user` may create and destroy environments of `platform`.
+pub fn may_manage_environments(user: &UserRow, platform: &str) -> bool {
+    user.admin || user.env.iter().any(|p| p == platform)
+}
+
 /// Whether `user` may upload into `channel`.
 pub fn may_upload(user: &UserRow, channel: &str) -> bool {
     user.admin || user.upload.iter().any(|c| c == channel)
@@ -229,6 +234,8 @@ mod tests {
             read: read.iter().map(|s| s.to_string()).collect(),
             upload: Vec::new(),
             admin: false,
+            env: Vec::new(),
+            environment: None,
         }
     }
 

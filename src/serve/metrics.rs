@@ -18,7 +18,7 @@ use std::sync::{Arc, Mutex};
 const PUBLISH_BUCKETS: [f64; 11] = [0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0];
 
 /// Request areas that are not channels; channel names cannot take these.
-const OTHER_AREAS: [&str; 4] = ["api", "key.gpg", "metrics", "other"];
+const OTHER_AREAS: [&str; 5] = ["api", "env", "key.gpg", "metrics", "other"];
 
 /// Counters shared by every connection.
 pub struct Metrics {

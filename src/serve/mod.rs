@@ -12,7 +12,9 @@ mod brake;
 mod cache;
 mod client;
 mod connections;
+mod env_api;
 mod files;
+mod homepage;
 mod http;
 mod incoming;
 mod keys;
@@ -63,6 +65,8 @@ pub struct State {
     per_address: connections::PerAddress,
     /// HTTPS, when `[serve]` names a certificate and key.
     tls: Option<tokio_rustls::TlsAcceptor>,
+    /// The environments' homepage templates.
+    pages: Arc<homepage::Pages>,
     /// Whether each request is logged (`bess serve` without `--quiet`).
     log_requests: bool,
 }
@@ -84,6 +88,7 @@ impl State {
                 &layout.box_token_secret(),
             )?),
             repos: repos::Repos::new(root),
+            pages: Arc::new(homepage::Pages::new()),
             per_address: connections::PerAddress::new(
                 serve.max_connections_per_address,
                 serve.trusted_proxies.clone(),
@@ -110,6 +115,7 @@ impl State {
             box_secret: self.box_secret.clone(),
             metrics: self.metrics.clone(),
             repos: repos::Repos::new(config.layout.root()),
+            pages: self.pages.clone(),
             per_address: self.per_address.with_limits(
                 serve.max_connections_per_address,
                 serve.trusted_proxies.clone(),
@@ -339,7 +345,11 @@ async fn route(
     request: Request<Incoming>,
     ip: IpAddr,
 ) -> (Response<Body>, Option<String>) {
-    let Ok(segments) = path::segments(request.uri().path()) else {
+    let raw = request.uri().path();
+    if raw == "/env" || raw.starts_with("/env/") {
+        return homepage::handle(state, request, ip).await;
+    }
+    let Ok(segments) = path::segments(raw) else {
         return (respond(StatusCode::BAD_REQUEST, "bad path\n"), None);
     };
     if segments == ["key.gpg"] {

@@ -147,6 +147,8 @@ mod tests {
             read: vec!["prod".into()],
             upload: Vec::new(),
             admin: false,
+            env: Vec::new(),
+            environment: None,
         };
         assert!(writer.add_user(&row).unwrap());
         writer.commit().unwrap();

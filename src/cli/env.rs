@@ -1,0 +1,244 @@
+//! `bess env …`: environments of a platform.
+
+use super::output::{Table, json};
+use crate::ops::{self, EnvInitRequest, EnvironmentView, Repo};
+use clap::{Args, Subcommand};
+use std::io::Write;
+use std::path::Path;
+use std::process::ExitCode;
+
+/// Manage environments: init, list, show, urls, destroy.
+///
+/// An environment is one instance of a platform, named after a ticket
+/// (`PROJ-42` becomes `proj-42`). It has a workspace in
+/// <repo>/envs/<platform>/<env>/ (the platform's files with every -dist
+/// template rendered, etc/bess/variables.json, a Vagrantfile), an address
+/// per machine, and a read-only user of `bess serve` for its channel.
+#[derive(Debug, Subcommand)]
+pub enum EnvCommand {
+    Init(InitArgs),
+    List(ListArgs),
+    /// Show an environment: state, channel, sites, machines and their addresses, packages
+    Show(EnvArgs),
+    /// Print the URLs of an environment's homepage, sites and tools
+    Urls(EnvArgs),
+    Destroy(DestroyArgs),
+}
+
+/// Create an environment: workspace, addresses, credential, rendered templates.
+///
+/// Either all of it is made or none: a failure (or a kill) leaves nothing
+/// behind once the next bess command has run.
+#[derive(Debug, Args)]
+#[command(
+    after_help = "Examples:\n  bess env init paas 1161\n  bess env init paas PROJ-42 --sites v5,api --channel prod\n  bess host bind-proxy paas 1161          # then route its names on this host"
+)]
+pub struct InitArgs {
+    /// Platform name (see `bess platform list`)
+    platform: String,
+    /// Environment name, usually a ticket id
+    env: String,
+    /// Sites to include, comma-separated [default: all of the platform's]
+    #[arg(long, value_delimiter = ',', value_name = "SITES")]
+    sites: Option<Vec<String>>,
+    /// Channel to install packages from [default: the platform's]
+    #[arg(long)]
+    channel: Option<String>,
+    /// Print the environment as JSON
+    #[arg(long)]
+    json: bool,
+}
+
+/// List environments with their sites.
+#[derive(Debug, Args)]
+pub struct ListArgs {
+    /// Only this platform's
+    #[arg(long)]
+    platform: Option<String>,
+    /// Print a JSON array of environments
+    #[arg(long)]
+    json: bool,
+}
+
+/// One environment.
+#[derive(Debug, Args)]
+pub struct EnvArgs {
+    /// Platform name
+    platform: String,
+    /// Environment name (a ticket id such as PROJ-42 finds proj-42)
+    env: String,
+    /// Print JSON
+    #[arg(long)]
+    json: bool,
+}
+
+/// Remove an environment: its proxy routes, workspace, addresses and user.
+#[derive(Debug, Args)]
+pub struct DestroyArgs {
+    /// Platform name
+    platform: String,
+    /// Environment name
+    env: String,
+}
+
+pub fn run(dir: &Path, command: EnvCommand) -> anyhow::Result<ExitCode> {
+    let mut repo = Repo::open(dir)?;
+    // Whatever a killed bess left half done is finished first.
+    crate::ops::recover(&mut repo)?;
+    match command {
+        EnvCommand::Init(args) => init(&mut repo, args)?,
+        EnvCommand::List(args) => {
+            let envs = ops::list_environments(&repo, args.platform.as_deref())?;
+            print_list(&envs, args.json)?;
+        }
+        EnvCommand::Show(args) => {
+            let view = ops::show_environment(&repo, &args.platform, &args.env)?;
+            if args.json {
+                json(&view)?;
+            } else {
+                print_environment(&repo, &view)?;
+            }
+        }
+        EnvCommand::Urls(args) => urls(&repo, &args)?,
+        EnvCommand::Destroy(args) => {
+            ops::destroy_environment(&mut repo, &args.platform, &args.env)?;
+            if super::progress::chatty() {
+                let name = crate::env::names::environment_name(&args.env)?;
+                writeln!(
+                    std::io::stdout().lock(),
+                    "destroyed environment {}/{name}",
+                    args.platform
+                )?;
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn init(repo: &mut Repo, args: InitArgs) -> anyhow::Result<()> {
+    let request = EnvInitRequest {
+        platform: args.platform,
+        name: args.env,
+        sites: args.sites,
+        channel: args.channel,
+    };
+    let view = ops::init_environment(repo, &request)?;
+    if args.json {
+        return Ok(json(&view)?);
+    }
+    writeln!(
+        std::io::stdout().lock(),
+        "created environment {}/{}",
+        view.platform,
+        view.name
+    )?;
+    print_environment(repo, &view)
+}
+
+fn urls(repo: &Repo, args: &EnvArgs) -> anyhow::Result<()> {
+    if args.json {
+        return Ok(json(&ops::environment_urls(
+            repo,
+            &args.platform,
+            &args.env,
+        )?)?);
+    }
+    // In platform.toml's order: sites, then tools.
+    let view = ops::show_environment(repo, &args.platform, &args.env)?;
+    let mut table = Table::new(vec!["NAME", "URL"]);
+    table.row(vec!["homepage".into(), view.homepage_url.clone()]);
+    for site in view.sites.iter().chain(&view.tools) {
+        table.row(vec![site.name.clone(), site.url.clone()]);
+    }
+    Ok(table.print()?)
+}
+
+fn print_environment(repo: &Repo, view: &EnvironmentView) -> anyhow::Result<()> {
+    let workspace = repo.config.layout.root().join(&view.workspace);
+    let proxy = if view.bound {
+        "bound on this host".to_string()
+    } else {
+        format!(
+            "not bound (`bess host bind-proxy {} {}`)",
+            view.platform, view.name
+        )
+    };
+    for (key, value) in [
+        ("state", view.state.clone()),
+        ("channel", view.channel.clone()),
+        ("homepage", view.homepage_url.clone()),
+        ("workspace", workspace.display().to_string()),
+        (
+            "user",
+            format!(
+                "{} (password in {}/etc/bess/password)",
+                view.user,
+                workspace.display()
+            ),
+        ),
+        ("proxy", proxy),
+        ("created", view.created.clone()),
+    ] {
+        writeln!(std::io::stdout().lock(), "{key:<10} {value}")?;
+    }
+    let mut sites = Table::new(vec!["SITE", "URL", "MACHINE", "PORT"]);
+    for s in view.sites.iter().chain(&view.tools) {
+        sites.row(vec![
+            s.name.clone(),
+            s.url.clone(),
+            s.machine.clone(),
+            s.port.to_string(),
+        ]);
+    }
+    writeln!(std::io::stdout().lock())?;
+    sites.print()?;
+    let mut machines = Table::new(vec!["MACHINE", "IP", "STATE", "BOX"]);
+    for m in &view.machines {
+        machines.row(vec![
+            m.name.clone(),
+            m.ip.clone(),
+            m.state.clone(),
+            m.box_name.clone(),
+        ]);
+    }
+    writeln!(std::io::stdout().lock())?;
+    machines.print()?;
+    if !view.packages.is_empty() {
+        let mut packages = Table::new(vec!["PACKAGE", "MACHINE", "INSTALLED", "AVAILABLE"]);
+        let none = || "-".to_string();
+        for p in &view.packages {
+            packages.row(vec![
+                p.package.clone(),
+                p.machine.clone(),
+                p.installed.clone().unwrap_or_else(none),
+                p.available
+                    .clone()
+                    .map_or_else(none, |v| format!("{v} ({})", p.channel)),
+            ]);
+        }
+        writeln!(std::io::stdout().lock())?;
+        packages.print()?;
+    }
+    Ok(())
+}
+
+fn print_list(envs: &[EnvironmentView], as_json: bool) -> anyhow::Result<()> {
+    if as_json {
+        return Ok(json(envs)?);
+    }
+    let mut table = Table::new(vec![
+        "PLATFORM", "ENV", "STATE", "CHANNEL", "CREATED", "SITES",
+    ]);
+    for e in envs {
+        let sites: Vec<&str> = e.sites.iter().map(|s| s.name.as_str()).collect();
+        table.row(vec![
+            e.platform.clone(),
+            e.name.clone(),
+            e.state.clone(),
+            e.channel.clone(),
+            e.created.clone(),
+            sites.join(","),
+        ]);
+    }
+    Ok(table.print()?)
+}

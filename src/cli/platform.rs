@@ -1,0 +1,215 @@
+//! `bess platform …`: platforms, the templates environments are made from.
+
+use super::output::{Table, json};
+use crate::ops::{self, PlatformInitRequest, PlatformView, Repo};
+use clap::{Args, Subcommand};
+use std::io::Write;
+use std::path::Path;
+use std::process::ExitCode;
+
+/// Manage platforms: init, list, show, update, check, destroy.
+///
+/// A platform is a source tree — a directory or a git repository — with a
+/// platform.toml at its root declaring machines (box, memory, packages,
+/// provisioning), sites and homepage tools. Every file ending in -dist is
+/// a template. bess records the revision it fetched; `bess env init`
+/// makes environments from that revision, until `bess platform update`.
+#[derive(Debug, Subcommand)]
+pub enum PlatformCommand {
+    Init(InitArgs),
+    /// List platforms
+    List(JsonArgs),
+    /// Show a platform: source, revision, names, range, machines, sites, tools, environments
+    Show(NameArgs),
+    /// Fetch the platform's source again and record its new revision (environments keep theirs)
+    Update(NameArgs),
+    /// Check a platform: source readable, platform.toml valid here, templates render, boxes present, host tools installed (exit 1 on a problem)
+    Check(NameArgs),
+    Destroy(DestroyArgs),
+}
+
+/// Register a platform from a directory or a git URL.
+///
+/// Its environments' names are `<env>.<NAME>.<DOMAIN>`, and their sites
+/// `<site>.<env>.<NAME>.<DOMAIN>`; their machines get addresses from
+/// --ip-range (the first address is the host's end of their network).
+#[derive(Debug, Args)]
+#[command(
+    after_help = "Examples:\n  bess platform init paas --source conf/platforms/example --domain example.test --ip-range 10.77.0.0/24\n  bess platform init paas --source https://git.example.com/ops/paas-platform.git --domain dev.example.com --ip-range 10.77.0.0/16 --channel preprod"
+)]
+pub struct InitArgs {
+    /// Platform name (a DNS label: lowercase letters, digits, hyphens)
+    name: String,
+    /// A directory, or a git URL (https://…, file://…, user@host:path)
+    #[arg(long, value_name = "PATH|GIT-URL")]
+    source: String,
+    /// The domain its names live under, e.g. example.test
+    #[arg(long)]
+    domain: String,
+    /// IPv4 network its machines' addresses come from, e.g. 10.77.0.0/24
+    #[arg(long, value_name = "CIDR")]
+    ip_range: String,
+    /// Channel its environments install from [default: the first channel]
+    #[arg(long)]
+    channel: Option<String>,
+    /// Print the platform as JSON
+    #[arg(long)]
+    json: bool,
+}
+
+/// Print as JSON.
+#[derive(Debug, Args)]
+pub struct JsonArgs {
+    /// Print a JSON array of platforms
+    #[arg(long)]
+    json: bool,
+}
+
+/// A platform by name.
+#[derive(Debug, Args)]
+pub struct NameArgs {
+    /// Platform name
+    name: String,
+    /// Print JSON
+    #[arg(long)]
+    json: bool,
+}
+
+/// Remove a platform, its zone on the host and its copy of the source.
+#[derive(Debug, Args)]
+#[command(after_help = "Example:\n  bess platform destroy paas --force     # its environments too")]
+pub struct DestroyArgs {
+    /// Platform name
+    name: String,
+    /// Destroy its environments too (refused otherwise while it has any)
+    #[arg(long)]
+    force: bool,
+}
+
+pub fn run(dir: &Path, command: PlatformCommand) -> anyhow::Result<ExitCode> {
+    let mut repo = Repo::open(dir)?;
+    // Whatever a killed bess left half done is finished first.
+    crate::ops::recover(&mut repo)?;
+    match command {
+        PlatformCommand::Init(args) => {
+            let request = PlatformInitRequest {
+                name: args.name,
+                source: args.source,
+                domain: args.domain,
+                ip_range: args.ip_range,
+                channel: args.channel,
+            };
+            let view = ops::init_platform(&mut repo, &request)?;
+            print_platform(&view, args.json, "registered")?;
+        }
+        PlatformCommand::List(args) => print_list(&ops::list_platforms(&repo)?, args.json)?,
+        PlatformCommand::Show(args) => {
+            print_platform(&ops::show_platform(&repo, &args.name)?, args.json, "")?;
+        }
+        PlatformCommand::Update(args) => {
+            let (view, old) = ops::update_platform(&mut repo, &args.name)?;
+            let done = if old == view.revision {
+                "unchanged"
+            } else {
+                "updated"
+            };
+            print_platform(&view, args.json, done)?;
+        }
+        PlatformCommand::Check(args) => return check(&mut repo, &args),
+        PlatformCommand::Destroy(args) => {
+            let envs = ops::destroy_platform(&mut repo, &args.name, args.force)?;
+            if super::progress::chatty() {
+                writeln!(std::io::stdout().lock(), "destroyed platform {}", args.name)?;
+                for env in envs {
+                    writeln!(
+                        std::io::stdout().lock(),
+                        "destroyed environment {}/{env}",
+                        args.name
+                    )?;
+                }
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn print_platform(view: &PlatformView, as_json: bool, done: &str) -> anyhow::Result<()> {
+    if as_json {
+        return Ok(json(view)?);
+    }
+    if !done.is_empty() {
+        writeln!(std::io::stdout().lock(), "{done} platform {}", view.name)?;
+    }
+    let rows = [
+        ("description", view.description.clone()),
+        ("source", format!("{} ({})", view.source, view.source_kind)),
+        ("revision", view.revision.clone()),
+        ("names", format!("<env>.{}.{}", view.name, view.domain)),
+        ("ip range", view.ip_range.clone()),
+        ("channel", view.channel.clone()),
+        ("dist", view.dist.clone()),
+        ("machines", view.machines.join(", ")),
+        ("sites", view.sites.join(", ")),
+        ("tools", view.tools.join(", ")),
+        ("environments", view.environments.join(", ")),
+    ];
+    for (key, value) in rows {
+        writeln!(std::io::stdout().lock(), "{key:<13} {value}")?;
+    }
+    Ok(())
+}
+
+fn print_list(platforms: &[PlatformView], as_json: bool) -> anyhow::Result<()> {
+    if as_json {
+        return Ok(json(platforms)?);
+    }
+    let mut table = Table::new(vec![
+        "PLATFORM",
+        "DOMAIN",
+        "IP RANGE",
+        "CHANNEL",
+        "ENVIRONMENTS",
+        "REVISION",
+    ]);
+    for p in platforms {
+        table.row(vec![
+            p.name.clone(),
+            p.domain.clone(),
+            p.ip_range.clone(),
+            p.channel.clone(),
+            p.environments.len().to_string(),
+            crate::env::source::short(&p.revision).to_string(),
+        ]);
+    }
+    Ok(table.print()?)
+}
+
+fn check(repo: &mut Repo, args: &NameArgs) -> anyhow::Result<ExitCode> {
+    let report = ops::check_platform(repo, &args.name)?;
+    if args.json {
+        json(&report)?;
+    } else {
+        for item in &report.checks {
+            writeln!(
+                std::io::stdout().lock(),
+                "{:<8} {:<14} {}",
+                item.status,
+                item.check,
+                item.detail.replace('\n', "\n                        ")
+            )?;
+        }
+        if super::progress::chatty() {
+            let verdict = if report.ok { "ok" } else { "has problems" };
+            writeln!(
+                std::io::stdout().lock(),
+                "platform {} {verdict}",
+                report.platform
+            )?;
+        }
+    }
+    Ok(if report.ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
