@@ -11,6 +11,7 @@ pub mod host;
 pub mod names;
 pub mod network;
 pub mod platform;
+pub mod provider;
 pub mod source;
 pub mod template;
 pub mod vagrantfile;
