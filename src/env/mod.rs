@@ -8,6 +8,7 @@
 
 pub mod files;
 pub mod host;
+pub mod image;
 pub mod names;
 pub mod network;
 pub mod platform;

@@ -46,10 +46,11 @@ pub use boxes::{
 };
 pub use check::{CheckReport, check};
 pub use env::{
-    EnvInitRequest, EnvironmentUrls, EnvironmentView, MachineView, PackageView, PlatformCheck,
-    PlatformCheckItem, PlatformInitRequest, PlatformView, check_platform, destroy_environment,
-    destroy_platform, environment_urls, init_environment, init_platform, list_environments,
-    list_platforms, recover, show_environment, show_platform, update_platform,
+    EnvInitRequest, EnvironmentUrls, EnvironmentView, MachineView, PackageView, PlatformBuild,
+    PlatformBuildRequest, PlatformCheck, PlatformCheckItem, PlatformInitRequest, PlatformView,
+    build_platform, check_platform, destroy_environment, destroy_platform, environment_urls,
+    init_environment, init_platform, list_environments, list_platforms, recover, show_environment,
+    show_platform, update_platform,
 };
 pub use error::OpsError;
 pub use incoming::{

@@ -8,11 +8,13 @@
 //! made from its source, exclusive while the source or the platform
 //! itself changes), then environment.
 
+mod build;
 mod init;
 mod platform;
 mod recover;
 mod view;
 
+pub use build::{PlatformBuild, PlatformBuildRequest, build_platform};
 pub use init::{EnvInitRequest, destroy_environment, init_environment};
 pub use platform::{
     PlatformCheck, PlatformCheckItem, PlatformInitRequest, check_platform, destroy_platform,
