@@ -31,7 +31,32 @@ pub enum EnvCommand {
     Ssh(SshArgs),
     Logs(LogsArgs),
     Inventory(InventoryArgs),
+    Update(UpdateArgs),
     Destroy(DestroyArgs),
+}
+
+/// Update an environment's packages the way operators update an instance.
+///
+/// Per machine that installs packages: its `backup` hook, its services
+/// stopped, the channel's newest versions (or the exact PACKAGE=VERSION
+/// given) installed, its `migrate` hook, the services started, and its
+/// `check` hook (an HTTP check of each of its sites when it has none).
+/// If a step fails, the versions installed before are installed again, the
+/// `restore` hook runs, and bess exits non-zero saying which step failed.
+#[derive(Debug, Args)]
+#[command(
+    after_help = "Examples:\n  bess env update paas 1161\n  bess env update paas 1161 myapp=1.1"
+)]
+pub struct UpdateArgs {
+    /// Platform name
+    platform: String,
+    /// Environment name
+    env: String,
+    /// Exact versions, as PACKAGE=VERSION [default: the channel's newest]
+    pins: Vec<String>,
+    /// Print what happened to each machine as JSON
+    #[arg(long)]
+    json: bool,
 }
 
 /// Start an environment's machines and provision those never provisioned.
@@ -251,6 +276,10 @@ pub fn run(dir: &Path, command: EnvCommand) -> anyhow::Result<ExitCode> {
             let _ = args.json;
             json(&ops::env_inventory(&mut repo, &args.platform, &args.env)?)?;
         }
+        EnvCommand::Update(args) => {
+            let outcomes = ops::env_update(&mut repo, &args.platform, &args.env, &args.pins)?;
+            print_updates(&outcomes, args.json)?;
+        }
         EnvCommand::Destroy(args) => {
             ops::destroy_environment(&mut repo, &args.platform, &args.env)?;
             if super::progress::chatty() {
@@ -298,6 +327,26 @@ fn print_outcomes(outcomes: &[ops::MachineOutcome], as_json: bool) -> anyhow::Re
             o.ip.clone(),
             o.state.clone(),
             provisioned.into(),
+        ]);
+    }
+    Ok(table.print()?)
+}
+
+fn print_updates(outcomes: &[ops::UpdateOutcome], as_json: bool) -> anyhow::Result<()> {
+    if as_json {
+        return Ok(json(outcomes)?);
+    }
+    let versions = |m: &std::collections::BTreeMap<String, String>| {
+        let list: Vec<String> = m.iter().map(|(p, v)| format!("{p}={v}")).collect();
+        list.join(" ")
+    };
+    let mut table = Table::new(vec!["MACHINE", "FROM", "TO", "RESULT"]);
+    for o in outcomes {
+        table.row(vec![
+            o.machine.clone(),
+            versions(&o.from),
+            versions(&o.to),
+            o.result.clone(),
         ]);
     }
     Ok(table.print()?)

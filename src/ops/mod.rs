@@ -48,10 +48,11 @@ pub use check::{CheckReport, check};
 pub use env::{
     EnvInitRequest, EnvStatus, EnvironmentUrls, EnvironmentView, MachineOutcome, MachineStatus,
     MachineView, PackageView, PlatformBuild, PlatformBuildRequest, PlatformCheck,
-    PlatformCheckItem, PlatformInitRequest, PlatformView, StepView, build_platform, check_platform,
-    destroy_environment, destroy_platform, env_halt, env_inventory, env_status, env_up,
-    environment_urls, init_environment, init_platform, list_environments, list_platforms,
-    machine_logs, recover, show_environment, show_platform, ssh_command, update_platform,
+    PlatformCheckItem, PlatformInitRequest, PlatformView, StepView, UpdateOutcome, build_platform,
+    check_platform, destroy_environment, destroy_platform, env_halt, env_inventory, env_status,
+    env_up, env_update, environment_urls, init_environment, init_platform, list_environments,
+    list_platforms, machine_logs, recover, show_environment, show_platform, ssh_command,
+    update_platform,
 };
 pub use error::OpsError;
 pub use incoming::{

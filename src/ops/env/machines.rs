@@ -199,7 +199,7 @@ fn bring_up(repo: &mut Repo, fleet: &Fleet, row: &MachineRow, reprovision: bool)
         error: None,
     };
     let result = start_machine(repo, fleet, row).and_then(|m| {
-        if reprovision || needs_provisioning(repo, fleet, &row.name)? {
+        if reprovision || needs_provisioning(&row.state) {
             outcome.provisioned = true;
             provision(repo, fleet, &m)?;
         }

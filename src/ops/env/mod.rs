@@ -16,6 +16,7 @@ mod machines;
 mod platform;
 mod provision;
 mod recover;
+mod update;
 mod view;
 
 pub use access::{env_inventory, machine_logs, ssh_command};
@@ -27,6 +28,7 @@ pub use platform::{
     init_platform, update_platform,
 };
 pub use recover::recover;
+pub use update::{UpdateOutcome, env_update};
 pub use view::{
     EnvironmentUrls, EnvironmentView, MachineView, PackageView, PlatformView, StepView,
     environment_urls, list_environments, list_platforms, show_environment, show_platform,

@@ -50,22 +50,14 @@ pub(super) fn render_again(fleet: &Fleet) -> Result<(), OpsError> {
     Ok(install(&fleet.workspace, &rendered)?)
 }
 
-/// Whether a machine's last provisioning is missing or did not finish well.
-pub(super) fn needs_provisioning(
-    repo: &Repo,
-    fleet: &Fleet,
-    machine: &str,
-) -> Result<bool, OpsError> {
-    let steps = repo
-        .catalog
-        .reader()
-        .provision_steps(&fleet.env.platform, &fleet.env.name)?;
-    let mine: Vec<_> = steps.iter().filter(|s| s.machine == machine).collect();
-    Ok(mine.is_empty() || mine.iter().any(|s| s.status != "ok"))
+/// Whether a machine in `state` (before this command) was never provisioned
+/// whole: `defined`, `failed`, or `starting` when a process died.
+pub(super) fn needs_provisioning(state: &str) -> bool {
+    !matches!(state, "up" | "halted")
 }
 
 /// Records steps in the catalog and the log file.
-struct StepLog {
+pub(super) struct StepLog {
     platform: String,
     env: String,
     machine: String,
@@ -75,7 +67,11 @@ struct StepLog {
 
 impl StepLog {
     /// A new provisioning of `machine`: its previous steps are forgotten.
-    fn begin(repo: &mut Repo, fleet: &Fleet, machine: &str) -> Result<StepLog, OpsError> {
+    pub(super) fn begin(
+        repo: &mut Repo,
+        fleet: &Fleet,
+        machine: &str,
+    ) -> Result<StepLog, OpsError> {
         let writer = repo.catalog.write()?;
         writer.clear_steps(&fleet.env.platform, &fleet.env.name, machine)?;
         writer.commit()?;
@@ -91,7 +87,7 @@ impl StepLog {
     }
 
     /// Runs one step: `running`, then `ok` or `failed` with its output.
-    fn step(
+    pub(super) fn step(
         &mut self,
         repo: &mut Repo,
         label: &str,

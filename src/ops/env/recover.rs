@@ -9,6 +9,7 @@
 use super::super::lock::NamedLock;
 use super::super::users::{delete_user, users_changed};
 use super::machines::STARTING;
+use super::update::UPDATING;
 use super::{CREATING, DESTROYING, env_lock_path, workspace};
 use crate::catalog::EnvironmentRow;
 use crate::env::workspace::remove_tree;
@@ -47,7 +48,10 @@ pub fn recover(repo: &mut Repo) -> Result<Vec<String>, OpsError> {
 /// Environments left `starting` by a process that died become `failed`.
 fn interrupted(repo: &mut Repo) -> Result<(), OpsError> {
     let envs = repo.catalog.reader().environments(None)?;
-    for env in envs.into_iter().filter(|e| e.state == STARTING) {
+    for env in envs
+        .into_iter()
+        .filter(|e| e.state == STARTING || e.state == UPDATING)
+    {
         let path = env_lock_path(&repo.config.layout, &env.platform, &env.name);
         let Some(_lock) = NamedLock::try_exclusive(&path)? else {
             continue; // its process is alive and at work
@@ -56,7 +60,7 @@ fn interrupted(repo: &mut Repo) -> Result<(), OpsError> {
             .catalog
             .reader()
             .environment(&env.platform, &env.name)?;
-        if let Some(env) = now.filter(|e| e.state == STARTING) {
+        if let Some(env) = now.filter(|e| e.state == STARTING || e.state == UPDATING) {
             super::machines::mark_interrupted(repo, &env)?;
         }
     }
