@@ -2,11 +2,10 @@
 //! gz + xz, by-hash, signatures) and an incremental one (one package added
 //! to the full repository), bess vs `aptly publish` vs `reprepro export`,
 //! on the same corpus in one invocation. `BESS_BENCH_PACKAGES` (default
-//! 60000) and `BESS_BENCH_RUNS` (default 3) change the size. Then bess's
-//! chunk compression (one parse coded as LZMA2 and as deflate) against
-//! liblzma's fastest preset plus zlib's default level, on the amd64 index
-//! cut into the same kind of chunks, one core. Prints medians and ratios;
-//! never fails on speed.
+//! 60000) and `BESS_BENCH_RUNS` (default 3) change the size. Then what
+//! each xz preset and gzip level costs on bess's amd64 index, cut into
+//! chunks as bess cuts it, one core. Prints medians and ratios; never
+//! fails on speed.
 
 #[path = "support/corpus.rs"]
 mod corpus;
@@ -267,8 +266,8 @@ fn main() -> Result<()> {
         dir: run_dir.join(format!("{}-1", publishers[0].slug())),
         log: run_dir.join("logs").join("encoders.log"),
     });
-    if let Err(err) = compare_encoders(&index.join("Packages.xz"), runs) {
-        println!("encoder comparison: FAILED: {err:#}");
+    if let Err(err) = compare_levels(&index.join("Packages.xz")) {
+        println!("compression levels: FAILED: {err:#}");
     }
     remove_workspaces(&run_dir)
 }
@@ -314,82 +313,62 @@ fn record(
     result.peak_rss_kib = result.peak_rss_kib.max(measured.peak_rss_kib);
 }
 
-/// A way to compress a chunk, by name: it returns the xz and gzip sizes.
-type Encoder<'a> = (&'a str, &'a dyn Fn(&[u8]) -> (usize, usize));
-
-/// Compresses the chunks of an index each way, `runs` times each.
-fn compare_encoders(xz_index: &Path, runs: usize) -> Result<()> {
+/// What each xz preset and gzip level costs on bess's amd64 index: its
+/// text cut as bess cuts it on average (runs of `CHUNK_STANZAS` stanzas),
+/// each chunk compressed alone, one core; then bess's default levels.
+fn compare_levels(xz_index: &Path) -> Result<()> {
+    use bess::publish::{CHUNK_STANZAS, gzip_member, xz_block};
     use std::io::Read;
     let mut text = Vec::new();
     xz2::read::XzDecoder::new(fs::File::open(xz_index).context("opening Packages.xz")?)
         .read_to_end(&mut text)
         .context("decompressing Packages.xz")?;
-    // Fixed cuts at the average length of the index builder's chunks.
-    let chunks = stanza_chunks(&text, bess::publish::CHUNK_STANZAS as usize);
-    let bess = |chunk: &[u8]| {
-        let c = bess::publish::compress_chunk(chunk);
-        (c.xz.bytes.len(), c.gzip.len())
-    };
-    let liblzma = |chunk: &[u8]| (xz_len(chunk), 0);
-    let zlib = |chunk: &[u8]| (0, gz_len(chunk));
-    let both = |chunk: &[u8]| (xz_len(chunk), gz_len(chunk));
+    let chunks = stanza_chunks(&text, CHUNK_STANZAS as usize);
     let mb = |n: usize| n as f64 / 1e6;
     println!(
-        "\nchunk compression, one core: {} chunks of {} stanzas, {:.1} MB of text",
-        chunks.len(),
-        bess::publish::CHUNK_STANZAS,
-        mb(text.len())
+        "\ncompression levels, one core: bess's amd64 index, {:.1} MB of text in {} chunks of {CHUNK_STANZAS} stanzas",
+        mb(text.len()),
+        chunks.len()
     );
-    let encoders: [Encoder<'_>; 4] = [
-        ("bess (one parse, LZMA2 + deflate)", &bess),
-        ("liblzma preset 0 + zlib level 6", &both),
-        ("liblzma preset 0 alone", &liblzma),
-        ("zlib level 6 alone", &zlib),
-    ];
-    let mut bess_median = 0.0;
-    for (name, encode) in encoders {
-        let mut samples = Vec::new();
-        let mut sizes = (0, 0);
-        for _ in 0..runs.max(1) {
-            let started = std::time::Instant::now();
-            sizes = chunks.iter().fold((0, 0), |(x, g), c| {
-                let (cx, cg) = encode(c);
-                (x + cx, g + cg)
-            });
-            samples.push(started.elapsed());
+    println!("{:<16} {:>9} {:>10} {:>9}", "level", "cpu s", "MB", "MB/s");
+    let pairs = (0..=6)
+        .map(|p| (p, 0))
+        .chain([1, 3, 6, 9].into_iter().map(|g| (0, g)));
+    for (xz_preset, gzip_level) in pairs {
+        let started = cpu_time();
+        let mut size = 0;
+        for chunk in &chunks {
+            size += match gzip_level {
+                0 => xz_block(chunk, xz_preset)?.bytes.len(),
+                level => gzip_member(chunk, level)?.len(),
+            };
         }
-        let median = report::median_secs(&samples).unwrap_or(0.0);
-        if bess_median == 0.0 {
-            bess_median = median;
-        }
-        let sizes: Vec<String> = [("xz", sizes.0), ("gz", sizes.1)]
-            .iter()
-            .filter(|(_, len)| *len > 0)
-            .map(|(kind, len)| format!("{kind} {:.1} MB", mb(*len)))
-            .collect();
+        let secs = (cpu_time() - started).as_secs_f64();
+        let name = match gzip_level {
+            0 => format!("xz preset {xz_preset}"),
+            g => format!("gzip level {g}"),
+        };
         println!(
-            "{name:<36} median {median:.3} s ({:.2}x bess)  {}",
-            median / bess_median.max(1e-9),
-            sizes.join("  ")
+            "{name:<16} {secs:>9.2} {:>10.2} {:>9.1}",
+            mb(size),
+            mb(text.len()) / secs.max(1e-9)
         );
     }
+    println!(
+        "(presets 7 to 9 only have larger dictionaries than 6, which chunks this size never fill)"
+    );
     Ok(())
 }
 
-/// The length of `chunk` as an xz stream from liblzma's fastest preset.
-fn xz_len(chunk: &[u8]) -> usize {
-    use std::io::Write;
-    let mut xz = xz2::write::XzEncoder::new(Vec::new(), 0);
-    xz.write_all(chunk).expect("in memory");
-    xz.finish().expect("in memory").len()
-}
-
-/// The length of `chunk` as a gzip member from zlib's default level.
-fn gz_len(chunk: &[u8]) -> usize {
-    use std::io::Write;
-    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
-    gz.write_all(chunk).expect("in memory");
-    gz.finish().expect("in memory").len()
+/// CPU time of this thread, immune to other processes on a busy machine.
+fn cpu_time() -> Duration {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime writes one timespec, which outlives the call.
+    unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
 }
 
 /// `text` cut after every `per` stanzas.

@@ -8,7 +8,7 @@ mod settings;
 pub use layout::Layout;
 pub use lists::{NameList, check_arch_name, check_dist_name, parse_list};
 pub use settings::{
-    BoxSettings, Cidr, DistRule, PruneRule, ReleaseSettings, Settings,
+    BoxSettings, Checksum, Cidr, DistRule, PruneRule, PublishSettings, ReleaseSettings, Settings,
     TEMPLATE as SETTINGS_TEMPLATE,
 };
 

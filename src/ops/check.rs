@@ -220,9 +220,14 @@ fn check_dist(
     let snapshot = repo.catalog.snapshot()?;
     let reader = snapshot.reader();
     if reader.pending_seq(channel, dist)? > 0 {
+        // The catalog is ahead of what is served: the indices are checked
+        // against their own Release instead.
         report.notes.push(format!(
             "{here} has changes waiting for `bess repo publish`"
         ));
+        report
+            .problems
+            .extend(check_indices_match_release(&root, &files, &here));
         return Ok(());
     }
     let entries = reader.index_entries(channel, dist)?;
@@ -232,6 +237,38 @@ fn check_dist(
         check_indices_match_catalog(&repo.config, &root, &files, &entries, &stanzas, &here);
     report.problems.extend(problems);
     Ok(())
+}
+
+/// Each listed `Packages` must be what both compressed files decompress to
+/// (its listed size and checksums), and every file it names must be
+/// published.
+fn check_indices_match_release(root: &Path, files: &[FileSums], here: &str) -> Vec<String> {
+    let mut problems = Vec::new();
+    let channel_dir = root.parent().and_then(Path::parent).unwrap_or(root);
+    for listed in files.iter().filter(|f| f.path.ends_with("/Packages")) {
+        let rel = &listed.path;
+        let mut text = None;
+        for (suffix, decoded) in [
+            (".gz", gunzip(&root.join(format!("{rel}.gz")))),
+            (".xz", unxz(&root.join(format!("{rel}.xz")))),
+        ] {
+            match decoded {
+                Some(data) if FileSums::of(rel.clone(), &data, &listed.kinds()) == *listed => {
+                    text = Some(data);
+                }
+                _ => problems.push(format!(
+                    "{here}/{rel}{suffix} does not decompress to the Packages its Release lists"
+                )),
+            }
+        }
+        let text = String::from_utf8_lossy(text.as_deref().unwrap_or_default()).into_owned();
+        for name in text.lines().filter_map(|l| l.strip_prefix("Filename: ")) {
+            if !channel_dir.join(name).is_file() {
+                problems.push(format!("{here}/{rel}: {name} is not published"));
+            }
+        }
+    }
+    problems
 }
 
 fn check_signatures(repo: &Repo, root: &Path, release: &str, here: &str, report: &mut CheckReport) {
@@ -286,7 +323,7 @@ fn check_validity(release: &str, here: &str, report: &mut CheckReport) {
 fn check_listed_file(root: &Path, file: &FileSums, here: &str, report: &mut CheckReport) {
     let path = root.join(&file.path);
     match std::fs::read(&path) {
-        Ok(data) if FileSums::of(file.path.clone(), &data) == *file => {}
+        Ok(data) if FileSums::of(file.path.clone(), &data, &file.kinds()) == *file => {}
         Ok(_) => report.problems.push(format!(
             "{here}/{} does not match its Release entry",
             file.path
@@ -323,11 +360,12 @@ fn check_indices_match_catalog(
         .map(Path::to_path_buf)
         .unwrap_or_default();
     let components = &config.settings.components;
+    let hashes = &config.settings.release.hashes;
     for index in split(entries, components, config.archs.names()) {
         let rel = format!("{}/Packages", index.dir());
-        let expected = render(&index.entries, stanzas);
+        let expected = render(&index.entries, stanzas, hashes);
         let listed = files.iter().find(|f| f.path == rel);
-        if listed != Some(&FileSums::of(rel.clone(), expected.as_bytes())) {
+        if listed != Some(&FileSums::of(rel.clone(), expected.as_bytes(), hashes)) {
             problems.push(format!("{here}/{rel}: Release disagrees with the catalog; run `bess repo publish --refresh`"));
         }
         for (suffix, text) in [

@@ -4,9 +4,9 @@ use super::progress::Stage;
 use super::{OpsError, Repo};
 use crate::catalog::{Catalog, Pending, PlacementFilter, Reader};
 use crate::config::RepoConfig;
-use crate::publish::PoolTree;
 use crate::publish::{
-    DistInput, DistOutcome, DistTree, publish_dist, release::ReleaseFields, valid_until,
+    DistInput, DistOutcome, DistTree, Levels, PoolTree, publish_dist, release::ReleaseFields,
+    valid_until,
 };
 use crate::sign::{KeyStore, Signer};
 use std::collections::BTreeSet;
@@ -20,7 +20,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 pub struct PublishRequest {
     /// Specific channel/dist pairs; empty means everything pending or never published.
     pub targets: Vec<(String, String)>,
-    /// Republish every dist with a new Date and Valid-Until, changed or not.
+    /// Republish every dist with a new Date and Valid-Until, changed or
+    /// not, and repair: relink every file, compress again index chunks
+    /// damaged on disk.
     pub refresh: bool,
 }
 
@@ -244,6 +246,11 @@ fn publish_one(
             .join(channel)
             .join(dist),
         write_plain: settings.release.uncompressed_index,
+        levels: Levels {
+            xz_preset: settings.publish.xz_preset,
+            gzip_level: settings.publish.gzip_level,
+        },
+        repair: refresh,
         before_switch: &before_switch,
     };
     let outcome =
@@ -448,6 +455,7 @@ fn release_fields(config: &RepoConfig, dist: &str, now: SystemTime) -> ReleaseFi
         architectures: config.archs.names().to_vec(),
         components: config.settings.components.clone(),
         description: None,
+        hashes: release.hashes.clone(),
     }
 }
 
