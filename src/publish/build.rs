@@ -22,8 +22,9 @@ use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, OnceLock};
 
-/// Chunks whose stanza parts are read from the catalog in one query.
-const WINDOW: usize = 32;
+/// Chunks whose stanza parts are read from the catalog in one query
+/// (about 2,000 stanzas).
+const WINDOW: usize = 8;
 
 /// Fetches what packages' stanzas are rendered from, by package id.
 pub type Stanzas<'a> = dyn Fn(&[i64]) -> io::Result<HashMap<i64, StanzaParts>> + 'a;
@@ -40,21 +41,17 @@ pub struct BuiltIndex {
     pub manifest: Manifest,
 }
 
-/// Chunks of `Architecture: all` runs compressed during this publication,
-/// with their text. Every architecture's index has the same runs, cut into
-/// the same chunks. The indices are built at the same time, and whichever
-/// reaches a shared chunk first compresses it for all of them; the others
-/// take it from here (or wait for it if it is being compressed).
+/// Chunks of `Architecture: all` runs compressed during this publication.
+/// Every architecture's index has the same runs, cut into the same chunks.
+/// The indices are built at the same time, and whichever reaches a shared
+/// chunk first compresses it for all of them; the others take it from here
+/// (or wait for it if it is being compressed). Only the compressed forms
+/// are kept (a quarter of the text's size): the text is inflated again.
 #[derive(Default)]
 pub struct SharedChunks(Mutex<HashMap<[u8; 32], Arc<SharedSlot>>>);
 
 /// A shared chunk once compressed and verified, or why it could not be.
-type SharedSlot = OnceLock<Result<Arc<SharedChunk>, String>>;
-
-struct SharedChunk {
-    compressed: CompressedChunk,
-    text: Arc<String>,
-}
+type SharedSlot = OnceLock<Result<CompressedChunk, String>>;
 
 impl SharedChunks {
     fn slot(&self, key: &[u8; 32]) -> Arc<SharedSlot> {
@@ -180,8 +177,9 @@ fn build_resumed(source: &IndexSource<'_>, previous: &Manifest) -> io::Result<Bu
     })
 }
 
-/// Chunks between rendering and writing at most; bounds memory to a few MiB.
-const IN_FLIGHT: usize = 64;
+/// Chunks between rendering and writing at most: enough to keep both cores
+/// compressing, and a bound on memory (about 200 KB of text each).
+const IN_FLIGHT: usize = 16;
 
 /// Renders every chunk that needs text, window by window, and hands it to
 /// the compressing pool (or, when already compressed, straight to the writer).
@@ -218,11 +216,7 @@ fn produce(
             }
             let index = first + i;
             match origin {
-                Origin::Made(made) => {
-                    let text = Some(made.text.clone());
-                    let _ = ready.send((index, Ok((made.compressed.clone(), text))));
-                }
-                Origin::Published(compressed, text) => {
+                Origin::Compressed(compressed, text) => {
                     let _ = ready.send((index, Ok((compressed, text))));
                 }
                 Origin::Rendered(slot) => {
@@ -245,10 +239,9 @@ type Ready = std::sync::mpsc::Sender<(usize, io::Result<Prepared>)>;
 
 /// Where a chunk of the index being built comes from.
 enum Origin {
-    /// Made for another architecture's index of this publication.
-    Made(Arc<SharedChunk>),
-    /// Read back from the previous publication, with its text when needed.
-    Published(CompressedChunk, Option<Arc<String>>),
+    /// Compressed already, for another architecture's index of this
+    /// publication or by the previous one; with its text when needed.
+    Compressed(CompressedChunk, Option<Arc<String>>),
     /// Rendered from the catalog and compressed (once for every index
     /// that shares it, when it has a slot).
     Rendered(Option<Arc<SharedSlot>>),
@@ -256,7 +249,7 @@ enum Origin {
 
 /// The cheapest way to get chunk `number`, with its text if `needs_text`
 /// (for hashing or writing the uncompressed index). Text is decompressed
-/// from a reused gzip member rather than rendered again: inflating is far
+/// from a gzip member rather than rendered again: inflating is far
 /// cheaper than reading stanzas back from the catalog. A reused chunk
 /// damaged on disk stops the build, unless repairing.
 fn origin(
@@ -269,21 +262,23 @@ fn origin(
         .shared
         .filter(|_| chunk.shared)
         .map(|s| s.slot(&chunk.key));
-    if let Some(Ok(made)) = slot.as_ref().and_then(|s| s.get()) {
-        return Ok(Origin::Made(made.clone()));
-    }
-    let compressed = match source.published.get(&chunk.key) {
+    let made = slot.as_ref().and_then(|s| s.get()?.as_ref().ok().cloned());
+    let found = match made {
+        Some(made) => Ok(Some(made)),
+        None => source.published.get(&chunk.key),
+    };
+    let compressed = match found {
         Ok(Some(compressed)) => compressed,
         Ok(None) => return Ok(Origin::Rendered(slot)),
         Err(_) if source.repair => return Ok(Origin::Rendered(slot)),
         Err(damage) => return Err(refuse_damaged(source.dir, number, damage)),
     };
     if !needs_text {
-        return Ok(Origin::Published(compressed, None));
+        return Ok(Origin::Compressed(compressed, None));
     }
     match inflate(&compressed.gzip) {
         Some(text) if text.len() as u64 == compressed.plain_len => {
-            Ok(Origin::Published(compressed, Some(Arc::new(text))))
+            Ok(Origin::Compressed(compressed, Some(Arc::new(text))))
         }
         _ => Ok(Origin::Rendered(slot)),
     }
@@ -339,21 +334,14 @@ struct Job {
 fn compress_later(job: Job, text: Arc<String>, slot: Option<Arc<SharedSlot>>, ready: &Ready) {
     let ready = ready.clone();
     rayon::spawn(move || {
-        let make = || {
-            compressed_and_verified(&job, &text).map(|compressed| {
-                Arc::new(SharedChunk {
-                    compressed,
-                    text: text.clone(),
-                })
-            })
-        };
+        let make = || compressed_and_verified(&job, &text);
         let made = match slot {
             // Blocks only while another build's task compresses this chunk.
             Some(slot) => slot.get_or_init(make).clone(),
             None => make(),
         };
         let prepared = made
-            .map(|made| (made.compressed.clone(), Some(text)))
+            .map(|made| (made, Some(text)))
             .map_err(io::Error::other);
         let _ = ready.send((job.index, prepared));
     });

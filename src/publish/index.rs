@@ -35,8 +35,9 @@ impl PackagesIndex<'_> {
 
 /// Average number of packages in a segment. A segment ends after a package
 /// whose SHA-256 head is a multiple of this; a multiple of the chunk size,
-/// so it also ends a chunk.
-pub const SEGMENT_STANZAS: u32 = 1024;
+/// so it also ends a chunk. Sections cut chunks short, so segments are
+/// many chunks long.
+pub const SEGMENT_STANZAS: u32 = 4096;
 
 /// Splits a dist's entries (in catalog order) into one index per component
 /// and architecture. `Architecture: all` packages go in every architecture's
