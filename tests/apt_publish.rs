@@ -686,3 +686,114 @@ fn a_damaged_stored_chunk_stops_the_publish_and_the_served_generation_stays() {
     gz_apt.update(&[]);
     assert_eq!(gz_apt.versions("doc2"), ["1.0"]);
 }
+
+/// Rewrites the catalog as a bess before Debian's pool layout left it:
+/// `<prefix>/<file>` names, with their files queued and dists pending, so
+/// that a plain publish links the flat files and lists them.
+fn flatten_pool_names(sb: &Sandbox) {
+    let catalog = rusqlite::Connection::open(sb.repo.join("catalog/catalog.db")).unwrap();
+    let rows: Vec<(i64, String, String)> = catalog
+        .prepare("SELECT id, name, pool_name FROM packages")
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    for (id, name, pool_name) in rows {
+        let prefix = if name.starts_with("lib") {
+            &name[..4]
+        } else {
+            &name[..1]
+        };
+        let file = pool_name.rsplit('/').next().unwrap();
+        catalog
+            .execute(
+                "UPDATE packages SET pool_name = ?2 WHERE id = ?1",
+                rusqlite::params![id, format!("{prefix}/{file}")],
+            )
+            .unwrap();
+    }
+    catalog
+        .execute_batch(
+            "INSERT INTO tree_queue (channel, component, package_id)
+                 SELECT DISTINCT channel, component, package_id FROM placements;
+             INSERT OR REPLACE INTO pending_publications (channel, dist, seq)
+                 SELECT DISTINCT channel, dist, 1 FROM placements;",
+        )
+        .unwrap();
+}
+
+/// Every `.deb` under a channel's pool, relative to it.
+fn pool_files(sb: &Sandbox, channel: &str) -> Vec<String> {
+    let root = sb.repo.join("public").join(channel).join("pool");
+    let mut files: Vec<String> = walkdir::WalkDir::new(&root)
+        .into_iter()
+        .filter_map(Result::ok)
+        .filter(|e| e.file_type().is_file())
+        .map(|e| e.path().strip_prefix(&root).unwrap().display().to_string())
+        .collect();
+    files.sort();
+    files
+}
+
+#[test]
+fn refresh_moves_an_earlier_flat_pool_to_debians_layout() {
+    if !tools(&["dpkg-deb", "apt-get"]) {
+        return;
+    }
+    let (sb, key) = populated();
+    let debian = pool_files(&sb, "preprod");
+    assert!(
+        debian.contains(&"main/a/app/app_0.9-1_amd64.deb".to_string()),
+        "{debian:?}"
+    );
+    assert!(
+        debian.contains(&"main/liba/libacme/libacme1_0.3-2_arm64.deb".to_string()),
+        "{debian:?}"
+    );
+
+    // What an earlier bess published: flat names, in the files and the indices.
+    flatten_pool_names(&sb);
+    std::fs::remove_dir_all(sb.repo.join("cache/manifests")).unwrap();
+    sb.ok(&["repo", "publish"]);
+    std::fs::remove_dir_all(sb.repo.join("public/preprod/pool/main/a/app")).unwrap();
+    std::fs::remove_dir_all(sb.repo.join("public/preprod/pool/main/a/app-data")).unwrap();
+    std::fs::remove_dir_all(sb.repo.join("public/preprod/pool/main/liba/libacme")).unwrap();
+    let flat = pool_files(&sb, "preprod");
+    assert!(
+        flat.contains(&"main/a/app_0.9-1_amd64.deb".to_string()),
+        "{flat:?}"
+    );
+    let packages = common::read_xz(
+        &sb.repo
+            .join("public/preprod/dists/bookworm/main/binary-amd64/Packages.xz"),
+    );
+    assert!(
+        packages.contains("Filename: pool/main/a/app_1.0-1_amd64.deb\n"),
+        "{packages}"
+    );
+    let check = sb.ok(&["repo", "check"]);
+    assert!(check.contains("outside Debian's pool layout"), "{check}");
+
+    sb.ok(&["repo", "publish", "--refresh"]);
+    assert_eq!(
+        pool_files(&sb, "preprod"),
+        debian,
+        "moved, and nothing left behind"
+    );
+    let packages = common::read_xz(
+        &sb.repo
+            .join("public/preprod/dists/bookworm/main/binary-amd64/Packages.xz"),
+    );
+    assert!(
+        packages.contains("Filename: pool/main/a/app/app_1.0-1_amd64.deb\n"),
+        "{packages}"
+    );
+    let check = sb.ok(&["repo", "check"]);
+    assert!(!check.contains("outside Debian's pool layout"), "{check}");
+    let apt = AptRoot::new("amd64", "");
+    apt.add_source("bess", &channel_uri(&sb, "preprod"), "bookworm", &key);
+    apt.update(&[]);
+    let original = std::fs::read(sb.path("in").join("app_1.0-1_amd64.deb")).unwrap();
+    assert_eq!(apt.download("app=1.0-1"), original);
+}

@@ -148,6 +148,7 @@ fn check_links(repo: &Repo, report: &mut CheckReport) -> Result<(), OpsError> {
             ));
         }
     }
+    note_old_layout(repo, report)?;
     for channel in &repo.config.settings.channels {
         let root = repo.config.layout.channel_dir(channel).join("pool");
         let strays = walkdir::WalkDir::new(&root)
@@ -161,6 +162,30 @@ fn check_links(repo: &Repo, report: &mut CheckReport) -> Result<(), OpsError> {
                 root.display()
             ));
         }
+    }
+    Ok(())
+}
+
+/// Packages an earlier bess named outside Debian's pool layout.
+fn note_old_layout(repo: &Repo, report: &mut CheckReport) -> Result<(), OpsError> {
+    let old = repo
+        .catalog
+        .reader()
+        .all_packages()?
+        .iter()
+        .filter(|p| {
+            let version = crate::deb::Version::parse(&p.version);
+            version.is_ok_and(|v| {
+                crate::publish::pool_name(&p.source, &p.name, v.without_epoch(), &p.arch)
+                    != p.pool_name
+            })
+        })
+        .count();
+    if old > 0 {
+        report.notes.push(format!(
+            "{old} package(s) are published outside Debian's pool layout \
+             (pool/<component>/<prefix>/<source>/); `bess repo publish --refresh` moves them"
+        ));
     }
     Ok(())
 }

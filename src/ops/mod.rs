@@ -16,6 +16,7 @@ mod ingest;
 mod init;
 mod keys;
 mod lock;
+mod pool_layout;
 pub mod progress;
 mod promote;
 mod prune;

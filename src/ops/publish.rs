@@ -21,8 +21,8 @@ pub struct PublishRequest {
     /// Specific channel/dist pairs; empty means everything pending or never published.
     pub targets: Vec<(String, String)>,
     /// Republish every dist with a new Date and Valid-Until, changed or
-    /// not, and repair: relink every file, compress again index chunks
-    /// damaged on disk.
+    /// not, and repair: relink every file, move files to Debian's pool
+    /// layout, compress again index chunks damaged on disk.
     pub refresh: bool,
 }
 
@@ -49,6 +49,7 @@ pub fn publish(repo: &mut Repo, request: &PublishRequest) -> Result<Vec<Publishe
     )?;
     if request.refresh {
         super::boxes::relink_all(repo)?;
+        super::pool_layout::move_to_debian_layout(repo)?;
     }
     let targets = targets(repo, request)?;
     if targets.is_empty() {
@@ -148,6 +149,9 @@ fn publish_channel(
         Ok::<_, OpsError>((outcomes, linked))
     })?;
     withdraw_unwanted(repo, channel, linked)?;
+    if when.1 {
+        super::pool_layout::remove_strays(repo, channel)?;
+    }
     Ok(outcomes)
 }
 
