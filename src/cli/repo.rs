@@ -54,7 +54,9 @@ pub struct CheckArgs {
 /// run `bess repo publish --refresh` regularly (a daily timer) to renew it.
 #[derive(Debug, Args)]
 pub struct PublishArgs {
-    /// Republish with a new Date and Valid-Until even if nothing changed
+    /// Republish with a new Date and Valid-Until even if nothing changed,
+    /// and repair: relink every package file, move the files of an earlier
+    /// bess to Debian's pool layout, compress again index chunks damaged on disk
     #[arg(long)]
     refresh: bool,
     /// Only this channel (with --refresh or alone: every dist of it)

@@ -20,6 +20,7 @@ mod init;
 mod keys;
 mod lock;
 mod package_file;
+mod pool_layout;
 pub mod progress;
 mod promote;
 mod prune;

@@ -4,9 +4,9 @@ use super::progress::Stage;
 use super::{OpsError, Repo};
 use crate::catalog::{Catalog, Pending, PlacementFilter, Reader};
 use crate::config::RepoConfig;
-use crate::publish::PoolTree;
 use crate::publish::{
-    DistInput, DistOutcome, DistTree, publish_dist, release::ReleaseFields, valid_until,
+    DistInput, DistOutcome, DistTree, Levels, PoolTree, publish_dist, release::ReleaseFields,
+    valid_until,
 };
 use crate::sign::{KeyStore, Signer};
 use std::collections::BTreeSet;
@@ -20,7 +20,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 pub struct PublishRequest {
     /// Specific channel/dist pairs; empty means everything pending or never published.
     pub targets: Vec<(String, String)>,
-    /// Republish every dist with a new Date and Valid-Until, changed or not.
+    /// Republish every dist with a new Date and Valid-Until, changed or
+    /// not, and repair: relink every file, move files to Debian's pool
+    /// layout, compress again index chunks damaged on disk.
     pub refresh: bool,
 }
 
@@ -41,6 +43,7 @@ pub fn publish(repo: &mut Repo, request: &PublishRequest) -> Result<Vec<Publishe
     let _lock = super::lock::PublishLock::of(repo)?;
     if request.refresh {
         super::boxes::relink_all(repo)?;
+        super::pool_layout::move_to_debian_layout(repo)?;
     }
     let targets = targets(repo, request)?;
     if targets.is_empty() {
@@ -140,6 +143,9 @@ fn publish_channel(
         Ok::<_, OpsError>((outcomes, linked))
     })?;
     withdraw_unwanted(repo, channel, linked)?;
+    if when.1 {
+        super::pool_layout::remove_strays(repo, channel)?;
+    }
     Ok(outcomes)
 }
 
@@ -238,6 +244,11 @@ fn publish_one(
             .join(channel)
             .join(dist),
         write_plain: settings.release.uncompressed_index,
+        levels: Levels {
+            xz_preset: settings.publish.xz_preset,
+            gzip_level: settings.publish.gzip_level,
+        },
+        repair: refresh,
         before_switch: &before_switch,
     };
     let outcome =
@@ -442,6 +453,7 @@ fn release_fields(config: &RepoConfig, dist: &str, now: SystemTime) -> ReleaseFi
         architectures: config.archs.names().to_vec(),
         components: config.settings.components.clone(),
         description: None,
+        hashes: release.hashes.clone(),
     }
 }
 

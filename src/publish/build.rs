@@ -7,23 +7,24 @@
 //! cache, so adding one package to a large index re-renders, recompresses
 //! and rehashes only the tail.
 
-use super::checksums::{Cores, HexDigests, MultiHasher};
+use super::checksums::{HexDigests, MultiHasher};
 use super::chunks::{
     Chunk, ChunkSizes, CompressedChunk, Manifest, ManifestChunk, PublishedChunks, cut,
 };
-use super::compress::{XZ_HEADER, compress_chunk, xz_footer};
+use super::compress::{Levels, XZ_HEADER, compress_chunk, verify_chunk, xz_footer};
 use super::index::{Section, render};
 use crate::catalog::{IndexEntry, StanzaParts};
+use crate::config::Checksum;
 use crate::pool::EagerWriteback;
 use std::collections::HashMap;
 use std::fs::File;
 use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 
-/// Chunks whose stanza parts are read from the catalog in one query.
-const WINDOW: usize = 32;
+/// Chunks whose stanza parts are read from the catalog in one query
+/// (about 2,000 stanzas).
+const WINDOW: usize = 8;
 
 /// Fetches what packages' stanzas are rendered from, by package id.
 pub type Stanzas<'a> = dyn Fn(&[i64]) -> io::Result<HashMap<i64, StanzaParts>> + 'a;
@@ -40,20 +41,17 @@ pub struct BuiltIndex {
     pub manifest: Manifest,
 }
 
-/// Chunks of `Architecture: all` runs compressed during this publication,
-/// with their text. Every architecture's index has the same runs, cut into
-/// the same chunks. The indices are built at the same time, and whichever
-/// reaches a shared chunk first compresses it for all of them; the others
-/// take it from here (or wait for it if it is being compressed).
+/// Chunks of `Architecture: all` runs compressed during this publication.
+/// Every architecture's index has the same runs, cut into the same chunks.
+/// The indices are built at the same time, and whichever reaches a shared
+/// chunk first compresses it for all of them; the others take it from here
+/// (or wait for it if it is being compressed). Only the compressed forms
+/// are kept (a quarter of the text's size): the text is inflated again.
 #[derive(Default)]
 pub struct SharedChunks(Mutex<HashMap<[u8; 32], Arc<SharedSlot>>>);
 
-type SharedSlot = OnceLock<Arc<SharedChunk>>;
-
-struct SharedChunk {
-    compressed: CompressedChunk,
-    text: Arc<String>,
-}
+/// A shared chunk once compressed and verified, or why it could not be.
+type SharedSlot = OnceLock<Result<CompressedChunk, String>>;
 
 impl SharedChunks {
     fn slot(&self, key: &[u8; 32]) -> Arc<SharedSlot> {
@@ -68,6 +66,8 @@ impl SharedChunks {
 
 /// Where and how to build.
 pub struct IndexSource<'a> {
+    /// `<component>/binary-<arch>`, to name the index in errors.
+    pub dir: &'a str,
     pub entries: &'a [&'a IndexEntry],
     /// Runs of `entries` that chunks never straddle.
     pub sections: &'a [Section],
@@ -81,6 +81,33 @@ pub struct IndexSource<'a> {
     /// Where chunks of shared runs are kept for the other architectures'
     /// indices (none when the dist has one architecture).
     pub shared: Option<&'a SharedChunks>,
+    /// The checksums each stanza lists.
+    pub hashes: &'a [Checksum],
+    pub levels: Levels,
+    /// Compress again the previous publication's chunks that were damaged
+    /// on disk, instead of refusing to publish.
+    pub repair: bool,
+}
+
+impl IndexSource<'_> {
+    /// What the chunks' names depend on besides their packages: the stanza
+    /// format and the compression.
+    fn format(&self) -> Vec<u8> {
+        let hashes: Vec<&str> = self.hashes.iter().map(|h| h.release_name()).collect();
+        let levels = self.levels;
+        format!(
+            "hashes={};xz={};gz={}",
+            hashes.join(","),
+            levels.xz_preset,
+            levels.gzip_level
+        )
+        .into_bytes()
+    }
+
+    /// The text of `chunk`, rendered from the catalog's `parts`.
+    fn render(&self, chunk: &Chunk, parts: &HashMap<i64, StanzaParts>) -> String {
+        render(&self.entries[chunk.start..chunk.end], parts, self.hashes)
+    }
 }
 
 /// A chunk of the shared prefix could not be read back and compressed to
@@ -108,7 +135,7 @@ pub fn build_index(source: &IndexSource<'_>, previous: &Manifest) -> io::Result<
 }
 
 fn build_resumed(source: &IndexSource<'_>, previous: &Manifest) -> io::Result<BuiltIndex> {
-    let chunks = cut(source.entries, source.sections);
+    let chunks = cut(source.entries, source.sections, &source.format());
     if let Some(sums) = unchanged(&chunks, previous) {
         return Ok(BuiltIndex {
             sums,
@@ -122,7 +149,7 @@ fn build_resumed(source: &IndexSource<'_>, previous: &Manifest) -> io::Result<Bu
     // rayon pool compresses, and a writer thread hashes and appends in
     // chunk order. No stage waits for a whole batch of another, so both
     // cores stay busy until the last chunk.
-    let (ready_tx, ready_rx) = std::sync::mpsc::channel::<(usize, Prepared)>();
+    let (ready_tx, ready_rx) = std::sync::mpsc::channel::<(usize, io::Result<Prepared>)>();
     let (slot_tx, slot_rx) = std::sync::mpsc::sync_channel::<()>(IN_FLIGHT);
     std::thread::scope(|scope| {
         let chunks = &chunks;
@@ -132,7 +159,8 @@ fn build_resumed(source: &IndexSource<'_>, previous: &Manifest) -> io::Result<Bu
             let mut next = 0;
             for (index, prepared) in ready_rx {
                 waiting.insert(index, prepared);
-                while let Some((compressed, text)) = waiting.remove(&next) {
+                while let Some(prepared) = waiting.remove(&next) {
+                    let (compressed, text) = prepared?;
                     let chunk = &chunks[next];
                     let plain = text.as_deref().map(String::as_str);
                     out.append(next, chunk, &compressed, plain, previous)?;
@@ -149,8 +177,9 @@ fn build_resumed(source: &IndexSource<'_>, previous: &Manifest) -> io::Result<Bu
     })
 }
 
-/// Chunks between rendering and writing at most; bounds memory to a few MiB.
-const IN_FLIGHT: usize = 64;
+/// Chunks between rendering and writing at most: enough to keep both cores
+/// compressing, and a bound on memory (about 200 KB of text each).
+const IN_FLIGHT: usize = 16;
 
 /// Renders every chunk that needs text, window by window, and hands it to
 /// the compressing pool (or, when already compressed, straight to the writer).
@@ -158,16 +187,23 @@ fn produce(
     source: &IndexSource<'_>,
     chunks: &[Chunk],
     resume: usize,
-    ready: &std::sync::mpsc::Sender<(usize, Prepared)>,
+    ready: &Ready,
     slots: &std::sync::mpsc::SyncSender<()>,
 ) -> io::Result<()> {
     for (w, window) in chunks.chunks(WINDOW).enumerate() {
         let first = w * WINDOW;
-        let origins: Vec<Origin> = window
+        let origins = window
             .iter()
             .enumerate()
-            .map(|(i, c)| origin(source, c, first + i >= resume || source.write_plain))
-            .collect();
+            .map(|(i, c)| {
+                origin(
+                    source,
+                    first + i,
+                    c,
+                    first + i >= resume || source.write_plain,
+                )
+            })
+            .collect::<io::Result<Vec<Origin>>>()?;
         let rendered: Vec<bool> = origins
             .iter()
             .map(|o| matches!(o, Origin::Rendered(_)))
@@ -180,16 +216,17 @@ fn produce(
             }
             let index = first + i;
             match origin {
-                Origin::Made(made) => {
-                    let text = Some(made.text.clone());
-                    let _ = ready.send((index, (made.compressed.clone(), text)));
-                }
-                Origin::Published(compressed, text) => {
-                    let _ = ready.send((index, (compressed, text)));
+                Origin::Compressed(compressed, text) => {
+                    let _ = ready.send((index, Ok((compressed, text))));
                 }
                 Origin::Rendered(slot) => {
-                    let text = render(&source.entries[chunk.start..chunk.end], &parts);
-                    compress_later(index, Arc::new(text), slot, ready);
+                    let text = Arc::new(source.render(chunk, &parts));
+                    let job = Job {
+                        index,
+                        dir: source.dir.to_string(),
+                        levels: source.levels,
+                    };
+                    compress_later(job, text, slot, ready);
                 }
             }
         }
@@ -197,41 +234,64 @@ fn produce(
     Ok(())
 }
 
+/// Where the writer receives chunks, by their number in the index.
+type Ready = std::sync::mpsc::Sender<(usize, io::Result<Prepared>)>;
+
 /// Where a chunk of the index being built comes from.
 enum Origin {
-    /// Made for another architecture's index of this publication.
-    Made(Arc<SharedChunk>),
-    /// Read back from the previous publication, with its text when needed.
-    Published(CompressedChunk, Option<Arc<String>>),
+    /// Compressed already, for another architecture's index of this
+    /// publication or by the previous one; with its text when needed.
+    Compressed(CompressedChunk, Option<Arc<String>>),
     /// Rendered from the catalog and compressed (once for every index
     /// that shares it, when it has a slot).
     Rendered(Option<Arc<SharedSlot>>),
 }
 
-/// The cheapest way to get a chunk, with its text if `needs_text` (for
-/// hashing or writing the uncompressed index). Text is decompressed from
-/// a reused gzip member rather than rendered again: inflating is far
-/// cheaper than reading stanzas back from the catalog.
-fn origin(source: &IndexSource<'_>, chunk: &Chunk, needs_text: bool) -> Origin {
+/// The cheapest way to get chunk `number`, with its text if `needs_text`
+/// (for hashing or writing the uncompressed index). Text is decompressed
+/// from a gzip member rather than rendered again: inflating is far
+/// cheaper than reading stanzas back from the catalog. A reused chunk
+/// damaged on disk stops the build, unless repairing.
+fn origin(
+    source: &IndexSource<'_>,
+    number: usize,
+    chunk: &Chunk,
+    needs_text: bool,
+) -> io::Result<Origin> {
     let slot = source
         .shared
         .filter(|_| chunk.shared)
         .map(|s| s.slot(&chunk.key));
-    if let Some(made) = slot.as_ref().and_then(|s| s.get()) {
-        return Origin::Made(made.clone());
-    }
-    let Some(compressed) = source.published.get(&chunk.key) else {
-        return Origin::Rendered(slot);
+    let made = slot.as_ref().and_then(|s| s.get()?.as_ref().ok().cloned());
+    let found = match made {
+        Some(made) => Ok(Some(made)),
+        None => source.published.get(&chunk.key),
+    };
+    let compressed = match found {
+        Ok(Some(compressed)) => compressed,
+        Ok(None) => return Ok(Origin::Rendered(slot)),
+        Err(_) if source.repair => return Ok(Origin::Rendered(slot)),
+        Err(damage) => return Err(refuse_damaged(source.dir, number, damage)),
     };
     if !needs_text {
-        return Origin::Published(compressed, None);
+        return Ok(Origin::Compressed(compressed, None));
     }
     match inflate(&compressed.gzip) {
         Some(text) if text.len() as u64 == compressed.plain_len => {
-            Origin::Published(compressed, Some(Arc::new(text)))
+            Ok(Origin::Compressed(compressed, Some(Arc::new(text))))
         }
-        _ => Origin::Rendered(slot),
+        _ => Ok(Origin::Rendered(slot)),
     }
+}
+
+/// The error that stops a publish reusing a damaged chunk: what is damaged,
+/// that nothing was switched, and how to repair.
+fn refuse_damaged(dir: &str, number: usize, damage: super::chunks::DamagedChunk) -> io::Error {
+    io::Error::other(format!(
+        "{dir}: chunk {number} of the new index would reuse {damage}; nothing was switched \
+         (the dist still serves its current generation). Run `bess repo check`, then \
+         `bess repo publish --refresh` to compress damaged chunks again from the catalog"
+    ))
 }
 
 /// The text of one gzip member.
@@ -262,49 +322,47 @@ fn window_parts(
     (source.stanzas)(&ids)
 }
 
-/// Chunks spawned for compression on the rayon pool and not done yet, by
-/// every index build of the process: they share the pool.
-static COMPRESSING: AtomicUsize = AtomicUsize::new(0);
-
-/// The cores the writer hashes on: both only while no compression waits
-/// in the pool, since its share would wait behind it (a full publish left
-/// about a tenth of both cores idle that way, the pool waiting for the
-/// writer and the writer for the pool).
-fn hashing_cores() -> Cores {
-    if COMPRESSING.load(Ordering::Relaxed) == 0 {
-        Cores::Both
-    } else {
-        Cores::This
-    }
+/// A chunk to compress: its number, its index and the levels.
+struct Job {
+    index: usize,
+    dir: String,
+    levels: Levels,
 }
 
-/// Compresses a rendered chunk on the pool (unless another index's build
-/// did or is doing it), then hands it to the writer.
-fn compress_later(
-    index: usize,
-    text: Arc<String>,
-    slot: Option<Arc<SharedSlot>>,
-    ready: &std::sync::mpsc::Sender<(usize, Prepared)>,
-) {
+/// Compresses a rendered chunk on the pool and verifies it (unless another
+/// index's build did or is doing it), then hands it to the writer.
+fn compress_later(job: Job, text: Arc<String>, slot: Option<Arc<SharedSlot>>, ready: &Ready) {
     let ready = ready.clone();
-    COMPRESSING.fetch_add(1, Ordering::Relaxed);
     rayon::spawn(move || {
-        let fresh = match slot {
+        let make = || compressed_and_verified(&job, &text);
+        let made = match slot {
             // Blocks only while another build's task compresses this chunk.
-            Some(slot) => slot
-                .get_or_init(|| {
-                    Arc::new(SharedChunk {
-                        compressed: compress_chunk(text.as_bytes()),
-                        text: text.clone(),
-                    })
-                })
-                .compressed
-                .clone(),
-            None => compress_chunk(text.as_bytes()),
+            Some(slot) => slot.get_or_init(make).clone(),
+            None => make(),
         };
-        COMPRESSING.fetch_sub(1, Ordering::Relaxed);
-        let _ = ready.send((index, (fresh, Some(text))));
+        let prepared = made
+            .map(|made| (made, Some(text)))
+            .map_err(io::Error::other);
+        let _ = ready.send((job.index, prepared));
     });
+}
+
+/// A chunk compressed with the libraries, and decoded again by them to
+/// its exact text: what fails here is never published.
+fn compressed_and_verified(job: &Job, text: &str) -> Result<CompressedChunk, String> {
+    let why = |e: &dyn std::fmt::Display| {
+        format!(
+            "{}: chunk {} of the new index: {e}; nothing was published",
+            job.dir, job.index
+        )
+    };
+    let compressed = compress_chunk(text.as_bytes(), job.levels).map_err(|e| why(&e))?;
+    verify_chunk(&compressed, text.as_bytes()).map_err(|fault| {
+        why(&format_args!(
+            "{fault}: the compressor's output does not give back the chunk's text"
+        ))
+    })?;
+    Ok(compressed)
 }
 
 /// The sums of the previous build when nothing changed.
@@ -347,9 +405,10 @@ struct Outputs {
 impl Outputs {
     fn create(source: &IndexSource<'_>, resume: usize, previous: &Manifest) -> io::Result<Outputs> {
         let hashers = if resume == 0 {
-            let mut xz = MultiHasher::default();
+            let fresh = || MultiHasher::new(source.hashes);
+            let mut xz = fresh();
             xz.update(&XZ_HEADER);
-            [MultiHasher::default(), MultiHasher::default(), xz]
+            [fresh(), fresh(), xz]
         } else {
             previous.chunks[resume - 1].states.clone()
         };
@@ -398,15 +457,10 @@ impl Outputs {
             }
             previous.chunks[index].states.clone()
         } else {
-            MultiHasher::update_streams(
-                self.hashers.each_mut(),
-                [
-                    text.unwrap_or_default().as_bytes(),
-                    &compressed.gzip,
-                    &compressed.xz.bytes,
-                ],
-                hashing_cores(),
-            );
+            let [plain, gzip, xz] = &mut self.hashers;
+            plain.update(text.unwrap_or_default().as_bytes());
+            gzip.update(&compressed.gzip);
+            xz.update(&compressed.xz.bytes);
             self.hashers.clone()
         };
         self.manifest.chunks.push(ManifestChunk {

@@ -3,10 +3,12 @@
 use super::build::{BuiltIndex, IndexSource, KINDS, SharedChunks, Stanzas, build_index};
 use super::checksums::HexDigests;
 use super::chunks::{Manifest, PublishedChunks};
+use super::compress::Levels;
 use super::generation::{DistTree, Generation};
 use super::index::{PackagesIndex, split};
 use super::release::{self, FileSums, ReleaseFields};
 use crate::catalog::{IndexEntry, StanzaParts};
+use crate::config::Checksum;
 use crate::sign::Signer;
 use std::collections::HashMap;
 use std::io;
@@ -29,6 +31,11 @@ pub struct DistInput<'a> {
     pub manifest_dir: PathBuf,
     /// Also store the uncompressed `Packages` (it is always listed in Release).
     pub write_plain: bool,
+    /// How hard the indices are compressed.
+    pub levels: Levels,
+    /// Compress again the chunks the previous publication stored damaged,
+    /// instead of refusing to switch (`bess repo publish --refresh`).
+    pub repair: bool,
     /// Called just before the new generation goes live: what it lists must
     /// be published by then (the pool links, made meanwhile elsewhere).
     pub before_switch: &'a (dyn Fn() -> io::Result<()> + Sync),
@@ -111,21 +118,24 @@ fn build_all(
     shared: Option<&SharedChunks>,
 ) -> io::Result<Vec<BuiltIndex>> {
     let (requests, served) = mpsc::channel::<StanzaRequest>();
-    let (manifest_dir, write_plain) = (input.manifest_dir.as_path(), input.write_plain);
+    let target = IndexTarget {
+        manifest_dir: &input.manifest_dir,
+        write_plain: input.write_plain,
+        hashes: &input.fields.hashes,
+        levels: input.levels,
+        repair: input.repair,
+        generation,
+        shared,
+    };
     std::thread::scope(|scope| {
+        let target = &target;
         let builders: Vec<_> = indices
             .iter()
             .map(|index| {
                 let requests = requests.clone();
                 scope.spawn(move || {
                     let stanzas = |ids: &[i64]| ask_catalog(&requests, ids);
-                    let target = IndexTarget {
-                        manifest_dir,
-                        write_plain,
-                        generation,
-                        shared,
-                    };
-                    build_one(&target, index, &stanzas)
+                    build_one(target, index, &stanzas)
                 })
             })
             .collect();
@@ -150,10 +160,14 @@ fn ask_catalog(
     answer.recv().map_err(|_| gone())?
 }
 
-/// Where one index is built and what with.
+/// Where one index is built and what with (the parts of [`DistInput`]
+/// that index builders share across threads).
 struct IndexTarget<'a> {
     manifest_dir: &'a Path,
     write_plain: bool,
+    hashes: &'a [Checksum],
+    levels: Levels,
+    repair: bool,
     generation: &'a Generation,
     shared: Option<&'a SharedChunks>,
 }
@@ -164,11 +178,13 @@ fn build_one(
     stanzas: &Stanzas<'_>,
 ) -> io::Result<BuiltIndex> {
     let generation = target.generation;
-    let temp_dir = generation.temp_dir(&index.dir());
+    let dir = index.dir();
+    let temp_dir = generation.temp_dir(&dir);
     let previous = Manifest::load(&manifest_path(target.manifest_dir, index));
     // The by-hash store is where index files are built and kept.
     let published = PublishedChunks::open(&previous, &temp_dir);
     let source = IndexSource {
+        dir: &dir,
         entries: &index.entries,
         sections: &index.sections,
         stanzas,
@@ -176,6 +192,9 @@ fn build_one(
         temp_dir: &temp_dir,
         write_plain: target.write_plain,
         shared: target.shared,
+        hashes: target.hashes,
+        levels: target.levels,
+        repair: target.repair,
     };
     let built = build_index(&source, &previous)?;
     // An unchanged index whose files were pruned away must be written again.
@@ -219,7 +238,8 @@ fn add_files(
         listed.push(sums);
     }
     let text = release::render_index_release(&input.fields, &index.component, &index.arch);
-    let sums = FileSums::of(format!("{}/Release", index.dir()), text.as_bytes());
+    let path = format!("{}/Release", index.dir());
+    let sums = FileSums::of(path, text.as_bytes(), &input.fields.hashes);
     generation.add_index_bytes(&sums, text.as_bytes())?;
     listed.push(sums);
     Ok(listed)
