@@ -23,6 +23,9 @@ mod path;
 mod paths;
 mod query;
 mod repos;
+// Large published files are mapped (memmap2's map is unsafe) so that their
+// slices can be sent by sendfile(2).
+#[allow(unsafe_code)]
 mod sendfile;
 mod tls;
 mod upload;
