@@ -17,6 +17,8 @@ pub enum OpsError {
     Pool(#[from] PoolError),
     #[error(transparent)]
     Sign(#[from] crate::sign::SignError),
+    #[error(transparent)]
+    Publish(crate::publish::PublishError),
     #[error("{}", .0.join("\n"))]
     Invalid(Vec<String>),
     #[error("{0}")]

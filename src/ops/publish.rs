@@ -5,8 +5,8 @@ use super::{OpsError, Repo};
 use crate::catalog::{Catalog, Pending, PlacementFilter, Reader};
 use crate::config::RepoConfig;
 use crate::publish::{
-    DistInput, DistOutcome, DistTree, Levels, PoolTree, publish_dist, release::ReleaseFields,
-    valid_until,
+    DistInput, DistOutcome, DistTree, Levels, PoolTree, PublishError, publish_dist,
+    release::ReleaseFields, valid_until,
 };
 use crate::sign::{KeyStore, Signer};
 use std::collections::BTreeSet;
@@ -251,8 +251,10 @@ fn publish_one(
         repair: refresh,
         before_switch: &before_switch,
     };
-    let outcome =
-        publish_dist(&input, signer).map_err(OpsError::io("publish", input.tree.link_path()))?;
+    let outcome = publish_dist(&input, signer).map_err(|e| match e {
+        PublishError::Io(source) => OpsError::io("publish", input.tree.link_path())(source),
+        signing => OpsError::Publish(signing),
+    })?;
     drop(snapshot);
     let writer = catalog.write()?;
     writer.clear_pending(&Pending {

@@ -52,8 +52,36 @@ pub struct DistOutcome {
     pub packages: usize,
 }
 
+/// Why a dist could not be published; its previous generation still serves.
+#[derive(Debug, thiserror::Error)]
+pub enum PublishError {
+    #[error(transparent)]
+    Io(#[from] io::Error),
+    #[error("cannot sign the Release of {dist}: {source}")]
+    Sign {
+        dist: String,
+        #[source]
+        source: crate::sign::SignError,
+    },
+}
+
+/// The signatures of a Release text: detached (`Release.gpg`) and inline (`InRelease`).
+fn sign_release(
+    signer: &Signer,
+    dist: &str,
+    text: &str,
+) -> Result<(Vec<u8>, Vec<u8>), PublishError> {
+    let failed = |source| PublishError::Sign {
+        dist: dist.to_string(),
+        source,
+    };
+    let detached = signer.detached(text.as_bytes()).map_err(failed)?;
+    let inline = signer.clearsign(text.as_bytes()).map_err(failed)?;
+    Ok((detached, inline))
+}
+
 /// Renders, compresses, signs and atomically switches one dist.
-pub fn publish_dist(input: &DistInput<'_>, signer: &Signer) -> io::Result<DistOutcome> {
+pub fn publish_dist(input: &DistInput<'_>, signer: &Signer) -> Result<DistOutcome, PublishError> {
     let indices = split(input.entries, input.components, input.archs);
     let generation = input.tree.begin()?;
     let mut listed = Vec::new();
@@ -79,12 +107,7 @@ pub fn publish_dist(input: &DistInput<'_>, signer: &Signer) -> io::Result<DistOu
         return Ok(outcome(current, false));
     }
     let release_text = release::render(&input.fields, &listed);
-    let detached = signer
-        .detached(release_text.as_bytes())
-        .map_err(io::Error::other)?;
-    let inline = signer
-        .clearsign(release_text.as_bytes())
-        .map_err(io::Error::other)?;
+    let (detached, inline) = sign_release(signer, &dist, &release_text)?;
     generation.add_top_file("Release", release_text.as_bytes())?;
     generation.add_top_file("Release.gpg", &detached)?;
     generation.add_top_file("InRelease", &inline)?;
