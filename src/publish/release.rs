@@ -3,7 +3,7 @@
 use super::checksums::MultiHasher;
 use crate::config::Checksum;
 use std::fmt::Write;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::SystemTime;
 
 /// The fields of a dist's `Release` that are not checksums.
 #[derive(Debug, Clone)]
@@ -178,75 +178,30 @@ pub fn field<'a>(text: &'a str, name: &str) -> Option<&'a str> {
     })
 }
 
-/// RFC 1123 date in UTC, the form apt expects in `Date` and `Valid-Until`.
+/// RFC 1123 date in UTC, the form apt expects in `Date` and `Valid-Until`
+/// (`Sun, 22 Nov 2026 00:14:15 UTC`: HTTP's date with Debian's zone name).
 pub fn rfc1123(time: SystemTime) -> String {
-    let secs = time
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0);
-    let days = (secs / 86_400) as i64;
-    let rem = secs % 86_400;
-    let (year, month, day) = civil_from_days(days);
-    const WEEKDAYS: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
-    const MONTHS: [&str; 12] = [
-        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
-    ];
-    format!(
-        "{}, {day:02} {} {year} {:02}:{:02}:{:02} UTC",
-        WEEKDAYS[(days.rem_euclid(7)) as usize],
-        MONTHS[(month - 1) as usize],
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
+    let http = httpdate::fmt_http_date(time);
+    match http.strip_suffix("GMT") {
+        Some(date) => format!("{date}UTC"),
+        None => http,
+    }
 }
 
-/// Parses the dates [`rfc1123`] writes (`Sun, 22 Nov 2026 00:14:15 UTC`).
+/// Parses the dates [`rfc1123`] writes (and the same with `GMT`).
 pub fn parse_rfc1123(text: &str) -> Option<SystemTime> {
-    const MONTHS: [&str; 12] = [
-        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
-    ];
-    let mut parts = text.split_whitespace().skip(1);
-    let day: i64 = parts.next()?.parse().ok()?;
-    let month_name = parts.next()?;
-    let month = MONTHS.iter().position(|m| *m == month_name)? as i64 + 1;
-    let year: i64 = parts.next()?.parse().ok()?;
-    let mut clock = parts.next()?.split(':').map(|p| p.parse::<i64>().ok());
-    let (h, m, s) = (clock.next()??, clock.next()??, clock.next()??);
-    let days = days_from_civil(year, month, day);
-    let secs = days * 86_400 + h * 3600 + m * 60 + s;
-    Some(UNIX_EPOCH + std::time::Duration::from_secs(u64::try_from(secs).ok()?))
-}
-
-/// Inverse of [`civil_from_days`].
-pub(crate) fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
-    let y = if month <= 2 { year - 1 } else { year };
-    let era = y.div_euclid(400);
-    let yoe = y.rem_euclid(400);
-    let mp = (month + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + day - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
-}
-
-/// Howard Hinnant's days-to-civil algorithm (proleptic Gregorian calendar).
-pub(crate) fn civil_from_days(days: i64) -> (i64, u32, u32) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    (year, month, day)
+    let text = text.trim();
+    let http = match text.strip_suffix("UTC") {
+        Some(date) => format!("{date}GMT"),
+        None => text.to_string(),
+    };
+    httpdate::parse_http_date(&http).ok()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::time::Duration;
+    use std::time::{Duration, UNIX_EPOCH};
 
     #[test]
     fn dates_are_rfc1123_utc() {
