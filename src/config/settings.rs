@@ -281,6 +281,9 @@ pub struct ReleaseSettings {
     pub suite: String,
     /// Days until `Valid-Until`; 0 leaves the field out.
     pub valid_days: u32,
+    /// A dist is signed again (new Date and Valid-Until) once its
+    /// Valid-Until is this close; `None` means a third of `valid_days`.
+    pub refresh_before_days: Option<u32>,
     /// Publications whose by-hash files are kept, so clients midway
     /// through an update never see a hash mismatch.
     pub by_hash_generations: u32,
@@ -292,6 +295,26 @@ pub struct ReleaseSettings {
     /// digit is downloaded by every client on every update and does not
     /// compress, so the default is Debian's archive's: MD5 and SHA-256.
     pub hashes: Vec<Checksum>,
+}
+
+impl ReleaseSettings {
+    /// How close a Valid-Until may come before the dist is signed again.
+    pub fn refresh_before(&self) -> std::time::Duration {
+        let days = self.refresh_before_days.unwrap_or(self.valid_days / 3);
+        std::time::Duration::from_secs(u64::from(days) * 86_400)
+    }
+
+    fn check_refresh(&self) -> Result<(), String> {
+        match self.refresh_before_days {
+            Some(days) if self.valid_days > 0 && days >= self.valid_days => Err(format!(
+                "[release] refresh-before-days = {days} must be below valid-days = {}, or \
+                 every publication would be due for refreshing at once; the default is a third \
+                 of valid-days",
+                self.valid_days
+            )),
+            _ => Ok(()),
+        }
+    }
 }
 
 /// A checksum kind apt reads from `Release` files and `Packages` stanzas.
@@ -383,6 +406,7 @@ impl Default for ReleaseSettings {
             label: "bess".into(),
             suite: String::new(),
             valid_days: 30,
+            refresh_before_days: None,
             by_hash_generations: 3,
             uncompressed_index: false,
             hashes: vec![Checksum::Md5, Checksum::Sha256],
@@ -498,6 +522,7 @@ impl Settings {
             return Err("[release] by-hash-generations must be at least 1".into());
         }
         check_hashes(&release.hashes)?;
+        release.check_refresh()?;
         self.publish.validate()?;
         for rule in &self.dist_rules {
             if rule.version_contains.is_empty() || rule.dists.is_empty() {
@@ -700,6 +725,7 @@ origin = "bess"
 label = "bess"
 # suite = ""               # empty: the dist's codename
 valid-days = 30            # Valid-Until = Date + 30 days; 0 = no Valid-Until
+# refresh-before-days = 10 # signed again this close to Valid-Until (bess serve, bess repo refresh --due); default valid-days / 3
 by-hash-generations = 3    # publications whose index files stay reachable by hash
 uncompressed-index = false # also store the uncompressed Packages (always listed in Release)
 # Checksums in Release and in every Packages stanza: Debian's archive lists

@@ -9,7 +9,7 @@
 
 use super::{OpsError, Repo};
 use crate::catalog::{IndexEntry, PlacementFilter, StanzaParts};
-use crate::config::RepoConfig;
+use crate::config::{ReleaseSettings, RepoConfig};
 use crate::publish::release::{FileSums, field, parse_files};
 use crate::publish::{DistTree, render, split};
 use crate::sign::KeyStore;
@@ -249,7 +249,7 @@ fn check_dist(
     };
     let root = tree.link_path();
     check_signatures(repo, &root, &release, &here, report);
-    check_validity(&release, &here, report);
+    check_validity(&repo.config.settings.release, &release, &here, report);
     let Some(files) = parse_files(&release) else {
         report
             .problems
@@ -351,16 +351,28 @@ fn strip_trailing_blanks(text: &[u8]) -> Vec<u8> {
         .into_bytes()
 }
 
-fn check_validity(release: &str, here: &str, report: &mut CheckReport) {
-    let Some(until) = field(release, "Valid-Until") else {
+/// An expired Release makes every `apt-get update` fail (a problem); one
+/// closer to its `Valid-Until` than `[release] refresh-before-days` means
+/// nothing refreshed it in time (a warning).
+fn check_validity(settings: &ReleaseSettings, release: &str, here: &str, report: &mut CheckReport) {
+    let Some(text) = field(release, "Valid-Until") else {
         return;
     };
-    if let Some(until) = crate::publish::release::parse_rfc1123(until)
-        && until < std::time::SystemTime::now()
-    {
+    let Some(until) = crate::publish::release::parse_rfc1123(text) else {
         report.problems.push(format!(
-            "{here}/Release expired on {}; run `bess repo publish --refresh`",
-            field(release, "Valid-Until").unwrap_or("")
+            "{here}/Release: Valid-Until {text:?} is not an RFC 1123 date"
+        ));
+        return;
+    };
+    let now = std::time::SystemTime::now();
+    if until < now {
+        report.problems.push(format!(
+            "{here}/Release expired on {text}; apt refuses it. Run `bess repo refresh`"
+        ));
+    } else if until < now + settings.refresh_before() {
+        report.warnings.push(format!(
+            "{here}/Release expires on {text}, within refresh-before-days; is `bess serve` or \
+             bess-refresh.timer running? `bess repo refresh --due` signs it again"
         ));
     }
 }

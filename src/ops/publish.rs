@@ -54,9 +54,7 @@ pub fn publish(repo: &mut Repo, request: &PublishRequest) -> Result<Vec<Publishe
     let now = publication_time();
     let published = publish_targets_locked(repo, &signer, &targets, (now, request.refresh));
     // Even a publish that failed half-way may have switched some dists.
-    let public = repo.config.layout.public_dir();
-    let bumped = crate::serial::bump(&crate::serial::publish_serial(&public))
-        .map_err(OpsError::io("update the publish serial in", public));
+    let bumped = bump_serial(repo);
     let published = published?;
     bumped?;
     drop_chunk_cache(repo)?;
@@ -199,7 +197,14 @@ fn targets(repo: &Repo, request: &PublishRequest) -> Result<Vec<(String, String)
     Ok(chosen)
 }
 
-fn signer(repo: &Repo) -> Result<Signer, OpsError> {
+/// Tells running servers that published paths may name other files now.
+pub(super) fn bump_serial(repo: &Repo) -> Result<(), OpsError> {
+    let public = repo.config.layout.public_dir();
+    crate::serial::bump(&crate::serial::publish_serial(&public))
+        .map_err(OpsError::io("update the publish serial in", public))
+}
+
+pub(super) fn signer(repo: &Repo) -> Result<Signer, OpsError> {
     KeyStore::open(repo.config.layout.root())
         .signer()
         .map_err(|e| OpsError::Usage(format!("cannot sign the publication: {e}")))
@@ -460,7 +465,7 @@ fn release_fields(config: &RepoConfig, dist: &str, now: SystemTime) -> ReleaseFi
 }
 
 /// Now, or `$SOURCE_DATE_EPOCH` for reproducible output (golden tests).
-fn publication_time() -> SystemTime {
+pub(super) fn publication_time() -> SystemTime {
     std::env::var("SOURCE_DATE_EPOCH")
         .ok()
         .and_then(|s| s.parse::<u64>().ok())

@@ -120,6 +120,47 @@ pub fn publish_dist(input: &DistInput<'_>, signer: &Signer) -> Result<DistOutcom
     Ok(outcome(number, true))
 }
 
+/// Signs the current generation of `tree` again with a new `Date` and
+/// `Valid-Until`, before it expires: generation n+1 links the very same
+/// index files and gets a new Release, InRelease and Release.gpg; nothing
+/// is rendered, compressed or hashed. `None` when the dist is unpublished.
+pub fn resign_dist(
+    tree: &DistTree,
+    (date, valid_until): (SystemTime, Option<SystemTime>),
+    signer: &Signer,
+    keep_generations: usize,
+) -> Result<Option<DistOutcome>, PublishError> {
+    let Some(old) = tree.current_release()? else {
+        return Ok(None);
+    };
+    let files = release::parse_files(&old).ok_or_else(|| {
+        io::Error::other(format!(
+            "{}: its Release lists files inconsistently; run bess repo publish --refresh",
+            tree.link_path().join("Release").display()
+        ))
+    })?;
+    let dist = release::field(&old, "Codename")
+        .unwrap_or_default()
+        .to_string();
+    let generation = tree.begin()?;
+    for sums in files.iter().filter(|sums| generation.has_index_file(sums)) {
+        generation.add_index_file(sums, None)?;
+    }
+    let text = release::redate(&old, date, valid_until);
+    let (detached, inline) = sign_release(signer, &dist, &text)?;
+    generation.add_top_file("Release", text.as_bytes())?;
+    generation.add_top_file("Release.gpg", &detached)?;
+    generation.add_top_file("InRelease", &inline)?;
+    let number = generation.switch()?;
+    tree.prune(keep_generations)?;
+    Ok(Some(DistOutcome {
+        dist,
+        generation: number,
+        written: true,
+        packages: 0,
+    }))
+}
+
 fn manifest_path(manifest_dir: &Path, index: &PackagesIndex<'_>) -> PathBuf {
     manifest_dir.join(index.dir())
 }

@@ -178,6 +178,27 @@ pub fn field<'a>(text: &'a str, name: &str) -> Option<&'a str> {
     })
 }
 
+/// `text` (a Release) with a new `Date` and `Valid-Until` and nothing else
+/// changed: the same fields in the same order, the same files and sums.
+pub fn redate(text: &str, date: SystemTime, valid_until: Option<SystemTime>) -> String {
+    let mut out = String::with_capacity(text.len());
+    for line in text.lines() {
+        if line.starts_with("Valid-Until:") {
+            continue;
+        }
+        if line.starts_with("Date:") {
+            let _ = writeln!(out, "Date: {}", rfc1123(date));
+            if let Some(until) = valid_until {
+                let _ = writeln!(out, "Valid-Until: {}", rfc1123(until));
+            }
+            continue;
+        }
+        out.push_str(line);
+        out.push('\n');
+    }
+    out
+}
+
 /// RFC 1123 date in UTC, the form apt expects in `Date` and `Valid-Until`
 /// (`Sun, 22 Nov 2026 00:14:15 UTC`: HTTP's date with Debian's zone name).
 pub fn rfc1123(time: SystemTime) -> String {
@@ -202,6 +223,18 @@ pub fn parse_rfc1123(text: &str) -> Option<SystemTime> {
 mod tests {
     use super::*;
     use std::time::{Duration, UNIX_EPOCH};
+
+    #[test]
+    fn redating_changes_only_the_dates() {
+        let old = "Origin: bess\nDate: Thu, 01 Jan 1970 00:00:00 UTC\nValid-Until: Sat, 31 Jan 1970 00:00:00 UTC\nAcquire-By-Hash: yes\nSHA256:\n 00 1 main/binary-amd64/Packages\n";
+        let now = UNIX_EPOCH + Duration::from_secs(86_400);
+        let new = redate(old, now, Some(now + Duration::from_secs(86_400)));
+        assert_eq!(
+            new,
+            "Origin: bess\nDate: Fri, 02 Jan 1970 00:00:00 UTC\nValid-Until: Sat, 03 Jan 1970 00:00:00 UTC\nAcquire-By-Hash: yes\nSHA256:\n 00 1 main/binary-amd64/Packages\n"
+        );
+        assert!(!redate(old, now, None).contains("Valid-Until"));
+    }
 
     #[test]
     fn dates_are_rfc1123_utc() {
