@@ -44,23 +44,44 @@ pub struct BuiltIndex {
 /// Chunks of `Architecture: all` runs compressed during this publication.
 /// Every architecture's index has the same runs, cut into the same chunks.
 /// The indices are built at the same time, and whichever reaches a shared
-/// chunk first compresses it for all of them; the others take it from here
-/// (or wait for it if it is being compressed). Only the compressed forms
-/// are kept (a quarter of the text's size): the text is inflated again.
+/// chunk first claims it and compresses it for all of them; the others
+/// neither render nor compress it, and their writers wait for it. Only the
+/// compressed forms are kept (a quarter of the text's size): the text is
+/// inflated again.
 #[derive(Default)]
 pub struct SharedChunks(Mutex<HashMap<[u8; 32], Arc<SharedSlot>>>);
 
 /// A shared chunk once compressed and verified, or why it could not be.
 type SharedSlot = OnceLock<Result<CompressedChunk, String>>;
 
+/// Who compresses a shared chunk.
+enum Claim {
+    /// This build: it fills the slot.
+    Mine(Arc<SharedSlot>),
+    /// Another build, which claimed it first.
+    Theirs(Arc<SharedSlot>),
+}
+
 impl SharedChunks {
-    fn slot(&self, key: &[u8; 32]) -> Arc<SharedSlot> {
+    fn slots(&self) -> std::sync::MutexGuard<'_, HashMap<[u8; 32], Arc<SharedSlot>>> {
         self.0
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .entry(*key)
-            .or_default()
-            .clone()
+    }
+
+    /// The slot of a chunk some build claimed already.
+    fn claimed(&self, key: &[u8; 32]) -> Option<Arc<SharedSlot>> {
+        self.slots().get(key).cloned()
+    }
+
+    /// Claims a chunk for this build, unless another build did first.
+    fn claim(&self, key: &[u8; 32]) -> Claim {
+        match self.slots().entry(*key) {
+            std::collections::hash_map::Entry::Occupied(e) => Claim::Theirs(e.get().clone()),
+            std::collections::hash_map::Entry::Vacant(e) => {
+                Claim::Mine(e.insert_entry(Default::default()).get().clone())
+            }
+        }
     }
 }
 
@@ -108,6 +129,15 @@ impl IndexSource<'_> {
     fn render(&self, chunk: &Chunk, parts: &HashMap<i64, StanzaParts>) -> String {
         render(&self.entries[chunk.start..chunk.end], parts, self.hashes)
     }
+
+    /// What compressing chunk `index` of this index needs to know.
+    fn job(&self, index: usize) -> Job {
+        Job {
+            index,
+            dir: self.dir.to_string(),
+            levels: self.levels,
+        }
+    }
 }
 
 /// A chunk of the shared prefix could not be read back and compressed to
@@ -149,7 +179,7 @@ fn build_resumed(source: &IndexSource<'_>, previous: &Manifest) -> io::Result<Bu
     // rayon pool compresses, and a writer thread hashes and appends in
     // chunk order. No stage waits for a whole batch of another, so both
     // cores stay busy until the last chunk.
-    let (ready_tx, ready_rx) = std::sync::mpsc::channel::<(usize, io::Result<Prepared>)>();
+    let (ready_tx, ready_rx) = std::sync::mpsc::channel::<(usize, Piece)>();
     let (slot_tx, slot_rx) = std::sync::mpsc::sync_channel::<()>(IN_FLIGHT);
     std::thread::scope(|scope| {
         let chunks = &chunks;
@@ -157,10 +187,10 @@ fn build_resumed(source: &IndexSource<'_>, previous: &Manifest) -> io::Result<Bu
             let mut out = out;
             let mut waiting = std::collections::BTreeMap::new();
             let mut next = 0;
-            for (index, prepared) in ready_rx {
-                waiting.insert(index, prepared);
-                while let Some(prepared) = waiting.remove(&next) {
-                    let (compressed, text) = prepared?;
+            for (index, piece) in ready_rx {
+                waiting.insert(index, piece);
+                while let Some(piece) = waiting.remove(&next) {
+                    let (compressed, text) = piece.resolve(out.needs_text(next))?;
                     let chunk = &chunks[next];
                     let plain = text.as_deref().map(String::as_str);
                     out.append(next, chunk, &compressed, plain, previous)?;
@@ -196,17 +226,13 @@ fn produce(
             .iter()
             .enumerate()
             .map(|(i, c)| {
-                origin(
-                    source,
-                    first + i,
-                    c,
-                    first + i >= resume || source.write_plain,
-                )
+                let needs_text = first + i >= resume || source.write_plain;
+                origin(source, first + i, c, needs_text)
             })
             .collect::<io::Result<Vec<Origin>>>()?;
         let rendered: Vec<bool> = origins
             .iter()
-            .map(|o| matches!(o, Origin::Rendered(_)))
+            .map(|o| matches!(o, Origin::Rendered))
             .collect();
         let parts = window_parts(source, window, &rendered)?;
         for (i, (chunk, origin)) in window.iter().zip(origins).enumerate() {
@@ -214,37 +240,82 @@ fn produce(
             if slots.send(()).is_err() {
                 return Ok(()); // the writer failed; its error is reported
             }
-            let index = first + i;
-            match origin {
-                Origin::Compressed(compressed, text) => {
-                    let _ = ready.send((index, Ok((compressed, text))));
-                }
-                Origin::Rendered(slot) => {
-                    let text = Arc::new(source.render(chunk, &parts));
-                    let job = Job {
-                        index,
-                        dir: source.dir.to_string(),
-                        levels: source.levels,
-                    };
-                    compress_later(job, text, slot, ready);
-                }
-            }
+            hand_over(source, (first + i, chunk), origin, &parts, ready);
         }
     }
     Ok(())
 }
 
+/// Sends chunk `index` to the writer, or renders it and sends it to be
+/// compressed. A shared chunk is claimed only here, right before it is
+/// compressed (never earlier: a build that claimed a chunk must be sure to
+/// compress it, or another build's writer would wait forever).
+fn hand_over(
+    source: &IndexSource<'_>,
+    (index, chunk): (usize, &Chunk),
+    origin: Origin,
+    parts: &HashMap<i64, StanzaParts>,
+    ready: &Ready,
+) {
+    let claim = source
+        .shared
+        .filter(|_| chunk.shared && matches!(origin, Origin::Rendered))
+        .map(|shared| shared.claim(&chunk.key));
+    let piece = match (origin, claim) {
+        (Origin::Compressed(compressed, text), _) => Piece::Ready(Ok((compressed, text))),
+        (Origin::Shared(slot), _) | (Origin::Rendered, Some(Claim::Theirs(slot))) => {
+            Piece::Shared(slot)
+        }
+        (Origin::Rendered, mine) => {
+            // `Theirs` went to the arm above.
+            let slot = match mine {
+                Some(Claim::Mine(slot)) => Some(slot),
+                _ => None,
+            };
+            let text = Arc::new(source.render(chunk, parts));
+            return compress_later(source.job(index), text, slot, ready);
+        }
+    };
+    let _ = ready.send((index, piece));
+}
+
 /// Where the writer receives chunks, by their number in the index.
-type Ready = std::sync::mpsc::Sender<(usize, io::Result<Prepared>)>;
+type Ready = std::sync::mpsc::Sender<(usize, Piece)>;
+
+/// A chunk as the writer receives it.
+enum Piece {
+    /// Compressed (or failed), with its text when it was rendered or needed.
+    Ready(io::Result<Prepared>),
+    /// Compressed by another index's build: the writer waits for it.
+    Shared(Arc<SharedSlot>),
+}
+
+impl Piece {
+    /// The chunk, with its text if `needs_text`.
+    fn resolve(self, needs_text: bool) -> io::Result<Prepared> {
+        let slot = match self {
+            Piece::Ready(prepared) => return prepared,
+            Piece::Shared(slot) => slot,
+        };
+        let compressed = slot.wait().clone().map_err(io::Error::other)?;
+        if !needs_text {
+            return Ok((compressed, None));
+        }
+        let text = inflate(&compressed.gzip)
+            .ok_or_else(|| io::Error::other("a verified gzip member does not inflate"))?;
+        Ok((compressed, Some(Arc::new(text))))
+    }
+}
 
 /// Where a chunk of the index being built comes from.
 enum Origin {
-    /// Compressed already, for another architecture's index of this
-    /// publication or by the previous one; with its text when needed.
+    /// Compressed by the previous publication; with its text when needed.
     Compressed(CompressedChunk, Option<Arc<String>>),
-    /// Rendered from the catalog and compressed (once for every index
-    /// that shares it, when it has a slot).
-    Rendered(Option<Arc<SharedSlot>>),
+    /// Claimed by another index's build of this publication.
+    Shared(Arc<SharedSlot>),
+    /// To render from the catalog and compress (unless another build
+    /// claims it first, when it is shared).
+    Rendered,
 }
 
 /// The cheapest way to get chunk `number`, with its text if `needs_text`
@@ -258,19 +329,14 @@ fn origin(
     chunk: &Chunk,
     needs_text: bool,
 ) -> io::Result<Origin> {
-    let slot = source
-        .shared
-        .filter(|_| chunk.shared)
-        .map(|s| s.slot(&chunk.key));
-    let made = slot.as_ref().and_then(|s| s.get()?.as_ref().ok().cloned());
-    let found = match made {
-        Some(made) => Ok(Some(made)),
-        None => source.published.get(&chunk.key),
-    };
-    let compressed = match found {
+    let shared = source.shared.filter(|_| chunk.shared);
+    if let Some(slot) = shared.and_then(|s| s.claimed(&chunk.key)) {
+        return Ok(Origin::Shared(slot));
+    }
+    let compressed = match source.published.get(&chunk.key) {
         Ok(Some(compressed)) => compressed,
-        Ok(None) => return Ok(Origin::Rendered(slot)),
-        Err(_) if source.repair => return Ok(Origin::Rendered(slot)),
+        Ok(None) => return Ok(Origin::Rendered),
+        Err(_) if source.repair => return Ok(Origin::Rendered),
         Err(damage) => return Err(refuse_damaged(source.dir, number, damage)),
     };
     if !needs_text {
@@ -280,7 +346,7 @@ fn origin(
         Some(text) if text.len() as u64 == compressed.plain_len => {
             Ok(Origin::Compressed(compressed, Some(Arc::new(text))))
         }
-        _ => Ok(Origin::Rendered(slot)),
+        _ => Ok(Origin::Rendered),
     }
 }
 
@@ -329,21 +395,20 @@ struct Job {
     levels: Levels,
 }
 
-/// Compresses a rendered chunk on the pool and verifies it (unless another
-/// index's build did or is doing it), then hands it to the writer.
+/// Compresses a rendered chunk on the pool and verifies it, fills the slot
+/// of the other builds that share it, and hands it to the writer. No task
+/// ever waits on the pool, so both cores keep compressing.
 fn compress_later(job: Job, text: Arc<String>, slot: Option<Arc<SharedSlot>>, ready: &Ready) {
     let ready = ready.clone();
     rayon::spawn(move || {
-        let make = || compressed_and_verified(&job, &text);
-        let made = match slot {
-            // Blocks only while another build's task compresses this chunk.
-            Some(slot) => slot.get_or_init(make).clone(),
-            None => make(),
-        };
+        let made = compressed_and_verified(&job, &text);
+        if let Some(slot) = slot {
+            let _ = slot.set(made.clone());
+        }
         let prepared = made
             .map(|made| (made, Some(text)))
             .map_err(io::Error::other);
-        let _ = ready.send((job.index, prepared));
+        let _ = ready.send((job.index, Piece::Ready(prepared)));
     });
 }
 
@@ -430,6 +495,12 @@ impl Outputs {
         })
     }
 
+    /// Whether chunk `index` is hashed here or written uncompressed, which
+    /// takes its text.
+    fn needs_text(&self, index: usize) -> bool {
+        index >= self.resume || self.plain.is_some()
+    }
+
     /// Appends chunk `index`; hashes it unless the previous build already did.
     fn append(
         &mut self,
@@ -511,4 +582,36 @@ fn temp_file(dir: &Path, what: &str) -> io::Result<(BufWriter<EagerWriteback>, P
 fn close(file: BufWriter<EagerWriteback>, path: PathBuf) -> io::Result<PathBuf> {
     file.into_inner().map_err(|e| e.into_error())?.finish();
     Ok(path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_first_claim_compresses_and_the_others_wait_for_its_slot() {
+        let shared = SharedChunks::default();
+        let key = [7; 32];
+        assert!(shared.claimed(&key).is_none());
+        let Claim::Mine(mine) = shared.claim(&key) else {
+            panic!("the first claim is this build's");
+        };
+        let Claim::Theirs(theirs) = shared.claim(&key) else {
+            panic!("a second claim is another build's");
+        };
+        assert!(Arc::ptr_eq(&mine, &theirs), "one slot for both");
+        let waiter = std::thread::spawn(move || Piece::Shared(theirs).resolve(true));
+        let text = "Package: a\n\n";
+        let levels = Levels {
+            xz_preset: 0,
+            gzip_level: 1,
+        };
+        let _ = mine.set(Ok(compress_chunk(text.as_bytes(), levels).unwrap()));
+        let (_, inflated) = waiter.join().unwrap().unwrap();
+        assert_eq!(inflated.as_deref().map(String::as_str), Some(text));
+        let _ = shared
+            .claimed(&key)
+            .expect("still there")
+            .set(Err("late".into()));
+    }
 }
