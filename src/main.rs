@@ -1,5 +1,7 @@
 //! Entry point: parse arguments, run the command, map errors to exit codes.
 
+#![deny(unsafe_code)]
+
 use std::io::Write;
 use std::process::ExitCode;
 

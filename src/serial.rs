@@ -83,7 +83,6 @@ impl SerialWatch {
         // and lives as long as `self`; another process changes it only by
         // an 8-byte write, which an atomic load reads whole or as another
         // value, both meaning "changed".
-        #[allow(unsafe_code)]
         let counter = unsafe { &*counter };
         u64::from_le(counter.load(Ordering::Acquire))
     }
@@ -105,7 +104,6 @@ fn map(path: &Path) -> io::Result<Mapped> {
     // SAFETY: the file is only ever overwritten in place by `bump`, never
     // truncated, so the 8 mapped bytes stay backed while mapped; they are
     // read only through the atomic in `current`.
-    #[allow(unsafe_code)]
     let map = unsafe { memmap2::MmapOptions::new().len(8).map(&file)? };
     Ok(Mapped {
         map,

@@ -336,7 +336,10 @@ fn packages_agree_with_apt_ftparchive_field_for_field() {
     let (sb, _) = populated();
     let channel = sb.repo.join("public/preprod");
     let ours = common::read_xz(&channel.join("dists/bookworm/main/binary-amd64/Packages.xz"));
+    // Debian's archive's checksums, which bess lists by default.
     let out = Command::new("apt-ftparchive")
+        .args(["-o", "APT::FTPArchive::SHA1=false"])
+        .args(["-o", "APT::FTPArchive::SHA512=false"])
         .args(["packages", "pool/main"])
         .current_dir(&channel)
         .output()
@@ -378,7 +381,9 @@ fn incremental_publishes_reuse_published_chunks_and_match_a_full_rebuild() {
     if !tools(&["dpkg-deb", "apt-get", "gpgv"]) {
         return;
     }
-    let sb = Sandbox::new("bookworm", "amd64");
+    // Two architectures: the `all` packages are a section of their own, so
+    // the amd64 index has at least two chunks whatever the packages' hashes.
+    let sb = Sandbox::new("bookworm", "amd64,arm64");
     let batch = |from: usize, to: usize| {
         let input = sb.path(&format!("in-{from}"));
         for i in from..to {
@@ -389,8 +394,9 @@ fn incremental_publishes_reuse_published_chunks_and_match_a_full_rebuild() {
         }
         sb.ok(&["repo", "ingest", input.to_str().unwrap()]);
     };
-    // Several chunks (64 stanzas on average), then additions that rewrite
-    // only the tail, reading every earlier chunk back from the published files.
+    // Chunks of 256 stanzas on average, then additions that rewrite only
+    // the amd64 section's last one, reading the others back from the
+    // published files.
     batch(0, 300);
     batch(300, 340);
     batch(340, 341);
@@ -483,7 +489,8 @@ fn architectures_share_their_all_packages_through_incremental_publishes() {
     let key = sb.path("key.gpg");
     std::fs::write(&key, sb.bess(&["key", "export"]).stdout).unwrap();
     // apt takes the .xz by default; told to prefer .gz, it fetches the
-    // gzip members (by hash: the URI it names has the .gz file's SHA512).
+    // gzip members (by hash: the URI it names has the .gz file's SHA256,
+    // the strongest hash Release lists by default).
     let prefer_gz = "Acquire::CompressionTypes::Order:: \"gz\";";
     let release =
         std::fs::read_to_string(sb.repo.join("public/preprod/dists/bookworm/Release")).unwrap();
@@ -493,21 +500,300 @@ fn architectures_share_their_all_packages_through_incremental_publishes() {
         let log = apt.update(&["-o", "Debug::pkgAcquire::Worker=true"]);
         assert_eq!(apt.versions("pkg0"), ["1.0-1"], "{arch}: an all package");
         assert_eq!(apt.versions("pkg260"), ["1.0-1"], "{arch}: added alone");
-        let gz = sha512_listed(&release, &format!("main/binary-{arch}/Packages.gz"));
-        let fetched_gz = log.contains(&format!("by-hash/SHA512/{gz}"));
+        let gz = listed(
+            &release,
+            "SHA256",
+            &format!("main/binary-{arch}/Packages.gz"),
+        );
+        let fetched_gz = log.contains(&format!("by-hash/SHA256/{gz}"));
         assert_eq!(fetched_gz, !extra.is_empty(), "{arch} {extra}:\n{log}");
     }
 }
 
-/// The SHA512 a Release lists for `path`.
-fn sha512_listed(release: &str, path: &str) -> String {
-    let sha512 = release.split("SHA512:\n").nth(1).expect("a SHA512 list");
-    sha512
-        .lines()
+/// The checksum of kind `section` a Release lists for `path`.
+fn listed(release: &str, section: &str, path: &str) -> String {
+    let list = release
+        .split(&format!("\n{section}:\n"))
+        .nth(1)
+        .unwrap_or_else(|| panic!("no {section} list:\n{release}"));
+    list.lines()
+        .take_while(|l| l.starts_with(' '))
         .map(str::split_whitespace)
         .find_map(|mut fields| {
             let (hash, _, name) = (fields.next()?, fields.next()?, fields.next()?);
             (name == path).then(|| hash.to_string())
         })
         .unwrap_or_else(|| panic!("{path} is not listed:\n{release}"))
+}
+
+/// Writes `bess.toml` with `from` replaced by `to`.
+fn edit_settings(sb: &Sandbox, from: &str, to: &str) {
+    let settings = sb.repo.join("bess.toml");
+    let toml = std::fs::read_to_string(&settings).unwrap();
+    assert!(toml.contains(from), "bess.toml has no {from:?}");
+    std::fs::write(&settings, toml.replace(from, to)).unwrap();
+}
+
+#[test]
+fn release_lists_debians_hashes_and_more_on_request() {
+    if !tools(&["dpkg-deb", "apt-get"]) {
+        return;
+    }
+    let (sb, key) = populated();
+    let dist = sb.repo.join("public/preprod/dists/bookworm");
+    let sections = |release: &str| -> Vec<String> {
+        release
+            .lines()
+            .filter(|l| l.ends_with(':') && !l.starts_with(' '))
+            .map(|l| l.trim_end_matches(':').to_string())
+            .collect()
+    };
+    let by_hash_kinds = || -> Vec<String> {
+        let mut kinds: Vec<String> = std::fs::read_dir(dist.join("main/binary-amd64/by-hash"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        kinds.sort();
+        kinds
+    };
+    let release = std::fs::read_to_string(dist.join("Release")).unwrap();
+    assert_eq!(sections(&release), ["MD5Sum", "SHA256"]);
+    assert_eq!(by_hash_kinds(), ["MD5Sum", "SHA256"]);
+    let packages = common::read_xz(&dist.join("main/binary-amd64/Packages.xz"));
+    let stanza = packages.split("\n\n").next().unwrap();
+    let fields: Vec<&str> = stanza
+        .lines()
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, _)| k)
+        .collect();
+    assert!(
+        fields.ends_with(&["Filename", "Size", "MD5sum", "SHA256"]),
+        "{stanza}"
+    );
+
+    edit_settings(
+        &sb,
+        "hashes = [\"MD5Sum\", \"SHA256\"]",
+        "hashes = [\"SHA512\", \"SHA256\", \"SHA1\", \"MD5Sum\"]",
+    );
+    sb.ok(&["repo", "publish", "--refresh"]);
+    let release = std::fs::read_to_string(dist.join("Release")).unwrap();
+    assert_eq!(sections(&release), ["MD5Sum", "SHA1", "SHA256", "SHA512"]);
+    assert_eq!(by_hash_kinds(), ["MD5Sum", "SHA1", "SHA256", "SHA512"]);
+    let packages = common::read_xz(&dist.join("main/binary-amd64/Packages.xz"));
+    let stanza = packages.split("\n\n").next().unwrap();
+    let fields: Vec<&str> = stanza
+        .lines()
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, _)| k)
+        .collect();
+    assert!(
+        fields.ends_with(&["MD5sum", "SHA1", "SHA256", "SHA512"]),
+        "{stanza}"
+    );
+    sb.ok(&["repo", "check"]);
+    // apt fetches by the strongest hash listed, which now is SHA512.
+    let apt = AptRoot::new("amd64", "Acquire::By-Hash \"force\";");
+    apt.add_source("bess", &channel_uri(&sb, "preprod"), "bookworm", &key);
+    let log = apt.update(&["-o", "Debug::pkgAcquire::Worker=true"]);
+    let xz = listed(&release, "SHA512", "main/binary-amd64/Packages.xz");
+    assert!(log.contains(&format!("by-hash/SHA512/{xz}")), "{log}");
+    assert_eq!(apt.versions("app"), ["2:0.9-1", "1.1-1", "1.0-1"]);
+
+    edit_settings(&sb, "\"SHA1\", \"MD5Sum\"]", "\"SHA3\"]");
+    let error = sb.fails(&["repo", "publish"]);
+    assert!(error.contains("bess.toml"), "names the file: {error}");
+    assert!(
+        error.contains("`SHA3` is not a checksum apt reads"),
+        "{error}"
+    );
+}
+
+/// Damages `len` bytes of `path` in place, `back` bytes before its end.
+fn damage(path: &Path, back: u64) {
+    use std::io::{Seek, SeekFrom, Write};
+    let mut file = std::fs::OpenOptions::new().write(true).open(path).unwrap();
+    let at = file.metadata().unwrap().len() - back;
+    file.seek(SeekFrom::Start(at)).unwrap();
+    file.write_all(&[0x55; 4]).unwrap();
+}
+
+#[test]
+fn a_damaged_stored_chunk_stops_the_publish_and_the_served_generation_stays() {
+    if !tools(&["dpkg-deb", "apt-get"]) {
+        return;
+    }
+    // With two architectures, the `all` packages are a chunk of their own
+    // at the end of the amd64 index: adding an amd64 package rewrites the
+    // chunk before it and reuses that one from the published files.
+    let sb = Sandbox::new("bookworm", "amd64,arm64");
+    let input = sb.path("in");
+    for i in 0..3 {
+        DebSpec::new(&format!("tool{i}"), "1.0", "amd64").build(&input);
+        DebSpec::new(&format!("doc{i}"), "1.0", "all").build(&input);
+    }
+    sb.ok(&["repo", "ingest", input.to_str().unwrap()]);
+    let key = sb.path("key.gpg");
+    std::fs::write(&key, sb.bess(&["key", "export"]).stdout).unwrap();
+    let dist = sb.repo.join("public/preprod/dists/bookworm");
+    let served = std::fs::canonicalize(&dist).unwrap();
+    // The last gzip member (the `all` chunk), inside its deflate data: apt
+    // reads the .xz, so clients still update while it is damaged.
+    let gz = dist.join("main/binary-amd64/Packages.gz");
+    damage(&gz, 20);
+
+    let late = DebSpec::new("late", "1.0", "amd64").build(&sb.path("late"));
+    let error = sb.fails(&["repo", "ingest", late.to_str().unwrap()]);
+    let release = std::fs::read_to_string(dist.join("Release")).unwrap();
+    let stored = sb
+        .repo
+        .join("public/preprod/.dists/bookworm/by-hash/main/binary-amd64/SHA256")
+        .join(listed(&release, "SHA256", "main/binary-amd64/Packages.gz"));
+    assert!(error.contains("main/binary-amd64: chunk "), "{error}");
+    assert!(error.contains("of the published Packages.gz"), "{error}");
+    assert!(
+        error.contains(stored.to_str().unwrap()),
+        "names the stored file: {error}"
+    );
+    assert!(
+        error.contains("damaged on disk") && error.contains("nothing was switched"),
+        "{error}"
+    );
+    assert_eq!(
+        std::fs::canonicalize(&dist).unwrap(),
+        served,
+        "the same generation"
+    );
+    let apt = AptRoot::new("amd64", "");
+    apt.add_source("bess", &channel_uri(&sb, "preprod"), "bookworm", &key);
+    apt.update(&[]);
+    assert_eq!(apt.versions("doc1"), ["1.0"]);
+    assert!(apt.versions("late").is_empty(), "not switched to");
+    let check = sb.bess(&["repo", "check"]);
+    let report = String::from_utf8_lossy(&check.stdout);
+    assert!(
+        !check.status.success() && report.contains("Packages.gz does not match"),
+        "{report}"
+    );
+
+    // The repair compresses the damaged chunk again from the catalog.
+    sb.ok(&["repo", "publish", "--refresh"]);
+    sb.ok(&["repo", "check"]);
+    apt.update(&["-o", "Acquire::By-Hash=force"]);
+    assert_eq!(apt.versions("late"), ["1.0"]);
+    let gz_apt = AptRoot::new("amd64", "Acquire::CompressionTypes::Order:: \"gz\";");
+    gz_apt.add_source("bess", &channel_uri(&sb, "preprod"), "bookworm", &key);
+    gz_apt.update(&[]);
+    assert_eq!(gz_apt.versions("doc2"), ["1.0"]);
+}
+
+/// Rewrites the catalog as a bess before Debian's pool layout left it:
+/// `<prefix>/<file>` names, with their files queued and dists pending, so
+/// that a plain publish links the flat files and lists them.
+fn flatten_pool_names(sb: &Sandbox) {
+    let catalog = rusqlite::Connection::open(sb.repo.join("catalog/catalog.db")).unwrap();
+    let rows: Vec<(i64, String, String)> = catalog
+        .prepare("SELECT id, name, pool_name FROM packages")
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    for (id, name, pool_name) in rows {
+        let prefix = if name.starts_with("lib") {
+            &name[..4]
+        } else {
+            &name[..1]
+        };
+        let file = pool_name.rsplit('/').next().unwrap();
+        catalog
+            .execute(
+                "UPDATE packages SET pool_name = ?2 WHERE id = ?1",
+                rusqlite::params![id, format!("{prefix}/{file}")],
+            )
+            .unwrap();
+    }
+    catalog
+        .execute_batch(
+            "INSERT INTO tree_queue (channel, component, package_id)
+                 SELECT DISTINCT channel, component, package_id FROM placements;
+             INSERT OR REPLACE INTO pending_publications (channel, dist, seq)
+                 SELECT DISTINCT channel, dist, 1 FROM placements;",
+        )
+        .unwrap();
+}
+
+/// Every `.deb` under a channel's pool, relative to it.
+fn pool_files(sb: &Sandbox, channel: &str) -> Vec<String> {
+    let root = sb.repo.join("public").join(channel).join("pool");
+    let mut files: Vec<String> = walkdir::WalkDir::new(&root)
+        .into_iter()
+        .filter_map(Result::ok)
+        .filter(|e| e.file_type().is_file())
+        .map(|e| e.path().strip_prefix(&root).unwrap().display().to_string())
+        .collect();
+    files.sort();
+    files
+}
+
+#[test]
+fn refresh_moves_an_earlier_flat_pool_to_debians_layout() {
+    if !tools(&["dpkg-deb", "apt-get"]) {
+        return;
+    }
+    let (sb, key) = populated();
+    let debian = pool_files(&sb, "preprod");
+    assert!(
+        debian.contains(&"main/a/app/app_0.9-1_amd64.deb".to_string()),
+        "{debian:?}"
+    );
+    assert!(
+        debian.contains(&"main/liba/libacme/libacme1_0.3-2_arm64.deb".to_string()),
+        "{debian:?}"
+    );
+
+    // What an earlier bess published: flat names, in the files and the indices.
+    flatten_pool_names(&sb);
+    std::fs::remove_dir_all(sb.repo.join("cache/manifests")).unwrap();
+    sb.ok(&["repo", "publish"]);
+    std::fs::remove_dir_all(sb.repo.join("public/preprod/pool/main/a/app")).unwrap();
+    std::fs::remove_dir_all(sb.repo.join("public/preprod/pool/main/a/app-data")).unwrap();
+    std::fs::remove_dir_all(sb.repo.join("public/preprod/pool/main/liba/libacme")).unwrap();
+    let flat = pool_files(&sb, "preprod");
+    assert!(
+        flat.contains(&"main/a/app_0.9-1_amd64.deb".to_string()),
+        "{flat:?}"
+    );
+    let packages = common::read_xz(
+        &sb.repo
+            .join("public/preprod/dists/bookworm/main/binary-amd64/Packages.xz"),
+    );
+    assert!(
+        packages.contains("Filename: pool/main/a/app_1.0-1_amd64.deb\n"),
+        "{packages}"
+    );
+    let check = sb.ok(&["repo", "check"]);
+    assert!(check.contains("outside Debian's pool layout"), "{check}");
+
+    sb.ok(&["repo", "publish", "--refresh"]);
+    assert_eq!(
+        pool_files(&sb, "preprod"),
+        debian,
+        "moved, and nothing left behind"
+    );
+    let packages = common::read_xz(
+        &sb.repo
+            .join("public/preprod/dists/bookworm/main/binary-amd64/Packages.xz"),
+    );
+    assert!(
+        packages.contains("Filename: pool/main/a/app/app_1.0-1_amd64.deb\n"),
+        "{packages}"
+    );
+    let check = sb.ok(&["repo", "check"]);
+    assert!(!check.contains("outside Debian's pool layout"), "{check}");
+    let apt = AptRoot::new("amd64", "");
+    apt.add_source("bess", &channel_uri(&sb, "preprod"), "bookworm", &key);
+    apt.update(&[]);
+    let original = std::fs::read(sb.path("in").join("app_1.0-1_amd64.deb")).unwrap();
+    assert_eq!(apt.download("app=1.0-1"), original);
 }

@@ -44,7 +44,7 @@ fn gc_keeps_objects_a_served_publication_links_and_frees_them_once_withdrawn() {
         &["--read", "preprod"],
     );
     let server = Server::start(&sb.repo);
-    let url = "/preprod/pool/main/g/gone_1.0-1_amd64.deb";
+    let url = "/preprod/pool/main/g/gone/gone_1.0-1_amd64.deb";
 
     sb.ok(&[
         "repo",
@@ -274,7 +274,7 @@ fn gc_racing_ingests_in_other_processes_never_loses_an_object() {
         );
         let published = sb.published(
             "preprod",
-            &format!("main/{}/{name}_1.0-1_amd64.deb", &name[..1]),
+            &format!("main/{}/{name}/{name}_1.0-1_amd64.deb", &name[..1]),
         );
         assert_eq!(
             std::fs::read(published).unwrap(),

@@ -69,6 +69,9 @@ fn the_deb_has_unit_man_pages_completions_and_conffiles_and_passes_lintian() {
         "./lib/systemd/system/bess.service",
         "./lib/systemd/system/bess-incoming.path",
         "./lib/systemd/system/bess-incoming.service",
+        "./lib/systemd/system/bess-refresh.timer",
+        "./lib/systemd/system/bess-refresh.service",
+        "./usr/share/man/man1/bess-repo-refresh.1.gz",
         "./usr/share/doc/bess/examples/sshd-drop-only.conf",
         "./usr/share/man/man1/bess-incoming-process.1.gz",
         "./usr/share/man/man1/bess.1.gz",
@@ -121,8 +124,9 @@ fn check_files(deb: &Path) {
     ] {
         assert!(unit.lines().any(|l| l == line), "{line} missing:\n{unit}");
     }
-    verify_unit(root.path());
+    verify_units(root.path(), &["bess.service"]);
     check_incoming_units(root.path());
+    check_refresh_units(root.path());
     let conffiles = std::fs::read_to_string(control.join("conffiles")).unwrap();
     assert_eq!(
         conffiles,
@@ -175,31 +179,6 @@ fn check_files(deb: &Path) {
     assert!(man.contains("verify"), "{man}");
 }
 
-/// systemd itself reads the unit: an unknown key, a bad value or a
-/// missing binary is reported (on stderr, often with success). The copy
-/// points ExecStart at the unpacked binary, as it would be once installed.
-fn verify_unit(root: &Path) {
-    if !have_tool("systemd-analyze") {
-        return;
-    }
-    let unit = std::fs::read_to_string(root.join("lib/systemd/system/bess.service")).unwrap();
-    let installed = root.join("usr/bin/bess");
-    let unit = unit.replace("/usr/bin/bess", installed.to_str().unwrap());
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("bess.service");
-    std::fs::write(&path, unit).unwrap();
-    let out = Command::new("systemd-analyze")
-        .args(["verify", "--man=no"])
-        .arg(&path)
-        .output()
-        .unwrap();
-    let complaints = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        out.status.success() && complaints.trim().is_empty(),
-        "systemd-analyze verify bess.service:\n{complaints}"
-    );
-}
-
 /// The drop directory's pair for hosts without bess serve: the path unit
 /// starts the service when a file is closed in /var/lib/bess/incoming, the
 /// service runs one settling pass as bess; systemd reads both together.
@@ -229,26 +208,60 @@ fn check_incoming_units(root: &Path) {
             "{line} missing:\n{service}"
         );
     }
+    verify_units(root, &["bess-incoming.path", "bess-incoming.service"]);
+}
+
+/// The daily pair that signs Release files again before they expire, as
+/// the bess user, whether or not bess serve runs.
+fn check_refresh_units(root: &Path) {
+    let units = root.join("lib/systemd/system");
+    let timer = std::fs::read_to_string(units.join("bess-refresh.timer")).unwrap();
+    for line in [
+        "OnCalendar=daily",
+        "Persistent=true",
+        "WantedBy=timers.target",
+    ] {
+        assert!(timer.lines().any(|l| l == line), "{line} missing:\n{timer}");
+    }
+    let service = std::fs::read_to_string(units.join("bess-refresh.service")).unwrap();
+    for line in [
+        "Type=oneshot",
+        "User=bess",
+        "ExecStart=/usr/bin/bess repo refresh --due",
+        "ReadWritePaths=/var/lib/bess",
+    ] {
+        assert!(
+            service.lines().any(|l| l == line),
+            "{line} missing:\n{service}"
+        );
+    }
+    verify_units(root, &["bess-refresh.timer", "bess-refresh.service"]);
+}
+
+/// systemd itself reads the units, together: an unknown key, a bad value
+/// or a missing binary is reported (on stderr, often with success). The
+/// copies point ExecStart at the unpacked binary, as it would be installed.
+fn verify_units(root: &Path, names: &[&str]) {
     if !have_tool("systemd-analyze") {
         return;
     }
+    let units = root.join("lib/systemd/system");
     let installed = root.join("usr/bin/bess");
     let dir = tempfile::tempdir().unwrap();
-    for name in ["bess-incoming.path", "bess-incoming.service"] {
+    for name in names {
         let unit = std::fs::read_to_string(units.join(name)).unwrap();
         let unit = unit.replace("/usr/bin/bess", installed.to_str().unwrap());
         std::fs::write(dir.path().join(name), unit).unwrap();
     }
     let out = Command::new("systemd-analyze")
         .args(["verify", "--man=no"])
-        .arg(dir.path().join("bess-incoming.path"))
-        .arg(dir.path().join("bess-incoming.service"))
+        .args(names.iter().map(|n| dir.path().join(n)))
         .output()
         .unwrap();
     let complaints = String::from_utf8_lossy(&out.stderr);
     assert!(
         out.status.success() && complaints.trim().is_empty(),
-        "systemd-analyze verify bess-incoming.path bess-incoming.service:\n{complaints}"
+        "systemd-analyze verify {names:?}:\n{complaints}"
     );
 }
 
@@ -335,6 +348,10 @@ fn the_installed_package_stays_owned_by_bess_when_root_runs_the_cli() {
         installed.status.success(),
         "dpkg -i: {}",
         String::from_utf8_lossy(&installed.stderr)
+    );
+    assert!(
+        Path::new("/etc/systemd/system/timers.target.wants/bess-refresh.timer").exists(),
+        "postinst must enable bess-refresh.timer"
     );
     let repo = "/var/lib/bess";
     // The packages to ingest must be readable by bess, which root becomes.

@@ -57,7 +57,7 @@ fn ingest_every_compression_into_every_dist_as_hard_links() {
     assert_eq!(listed.len(), 6, "3 packages × 2 dists: {listed:?}");
     assert!(listed.iter().all(|r| r.3 == "preprod" && r.1 == "1.0-1"));
     assert_eq!(sb.pool_objects().len(), 3, "each package stored once");
-    let published = sb.published("preprod", "main/h/hello-xz_1.0-1_amd64.deb");
+    let published = sb.published("preprod", "main/h/hello-xz/hello-xz_1.0-1_amd64.deb");
     let object = sb
         .pool_objects()
         .into_iter()
@@ -96,9 +96,9 @@ fn epochs_arch_all_and_lib_prefixes_in_the_pool_layout() {
         ]
     );
     for rel in [
-        "main/t/tool_1.5-3_amd64.deb",
-        "main/d/data-common_0.1_all.deb",
-        "main/libf/libfoo1_1.2-1_amd64.deb",
+        "main/t/tool/tool_1.5-3_amd64.deb",
+        "main/d/data-common/data-common_0.1_all.deb",
+        "main/libf/libfoo/libfoo1_1.2-1_amd64.deb",
     ] {
         assert!(sb.published("preprod", rel).is_file(), "{rel} is published");
     }
@@ -221,8 +221,8 @@ fn versions_diff_promote_remove() {
             ("1.10-1", "jammy")
         ]
     );
-    let pre = sb.published("preprod", "main/a/app_1.9-1_amd64.deb");
-    let live = sb.published("prod", "main/a/app_1.9-1_amd64.deb");
+    let pre = sb.published("preprod", "main/a/app/app_1.9-1_amd64.deb");
+    let live = sb.published("prod", "main/a/app/app_1.9-1_amd64.deb");
     assert_eq!(inode(&pre), inode(&live), "promotion stores no new byte");
 
     let diff = rows(&sb.json(&["repo", "diff", "preprod", "prod", "--dist", "bookworm"]));
@@ -268,7 +268,7 @@ fn remove_keeps_the_file_while_another_dist_needs_it() {
         "jammy",
     ]);
     assert!(
-        sb.published("preprod", "main/a/app_1.0_amd64.deb")
+        sb.published("preprod", "main/a/app/app_1.0_amd64.deb")
             .is_file()
     );
     let left = rows(&sb.json(&["repo", "list"]));
@@ -321,7 +321,7 @@ fn concurrent_ingests_all_land() {
         8 * 5 + 1,
         "the shared package is stored once"
     );
-    let published = sb.published("preprod", "main/s/shared_1.0_all.deb");
+    let published = sb.published("preprod", "main/s/shared/shared_1.0_all.deb");
     assert!(
         objects.iter().any(|o| inode(o) == inode(&published)),
         "still a link to the pool object"

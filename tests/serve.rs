@@ -179,7 +179,7 @@ fn prod_only_users_get_403_for_every_preprod_url() {
         "/preprod/dists/bookworm/InRelease".to_string(),
         "/preprod/dists/bookworm/main/binary-amd64/Packages.xz".to_string(),
         format!("/preprod/dists/bookworm/main/binary-amd64/by-hash/SHA256/{by_hash}"),
-        "/preprod/pool/main/a/app_2.0-1_amd64.deb".to_string(),
+        "/preprod/pool/main/a/app/app_2.0-1_amd64.deb".to_string(),
         "/preprod/bess.sources".to_string(),
     ] {
         assert_eq!(get(&server, &path, Some(READER), "").status, 403, "{path}");
@@ -188,7 +188,7 @@ fn prod_only_users_get_403_for_every_preprod_url() {
     assert_eq!(
         get(
             &server,
-            "/prod/pool/main/a/app_1.0-1_amd64.deb",
+            "/prod/pool/main/a/app/app_1.0-1_amd64.deb",
             Some(READER),
             ""
         )
@@ -259,7 +259,7 @@ fn conditional_and_range_requests() {
     }
     let sb = repository();
     let server = Server::start(&sb.repo);
-    let path = "/prod/pool/main/a/app_1.0-1_amd64.deb";
+    let path = "/prod/pool/main/a/app/app_1.0-1_amd64.deb";
     let whole = get(&server, path, Some(READER), "");
     assert_eq!(whole.status, 200);
     assert_eq!(
@@ -766,7 +766,7 @@ fn large_files_are_served_whole_and_in_ranges_cached_or_streamed() {
     sb.ok(&["repo", "promote", "big=1.0-1"]);
     let bytes = std::fs::read(&deb).unwrap();
     assert!(bytes.len() > 3 << 20, "larger than what is read inline");
-    let path = "/prod/pool/main/b/big_1.0-1_amd64.deb";
+    let path = "/prod/pool/main/b/big/big_1.0-1_amd64.deb";
     let check = |server: &Server| {
         for _ in 0..2 {
             let whole = get(server, path, Some(READER), "");
@@ -821,7 +821,7 @@ fn a_publish_by_another_process_shows_in_the_very_next_response() {
     let sb = repository();
     let server = Server::start(&sb.repo);
     let in_release = "/prod/dists/bookworm/InRelease";
-    let deb = "/prod/pool/main/a/app_1.0-1_amd64.deb";
+    let deb = "/prod/pool/main/a/app/app_1.0-1_amd64.deb";
     // Asked twice, so both paths are answered from memory the second time.
     for _ in 0..2 {
         assert_eq!(get(&server, in_release, Some(READER), "").status, 200);
@@ -844,7 +844,10 @@ fn a_publish_by_another_process_shows_in_the_very_next_response() {
     }
     // A version removed from prod: its pool file is withdrawn at once.
     sb.ok(&["repo", "remove", "--channel", "prod", "app=1.0-1"]);
-    assert!(!sb.published("prod", "main/a/app_1.0-1_amd64.deb").exists());
+    assert!(
+        !sb.published("prod", "main/a/app/app_1.0-1_amd64.deb")
+            .exists()
+    );
     assert_eq!(get(&server, deb, Some(READER), "").status, 404);
 }
 

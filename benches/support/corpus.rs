@@ -4,6 +4,10 @@
 
 #[path = "debfile.rs"]
 mod debfile;
+/// A corpus from a real Debian index: the publish benchmark's.
+#[allow(dead_code)]
+#[path = "debian_corpus.rs"]
+pub mod debian;
 #[path = "synth.rs"]
 mod synth;
 

@@ -117,6 +117,14 @@ impl Reader<'_> {
         rows.collect::<Result<_, _>>().map_err(self.fail())
     }
 
+    /// Every package of the catalog, placed or not.
+    pub fn all_packages(&self) -> Result<Vec<PackageRow>, CatalogError> {
+        const SQL: &str = concat!("SELECT ", package_columns!(), " FROM packages p");
+        let mut stmt = self.conn.prepare_cached(SQL).map_err(self.fail())?;
+        let rows = stmt.query_map([], package_row).map_err(self.fail())?;
+        rows.collect::<Result<_, _>>().map_err(self.fail())
+    }
+
     /// Placements matching `filter`, in no particular order.
     pub fn placements(&self, filter: &PlacementFilter) -> Result<Vec<PlacedPackage>, CatalogError> {
         const SQL: &str = concat!(
@@ -187,6 +195,18 @@ impl Writer<'_> {
             .map_err(self.fail())?;
         stmt.execute(params![id, p.control]).map_err(self.fail())?;
         Ok(Some(id))
+    }
+
+    /// Gives a package another pool file name (a move to another layout;
+    /// the caller queues its files for linking).
+    pub fn set_pool_name(&self, package_id: i64, pool_name: &str) -> Result<(), CatalogError> {
+        let mut stmt = self
+            .tx
+            .prepare_cached("UPDATE packages SET pool_name = ?2 WHERE id = ?1")
+            .map_err(self.fail())?;
+        stmt.execute(params![package_id, pool_name])
+            .map_err(self.fail())?;
+        Ok(())
     }
 
     /// Places a package; returns `false` if it already was placed there.

@@ -18,7 +18,7 @@ const MIGRATIONS: &[&str] = &[
         sha1        TEXT NOT NULL,
         sha256      TEXT NOT NULL,
         sha512      TEXT NOT NULL,
-        pool_name   TEXT NOT NULL,   -- <prefix>/<name>_<version>_<arch>.deb (catalogs from before this layout: <prefix>/<source>/…)
+        pool_name   TEXT NOT NULL,   -- <prefix>/<source>/<name>_<version>_<arch>.deb (older catalogs may hold <prefix>/<name>_…, until `bess repo publish --refresh` moves them)
         added_at    INTEGER NOT NULL,
         UNIQUE (name, version_key, arch),
         UNIQUE (pool_name)

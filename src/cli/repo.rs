@@ -20,6 +20,7 @@ pub enum RepoCommand {
     Promote(PromoteArgs),
     Remove(RemoveArgs),
     Publish(PublishArgs),
+    Refresh(RefreshArgs),
     Check(CheckArgs),
     Prune(retention::PruneArgs),
     Pin(retention::PinArgs),
@@ -50,11 +51,13 @@ pub struct CheckArgs {
 /// never published yet). A dist is switched to its new metadata atomically;
 /// a publish with no change rewrites nothing.
 ///
-/// Release files carry a Valid-Until date ([release] valid-days in bess.toml);
-/// run `bess repo publish --refresh` regularly (a daily timer) to renew it.
+/// Release files carry a Valid-Until date ([release] valid-days in
+/// bess.toml); `bess serve` or `bess repo refresh --due` renews it.
 #[derive(Debug, Args)]
 pub struct PublishArgs {
-    /// Republish with a new Date and Valid-Until even if nothing changed
+    /// Republish with a new Date and Valid-Until even if nothing changed,
+    /// and repair: relink every package file, move the files of an earlier
+    /// bess to Debian's pool layout, compress again index chunks damaged on disk
     #[arg(long)]
     refresh: bool,
     /// Only this channel (with --refresh or alone: every dist of it)
@@ -64,6 +67,28 @@ pub struct PublishArgs {
     #[arg(long = "dist", value_name = "DIST")]
     dists: Vec<String>,
     /// Print what was published as JSON
+    #[arg(long)]
+    json: bool,
+}
+
+/// Sign Release files again with a new Date and Valid-Until, before apt
+/// would refuse them as expired.
+///
+/// Only Release, InRelease and Release.gpg change: the indices, their
+/// hashes and the packages stay. `bess serve` does this by itself (at
+/// start and every ten minutes) for every dist whose Valid-Until is closer
+/// than [release] refresh-before-days (default: a third of valid-days);
+/// on a host without it, run `bess repo refresh --due` daily (the Debian
+/// package ships bess-refresh.timer).
+#[derive(Debug, Args)]
+#[command(
+    after_help = "Examples:\n  bess repo refresh --due      # what is close to expiring (a daily timer)\n  bess repo refresh            # every published dist, now"
+)]
+pub struct RefreshArgs {
+    /// Only the dists whose Valid-Until is closer than refresh-before-days
+    #[arg(long)]
+    due: bool,
+    /// Print what was signed again as JSON
     #[arg(long)]
     json: bool,
 }
@@ -213,6 +238,7 @@ pub fn run(dir: &Path, command: RepoCommand) -> anyhow::Result<ExitCode> {
         RepoCommand::Promote(args) => run_promote(&mut repo, args),
         RepoCommand::Remove(args) => run_remove(&mut repo, args),
         RepoCommand::Publish(args) => run_publish(&mut repo, args),
+        RepoCommand::Refresh(args) => run_refresh(&mut repo, args),
         RepoCommand::Check(args) => run_check(&mut repo, args),
         RepoCommand::Prune(args) => retention::run_prune(&mut repo, args),
         RepoCommand::Pin(args) => retention::run_pin(&mut repo, args),
@@ -406,6 +432,27 @@ fn run_publish(repo: &mut Repo, args: PublishArgs) -> anyhow::Result<ExitCode> {
         json(&published)?;
     } else if chatty() {
         print_published(&published);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn run_refresh(repo: &mut Repo, args: RefreshArgs) -> anyhow::Result<ExitCode> {
+    let refreshed = ops::refresh(repo, args.due)?;
+    if args.json {
+        json(&refreshed)?;
+    } else if chatty() {
+        if refreshed.is_empty() {
+            println!("nothing to refresh");
+        }
+        for r in &refreshed {
+            let until = r.valid_until.map_or("no Valid-Until".to_string(), |u| {
+                format!("valid until {}", ops::rfc3339(u as i64))
+            });
+            println!(
+                "refreshed {}/{} generation {} ({until})",
+                r.channel, r.dist, r.generation
+            );
+        }
     }
     Ok(ExitCode::SUCCESS)
 }

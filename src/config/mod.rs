@@ -10,8 +10,8 @@ pub use host::{EnvironmentSettings, HostSettings, ProxyKind};
 pub use layout::Layout;
 pub use lists::{NameList, check_arch_name, check_dist_name, parse_list};
 pub use settings::{
-    BoxSettings, Cidr, DistRule, IncomingSettings, IngestSettings, PruneRule, ReleaseSettings,
-    Settings, TEMPLATE as SETTINGS_TEMPLATE, is_host_name,
+    BoxSettings, Checksum, Cidr, DistRule, IncomingSettings, IngestSettings, PruneRule,
+    PublishSettings, ReleaseSettings, Settings, TEMPLATE as SETTINGS_TEMPLATE, is_host_name,
 };
 
 use std::path::PathBuf;

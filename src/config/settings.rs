@@ -23,6 +23,9 @@ pub struct Settings {
     /// What `Release` files say, and how long they stay valid.
     #[serde(default)]
     pub release: ReleaseSettings,
+    /// How the indices are compressed.
+    #[serde(default)]
+    pub publish: PublishSettings,
     /// How `bess serve` listens and whom it lets in.
     #[serde(default)]
     pub serve: ServeSettings,
@@ -278,6 +281,9 @@ pub struct ReleaseSettings {
     pub suite: String,
     /// Days until `Valid-Until`; 0 leaves the field out.
     pub valid_days: u32,
+    /// A dist is signed again (new Date and Valid-Until) once its
+    /// Valid-Until is this close; `None` means a third of `valid_days`.
+    pub refresh_before_days: Option<u32>,
     /// Publications whose by-hash files are kept, so clients midway
     /// through an update never see a hash mismatch.
     pub by_hash_generations: u32,
@@ -285,6 +291,112 @@ pub struct ReleaseSettings {
     /// always lists it; like Debian's mirrors, bess does not store it by
     /// default, since apt fetches a compressed index.
     pub uncompressed_index: bool,
+    /// Checksums listed in `Release` and in every `Packages` stanza. Every
+    /// digit is downloaded by every client on every update and does not
+    /// compress, so the default is Debian's archive's: MD5 and SHA-256.
+    pub hashes: Vec<Checksum>,
+}
+
+impl ReleaseSettings {
+    /// How close a Valid-Until may come before the dist is signed again.
+    pub fn refresh_before(&self) -> std::time::Duration {
+        let days = self.refresh_before_days.unwrap_or(self.valid_days / 3);
+        std::time::Duration::from_secs(u64::from(days) * 86_400)
+    }
+
+    fn check_refresh(&self) -> Result<(), String> {
+        match self.refresh_before_days {
+            Some(days) if self.valid_days > 0 && days >= self.valid_days => Err(format!(
+                "[release] refresh-before-days = {days} must be below valid-days = {}, or \
+                 every publication would be due for refreshing at once; the default is a third \
+                 of valid-days",
+                self.valid_days
+            )),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// A checksum kind apt reads from `Release` files and `Packages` stanzas.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Checksum {
+    Md5,
+    Sha1,
+    Sha256,
+    Sha512,
+}
+
+impl Checksum {
+    /// Every kind, in the order Release files list them.
+    pub const ALL: [Checksum; 4] = [
+        Checksum::Md5,
+        Checksum::Sha1,
+        Checksum::Sha256,
+        Checksum::Sha512,
+    ];
+
+    /// The name of its section in `Release`, which is also its `by-hash`
+    /// directory.
+    pub fn release_name(self) -> &'static str {
+        match self {
+            Checksum::Md5 => "MD5Sum",
+            Checksum::Sha1 => "SHA1",
+            Checksum::Sha256 => "SHA256",
+            Checksum::Sha512 => "SHA512",
+        }
+    }
+
+    /// The name of its field in a `Packages` stanza (Debian spells MD5
+    /// differently there).
+    pub fn stanza_name(self) -> &'static str {
+        match self {
+            Checksum::Md5 => "MD5sum",
+            other => other.release_name(),
+        }
+    }
+
+    /// Reads a name as `bess.toml` may write it (`MD5Sum`, `md5`, `sha256`, …).
+    pub fn parse(name: &str) -> Option<Checksum> {
+        let short = |c: &Checksum| c.release_name().trim_end_matches("Sum");
+        let name = name
+            .strip_suffix("sum")
+            .or(name.strip_suffix("Sum"))
+            .unwrap_or(name);
+        Checksum::ALL
+            .into_iter()
+            .find(|c| short(c).eq_ignore_ascii_case(name))
+    }
+}
+
+impl<'de> Deserialize<'de> for Checksum {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Checksum, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        Checksum::parse(&text).ok_or_else(|| {
+            serde::de::Error::custom(format!(
+                "[release] hashes: `{text}` is not a checksum apt reads; use MD5Sum, SHA1, SHA256 or SHA512"
+            ))
+        })
+    }
+}
+
+/// The `[publish]` table: how hard the indices are compressed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case", default)]
+pub struct PublishSettings {
+    /// liblzma preset of `Packages.xz`, 0 to 9 (6 is xz's default, and
+    /// Debian's archive's and reprepro's).
+    pub xz_preset: u32,
+    /// zlib level of `Packages.gz`, 1 to 9.
+    pub gzip_level: u32,
+}
+
+impl Default for PublishSettings {
+    fn default() -> PublishSettings {
+        PublishSettings {
+            xz_preset: 6,
+            gzip_level: 6,
+        }
+    }
 }
 
 impl Default for ReleaseSettings {
@@ -294,8 +406,10 @@ impl Default for ReleaseSettings {
             label: "bess".into(),
             suite: String::new(),
             valid_days: 30,
+            refresh_before_days: None,
             by_hash_generations: 3,
             uncompressed_index: false,
+            hashes: vec![Checksum::Md5, Checksum::Sha256],
         }
     }
 }
@@ -328,6 +442,7 @@ impl Default for Settings {
             default_component: default_component(),
             dist_rules: Vec::new(),
             release: ReleaseSettings::default(),
+            publish: PublishSettings::default(),
             serve: ServeSettings::default(),
             prune: Default::default(),
             boxes: BoxSettings::default(),
@@ -406,6 +521,9 @@ impl Settings {
         if release.by_hash_generations == 0 {
             return Err("[release] by-hash-generations must be at least 1".into());
         }
+        check_hashes(&release.hashes)?;
+        release.check_refresh()?;
+        self.publish.validate()?;
         for rule in &self.dist_rules {
             if rule.version_contains.is_empty() || rule.dists.is_empty() {
                 return Err(
@@ -482,6 +600,44 @@ impl Settings {
         }
         Ok(())
     }
+}
+
+impl PublishSettings {
+    fn validate(&self) -> Result<(), String> {
+        if self.xz_preset > 9 {
+            return Err(format!(
+                "[publish] xz-preset = {} is not a liblzma preset; use 0 (fastest) to 9 (smallest), 6 by default",
+                self.xz_preset
+            ));
+        }
+        if !(1..=9).contains(&self.gzip_level) {
+            return Err(format!(
+                "[publish] gzip-level = {} is not a zlib level; use 1 (fastest) to 9 (smallest), 6 by default",
+                self.gzip_level
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// SHA-256 names every index file in the by-hash store, and apt needs at
+/// least one strong hash; a kind listed twice is a typo.
+fn check_hashes(hashes: &[Checksum]) -> Result<(), String> {
+    let names: Vec<&str> = hashes.iter().map(|h| h.release_name()).collect();
+    if !hashes.contains(&Checksum::Sha256) {
+        return Err(format!(
+            "[release] hashes = {names:?} must include SHA256 (bess names index files by it, and apt needs a strong hash)"
+        ));
+    }
+    for (i, hash) in hashes.iter().enumerate() {
+        if hashes[..i].contains(hash) {
+            return Err(format!(
+                "[release] hashes = {names:?} lists {} twice",
+                hash.release_name()
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// Whether `host` is a DNS name: dot-separated labels of letters, digits
@@ -569,8 +725,21 @@ origin = "bess"
 label = "bess"
 # suite = ""               # empty: the dist's codename
 valid-days = 30            # Valid-Until = Date + 30 days; 0 = no Valid-Until
+# refresh-before-days = 10 # signed again this close to Valid-Until (bess serve, bess repo refresh --due); default valid-days / 3
 by-hash-generations = 3    # publications whose index files stay reachable by hash
 uncompressed-index = false # also store the uncompressed Packages (always listed in Release)
+# Checksums in Release and in every Packages stanza: Debian's archive lists
+# MD5Sum and SHA256. Add "SHA1" or "SHA512" only for clients that need them:
+# every digit is downloaded on every update and does not compress.
+# Changes take effect at the next `bess repo publish --refresh`.
+hashes = ["MD5Sum", "SHA256"]
+
+# Compression of Packages.xz and Packages.gz (see the README for what each
+# level costs). Only the chunks of an index that changed are compressed
+# again; a change here takes effect at the next `bess repo publish --refresh`.
+[publish]
+xz-preset = 6              # liblzma preset, 0-9 (xz's default, as Debian's archive)
+gzip-level = 6             # zlib level, 1-9
 
 # bess serve: where it listens and who may connect.
 [serve]
@@ -770,6 +939,54 @@ mod tests {
         }
         let settings: Settings = toml::from_str("[incoming]\nchannel = \"prod\"\n").unwrap();
         settings.validate().unwrap();
+    }
+
+    #[test]
+    fn hashes_default_to_debians_and_bad_ones_name_the_value() {
+        let defaults = Settings::default();
+        assert_eq!(defaults.release.hashes, [Checksum::Md5, Checksum::Sha256]);
+        let more: Settings =
+            toml::from_str("[release]\nhashes = [\"md5sum\", \"SHA256\", \"sha512\", \"SHA1\"]\n")
+                .unwrap();
+        more.validate().unwrap();
+        assert_eq!(more.release.hashes.len(), 4);
+        let unknown = toml::from_str::<Settings>("[release]\nhashes = [\"SHA3\"]\n").unwrap_err();
+        assert!(
+            unknown.to_string().contains("`SHA3` is not a checksum"),
+            "{unknown}"
+        );
+        for (text, complaint) in [
+            ("[release]\nhashes = [\"MD5Sum\"]\n", "must include SHA256"),
+            (
+                "[release]\nhashes = [\"SHA256\", \"sha256\"]\n",
+                "lists SHA256 twice",
+            ),
+        ] {
+            let settings: Settings = toml::from_str(text).unwrap();
+            let error = settings.validate().unwrap_err();
+            assert!(error.contains(complaint), "{text}: {error}");
+        }
+    }
+
+    #[test]
+    fn compression_levels_are_checked() {
+        assert_eq!(Settings::default().publish.xz_preset, 6);
+        for (text, complaint) in [
+            (
+                "[publish]\nxz-preset = 10\n",
+                "xz-preset = 10 is not a liblzma preset",
+            ),
+            (
+                "[publish]\ngzip-level = 0\n",
+                "gzip-level = 0 is not a zlib level",
+            ),
+        ] {
+            let settings: Settings = toml::from_str(text).unwrap();
+            let error = settings.validate().unwrap_err();
+            assert!(error.contains(complaint), "{text}: {error}");
+        }
+        let fast: Settings = toml::from_str("[publish]\nxz-preset = 0\ngzip-level = 1\n").unwrap();
+        fast.validate().unwrap();
     }
 
     #[test]

@@ -18,6 +18,9 @@ mod names;
 #[cfg(test)]
 mod test_support;
 mod version;
+// liblzma through lzma-sys: xz2 cannot re-initialise a decoder in place,
+// and reusing its dictionary was the largest cost of ingesting small packages.
+#[allow(unsafe_code)]
 mod xz;
 
 pub use ar::{ArError, ProbeError, check_headers as check_ar_headers};

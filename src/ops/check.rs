@@ -9,7 +9,7 @@
 
 use super::{OpsError, Repo};
 use crate::catalog::{IndexEntry, PlacementFilter, StanzaParts};
-use crate::config::RepoConfig;
+use crate::config::{ReleaseSettings, RepoConfig};
 use crate::publish::release::{FileSums, field, parse_files};
 use crate::publish::{DistTree, render, split};
 use crate::sign::KeyStore;
@@ -170,6 +170,7 @@ fn check_links(repo: &Repo, report: &mut CheckReport) -> Result<(), OpsError> {
             ));
         }
     }
+    note_old_layout(repo, report)?;
     for channel in &repo.config.settings.channels {
         let root = repo.config.layout.channel_dir(channel).join("pool");
         let strays = walkdir::WalkDir::new(&root)
@@ -183,6 +184,30 @@ fn check_links(repo: &Repo, report: &mut CheckReport) -> Result<(), OpsError> {
                 root.display()
             ));
         }
+    }
+    Ok(())
+}
+
+/// Packages an earlier bess named outside Debian's pool layout.
+fn note_old_layout(repo: &Repo, report: &mut CheckReport) -> Result<(), OpsError> {
+    let old = repo
+        .catalog
+        .reader()
+        .all_packages()?
+        .iter()
+        .filter(|p| {
+            let version = crate::deb::Version::parse(&p.version);
+            version.is_ok_and(|v| {
+                crate::publish::pool_name(&p.source, &p.name, v.without_epoch(), &p.arch)
+                    != p.pool_name
+            })
+        })
+        .count();
+    if old > 0 {
+        report.notes.push(format!(
+            "{old} package(s) are published outside Debian's pool layout \
+             (pool/<component>/<prefix>/<source>/); `bess repo publish --refresh` moves them"
+        ));
     }
     Ok(())
 }
@@ -224,7 +249,7 @@ fn check_dist(
     };
     let root = tree.link_path();
     check_signatures(repo, &root, &release, &here, report);
-    check_validity(&release, &here, report);
+    check_validity(&repo.config.settings.release, &release, &here, report);
     let Some(files) = parse_files(&release) else {
         report
             .problems
@@ -242,9 +267,14 @@ fn check_dist(
     let snapshot = repo.catalog.snapshot()?;
     let reader = snapshot.reader();
     if reader.pending_seq(channel, dist)? > 0 {
+        // The catalog is ahead of what is served: the indices are checked
+        // against their own Release instead.
         report.notes.push(format!(
             "{here} has changes waiting for `bess repo publish`"
         ));
+        report
+            .problems
+            .extend(check_indices_match_release(&root, &files, &here));
         return Ok(());
     }
     let entries = reader.index_entries(channel, dist)?;
@@ -254,6 +284,38 @@ fn check_dist(
         check_indices_match_catalog(&repo.config, &root, &files, &entries, &stanzas, &here);
     report.problems.extend(problems);
     Ok(())
+}
+
+/// Each listed `Packages` must be what both compressed files decompress to
+/// (its listed size and checksums), and every file it names must be
+/// published.
+fn check_indices_match_release(root: &Path, files: &[FileSums], here: &str) -> Vec<String> {
+    let mut problems = Vec::new();
+    let channel_dir = root.parent().and_then(Path::parent).unwrap_or(root);
+    for listed in files.iter().filter(|f| f.path.ends_with("/Packages")) {
+        let rel = &listed.path;
+        let mut text = None;
+        for (suffix, decoded) in [
+            (".gz", gunzip(&root.join(format!("{rel}.gz")))),
+            (".xz", unxz(&root.join(format!("{rel}.xz")))),
+        ] {
+            match decoded {
+                Some(data) if FileSums::of(rel.clone(), &data, &listed.kinds()) == *listed => {
+                    text = Some(data);
+                }
+                _ => problems.push(format!(
+                    "{here}/{rel}{suffix} does not decompress to the Packages its Release lists"
+                )),
+            }
+        }
+        let text = String::from_utf8_lossy(text.as_deref().unwrap_or_default()).into_owned();
+        for name in text.lines().filter_map(|l| l.strip_prefix("Filename: ")) {
+            if !channel_dir.join(name).is_file() {
+                problems.push(format!("{here}/{rel}: {name} is not published"));
+            }
+        }
+    }
+    problems
 }
 
 fn check_signatures(repo: &Repo, root: &Path, release: &str, here: &str, report: &mut CheckReport) {
@@ -289,16 +351,28 @@ fn strip_trailing_blanks(text: &[u8]) -> Vec<u8> {
         .into_bytes()
 }
 
-fn check_validity(release: &str, here: &str, report: &mut CheckReport) {
-    let Some(until) = field(release, "Valid-Until") else {
+/// An expired Release makes every `apt-get update` fail (a problem); one
+/// closer to its `Valid-Until` than `[release] refresh-before-days` means
+/// nothing refreshed it in time (a warning).
+fn check_validity(settings: &ReleaseSettings, release: &str, here: &str, report: &mut CheckReport) {
+    let Some(text) = field(release, "Valid-Until") else {
         return;
     };
-    if let Some(until) = crate::publish::release::parse_rfc1123(until)
-        && until < std::time::SystemTime::now()
-    {
+    let Some(until) = crate::publish::release::parse_rfc1123(text) else {
         report.problems.push(format!(
-            "{here}/Release expired on {}; run `bess repo publish --refresh`",
-            field(release, "Valid-Until").unwrap_or("")
+            "{here}/Release: Valid-Until {text:?} is not an RFC 1123 date"
+        ));
+        return;
+    };
+    let now = std::time::SystemTime::now();
+    if until < now {
+        report.problems.push(format!(
+            "{here}/Release expired on {text}; apt refuses it. Run `bess repo refresh`"
+        ));
+    } else if until < now + settings.refresh_before() {
+        report.warnings.push(format!(
+            "{here}/Release expires on {text}, within refresh-before-days; is `bess serve` or \
+             bess-refresh.timer running? `bess repo refresh --due` signs it again"
         ));
     }
 }
@@ -308,7 +382,7 @@ fn check_validity(release: &str, here: &str, report: &mut CheckReport) {
 fn check_listed_file(root: &Path, file: &FileSums, here: &str, report: &mut CheckReport) {
     let path = root.join(&file.path);
     match std::fs::read(&path) {
-        Ok(data) if FileSums::of(file.path.clone(), &data) == *file => {}
+        Ok(data) if FileSums::of(file.path.clone(), &data, &file.kinds()) == *file => {}
         Ok(_) => report.problems.push(format!(
             "{here}/{} does not match its Release entry",
             file.path
@@ -345,11 +419,12 @@ fn check_indices_match_catalog(
         .map(Path::to_path_buf)
         .unwrap_or_default();
     let components = &config.settings.components;
+    let hashes = &config.settings.release.hashes;
     for index in split(entries, components, config.archs.names()) {
         let rel = format!("{}/Packages", index.dir());
-        let expected = render(&index.entries, stanzas);
+        let expected = render(&index.entries, stanzas, hashes);
         let listed = files.iter().find(|f| f.path == rel);
-        if listed != Some(&FileSums::of(rel.clone(), expected.as_bytes())) {
+        if listed != Some(&FileSums::of(rel.clone(), expected.as_bytes(), hashes)) {
             problems.push(format!("{here}/{rel}: Release disagrees with the catalog; run `bess repo publish --refresh`"));
         }
         for (suffix, text) in [

@@ -2,7 +2,6 @@
 //! RFC 3339; printed as RFC 3339 in UTC.
 
 use super::OpsError;
-use crate::publish::release::{civil_from_days, days_from_civil};
 
 /// RFC 3339 in UTC, e.g. `2026-11-01T09:30:00Z`.
 pub fn rfc3339(secs: i64) -> String {
@@ -110,6 +109,31 @@ fn numbers(text: &str, sep: char, count: usize) -> Option<Vec<i64>> {
         })
         .collect::<Option<_>>()?;
     (fields.len() == count).then_some(fields)
+}
+
+/// Inverse of [`civil_from_days`].
+fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
+    let y = if month <= 2 { year - 1 } else { year };
+    let era = y.div_euclid(400);
+    let yoe = y.rem_euclid(400);
+    let mp = (month + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+/// Howard Hinnant's days-to-civil algorithm (proleptic Gregorian calendar).
+fn civil_from_days(days: i64) -> (i64, u32, u32) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    (year, month, day)
 }
 
 #[cfg(test)]

@@ -273,6 +273,7 @@ fn new_package(info: &DebInfo, digests: &Digests) -> NewPackage {
         sha256: digests.sha256.to_hex(),
         sha512: hex::encode(digests.sha512),
         pool_name: pool_name(
+            &info.source,
             &info.package,
             info.version.without_epoch(),
             &info.architecture,

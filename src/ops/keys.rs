@@ -40,6 +40,5 @@ pub fn retire_key(repo: &mut Repo, fingerprint: &str) -> Result<(), OpsError> {
 fn keys_changed(repo: &Repo) -> Result<(), OpsError> {
     // Bumps of the serial never race: publishes bump it under this lock too.
     let _lock = super::lock::PublishLock::of(repo)?;
-    let serial = crate::serial::publish_serial(&repo.config.layout.public_dir());
-    crate::serial::bump(&serial).map_err(OpsError::io("update the publish serial", serial))
+    super::publish::bump_serial(repo)
 }

@@ -20,11 +20,13 @@ mod init;
 mod keys;
 mod lock;
 mod package_file;
+mod pool_layout;
 pub mod progress;
 mod promote;
 mod prune;
 mod publish;
 mod query;
+mod refresh;
 mod selector;
 mod stats;
 mod users;
@@ -64,6 +66,7 @@ pub use init::{InitRequest, init};
 pub use promote::{ChangedPlacement, PromoteRequest, RemoveRequest, promote, remove};
 pub use publish::{PublishRequest, Published, publish};
 pub use query::{Listing, PackageVersions, diff, list, versions};
+pub use refresh::{Refreshed, Validity, is_due, refresh, validities};
 pub use selector::Selector;
 pub use users::{
     NewUser, add_user, hash_password, list_users, remove_user, set_password, verify_password,

@@ -4,9 +4,9 @@ use super::progress::Stage;
 use super::{OpsError, Repo};
 use crate::catalog::{Catalog, Pending, PlacementFilter, Reader};
 use crate::config::RepoConfig;
-use crate::publish::PoolTree;
 use crate::publish::{
-    DistInput, DistOutcome, DistTree, publish_dist, release::ReleaseFields, valid_until,
+    DistInput, DistOutcome, DistTree, Levels, PoolTree, PublishError, publish_dist,
+    release::ReleaseFields, valid_until,
 };
 use crate::sign::{KeyStore, Signer};
 use std::collections::BTreeSet;
@@ -20,7 +20,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 pub struct PublishRequest {
     /// Specific channel/dist pairs; empty means everything pending or never published.
     pub targets: Vec<(String, String)>,
-    /// Republish every dist with a new Date and Valid-Until, changed or not.
+    /// Republish every dist with a new Date and Valid-Until, changed or
+    /// not, and repair: relink every file, move files to Debian's pool
+    /// layout, compress again index chunks damaged on disk.
     pub refresh: bool,
 }
 
@@ -41,6 +43,7 @@ pub fn publish(repo: &mut Repo, request: &PublishRequest) -> Result<Vec<Publishe
     let _lock = super::lock::PublishLock::of(repo)?;
     if request.refresh {
         super::boxes::relink_all(repo)?;
+        super::pool_layout::move_to_debian_layout(repo)?;
     }
     let targets = targets(repo, request)?;
     if targets.is_empty() {
@@ -51,9 +54,7 @@ pub fn publish(repo: &mut Repo, request: &PublishRequest) -> Result<Vec<Publishe
     let now = publication_time();
     let published = publish_targets_locked(repo, &signer, &targets, (now, request.refresh));
     // Even a publish that failed half-way may have switched some dists.
-    let public = repo.config.layout.public_dir();
-    let bumped = crate::serial::bump(&crate::serial::publish_serial(&public))
-        .map_err(OpsError::io("update the publish serial in", public));
+    let bumped = bump_serial(repo);
     let published = published?;
     bumped?;
     drop_chunk_cache(repo)?;
@@ -140,6 +141,9 @@ fn publish_channel(
         Ok::<_, OpsError>((outcomes, linked))
     })?;
     withdraw_unwanted(repo, channel, linked)?;
+    if when.1 {
+        super::pool_layout::remove_strays(repo, channel)?;
+    }
     Ok(outcomes)
 }
 
@@ -193,7 +197,14 @@ fn targets(repo: &Repo, request: &PublishRequest) -> Result<Vec<(String, String)
     Ok(chosen)
 }
 
-fn signer(repo: &Repo) -> Result<Signer, OpsError> {
+/// Tells running servers that published paths may name other files now.
+pub(super) fn bump_serial(repo: &Repo) -> Result<(), OpsError> {
+    let public = repo.config.layout.public_dir();
+    crate::serial::bump(&crate::serial::publish_serial(&public))
+        .map_err(OpsError::io("update the publish serial in", public))
+}
+
+pub(super) fn signer(repo: &Repo) -> Result<Signer, OpsError> {
     KeyStore::open(repo.config.layout.root())
         .signer()
         .map_err(|e| OpsError::Usage(format!("cannot sign the publication: {e}")))
@@ -238,10 +249,17 @@ fn publish_one(
             .join(channel)
             .join(dist),
         write_plain: settings.release.uncompressed_index,
+        levels: Levels {
+            xz_preset: settings.publish.xz_preset,
+            gzip_level: settings.publish.gzip_level,
+        },
+        repair: refresh,
         before_switch: &before_switch,
     };
-    let outcome =
-        publish_dist(&input, signer).map_err(OpsError::io("publish", input.tree.link_path()))?;
+    let outcome = publish_dist(&input, signer).map_err(|e| match e {
+        PublishError::Io(source) => OpsError::io("publish", input.tree.link_path())(source),
+        signing => OpsError::Publish(signing),
+    })?;
     drop(snapshot);
     let writer = catalog.write()?;
     writer.clear_pending(&Pending {
@@ -442,11 +460,12 @@ fn release_fields(config: &RepoConfig, dist: &str, now: SystemTime) -> ReleaseFi
         architectures: config.archs.names().to_vec(),
         components: config.settings.components.clone(),
         description: None,
+        hashes: release.hashes.clone(),
     }
 }
 
 /// Now, or `$SOURCE_DATE_EPOCH` for reproducible output (golden tests).
-fn publication_time() -> SystemTime {
+pub(super) fn publication_time() -> SystemTime {
     std::env::var("SOURCE_DATE_EPOCH")
         .ok()
         .and_then(|s| s.parse::<u64>().ok())

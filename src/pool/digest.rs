@@ -65,9 +65,18 @@ impl Digests {
 
 /// The SHA-256 of a file, read in pieces (objects can be gigabytes).
 pub fn sha256_of_file(path: &std::path::Path) -> std::io::Result<Sha256> {
+    use std::io::Read;
     let mut file = std::fs::File::open(path)?;
     let mut hasher = Sha256Hasher::new();
-    std::io::copy(&mut file, &mut hasher)?;
+    let mut buf = vec![0; 1 << 16];
+    loop {
+        match file.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => hasher.update(&buf[..n]),
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
     Ok(Sha256(hasher.finalize().into()))
 }
 

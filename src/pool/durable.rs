@@ -54,7 +54,6 @@ impl EagerWriteback {
         // SAFETY: plain system call on a descriptor we own; the result is
         // only a hint, so a failure (an unsupporting filesystem) is ignored.
         // Neither rustix nor nix wraps sync_file_range(2).
-        #[allow(unsafe_code)]
         unsafe {
             libc::sync_file_range(
                 self.file.as_raw_fd(),

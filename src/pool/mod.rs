@@ -7,6 +7,8 @@
 //! fsync per object would cost more than everything else an ingest does.
 
 mod digest;
+// sync_file_range(2), wrapped by neither rustix nor nix.
+#[allow(unsafe_code)]
 mod durable;
 
 pub use digest::{Digests, Sha256, sha256_of_file};
@@ -249,22 +251,9 @@ impl Pool {
         let target = open_dir_path(dir).map_err(io_error("open", dir))?;
         for (name, sha256) in files {
             let hex = sha256.to_hex();
-            let linked = c_name(&format!("{}/{hex}", &hex[..2]))
-                .zip(c_name(name))
-                .is_some_and(|(object, name)| {
-                    use std::os::fd::AsRawFd;
-                    // SAFETY: both descriptors are open and both names are
-                    // NUL-terminated C strings that outlive the call.
-                    unsafe {
-                        libc::linkat(
-                            pool.as_raw_fd(),
-                            object.as_ptr(),
-                            target.as_raw_fd(),
-                            name.as_ptr(),
-                            0,
-                        ) == 0
-                    }
-                });
+            let object = format!("{}/{hex}", &hex[..2]);
+            let flags = rustix::fs::AtFlags::empty();
+            let linked = rustix::fs::linkat(&pool, object.as_str(), &target, name, flags).is_ok();
             if !linked {
                 self.link_in_place(&sha256, &dir.join(name))?;
             }
@@ -301,10 +290,6 @@ fn open_dir_path(dir: &Path) -> io::Result<std::os::fd::OwnedFd> {
         .custom_flags(libc::O_PATH | libc::O_DIRECTORY)
         .open(dir)?;
     Ok(file.into())
-}
-
-fn c_name(name: &str) -> Option<std::ffi::CString> {
-    std::ffi::CString::new(name).ok()
 }
 
 fn same_file(a: &Path, b: &Path) -> bool {

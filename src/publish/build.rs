@@ -7,23 +7,24 @@
 //! cache, so adding one package to a large index re-renders, recompresses
 //! and rehashes only the tail.
 
-use super::checksums::{Cores, HexDigests, MultiHasher};
+use super::checksums::{HexDigests, MultiHasher};
 use super::chunks::{
     Chunk, ChunkSizes, CompressedChunk, Manifest, ManifestChunk, PublishedChunks, cut,
 };
-use super::compress::{XZ_HEADER, compress_chunk, xz_footer};
+use super::compress::{Levels, XZ_HEADER, compress_chunk, verify_chunk, xz_footer};
 use super::index::{Section, render};
 use crate::catalog::{IndexEntry, StanzaParts};
+use crate::config::Checksum;
 use crate::pool::EagerWriteback;
 use std::collections::HashMap;
 use std::fs::File;
 use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 
-/// Chunks whose stanza parts are read from the catalog in one query.
-const WINDOW: usize = 32;
+/// Chunks whose stanza parts are read from the catalog in one query
+/// (about 2,000 stanzas).
+const WINDOW: usize = 8;
 
 /// Fetches what packages' stanzas are rendered from, by package id.
 pub type Stanzas<'a> = dyn Fn(&[i64]) -> io::Result<HashMap<i64, StanzaParts>> + 'a;
@@ -40,34 +41,54 @@ pub struct BuiltIndex {
     pub manifest: Manifest,
 }
 
-/// Chunks of `Architecture: all` runs compressed during this publication,
-/// with their text. Every architecture's index has the same runs, cut into
-/// the same chunks. The indices are built at the same time, and whichever
-/// reaches a shared chunk first compresses it for all of them; the others
-/// take it from here (or wait for it if it is being compressed).
+/// Chunks of `Architecture: all` runs compressed during this publication.
+/// Every architecture's index has the same runs, cut into the same chunks.
+/// The indices are built at the same time, and whichever reaches a shared
+/// chunk first claims it and compresses it for all of them; the others
+/// neither render nor compress it, and their writers wait for it. Only the
+/// compressed forms are kept (a quarter of the text's size): the text is
+/// inflated again.
 #[derive(Default)]
 pub struct SharedChunks(Mutex<HashMap<[u8; 32], Arc<SharedSlot>>>);
 
-type SharedSlot = OnceLock<Arc<SharedChunk>>;
+/// A shared chunk once compressed and verified, or why it could not be.
+type SharedSlot = OnceLock<Result<CompressedChunk, String>>;
 
-struct SharedChunk {
-    compressed: CompressedChunk,
-    text: Arc<String>,
+/// Who compresses a shared chunk.
+enum Claim {
+    /// This build: it fills the slot.
+    Mine(Arc<SharedSlot>),
+    /// Another build, which claimed it first.
+    Theirs(Arc<SharedSlot>),
 }
 
 impl SharedChunks {
-    fn slot(&self, key: &[u8; 32]) -> Arc<SharedSlot> {
+    fn slots(&self) -> std::sync::MutexGuard<'_, HashMap<[u8; 32], Arc<SharedSlot>>> {
         self.0
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .entry(*key)
-            .or_default()
-            .clone()
+    }
+
+    /// The slot of a chunk some build claimed already.
+    fn claimed(&self, key: &[u8; 32]) -> Option<Arc<SharedSlot>> {
+        self.slots().get(key).cloned()
+    }
+
+    /// Claims a chunk for this build, unless another build did first.
+    fn claim(&self, key: &[u8; 32]) -> Claim {
+        match self.slots().entry(*key) {
+            std::collections::hash_map::Entry::Occupied(e) => Claim::Theirs(e.get().clone()),
+            std::collections::hash_map::Entry::Vacant(e) => {
+                Claim::Mine(e.insert_entry(Default::default()).get().clone())
+            }
+        }
     }
 }
 
 /// Where and how to build.
 pub struct IndexSource<'a> {
+    /// `<component>/binary-<arch>`, to name the index in errors.
+    pub dir: &'a str,
     pub entries: &'a [&'a IndexEntry],
     /// Runs of `entries` that chunks never straddle.
     pub sections: &'a [Section],
@@ -81,6 +102,42 @@ pub struct IndexSource<'a> {
     /// Where chunks of shared runs are kept for the other architectures'
     /// indices (none when the dist has one architecture).
     pub shared: Option<&'a SharedChunks>,
+    /// The checksums each stanza lists.
+    pub hashes: &'a [Checksum],
+    pub levels: Levels,
+    /// Compress again the previous publication's chunks that were damaged
+    /// on disk, instead of refusing to publish.
+    pub repair: bool,
+}
+
+impl IndexSource<'_> {
+    /// What the chunks' names depend on besides their packages: the stanza
+    /// format and the compression.
+    fn format(&self) -> Vec<u8> {
+        let hashes: Vec<&str> = self.hashes.iter().map(|h| h.release_name()).collect();
+        let levels = self.levels;
+        format!(
+            "hashes={};xz={};gz={}",
+            hashes.join(","),
+            levels.xz_preset,
+            levels.gzip_level
+        )
+        .into_bytes()
+    }
+
+    /// The text of `chunk`, rendered from the catalog's `parts`.
+    fn render(&self, chunk: &Chunk, parts: &HashMap<i64, StanzaParts>) -> String {
+        render(&self.entries[chunk.start..chunk.end], parts, self.hashes)
+    }
+
+    /// What compressing chunk `index` of this index needs to know.
+    fn job(&self, index: usize) -> Job {
+        Job {
+            index,
+            dir: self.dir.to_string(),
+            levels: self.levels,
+        }
+    }
 }
 
 /// A chunk of the shared prefix could not be read back and compressed to
@@ -108,7 +165,7 @@ pub fn build_index(source: &IndexSource<'_>, previous: &Manifest) -> io::Result<
 }
 
 fn build_resumed(source: &IndexSource<'_>, previous: &Manifest) -> io::Result<BuiltIndex> {
-    let chunks = cut(source.entries, source.sections);
+    let chunks = cut(source.entries, source.sections, &source.format());
     if let Some(sums) = unchanged(&chunks, previous) {
         return Ok(BuiltIndex {
             sums,
@@ -122,7 +179,7 @@ fn build_resumed(source: &IndexSource<'_>, previous: &Manifest) -> io::Result<Bu
     // rayon pool compresses, and a writer thread hashes and appends in
     // chunk order. No stage waits for a whole batch of another, so both
     // cores stay busy until the last chunk.
-    let (ready_tx, ready_rx) = std::sync::mpsc::channel::<(usize, Prepared)>();
+    let (ready_tx, ready_rx) = std::sync::mpsc::channel::<(usize, Piece)>();
     let (slot_tx, slot_rx) = std::sync::mpsc::sync_channel::<()>(IN_FLIGHT);
     std::thread::scope(|scope| {
         let chunks = &chunks;
@@ -130,9 +187,10 @@ fn build_resumed(source: &IndexSource<'_>, previous: &Manifest) -> io::Result<Bu
             let mut out = out;
             let mut waiting = std::collections::BTreeMap::new();
             let mut next = 0;
-            for (index, prepared) in ready_rx {
-                waiting.insert(index, prepared);
-                while let Some((compressed, text)) = waiting.remove(&next) {
+            for (index, piece) in ready_rx {
+                waiting.insert(index, piece);
+                while let Some(piece) = waiting.remove(&next) {
+                    let (compressed, text) = piece.resolve(out.needs_text(next))?;
                     let chunk = &chunks[next];
                     let plain = text.as_deref().map(String::as_str);
                     out.append(next, chunk, &compressed, plain, previous)?;
@@ -149,8 +207,9 @@ fn build_resumed(source: &IndexSource<'_>, previous: &Manifest) -> io::Result<Bu
     })
 }
 
-/// Chunks between rendering and writing at most; bounds memory to a few MiB.
-const IN_FLIGHT: usize = 64;
+/// Chunks between rendering and writing at most: enough to keep both cores
+/// compressing, and a bound on memory (about 200 KB of text each).
+const IN_FLIGHT: usize = 16;
 
 /// Renders every chunk that needs text, window by window, and hands it to
 /// the compressing pool (or, when already compressed, straight to the writer).
@@ -158,19 +217,22 @@ fn produce(
     source: &IndexSource<'_>,
     chunks: &[Chunk],
     resume: usize,
-    ready: &std::sync::mpsc::Sender<(usize, Prepared)>,
+    ready: &Ready,
     slots: &std::sync::mpsc::SyncSender<()>,
 ) -> io::Result<()> {
     for (w, window) in chunks.chunks(WINDOW).enumerate() {
         let first = w * WINDOW;
-        let origins: Vec<Origin> = window
+        let origins = window
             .iter()
             .enumerate()
-            .map(|(i, c)| origin(source, c, first + i >= resume || source.write_plain))
-            .collect();
+            .map(|(i, c)| {
+                let needs_text = first + i >= resume || source.write_plain;
+                origin(source, first + i, c, needs_text)
+            })
+            .collect::<io::Result<Vec<Origin>>>()?;
         let rendered: Vec<bool> = origins
             .iter()
-            .map(|o| matches!(o, Origin::Rendered(_)))
+            .map(|o| matches!(o, Origin::Rendered))
             .collect();
         let parts = window_parts(source, window, &rendered)?;
         for (i, (chunk, origin)) in window.iter().zip(origins).enumerate() {
@@ -178,60 +240,124 @@ fn produce(
             if slots.send(()).is_err() {
                 return Ok(()); // the writer failed; its error is reported
             }
-            let index = first + i;
-            match origin {
-                Origin::Made(made) => {
-                    let text = Some(made.text.clone());
-                    let _ = ready.send((index, (made.compressed.clone(), text)));
-                }
-                Origin::Published(compressed, text) => {
-                    let _ = ready.send((index, (compressed, text)));
-                }
-                Origin::Rendered(slot) => {
-                    let text = render(&source.entries[chunk.start..chunk.end], &parts);
-                    compress_later(index, Arc::new(text), slot, ready);
-                }
-            }
+            hand_over(source, (first + i, chunk), origin, &parts, ready);
         }
     }
     Ok(())
 }
 
-/// Where a chunk of the index being built comes from.
-enum Origin {
-    /// Made for another architecture's index of this publication.
-    Made(Arc<SharedChunk>),
-    /// Read back from the previous publication, with its text when needed.
-    Published(CompressedChunk, Option<Arc<String>>),
-    /// Rendered from the catalog and compressed (once for every index
-    /// that shares it, when it has a slot).
-    Rendered(Option<Arc<SharedSlot>>),
+/// Sends chunk `index` to the writer, or renders it and sends it to be
+/// compressed. A shared chunk is claimed only here, right before it is
+/// compressed (never earlier: a build that claimed a chunk must be sure to
+/// compress it, or another build's writer would wait forever).
+fn hand_over(
+    source: &IndexSource<'_>,
+    (index, chunk): (usize, &Chunk),
+    origin: Origin,
+    parts: &HashMap<i64, StanzaParts>,
+    ready: &Ready,
+) {
+    let claim = source
+        .shared
+        .filter(|_| chunk.shared && matches!(origin, Origin::Rendered))
+        .map(|shared| shared.claim(&chunk.key));
+    let piece = match (origin, claim) {
+        (Origin::Compressed(compressed, text), _) => Piece::Ready(Ok((compressed, text))),
+        (Origin::Shared(slot), _) | (Origin::Rendered, Some(Claim::Theirs(slot))) => {
+            Piece::Shared(slot)
+        }
+        (Origin::Rendered, mine) => {
+            // `Theirs` went to the arm above.
+            let slot = match mine {
+                Some(Claim::Mine(slot)) => Some(slot),
+                _ => None,
+            };
+            let text = Arc::new(source.render(chunk, parts));
+            return compress_later(source.job(index), text, slot, ready);
+        }
+    };
+    let _ = ready.send((index, piece));
 }
 
-/// The cheapest way to get a chunk, with its text if `needs_text` (for
-/// hashing or writing the uncompressed index). Text is decompressed from
-/// a reused gzip member rather than rendered again: inflating is far
-/// cheaper than reading stanzas back from the catalog.
-fn origin(source: &IndexSource<'_>, chunk: &Chunk, needs_text: bool) -> Origin {
-    let slot = source
-        .shared
-        .filter(|_| chunk.shared)
-        .map(|s| s.slot(&chunk.key));
-    if let Some(made) = slot.as_ref().and_then(|s| s.get()) {
-        return Origin::Made(made.clone());
+/// Where the writer receives chunks, by their number in the index.
+type Ready = std::sync::mpsc::Sender<(usize, Piece)>;
+
+/// A chunk as the writer receives it.
+enum Piece {
+    /// Compressed (or failed), with its text when it was rendered or needed.
+    Ready(io::Result<Prepared>),
+    /// Compressed by another index's build: the writer waits for it.
+    Shared(Arc<SharedSlot>),
+}
+
+impl Piece {
+    /// The chunk, with its text if `needs_text`.
+    fn resolve(self, needs_text: bool) -> io::Result<Prepared> {
+        let slot = match self {
+            Piece::Ready(prepared) => return prepared,
+            Piece::Shared(slot) => slot,
+        };
+        let compressed = slot.wait().clone().map_err(io::Error::other)?;
+        if !needs_text {
+            return Ok((compressed, None));
+        }
+        let text = inflate(&compressed.gzip)
+            .ok_or_else(|| io::Error::other("a verified gzip member does not inflate"))?;
+        Ok((compressed, Some(Arc::new(text))))
     }
-    let Some(compressed) = source.published.get(&chunk.key) else {
-        return Origin::Rendered(slot);
+}
+
+/// Where a chunk of the index being built comes from.
+enum Origin {
+    /// Compressed by the previous publication; with its text when needed.
+    Compressed(CompressedChunk, Option<Arc<String>>),
+    /// Claimed by another index's build of this publication.
+    Shared(Arc<SharedSlot>),
+    /// To render from the catalog and compress (unless another build
+    /// claims it first, when it is shared).
+    Rendered,
+}
+
+/// The cheapest way to get chunk `number`, with its text if `needs_text`
+/// (for hashing or writing the uncompressed index). Text is decompressed
+/// from a gzip member rather than rendered again: inflating is far
+/// cheaper than reading stanzas back from the catalog. A reused chunk
+/// damaged on disk stops the build, unless repairing.
+fn origin(
+    source: &IndexSource<'_>,
+    number: usize,
+    chunk: &Chunk,
+    needs_text: bool,
+) -> io::Result<Origin> {
+    let shared = source.shared.filter(|_| chunk.shared);
+    if let Some(slot) = shared.and_then(|s| s.claimed(&chunk.key)) {
+        return Ok(Origin::Shared(slot));
+    }
+    let compressed = match source.published.get(&chunk.key) {
+        Ok(Some(compressed)) => compressed,
+        Ok(None) => return Ok(Origin::Rendered),
+        Err(_) if source.repair => return Ok(Origin::Rendered),
+        Err(damage) => return Err(refuse_damaged(source.dir, number, damage)),
     };
     if !needs_text {
-        return Origin::Published(compressed, None);
+        return Ok(Origin::Compressed(compressed, None));
     }
     match inflate(&compressed.gzip) {
         Some(text) if text.len() as u64 == compressed.plain_len => {
-            Origin::Published(compressed, Some(Arc::new(text)))
+            Ok(Origin::Compressed(compressed, Some(Arc::new(text))))
         }
-        _ => Origin::Rendered(slot),
+        _ => Ok(Origin::Rendered),
     }
+}
+
+/// The error that stops a publish reusing a damaged chunk: what is damaged,
+/// that nothing was switched, and how to repair.
+fn refuse_damaged(dir: &str, number: usize, damage: super::chunks::DamagedChunk) -> io::Error {
+    io::Error::other(format!(
+        "{dir}: chunk {number} of the new index would reuse {damage}; nothing was switched \
+         (the dist still serves its current generation). Run `bess repo check`, then \
+         `bess repo publish --refresh` to compress damaged chunks again from the catalog"
+    ))
 }
 
 /// The text of one gzip member.
@@ -262,49 +388,46 @@ fn window_parts(
     (source.stanzas)(&ids)
 }
 
-/// Chunks spawned for compression on the rayon pool and not done yet, by
-/// every index build of the process: they share the pool.
-static COMPRESSING: AtomicUsize = AtomicUsize::new(0);
-
-/// The cores the writer hashes on: both only while no compression waits
-/// in the pool, since its share would wait behind it (a full publish left
-/// about a tenth of both cores idle that way, the pool waiting for the
-/// writer and the writer for the pool).
-fn hashing_cores() -> Cores {
-    if COMPRESSING.load(Ordering::Relaxed) == 0 {
-        Cores::Both
-    } else {
-        Cores::This
-    }
+/// A chunk to compress: its number, its index and the levels.
+struct Job {
+    index: usize,
+    dir: String,
+    levels: Levels,
 }
 
-/// Compresses a rendered chunk on the pool (unless another index's build
-/// did or is doing it), then hands it to the writer.
-fn compress_later(
-    index: usize,
-    text: Arc<String>,
-    slot: Option<Arc<SharedSlot>>,
-    ready: &std::sync::mpsc::Sender<(usize, Prepared)>,
-) {
+/// Compresses a rendered chunk on the pool and verifies it, fills the slot
+/// of the other builds that share it, and hands it to the writer. No task
+/// ever waits on the pool, so both cores keep compressing.
+fn compress_later(job: Job, text: Arc<String>, slot: Option<Arc<SharedSlot>>, ready: &Ready) {
     let ready = ready.clone();
-    COMPRESSING.fetch_add(1, Ordering::Relaxed);
     rayon::spawn(move || {
-        let fresh = match slot {
-            // Blocks only while another build's task compresses this chunk.
-            Some(slot) => slot
-                .get_or_init(|| {
-                    Arc::new(SharedChunk {
-                        compressed: compress_chunk(text.as_bytes()),
-                        text: text.clone(),
-                    })
-                })
-                .compressed
-                .clone(),
-            None => compress_chunk(text.as_bytes()),
-        };
-        COMPRESSING.fetch_sub(1, Ordering::Relaxed);
-        let _ = ready.send((index, (fresh, Some(text))));
+        let made = compressed_and_verified(&job, &text);
+        if let Some(slot) = slot {
+            let _ = slot.set(made.clone());
+        }
+        let prepared = made
+            .map(|made| (made, Some(text)))
+            .map_err(io::Error::other);
+        let _ = ready.send((job.index, Piece::Ready(prepared)));
     });
+}
+
+/// A chunk compressed with the libraries, and decoded again by them to
+/// its exact text: what fails here is never published.
+fn compressed_and_verified(job: &Job, text: &str) -> Result<CompressedChunk, String> {
+    let why = |e: &dyn std::fmt::Display| {
+        format!(
+            "{}: chunk {} of the new index: {e}; nothing was published",
+            job.dir, job.index
+        )
+    };
+    let compressed = compress_chunk(text.as_bytes(), job.levels).map_err(|e| why(&e))?;
+    verify_chunk(&compressed, text.as_bytes()).map_err(|fault| {
+        why(&format_args!(
+            "{fault}: the compressor's output does not give back the chunk's text"
+        ))
+    })?;
+    Ok(compressed)
 }
 
 /// The sums of the previous build when nothing changed.
@@ -347,9 +470,10 @@ struct Outputs {
 impl Outputs {
     fn create(source: &IndexSource<'_>, resume: usize, previous: &Manifest) -> io::Result<Outputs> {
         let hashers = if resume == 0 {
-            let mut xz = MultiHasher::default();
+            let fresh = || MultiHasher::new(source.hashes);
+            let mut xz = fresh();
             xz.update(&XZ_HEADER);
-            [MultiHasher::default(), MultiHasher::default(), xz]
+            [fresh(), fresh(), xz]
         } else {
             previous.chunks[resume - 1].states.clone()
         };
@@ -369,6 +493,12 @@ impl Outputs {
             blocks: Vec::new(),
             manifest: Manifest::default(),
         })
+    }
+
+    /// Whether chunk `index` is hashed here or written uncompressed, which
+    /// takes its text.
+    fn needs_text(&self, index: usize) -> bool {
+        index >= self.resume || self.plain.is_some()
     }
 
     /// Appends chunk `index`; hashes it unless the previous build already did.
@@ -398,15 +528,10 @@ impl Outputs {
             }
             previous.chunks[index].states.clone()
         } else {
-            MultiHasher::update_streams(
-                self.hashers.each_mut(),
-                [
-                    text.unwrap_or_default().as_bytes(),
-                    &compressed.gzip,
-                    &compressed.xz.bytes,
-                ],
-                hashing_cores(),
-            );
+            let [plain, gzip, xz] = &mut self.hashers;
+            plain.update(text.unwrap_or_default().as_bytes());
+            gzip.update(&compressed.gzip);
+            xz.update(&compressed.xz.bytes);
             self.hashers.clone()
         };
         self.manifest.chunks.push(ManifestChunk {
@@ -457,4 +582,36 @@ fn temp_file(dir: &Path, what: &str) -> io::Result<(BufWriter<EagerWriteback>, P
 fn close(file: BufWriter<EagerWriteback>, path: PathBuf) -> io::Result<PathBuf> {
     file.into_inner().map_err(|e| e.into_error())?.finish();
     Ok(path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_first_claim_compresses_and_the_others_wait_for_its_slot() {
+        let shared = SharedChunks::default();
+        let key = [7; 32];
+        assert!(shared.claimed(&key).is_none());
+        let Claim::Mine(mine) = shared.claim(&key) else {
+            panic!("the first claim is this build's");
+        };
+        let Claim::Theirs(theirs) = shared.claim(&key) else {
+            panic!("a second claim is another build's");
+        };
+        assert!(Arc::ptr_eq(&mine, &theirs), "one slot for both");
+        let waiter = std::thread::spawn(move || Piece::Shared(theirs).resolve(true));
+        let text = "Package: a\n\n";
+        let levels = Levels {
+            xz_preset: 0,
+            gzip_level: 1,
+        };
+        let _ = mine.set(Ok(compress_chunk(text.as_bytes(), levels).unwrap()));
+        let (_, inflated) = waiter.join().unwrap().unwrap();
+        assert_eq!(inflated.as_deref().map(String::as_str), Some(text));
+        let _ = shared
+            .claimed(&key)
+            .expect("still there")
+            .set(Err("late".into()));
+    }
 }

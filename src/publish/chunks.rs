@@ -12,8 +12,11 @@
 //! `Packages.gz` (gzip members) and `Packages.xz` (xz blocks) already hold
 //! every one of them, and its manifest says where. Reading them back from
 //! the by-hash store keeps each byte of index stored once. The manifest is
-//! only an accelerator: each chunk carries a CRC, a missing or damaged
-//! file or manifest means recompressing, never a wrong index.
+//! only an accelerator: a missing manifest or file means recompressing.
+//! Each chunk was decoded and compared with its text when it was made, and
+//! the manifest keeps a CRC of its bytes: a chunk read back that no longer
+//! matches it was damaged on disk, and the publish stops ([`DamagedChunk`])
+//! rather than put it in a new index.
 
 use super::checksums::{HexDigests, MultiHasher};
 use super::compress::{XZ_HEADER, XzBlock};
@@ -22,10 +25,13 @@ use crate::catalog::IndexEntry;
 use sha2::{Digest, Sha256};
 use std::fs;
 use std::io;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
-/// Average number of stanzas per chunk (about 100 KiB of index text).
-pub const CHUNK_STANZAS: u32 = 64;
+/// Average number of stanzas per chunk: about 200 KB of Debian's own index
+/// text. Each chunk is an independent xz block and gzip member, so larger
+/// chunks compress better, and every publish that changes a chunk
+/// compresses all of it again (see the README for the measured trade-off).
+pub const CHUNK_STANZAS: u32 = 256;
 
 /// A chunk: a range of an index's entries and its name.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -38,9 +44,11 @@ pub struct Chunk {
 }
 
 /// Cuts an index's entries into chunks at content-defined boundaries,
-/// section by section (a chunk never straddles two sections).
-/// An empty index is one empty chunk, so every index has a gzip member.
-pub fn cut(entries: &[&IndexEntry], sections: &[Section]) -> Vec<Chunk> {
+/// section by section (a chunk never straddles two sections). `format`
+/// says how the chunks' text is written and compressed (it is part of
+/// their names). An empty index is one empty chunk, so every index has a
+/// gzip member.
+pub fn cut(entries: &[&IndexEntry], sections: &[Section], format: &[u8]) -> Vec<Chunk> {
     let mut chunks = Vec::new();
     let mut start = 0;
     let mut section_start = 0;
@@ -50,7 +58,7 @@ pub fn cut(entries: &[&IndexEntry], sections: &[Section]) -> Vec<Chunk> {
                 chunks.push(Chunk {
                     start,
                     end: i + 1,
-                    key: chunk_key(&entries[start..=i]),
+                    key: chunk_key(&entries[start..=i], format),
                     shared: section.shared,
                 });
                 start = i + 1;
@@ -62,7 +70,7 @@ pub fn cut(entries: &[&IndexEntry], sections: &[Section]) -> Vec<Chunk> {
         chunks.push(Chunk {
             start: 0,
             end: 0,
-            key: chunk_key(&[]),
+            key: chunk_key(&[], format),
             shared: false,
         });
     }
@@ -75,10 +83,13 @@ fn ends_chunk(sha256_head: Option<u32>) -> bool {
 
 /// A chunk's text is a function of its packages' ids and components (a
 /// package's control data and checksums never change), and of the stanza
-/// format, whose version is part of the name.
-fn chunk_key(entries: &[&IndexEntry]) -> [u8; 32] {
+/// format; its compressed forms also of the compression levels. Both are
+/// in `format`, and the version of what bess writes is part of the name.
+fn chunk_key(entries: &[&IndexEntry], format: &[u8]) -> [u8; 32] {
     let mut hasher = Sha256::new();
-    hasher.update(b"bess-chunk-v1\0");
+    hasher.update(b"bess-chunk-v2\0");
+    hasher.update((format.len() as u64).to_le_bytes());
+    hasher.update(format);
     for entry in entries {
         hasher.update(entry.id.to_le_bytes());
         hasher.update(entry.component.as_bytes());
@@ -101,17 +112,54 @@ pub struct CompressedChunk {
 /// from its published files.
 #[derive(Debug, Default)]
 pub struct PublishedChunks {
-    files: Option<(fs::File, fs::File)>,
+    files: Option<[StoredFile; 2]>,
     at: std::collections::HashMap<[u8; 32], Location>,
+}
+
+/// A published `Packages.gz` or `Packages.xz` whose chunks are reused.
+#[derive(Debug)]
+struct StoredFile {
+    file: fs::File,
+    path: PathBuf,
 }
 
 /// Where a chunk's gzip member and xz block are in the published files.
 #[derive(Debug, Clone, Copy)]
 struct Location {
+    number: usize,
     gzip_offset: u64,
     xz_offset: u64,
     sizes: ChunkSizes,
 }
+
+/// A stored chunk whose bytes are not the ones it was published with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DamagedChunk {
+    /// Its number in the published index, from 0.
+    pub number: usize,
+    /// `Packages.gz` or `Packages.xz`.
+    pub kind: &'static str,
+    /// The published file it was read from, and its bytes there.
+    pub path: PathBuf,
+    pub range: std::ops::Range<u64>,
+}
+
+impl std::fmt::Display for DamagedChunk {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "chunk {} of the published {} (bytes {}..{} of {}) no longer matches the CRC \
+             recorded when it was published: the file was damaged on disk",
+            self.number,
+            self.kind,
+            self.range.start,
+            self.range.end,
+            self.path.display()
+        )
+    }
+}
+
+impl std::error::Error for DamagedChunk {}
 
 impl PublishedChunks {
     /// The chunks of `previous`, whose files are in the by-hash store
@@ -122,20 +170,22 @@ impl PublishedChunks {
             return PublishedChunks::default();
         };
         let open = |s: &HexDigests| {
-            let file = fs::File::open(by_hash_dir.join("SHA256").join(&s.sha256)).ok()?;
+            let path = by_hash_dir.join("SHA256").join(&s.sha256);
+            let file = fs::File::open(&path).ok()?;
             let size = file.metadata().ok()?.len();
-            (size == s.size).then_some(file)
+            (size == s.size).then_some(StoredFile { file, path })
         };
         let (Some(gzip), Some(xz)) = (open(&sums[1]), open(&sums[2])) else {
             return PublishedChunks::default();
         };
         let (mut gzip_offset, mut xz_offset) = (0, XZ_HEADER.len() as u64);
         let mut at = std::collections::HashMap::with_capacity(previous.chunks.len());
-        for chunk in &previous.chunks {
+        for (number, chunk) in previous.chunks.iter().enumerate() {
             let sizes = chunk.sizes;
             at.insert(
                 chunk.key,
                 Location {
+                    number,
                     gzip_offset,
                     xz_offset,
                     sizes,
@@ -145,27 +195,38 @@ impl PublishedChunks {
             xz_offset += sizes.xz;
         }
         PublishedChunks {
-            files: Some((gzip, xz)),
+            files: Some([gzip, xz]),
             at,
         }
     }
 
-    /// The chunk named `key`, if the previous publication has it intact.
-    pub fn get(&self, key: &[u8; 32]) -> Option<CompressedChunk> {
-        use std::os::unix::fs::FileExt;
-        let (gzip_file, xz_file) = self.files.as_ref()?;
-        let location = self.at.get(key)?;
-        let sizes = location.sizes;
-        let mut gzip = vec![0; usize::try_from(sizes.gzip).ok()?];
-        gzip_file
-            .read_exact_at(&mut gzip, location.gzip_offset)
-            .ok()?;
-        let mut xz = vec![0; usize::try_from(sizes.xz).ok()?];
-        xz_file.read_exact_at(&mut xz, location.xz_offset).ok()?;
-        if chunk_crc(&gzip, &xz) != sizes.crc {
-            return None;
-        }
-        Some(CompressedChunk {
+    /// The chunk named `key`, if the previous publication has it; an error
+    /// if its bytes there are not the ones that were published.
+    pub fn get(&self, key: &[u8; 32]) -> Result<Option<CompressedChunk>, DamagedChunk> {
+        let (Some([gzip_file, xz_file]), Some(at)) = (&self.files, self.at.get(key)) else {
+            return Ok(None);
+        };
+        let sizes = at.sizes;
+        let read = |file: &StoredFile, kind, offset, len, crc| {
+            let range = offset..offset + len;
+            read_range(&file.file, &range)
+                .filter(|bytes| crc32(bytes) == crc)
+                .ok_or_else(|| DamagedChunk {
+                    number: at.number,
+                    kind,
+                    path: file.path.clone(),
+                    range,
+                })
+        };
+        let gzip = read(
+            gzip_file,
+            "Packages.gz",
+            at.gzip_offset,
+            sizes.gzip,
+            sizes.gzip_crc,
+        )?;
+        let xz = read(xz_file, "Packages.xz", at.xz_offset, sizes.xz, sizes.xz_crc)?;
+        Ok(Some(CompressedChunk {
             plain_len: sizes.plain,
             gzip,
             xz: XzBlock {
@@ -173,19 +234,26 @@ impl PublishedChunks {
                 unpadded_size: sizes.xz_unpadded,
                 uncompressed_size: sizes.plain,
             },
-        })
+        }))
     }
 }
 
-/// CRC-32 of a chunk's compressed forms, to notice damage before reuse.
-fn chunk_crc(gzip: &[u8], xz: &[u8]) -> u32 {
+/// The bytes of `range` in `file` (`None` when the file is shorter).
+fn read_range(file: &fs::File, range: &std::ops::Range<u64>) -> Option<Vec<u8>> {
+    use std::os::unix::fs::FileExt;
+    let mut bytes = vec![0; usize::try_from(range.end - range.start).ok()?];
+    file.read_exact_at(&mut bytes, range.start).ok()?;
+    Some(bytes)
+}
+
+/// CRC-32 of a chunk's compressed form, to notice damage before reuse.
+fn crc32(bytes: &[u8]) -> u32 {
     let mut check = flate2::Crc::new();
-    check.update(gzip);
-    check.update(xz);
+    check.update(bytes);
     check.sum()
 }
 
-/// How long a chunk is in each file, and its CRC.
+/// How long a chunk is in each file, and the CRCs of its bytes there.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct ChunkSizes {
     pub plain: u64,
@@ -193,7 +261,8 @@ pub struct ChunkSizes {
     pub xz: u64,
     /// The xz block's unpadded size, for the stream index.
     pub xz_unpadded: u64,
-    pub crc: u32,
+    pub gzip_crc: u32,
+    pub xz_crc: u32,
 }
 
 impl ChunkSizes {
@@ -204,7 +273,8 @@ impl ChunkSizes {
             gzip: chunk.gzip.len() as u64,
             xz: chunk.xz.bytes.len() as u64,
             xz_unpadded: chunk.xz.unpadded_size,
-            crc: chunk_crc(&chunk.gzip, &chunk.xz.bytes),
+            gzip_crc: crc32(&chunk.gzip),
+            xz_crc: crc32(&chunk.xz.bytes),
         }
     }
 }
@@ -227,9 +297,10 @@ pub struct ManifestChunk {
     pub sizes: ChunkSizes,
 }
 
-/// Version 2 added chunk sizes; a version-1 manifest reads as empty, so the
-/// first publish after an upgrade recompresses once.
-const MANIFEST_MAGIC: &[u8; 8] = b"BESSMAN2";
+/// Version 2 added chunk sizes, version 3 liblzma's and zlib's chunks and
+/// RustCrypto's hash states; an older manifest reads as empty, so the
+/// first publish after an upgrade compresses every chunk again, once.
+const MANIFEST_MAGIC: &[u8; 8] = b"BESSMAN3";
 
 impl Manifest {
     /// Reads a manifest; a missing or damaged one reads as empty.
@@ -253,7 +324,8 @@ impl Manifest {
                 gzip: r.u64()?,
                 xz: r.u64()?,
                 xz_unpadded: r.u64()?,
-                crc: u32::try_from(r.u64()?).ok()?,
+                gzip_crc: u32::try_from(r.u64()?).ok()?,
+                xz_crc: u32::try_from(r.u64()?).ok()?,
             };
             chunks.push(ManifestChunk { key, states, sizes });
         }
@@ -278,7 +350,8 @@ impl Manifest {
             for value in [sizes.plain, sizes.gzip, sizes.xz, sizes.xz_unpadded] {
                 put_u64(&mut body, value);
             }
-            put_u64(&mut body, u64::from(sizes.crc));
+            put_u64(&mut body, u64::from(sizes.gzip_crc));
+            put_u64(&mut body, u64::from(sizes.xz_crc));
         }
         match &self.sums {
             None => put_u64(&mut body, 0),
@@ -363,6 +436,9 @@ impl<'a> Fields<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::Checksum;
+
+    const FORMAT: &[u8] = b"test";
 
     fn entry(id: i64, sha256_head: u32) -> IndexEntry {
         IndexEntry {
@@ -375,13 +451,13 @@ mod tests {
 
     #[test]
     fn appending_keeps_earlier_chunks() {
-        let entries: Vec<IndexEntry> = (0..500)
+        let entries: Vec<IndexEntry> = (0..2000)
             .map(|i| entry(i, (i as u32).wrapping_mul(2_654_435_761)))
             .collect();
         let refs: Vec<&IndexEntry> = entries.iter().collect();
         let whole = |end| [Section { end, shared: false }];
-        let before = cut(&refs[..499], &whole(499));
-        let after = cut(&refs, &whole(500));
+        let before = cut(&refs[..1999], &whole(1999), FORMAT);
+        let after = cut(&refs, &whole(2000), FORMAT);
         assert!(before.len() > 3, "several chunks: {}", before.len());
         let same = before
             .iter()
@@ -389,12 +465,12 @@ mod tests {
             .take_while(|(a, b)| a == b)
             .count();
         assert!(same >= before.len() - 1, "only the last chunk may change");
-        assert_eq!(after.last().unwrap().end, 500);
+        assert_eq!(after.last().unwrap().end, 2000);
     }
 
     #[test]
     fn empty_index_is_one_empty_chunk() {
-        let chunks = cut(&[], &[]);
+        let chunks = cut(&[], &[], FORMAT);
         assert_eq!(chunks.len(), 1);
         assert_eq!((chunks[0].start, chunks[0].end), (0, 0));
     }
@@ -414,7 +490,12 @@ mod tests {
                 shared: true,
             },
         ];
-        let chunks = cut(&refs, &sections);
+        let chunks = cut(&refs, &sections, FORMAT);
+        assert_ne!(
+            cut(&refs, &sections, b"other")[0].key,
+            chunks[0].key,
+            "the format names chunks"
+        );
         let spans: Vec<(usize, usize, bool)> =
             chunks.iter().map(|c| (c.start, c.end, c.shared)).collect();
         assert_eq!(spans, [(0, 4, false), (4, 10, true)]);
@@ -425,17 +506,24 @@ mod tests {
                 end: 6,
                 shared: true,
             }],
+            FORMAT,
         );
         assert_eq!(alone[0].key, chunks[1].key);
     }
 
     #[test]
-    fn published_chunks_are_read_back_and_damage_is_a_miss() {
-        use super::super::compress::{compress_chunk, xz_footer};
+    fn published_chunks_are_read_back_and_damage_is_named() {
+        use super::super::compress::{Levels, compress_chunk, xz_footer};
         let dir = tempfile::tempdir().unwrap();
         let texts = ["Package: a\n\n".repeat(50), "Package: b\n\n".repeat(70)];
-        let compressed: Vec<CompressedChunk> =
-            texts.iter().map(|t| compress_chunk(t.as_bytes())).collect();
+        let levels = Levels {
+            xz_preset: 1,
+            gzip_level: 1,
+        };
+        let compressed: Vec<CompressedChunk> = texts
+            .iter()
+            .map(|t| compress_chunk(t.as_bytes(), levels).unwrap())
+            .collect();
         let (mut gzip, mut xz) = (Vec::new(), XZ_HEADER.to_vec());
         let mut chunks = Vec::new();
         for (i, c) in compressed.iter().enumerate() {
@@ -453,7 +541,7 @@ mod tests {
             .collect();
         xz.extend_from_slice(&xz_footer(&blocks));
         let digest = |data: &[u8]| {
-            let mut hasher = MultiHasher::default();
+            let mut hasher = MultiHasher::new(&[Checksum::Sha256]);
             hasher.update(data);
             hasher.finish()
         };
@@ -469,41 +557,66 @@ mod tests {
             sums: Some(sums.clone()),
         };
         let published = PublishedChunks::open(&manifest, dir.path());
-        assert_eq!(published.get(&[1; 32]).as_ref(), Some(&compressed[1]));
-        assert_eq!(published.get(&[0; 32]).as_ref(), Some(&compressed[0]));
-        assert!(published.get(&[9; 32]).is_none());
+        assert_eq!(published.get(&[1; 32]), Ok(Some(compressed[1].clone())));
+        assert_eq!(published.get(&[0; 32]), Ok(Some(compressed[0].clone())));
+        assert_eq!(published.get(&[9; 32]), Ok(None));
 
-        // A flipped byte inside chunk 0's gzip member: that chunk is a miss.
+        // A flipped byte inside chunk 0's gzip member: that chunk is named.
         gzip[10] ^= 1;
-        std::fs::write(dir.path().join("SHA256").join(&sums[1].sha256), &gzip).unwrap();
+        let gzip_path = dir.path().join("SHA256").join(&sums[1].sha256);
+        std::fs::write(&gzip_path, &gzip).unwrap();
         let published = PublishedChunks::open(&manifest, dir.path());
-        assert!(published.get(&[0; 32]).is_none());
-        assert!(published.get(&[1; 32]).is_some());
+        let damage = published.get(&[0; 32]).unwrap_err();
+        let expected = DamagedChunk {
+            number: 0,
+            kind: "Packages.gz",
+            path: gzip_path,
+            range: 0..compressed[0].gzip.len() as u64,
+        };
+        assert_eq!(damage, expected);
+        assert!(damage.to_string().contains("damaged on disk"), "{damage}");
+        assert!(published.get(&[1; 32]).unwrap().is_some());
+    }
+
+    #[test]
+    fn a_manifest_of_an_earlier_version_reads_as_empty() {
+        // What the bess with its own encoder left: its chunks and hash
+        // states are never resumed, so the first publish recompresses all.
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("m");
+        let manifest = Manifest {
+            chunks: Vec::new(),
+            sums: Some(Default::default()),
+        };
+        manifest.save(&path);
+        assert_eq!(Manifest::load(&path), manifest);
+        let mut bytes = std::fs::read(&path).unwrap();
+        bytes[..8].copy_from_slice(b"BESSMAN2");
+        std::fs::write(&path, bytes).unwrap();
+        assert_eq!(Manifest::load(&path), Manifest::default());
     }
 
     #[test]
     fn manifest_round_trip() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("m");
-        let mut state = MultiHasher::default();
+        let mut state = MultiHasher::new(&Checksum::ALL);
         state.update(b"hello");
+        let empty = MultiHasher::new(&[Checksum::Md5, Checksum::Sha256]);
         let manifest = Manifest {
             chunks: vec![ManifestChunk {
                 key: [1; 32],
-                states: [state.clone(), MultiHasher::default(), state.clone()],
+                states: [state.clone(), empty.clone(), state.clone()],
                 sizes: ChunkSizes {
                     plain: 5,
                     gzip: 3,
                     xz: 4,
                     xz_unpadded: 2,
-                    crc: 0xdead_beef,
+                    gzip_crc: 0xdead_beef,
+                    xz_crc: 7,
                 },
             }],
-            sums: Some([
-                state.finish(),
-                state.finish(),
-                MultiHasher::default().finish(),
-            ]),
+            sums: Some([state.finish(), state.finish(), empty.finish()]),
         };
         manifest.save(&path);
         assert_eq!(Manifest::load(&path), manifest);

@@ -3,10 +3,12 @@
 use super::build::{BuiltIndex, IndexSource, KINDS, SharedChunks, Stanzas, build_index};
 use super::checksums::HexDigests;
 use super::chunks::{Manifest, PublishedChunks};
+use super::compress::Levels;
 use super::generation::{DistTree, Generation};
 use super::index::{PackagesIndex, split};
 use super::release::{self, FileSums, ReleaseFields};
 use crate::catalog::{IndexEntry, StanzaParts};
+use crate::config::Checksum;
 use crate::sign::Signer;
 use std::collections::HashMap;
 use std::io;
@@ -29,6 +31,11 @@ pub struct DistInput<'a> {
     pub manifest_dir: PathBuf,
     /// Also store the uncompressed `Packages` (it is always listed in Release).
     pub write_plain: bool,
+    /// How hard the indices are compressed.
+    pub levels: Levels,
+    /// Compress again the chunks the previous publication stored damaged,
+    /// instead of refusing to switch (`bess repo publish --refresh`).
+    pub repair: bool,
     /// Called just before the new generation goes live: what it lists must
     /// be published by then (the pool links, made meanwhile elsewhere).
     pub before_switch: &'a (dyn Fn() -> io::Result<()> + Sync),
@@ -45,8 +52,36 @@ pub struct DistOutcome {
     pub packages: usize,
 }
 
+/// Why a dist could not be published; its previous generation still serves.
+#[derive(Debug, thiserror::Error)]
+pub enum PublishError {
+    #[error(transparent)]
+    Io(#[from] io::Error),
+    #[error("cannot sign the Release of {dist}: {source}")]
+    Sign {
+        dist: String,
+        #[source]
+        source: crate::sign::SignError,
+    },
+}
+
+/// The signatures of a Release text: detached (`Release.gpg`) and inline (`InRelease`).
+fn sign_release(
+    signer: &Signer,
+    dist: &str,
+    text: &str,
+) -> Result<(Vec<u8>, Vec<u8>), PublishError> {
+    let failed = |source| PublishError::Sign {
+        dist: dist.to_string(),
+        source,
+    };
+    let detached = signer.detached(text.as_bytes()).map_err(failed)?;
+    let inline = signer.clearsign(text.as_bytes()).map_err(failed)?;
+    Ok((detached, inline))
+}
+
 /// Renders, compresses, signs and atomically switches one dist.
-pub fn publish_dist(input: &DistInput<'_>, signer: &Signer) -> io::Result<DistOutcome> {
+pub fn publish_dist(input: &DistInput<'_>, signer: &Signer) -> Result<DistOutcome, PublishError> {
     let indices = split(input.entries, input.components, input.archs);
     let generation = input.tree.begin()?;
     let mut listed = Vec::new();
@@ -72,12 +107,7 @@ pub fn publish_dist(input: &DistInput<'_>, signer: &Signer) -> io::Result<DistOu
         return Ok(outcome(current, false));
     }
     let release_text = release::render(&input.fields, &listed);
-    let detached = signer
-        .detached(release_text.as_bytes())
-        .map_err(io::Error::other)?;
-    let inline = signer
-        .clearsign(release_text.as_bytes())
-        .map_err(io::Error::other)?;
+    let (detached, inline) = sign_release(signer, &dist, &release_text)?;
     generation.add_top_file("Release", release_text.as_bytes())?;
     generation.add_top_file("Release.gpg", &detached)?;
     generation.add_top_file("InRelease", &inline)?;
@@ -88,6 +118,47 @@ pub fn publish_dist(input: &DistInput<'_>, signer: &Signer) -> io::Result<DistOu
     }
     input.tree.prune(input.keep_generations)?;
     Ok(outcome(number, true))
+}
+
+/// Signs the current generation of `tree` again with a new `Date` and
+/// `Valid-Until`, before it expires: generation n+1 links the very same
+/// index files and gets a new Release, InRelease and Release.gpg; nothing
+/// is rendered, compressed or hashed. `None` when the dist is unpublished.
+pub fn resign_dist(
+    tree: &DistTree,
+    (date, valid_until): (SystemTime, Option<SystemTime>),
+    signer: &Signer,
+    keep_generations: usize,
+) -> Result<Option<DistOutcome>, PublishError> {
+    let Some(old) = tree.current_release()? else {
+        return Ok(None);
+    };
+    let files = release::parse_files(&old).ok_or_else(|| {
+        io::Error::other(format!(
+            "{}: its Release lists files inconsistently; run bess repo publish --refresh",
+            tree.link_path().join("Release").display()
+        ))
+    })?;
+    let dist = release::field(&old, "Codename")
+        .unwrap_or_default()
+        .to_string();
+    let generation = tree.begin()?;
+    for sums in files.iter().filter(|sums| generation.has_index_file(sums)) {
+        generation.add_index_file(sums, None)?;
+    }
+    let text = release::redate(&old, date, valid_until);
+    let (detached, inline) = sign_release(signer, &dist, &text)?;
+    generation.add_top_file("Release", text.as_bytes())?;
+    generation.add_top_file("Release.gpg", &detached)?;
+    generation.add_top_file("InRelease", &inline)?;
+    let number = generation.switch()?;
+    tree.prune(keep_generations)?;
+    Ok(Some(DistOutcome {
+        dist,
+        generation: number,
+        written: true,
+        packages: 0,
+    }))
 }
 
 fn manifest_path(manifest_dir: &Path, index: &PackagesIndex<'_>) -> PathBuf {
@@ -111,21 +182,24 @@ fn build_all(
     shared: Option<&SharedChunks>,
 ) -> io::Result<Vec<BuiltIndex>> {
     let (requests, served) = mpsc::channel::<StanzaRequest>();
-    let (manifest_dir, write_plain) = (input.manifest_dir.as_path(), input.write_plain);
+    let target = IndexTarget {
+        manifest_dir: &input.manifest_dir,
+        write_plain: input.write_plain,
+        hashes: &input.fields.hashes,
+        levels: input.levels,
+        repair: input.repair,
+        generation,
+        shared,
+    };
     std::thread::scope(|scope| {
+        let target = &target;
         let builders: Vec<_> = indices
             .iter()
             .map(|index| {
                 let requests = requests.clone();
                 scope.spawn(move || {
                     let stanzas = |ids: &[i64]| ask_catalog(&requests, ids);
-                    let target = IndexTarget {
-                        manifest_dir,
-                        write_plain,
-                        generation,
-                        shared,
-                    };
-                    build_one(&target, index, &stanzas)
+                    build_one(target, index, &stanzas)
                 })
             })
             .collect();
@@ -150,10 +224,14 @@ fn ask_catalog(
     answer.recv().map_err(|_| gone())?
 }
 
-/// Where one index is built and what with.
+/// Where one index is built and what with (the parts of [`DistInput`]
+/// that index builders share across threads).
 struct IndexTarget<'a> {
     manifest_dir: &'a Path,
     write_plain: bool,
+    hashes: &'a [Checksum],
+    levels: Levels,
+    repair: bool,
     generation: &'a Generation,
     shared: Option<&'a SharedChunks>,
 }
@@ -164,11 +242,13 @@ fn build_one(
     stanzas: &Stanzas<'_>,
 ) -> io::Result<BuiltIndex> {
     let generation = target.generation;
-    let temp_dir = generation.temp_dir(&index.dir());
+    let dir = index.dir();
+    let temp_dir = generation.temp_dir(&dir);
     let previous = Manifest::load(&manifest_path(target.manifest_dir, index));
     // The by-hash store is where index files are built and kept.
     let published = PublishedChunks::open(&previous, &temp_dir);
     let source = IndexSource {
+        dir: &dir,
         entries: &index.entries,
         sections: &index.sections,
         stanzas,
@@ -176,6 +256,9 @@ fn build_one(
         temp_dir: &temp_dir,
         write_plain: target.write_plain,
         shared: target.shared,
+        hashes: target.hashes,
+        levels: target.levels,
+        repair: target.repair,
     };
     let built = build_index(&source, &previous)?;
     // An unchanged index whose files were pruned away must be written again.
@@ -219,7 +302,8 @@ fn add_files(
         listed.push(sums);
     }
     let text = release::render_index_release(&input.fields, &index.component, &index.arch);
-    let sums = FileSums::of(format!("{}/Release", index.dir()), text.as_bytes());
+    let path = format!("{}/Release", index.dir());
+    let sums = FileSums::of(path, text.as_bytes(), &input.fields.hashes);
     generation.add_index_bytes(&sums, text.as_bytes())?;
     listed.push(sums);
     Ok(listed)

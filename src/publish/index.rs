@@ -1,6 +1,7 @@
 //! `Packages` indices: one stanza per package, rendered from the catalog.
 
 use crate::catalog::{IndexEntry, StanzaParts};
+use crate::config::Checksum;
 use std::collections::HashMap;
 use std::fmt::Write;
 
@@ -34,8 +35,9 @@ impl PackagesIndex<'_> {
 
 /// Average number of packages in a segment. A segment ends after a package
 /// whose SHA-256 head is a multiple of this; a multiple of the chunk size,
-/// so it also ends a chunk.
-pub const SEGMENT_STANZAS: u32 = 1024;
+/// so it also ends a chunk. Sections cut chunks short, so segments are
+/// many chunks long.
+pub const SEGMENT_STANZAS: u32 = 4096;
 
 /// Splits a dist's entries (in catalog order) into one index per component
 /// and architecture. `Architecture: all` packages go in every architecture's
@@ -112,8 +114,9 @@ fn sections(ordered: &[(u32, bool, &IndexEntry)]) -> Vec<Section> {
 }
 
 /// Appends one stanza: the control fields as uploaded, then the fields the
-/// repository computes, then the blank separator line.
-pub fn write_stanza(out: &mut String, component: &str, parts: &StanzaParts) {
+/// repository computes (with the checksums of `hashes`, in Debian's
+/// order), then the blank separator line.
+pub fn write_stanza(out: &mut String, component: &str, parts: &StanzaParts, hashes: &[Checksum]) {
     let control = &parts.control;
     out.push_str(control);
     if !control.ends_with('\n') {
@@ -121,19 +124,33 @@ pub fn write_stanza(out: &mut String, component: &str, parts: &StanzaParts) {
     }
     let _ = write!(
         out,
-        "Filename: pool/{}/{}\nSize: {}\nMD5sum: {}\nSHA1: {}\nSHA256: {}\nSHA512: {}\n\n",
-        component, parts.pool_name, parts.size, parts.md5, parts.sha1, parts.sha256, parts.sha512
+        "Filename: pool/{}/{}\nSize: {}\n",
+        component, parts.pool_name, parts.size
     );
+    for kind in Checksum::ALL.iter().filter(|k| hashes.contains(k)) {
+        let value = match kind {
+            Checksum::Md5 => &parts.md5,
+            Checksum::Sha1 => &parts.sha1,
+            Checksum::Sha256 => &parts.sha256,
+            Checksum::Sha512 => &parts.sha512,
+        };
+        let _ = writeln!(out, "{}: {value}", kind.stanza_name());
+    }
+    out.push('\n');
 }
 
 /// The `Packages` text of some entries, given what their stanzas say.
 /// An entry without parts has no stanza (a catalog snapshot always has
 /// them; `bess repo check` would report the index as different).
-pub fn render(entries: &[&IndexEntry], parts: &HashMap<i64, StanzaParts>) -> String {
-    let mut out = String::with_capacity(entries.len() * 1500);
+pub fn render(
+    entries: &[&IndexEntry],
+    parts: &HashMap<i64, StanzaParts>,
+    hashes: &[Checksum],
+) -> String {
+    let mut out = String::with_capacity(entries.len() * 1000);
     for entry in entries {
         if let Some(parts) = parts.get(&entry.id) {
-            write_stanza(&mut out, &entry.component, parts);
+            write_stanza(&mut out, &entry.component, parts, hashes);
         }
     }
     out
@@ -228,6 +245,7 @@ mod tests {
     #[test]
     fn stanza_ends_with_computed_fields_and_blank_line() {
         let mut out = String::new();
+        let mut every = String::new();
         let parts = StanzaParts {
             control: "Package: a\nVersion: 1\n".into(),
             pool_name: "a/a/a_1_all.deb".into(),
@@ -237,9 +255,14 @@ mod tests {
             sha256: "t".into(),
             sha512: "u".into(),
         };
-        write_stanza(&mut out, "main", &parts);
+        write_stanza(&mut out, "main", &parts, &[Checksum::Sha256, Checksum::Md5]);
         assert!(out.starts_with("Package: a\n"));
-        assert!(out.ends_with("SHA512: u\n\n"));
         assert!(out.contains("Filename: pool/main/a/a/a_1_all.deb\n"));
+        assert!(out.ends_with("Size: 1\nMD5sum: m\nSHA256: t\n\n"), "{out}");
+        write_stanza(&mut every, "main", &parts, &Checksum::ALL);
+        assert!(
+            every.ends_with("MD5sum: m\nSHA1: s\nSHA256: t\nSHA512: u\n\n"),
+            "{every}"
+        );
     }
 }

@@ -5,24 +5,27 @@ use crate::pool::{LinkOutcome, Pool, PoolError, Sha256};
 use std::io;
 use std::path::{Path, PathBuf};
 
-/// The pool path of a binary package, relative to `pool/<component>/`:
-/// `<prefix>/<package>_<version without epoch>_<arch>.deb`, where the
-/// prefix is the package's first letter, or its first four for `lib*`.
-///
-/// Debian adds a directory per source package; bess does not. apt only
-/// follows `Filename`, and a Debian-sized repository has some 35,000
-/// sources: creating their directories cost more than half of a full
-/// publish of 60,000 packages (one ext4 inode allocation each), while
-/// links into a few hundred prefix directories are cheap. The file name
-/// stays unique: name, version without epoch and architecture identify a
-/// package in the catalog.
-pub fn pool_name(package: &str, version_without_epoch: &str, arch: &str) -> String {
-    let prefix = if package.starts_with("lib") && package.len() > 3 {
-        &package[..package.len().min(4)]
-    } else {
-        &package[..1]
-    };
-    format!("{prefix}/{package}_{version_without_epoch}_{arch}.deb")
+/// The pool path of a binary package, relative to `pool/<component>/`, as
+/// Debian's archive lays it out:
+/// `<prefix>/<source>/<package>_<version without epoch>_<arch>.deb`, where
+/// the prefix is the source's first letter, or `lib` and the next letter
+/// for a `lib*` source. Admins, rsync filters and mirror tools expect it.
+/// Source and package names are checked against Debian Policy on ingest,
+/// so they are safe path components.
+pub fn pool_name(source: &str, package: &str, version_without_epoch: &str, arch: &str) -> String {
+    format!(
+        "{}/{source}/{package}_{version_without_epoch}_{arch}.deb",
+        pool_prefix(source)
+    )
+}
+
+/// `libc` for `libcurl`, `g` for `glibc`: Debian spreads the many `lib*`
+/// sources over directories of their own.
+fn pool_prefix(source: &str) -> &str {
+    match source.strip_prefix("lib") {
+        Some(rest) if !rest.is_empty() => &source[..source.len() - rest.len() + 1],
+        _ => &source[..source.len().min(1)],
+    }
 }
 
 /// The published pool trees of every channel of a repository.
@@ -58,9 +61,13 @@ impl<'a> PoolTree<'a> {
             .link(sha256, &self.path(channel, component, pool_name))
     }
 
-    /// Publishes many objects in the channel's tree (idempotent): each
-    /// directory is created once, then the directories are filled in
-    /// parallel. Links are (component, pool name, SHA-256 in hex), as queued.
+    /// Publishes many objects in the channel's tree (idempotent): the links
+    /// are grouped by directory, so each source directory is created once
+    /// (a Debian-sized repository has tens of thousands), and the
+    /// directories are made and filled in parallel. Nothing is fsynced
+    /// here: the generation switch syncs the whole filesystem once, before
+    /// any index lists these files. Links are (component, pool name,
+    /// SHA-256 in hex), as queued.
     pub fn link_all(
         &self,
         channel: &str,
@@ -128,19 +135,23 @@ mod tests {
     use super::*;
 
     #[test]
-    fn prefixes() {
+    fn debian_layout() {
         assert_eq!(
-            pool_name("hello", "1.0-1", "amd64"),
-            "h/hello_1.0-1_amd64.deb"
+            pool_name("myapp", "myapp", "1.0-1", "amd64"),
+            "m/myapp/myapp_1.0-1_amd64.deb"
         );
         assert_eq!(
-            pool_name("libssl3", "3.0", "arm64"),
-            "libs/libssl3_3.0_arm64.deb"
+            pool_name("openssl", "libssl3", "3.0", "arm64"),
+            "o/openssl/libssl3_3.0_arm64.deb"
         );
-        assert_eq!(pool_name("lib", "1", "all"), "l/lib_1_all.deb");
         assert_eq!(
-            pool_name("libc6", "2.36", "amd64"),
-            "libc/libc6_2.36_amd64.deb"
+            pool_name("libxml2", "libxml2-dev", "2.9", "amd64"),
+            "libx/libxml2/libxml2-dev_2.9_amd64.deb"
+        );
+        assert_eq!(pool_name("lib", "lib", "1", "all"), "l/lib/lib_1_all.deb");
+        assert_eq!(
+            pool_name("glibc", "libc6", "2.36", "amd64"),
+            "g/glibc/libc6_2.36_amd64.deb"
         );
     }
 }

@@ -1,7 +1,9 @@
 //! `Release` files: the checksummed table of contents apt verifies.
 
+use super::checksums::MultiHasher;
+use crate::config::Checksum;
 use std::fmt::Write;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::SystemTime;
 
 /// The fields of a dist's `Release` that are not checksums.
 #[derive(Debug, Clone)]
@@ -15,9 +17,12 @@ pub struct ReleaseFields {
     pub architectures: Vec<String>,
     pub components: Vec<String>,
     pub description: Option<String>,
+    /// The checksums listed (Release lists them in Debian's order).
+    pub hashes: Vec<Checksum>,
 }
 
-/// Size and checksums of one file listed in a `Release`.
+/// Size and checksums of one file listed in a `Release`; a kind that is
+/// not listed is empty.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FileSums {
     /// Path relative to `dists/<dist>/`.
@@ -30,27 +35,55 @@ pub struct FileSums {
 }
 
 impl FileSums {
-    /// Sums of `data`, listed under `path`.
-    pub fn of(path: String, data: &[u8]) -> FileSums {
-        let d = crate::pool::Digests::of(data);
+    /// The `hashes` of `data`, listed under `path`.
+    pub fn of(path: String, data: &[u8], hashes: &[Checksum]) -> FileSums {
+        let mut hasher = MultiHasher::new(hashes);
+        hasher.update(data);
+        let d = hasher.finish();
         FileSums {
             path,
             size: d.size,
-            md5: hex::encode(d.md5),
-            sha1: hex::encode(d.sha1),
-            sha256: d.sha256.to_hex(),
-            sha512: hex::encode(d.sha512),
+            md5: d.md5,
+            sha1: d.sha1,
+            sha256: d.sha256,
+            sha512: d.sha512,
         }
     }
 
-    /// The hash of each kind, with the by-hash directory name apt uses for it.
-    pub fn by_hash(&self) -> [(&'static str, &str); 4] {
-        [
-            ("MD5Sum", &self.md5),
-            ("SHA1", &self.sha1),
-            ("SHA256", &self.sha256),
-            ("SHA512", &self.sha512),
-        ]
+    /// The checksum of one kind (empty when not listed).
+    pub fn get(&self, kind: Checksum) -> &str {
+        match kind {
+            Checksum::Md5 => &self.md5,
+            Checksum::Sha1 => &self.sha1,
+            Checksum::Sha256 => &self.sha256,
+            Checksum::Sha512 => &self.sha512,
+        }
+    }
+
+    fn slot(&mut self, kind: Checksum) -> &mut String {
+        match kind {
+            Checksum::Md5 => &mut self.md5,
+            Checksum::Sha1 => &mut self.sha1,
+            Checksum::Sha256 => &mut self.sha256,
+            Checksum::Sha512 => &mut self.sha512,
+        }
+    }
+
+    /// The kinds listed for this file.
+    pub fn kinds(&self) -> Vec<Checksum> {
+        Checksum::ALL
+            .into_iter()
+            .filter(|k| !self.get(*k).is_empty())
+            .collect()
+    }
+
+    /// The hash of each listed kind, with the by-hash directory name apt
+    /// uses for it: apt fetches the strongest listed, so each needs its copy.
+    pub fn by_hash(&self) -> Vec<(&'static str, &str)> {
+        self.kinds()
+            .into_iter()
+            .map(|k| (k.release_name(), self.get(k)))
+            .collect()
     }
 }
 
@@ -78,23 +111,20 @@ pub fn render(fields: &ReleaseFields, files: &[FileSums]) -> String {
         .map(|f| f.size.to_string().len())
         .max()
         .unwrap_or(1);
-    for (title, pick) in SECTIONS {
-        let _ = writeln!(out, "{title}:");
+    for kind in Checksum::ALL.iter().filter(|k| fields.hashes.contains(k)) {
+        let _ = writeln!(out, "{}:", kind.release_name());
         for file in files {
-            let _ = writeln!(out, " {} {:>width$} {}", pick(file), file.size, file.path);
+            let _ = writeln!(
+                out,
+                " {} {:>width$} {}",
+                file.get(*kind),
+                file.size,
+                file.path
+            );
         }
     }
     out
 }
-
-type Pick = fn(&FileSums) -> &str;
-
-const SECTIONS: [(&str, Pick); 4] = [
-    ("MD5Sum", |f| &f.md5),
-    ("SHA1", |f| &f.sha1),
-    ("SHA256", |f| &f.sha256),
-    ("SHA512", |f| &f.sha512),
-];
 
 /// Renders the small per-directory `Release` of one `binary-<arch>` index.
 pub fn render_index_release(fields: &ReleaseFields, component: &str, arch: &str) -> String {
@@ -111,7 +141,7 @@ pub fn parse_files(text: &str) -> Option<Vec<FileSums>> {
     let mut section = None;
     for line in text.lines() {
         if let Some(rest) = line.strip_prefix(' ') {
-            let index = section?;
+            let index: Checksum = section?;
             let mut parts = rest.split_whitespace();
             let (hash, size, path) = (parts.next()?, parts.next()?.parse().ok()?, parts.next()?);
             let file = match files.iter_mut().find(|f| f.path == path) {
@@ -131,16 +161,10 @@ pub fn parse_files(text: &str) -> Option<Vec<FileSums>> {
             if file.size != size {
                 return None;
             }
-            let slot = [
-                &mut file.md5,
-                &mut file.sha1,
-                &mut file.sha256,
-                &mut file.sha512,
-            ];
-            *slot.into_iter().nth(index)? = hash.to_string();
+            *file.slot(index) = hash.to_string();
         } else {
             let name = line.split(':').next().unwrap_or("");
-            section = SECTIONS.iter().position(|(title, _)| *title == name);
+            section = Checksum::ALL.into_iter().find(|k| k.release_name() == name);
         }
     }
     Some(files)
@@ -154,75 +178,63 @@ pub fn field<'a>(text: &'a str, name: &str) -> Option<&'a str> {
     })
 }
 
-/// RFC 1123 date in UTC, the form apt expects in `Date` and `Valid-Until`.
+/// `text` (a Release) with a new `Date` and `Valid-Until` and nothing else
+/// changed: the same fields in the same order, the same files and sums.
+pub fn redate(text: &str, date: SystemTime, valid_until: Option<SystemTime>) -> String {
+    let mut out = String::with_capacity(text.len());
+    for line in text.lines() {
+        if line.starts_with("Valid-Until:") {
+            continue;
+        }
+        if line.starts_with("Date:") {
+            let _ = writeln!(out, "Date: {}", rfc1123(date));
+            if let Some(until) = valid_until {
+                let _ = writeln!(out, "Valid-Until: {}", rfc1123(until));
+            }
+            continue;
+        }
+        out.push_str(line);
+        out.push('\n');
+    }
+    out
+}
+
+/// RFC 1123 date in UTC, the form apt expects in `Date` and `Valid-Until`
+/// (`Sun, 22 Nov 2026 00:14:15 UTC`: HTTP's date with Debian's zone name).
 pub fn rfc1123(time: SystemTime) -> String {
-    let secs = time
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0);
-    let days = (secs / 86_400) as i64;
-    let rem = secs % 86_400;
-    let (year, month, day) = civil_from_days(days);
-    const WEEKDAYS: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
-    const MONTHS: [&str; 12] = [
-        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
-    ];
-    format!(
-        "{}, {day:02} {} {year} {:02}:{:02}:{:02} UTC",
-        WEEKDAYS[(days.rem_euclid(7)) as usize],
-        MONTHS[(month - 1) as usize],
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
+    let http = httpdate::fmt_http_date(time);
+    match http.strip_suffix("GMT") {
+        Some(date) => format!("{date}UTC"),
+        None => http,
+    }
 }
 
-/// Parses the dates [`rfc1123`] writes (`Sun, 22 Nov 2026 00:14:15 UTC`).
+/// Parses the dates [`rfc1123`] writes (and the same with `GMT`).
 pub fn parse_rfc1123(text: &str) -> Option<SystemTime> {
-    const MONTHS: [&str; 12] = [
-        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
-    ];
-    let mut parts = text.split_whitespace().skip(1);
-    let day: i64 = parts.next()?.parse().ok()?;
-    let month_name = parts.next()?;
-    let month = MONTHS.iter().position(|m| *m == month_name)? as i64 + 1;
-    let year: i64 = parts.next()?.parse().ok()?;
-    let mut clock = parts.next()?.split(':').map(|p| p.parse::<i64>().ok());
-    let (h, m, s) = (clock.next()??, clock.next()??, clock.next()??);
-    let days = days_from_civil(year, month, day);
-    let secs = days * 86_400 + h * 3600 + m * 60 + s;
-    Some(UNIX_EPOCH + std::time::Duration::from_secs(u64::try_from(secs).ok()?))
-}
-
-/// Inverse of [`civil_from_days`].
-pub(crate) fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
-    let y = if month <= 2 { year - 1 } else { year };
-    let era = y.div_euclid(400);
-    let yoe = y.rem_euclid(400);
-    let mp = (month + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + day - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
-}
-
-/// Howard Hinnant's days-to-civil algorithm (proleptic Gregorian calendar).
-pub(crate) fn civil_from_days(days: i64) -> (i64, u32, u32) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    (year, month, day)
+    let text = text.trim();
+    let http = match text.strip_suffix("UTC") {
+        Some(date) => format!("{date}GMT"),
+        None => text.to_string(),
+    };
+    httpdate::parse_http_date(&http).ok()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::time::Duration;
+    use std::time::{Duration, UNIX_EPOCH};
+
+    #[test]
+    fn redating_changes_only_the_dates() {
+        let old = "Origin: bess\nDate: Thu, 01 Jan 1970 00:00:00 UTC\nValid-Until: Sat, 31 Jan 1970 00:00:00 UTC\nAcquire-By-Hash: yes\nSHA256:\n 00 1 main/binary-amd64/Packages\n";
+        let now = UNIX_EPOCH + Duration::from_secs(86_400);
+        let new = redate(old, now, Some(now + Duration::from_secs(86_400)));
+        assert_eq!(
+            new,
+            "Origin: bess\nDate: Fri, 02 Jan 1970 00:00:00 UTC\nValid-Until: Sat, 03 Jan 1970 00:00:00 UTC\nAcquire-By-Hash: yes\nSHA256:\n 00 1 main/binary-amd64/Packages\n"
+        );
+        assert!(!redate(old, now, None).contains("Valid-Until"));
+    }
 
     #[test]
     fn dates_are_rfc1123_utc() {
@@ -248,14 +260,37 @@ mod tests {
             architectures: vec!["amd64".into()],
             components: vec!["main".into()],
             description: None,
+            hashes: vec![Checksum::Sha256, Checksum::Md5],
         };
         let files = vec![
-            FileSums::of("main/binary-amd64/Packages".into(), b"abc"),
-            FileSums::of("main/binary-amd64/Packages.gz".into(), &[0u8; 1000]),
+            FileSums::of("main/binary-amd64/Packages".into(), b"abc", &fields.hashes),
+            FileSums::of(
+                "main/binary-amd64/Packages.gz".into(),
+                &[0u8; 1000],
+                &fields.hashes,
+            ),
         ];
         let text = render(&fields, &files);
-        assert!(text.contains("\nSHA256:\n 6b86b273ff34fce19d6b804eff5a3f5747ada4ea2f1b5acc5f3bb16d6eb6ee1e    3 main/binary-amd64/Packages\n") || text.contains("SHA256:\n ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad    3 main/binary-amd64/Packages\n"), "{text}");
+        assert!(
+            text.contains(
+                "\nMD5Sum:\n 900150983cd24fb0d6963f7d28e17f72    3 main/binary-amd64/Packages\n"
+            ),
+            "{text}"
+        );
+        assert!(text.contains("\nSHA256:\n ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad    3 main/binary-amd64/Packages\n"), "{text}");
+        assert!(!text.contains("SHA1") && !text.contains("SHA512"), "{text}");
+        assert!(
+            text.find("MD5Sum:") < text.find("SHA256:"),
+            "Debian's order: {text}"
+        );
         assert_eq!(parse_files(&text).unwrap(), files);
+        assert_eq!(
+            files[0].by_hash(),
+            [
+                ("MD5Sum", files[0].md5.as_str()),
+                ("SHA256", files[0].sha256.as_str())
+            ]
+        );
         assert_eq!(field(&text, "Codename"), Some("bookworm"));
     }
 }

@@ -221,15 +221,44 @@ pub fn allowed(allow: &[Cidr], ip: IpAddr) -> bool {
     allow.iter().any(|net| net.contains(ip))
 }
 
+/// The gauge of the nearest `Valid-Until`, read from the published
+/// Release files at each scrape (a handful of small reads).
+fn release_validity(config: &crate::config::RepoConfig) -> String {
+    let mut out = String::new();
+    let nearest = crate::ops::validities(config)
+        .ok()
+        .and_then(|all| all.iter().filter_map(|v| v.valid_until).min());
+    let Some(nearest) = nearest else {
+        return out;
+    };
+    family(
+        &mut out,
+        "bess_release_valid_seconds",
+        "gauge",
+        "Seconds until the nearest Valid-Until of a published Release (negative once expired).",
+    );
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let left = nearest as i64 - now as i64;
+    let _ = writeln!(out, "bess_release_valid_seconds {left}");
+    out
+}
+
 /// The `/metrics` response for `ip`.
-pub fn response(metrics: &Metrics, allow: &[Cidr], ip: IpAddr) -> Response<Body> {
+pub fn response(
+    metrics: &Metrics,
+    config: &crate::config::RepoConfig,
+    ip: IpAddr,
+) -> Response<Body> {
+    let allow = &config.settings.serve.metrics_allow;
     if !allowed(allow, ip) {
         return respond(
             StatusCode::FORBIDDEN,
             "metrics are served only to [serve] metrics-allow (default: loopback)\n",
         );
     }
-    let text = metrics.render();
+    let text = metrics.render() + &release_validity(config);
     Response::builder()
         .header(
             header::CONTENT_TYPE,

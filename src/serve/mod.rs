@@ -22,7 +22,11 @@ mod metrics;
 mod path;
 mod paths;
 mod query;
+mod refresher;
 mod repos;
+// Large published files are mapped (memmap2's map is unsafe) so that their
+// slices can be sent by sendfile(2).
+#[allow(unsafe_code)]
 mod sendfile;
 mod tls;
 mod upload;
@@ -170,6 +174,7 @@ pub fn run(root: &Path, listen: Option<String>, log_requests: bool) -> anyhow::R
     let state = State::start(root, log_requests)?;
     // Uploads dropped by scp/sftp, processed beside the server, never in its way.
     incoming::spawn(root);
+    refresher::spawn(root);
     let listen = listen.unwrap_or_else(|| state.config.settings.serve.listen.clone());
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -356,8 +361,7 @@ async fn route(
         return (key_response(state), None);
     }
     if segments == ["metrics"] {
-        let allow = &state.config.settings.serve.metrics_allow;
-        return (metrics::response(&state.metrics, allow, ip), None);
+        return (metrics::response(&state.metrics, &state.config, ip), None);
     }
     if segments.first().map(String::as_str) == Some("api") {
         return api::handle(state.clone(), request, &segments[1..], ip).await;

@@ -53,7 +53,6 @@ pub fn map(file: &File, len: u64) -> io::Result<Bytes> {
     // SAFETY: published files are written once (temp file, rename) and
     // never modified in place, so the mapped bytes do not change under
     // the slices handed out.
-    #[allow(unsafe_code)]
     let map = unsafe { memmap2::MmapOptions::new().len(len).map(file)? };
     let file = Arc::new(file.try_clone()?);
     registry_write().insert(map.as_ptr() as usize, (len, file));

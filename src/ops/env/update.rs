@@ -1,10 +1,12 @@
 //! `bess env update`: how operators update an application instance, per
 //! machine that installs packages from the channel:
 //!
-//! 1. the `backup` hook; 2. its `services` stopped; 3. the newest versions
-//! of the channel (or the exact ones given) installed; 4. the `migrate`
-//! hook; 5. the services started; 6. the `check` hook, or an HTTP check of
-//! each of its sites when it has none.
+//! 1. the `backup` hook;
+//! 2. its `services` stopped;
+//! 3. the channel's newest versions (or the exact ones given) installed;
+//! 4. the `migrate` hook;
+//! 5. the services started;
+//! 6. the `check` hook, or an HTTP check of each of its sites without one.
 //!
 //! If a step fails, the versions installed before are installed again
 //! (bess keeps every version, so they are still in the channel), the

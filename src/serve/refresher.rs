@@ -1,0 +1,44 @@
+//! Release files signed again by the server before they expire: at start,
+//! then every [`EVERY`], each dist whose `Valid-Until` is closer than
+//! `[release] refresh-before-days` (see `ops::refresh`).
+
+use crate::ops::{self, Repo};
+use std::path::Path;
+use std::time::Duration;
+
+/// How often the Release files are looked at.
+const EVERY: Duration = Duration::from_secs(600);
+
+/// Starts the thread; it lives as long as the server.
+pub fn spawn(root: &Path) {
+    let root = root.to_path_buf();
+    let started = std::thread::Builder::new()
+        .name("bess-refresh".into())
+        .spawn(move || {
+            loop {
+                refresh_due(&root);
+                std::thread::sleep(EVERY);
+            }
+        });
+    if let Err(e) = started {
+        eprintln!(
+            "bess serve: cannot start the Release refresher ({e}); run bess repo refresh --due daily"
+        );
+    }
+}
+
+/// One round, with the settings as they are now on disk.
+fn refresh_due(root: &Path) {
+    let refreshed = Repo::open(root).and_then(|mut repo| ops::refresh(&mut repo, true));
+    match refreshed {
+        Ok(refreshed) => {
+            for r in refreshed {
+                eprintln!(
+                    "bess serve: signed {}/{} again before its Valid-Until (generation {})",
+                    r.channel, r.dist, r.generation
+                );
+            }
+        }
+        Err(e) => eprintln!("bess serve: cannot refresh the Release files: {e}"),
+    }
+}
