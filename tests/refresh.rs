@@ -182,7 +182,9 @@ fn refresh_due_and_check_follow_refresh_before_days() {
     );
     let before = release(&sb, "prod");
 
-    let refreshed = sb.json(&["repo", "refresh", "--due"]);
+    let report = sb.json(&["repo", "refresh", "--due"]);
+    assert_eq!(report["failed"], serde_json::json!([]), "{report}");
+    let refreshed = &report["refreshed"];
     let names: Vec<String> = refreshed
         .as_array()
         .unwrap()
@@ -200,7 +202,7 @@ fn refresh_due_and_check_follow_refresh_before_days() {
 
     // Nothing due now: the timer's daily run writes nothing.
     assert_eq!(
-        sb.json(&["repo", "refresh", "--due"]),
+        sb.json(&["repo", "refresh", "--due"])["refreshed"],
         serde_json::json!([])
     );
     assert_eq!(release(&sb, "prod"), after);
@@ -210,7 +212,7 @@ fn refresh_due_and_check_follow_refresh_before_days() {
         "valid-days = 30",
         "valid-days = 60\nrefresh-before-days = 45",
     );
-    let again = sb.json(&["repo", "refresh", "--due"]);
+    let again = &sb.json(&["repo", "refresh", "--due"])["refreshed"];
     assert_eq!(again.as_array().unwrap().len(), 2, "{again}");
     assert!(again[0]["valid_until"].as_u64().unwrap() > now() + 59 * DAY);
 
@@ -240,4 +242,66 @@ fn check_fails_once_a_release_has_expired() {
     );
     sb.ok(&["repo", "refresh"]);
     sb.ok(&["repo", "check"]);
+}
+
+#[test]
+fn one_damaged_dist_does_not_keep_the_others_from_being_signed() {
+    if !have_tool("dpkg-deb") {
+        return;
+    }
+    let sb = published_days_ago(25);
+    let before = release(&sb, "prod");
+    // Damage prod: its Packages.xz vanishes from the by-hash store.
+    let sha256 = before
+        .split("SHA256:")
+        .nth(1)
+        .unwrap()
+        .lines()
+        .find(|l| l.ends_with(" main/binary-amd64/Packages.xz"))
+        .and_then(|l| l.split_whitespace().next())
+        .unwrap()
+        .to_string();
+    let stored = sb
+        .repo
+        .join("public/prod/.dists/bookworm/by-hash/main/binary-amd64/SHA256")
+        .join(&sha256);
+    std::fs::remove_file(&stored).unwrap_or_else(|e| panic!("{}: {e}", stored.display()));
+
+    let out = sb.bess(&["repo", "refresh", "--due", "--json"]);
+    assert!(!out.status.success(), "a failed dist makes the run fail");
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["refreshed"][0]["channel"], "preprod", "{report}");
+    assert_eq!(report["failed"][0]["channel"], "prod", "{report}");
+    let error = report["failed"][0]["error"].as_str().unwrap();
+    assert!(
+        error.contains("main/binary-amd64/Packages.xz") && error.contains("publish --refresh"),
+        "{error}"
+    );
+    assert_eq!(
+        release(&sb, "prod"),
+        before,
+        "prod still serves its old Release"
+    );
+}
+
+#[test]
+fn valid_days_changed_to_zero_drops_valid_until_at_the_next_refresh() {
+    if !have_tool("dpkg-deb") {
+        return;
+    }
+    let sb = published_days_ago(1);
+    sb.edit_settings("valid-days = 30", "valid-days = 0");
+    let report = sb.json(&["repo", "refresh", "--due"]);
+    assert_eq!(report["refreshed"].as_array().unwrap().len(), 2, "{report}");
+    assert!(!release(&sb, "prod").contains("Valid-Until"));
+    sb.edit_settings("valid-days = 0", "valid-days = 7");
+    let report = sb.json(&["repo", "check"]);
+    assert!(
+        report["warnings"]
+            .to_string()
+            .contains("has no Valid-Until"),
+        "{report}"
+    );
+    sb.ok(&["repo", "refresh", "--due"]);
+    assert!(release(&sb, "prod").contains("Valid-Until"));
 }

@@ -437,14 +437,14 @@ fn run_publish(repo: &mut Repo, args: PublishArgs) -> anyhow::Result<ExitCode> {
 }
 
 fn run_refresh(repo: &mut Repo, args: RefreshArgs) -> anyhow::Result<ExitCode> {
-    let refreshed = ops::refresh(repo, args.due)?;
+    let report = ops::refresh(repo, args.due)?;
     if args.json {
-        json(&refreshed)?;
+        json(&report)?;
     } else if chatty() {
-        if refreshed.is_empty() {
+        if report.refreshed.is_empty() && report.failed.is_empty() {
             println!("nothing to refresh");
         }
-        for r in &refreshed {
+        for r in &report.refreshed {
             let until = r.valid_until.map_or("no Valid-Until".to_string(), |u| {
                 format!("valid until {}", ops::rfc3339(u as i64))
             });
@@ -454,7 +454,14 @@ fn run_refresh(repo: &mut Repo, args: RefreshArgs) -> anyhow::Result<ExitCode> {
             );
         }
     }
-    Ok(ExitCode::SUCCESS)
+    for f in &report.failed {
+        eprintln!("bess: cannot refresh {}/{}: {}", f.channel, f.dist, f.error);
+    }
+    Ok(if report.failed.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }
 
 fn print_published(published: &[ops::Published]) {

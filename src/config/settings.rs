@@ -300,12 +300,21 @@ pub struct ReleaseSettings {
 impl ReleaseSettings {
     /// How close a Valid-Until may come before the dist is signed again.
     pub fn refresh_before(&self) -> std::time::Duration {
-        let days = self.refresh_before_days.unwrap_or(self.valid_days / 3);
-        std::time::Duration::from_secs(u64::from(days) * 86_400)
+        // In seconds, so that a short valid-days keeps a margin above zero.
+        let seconds = match self.refresh_before_days {
+            Some(days) => u64::from(days) * 86_400,
+            None => u64::from(self.valid_days) * 86_400 / 3,
+        };
+        std::time::Duration::from_secs(seconds)
     }
 
     fn check_refresh(&self) -> Result<(), String> {
         match self.refresh_before_days {
+            Some(0) if self.valid_days > 0 => Err(
+                "[release] refresh-before-days = 0 would sign Release files again only once apt \
+                 refuses them; use at least 1 (the default is a third of valid-days)"
+                    .into(),
+            ),
             Some(days) if self.valid_days > 0 && days >= self.valid_days => Err(format!(
                 "[release] refresh-before-days = {days} must be below valid-days = {}, or \
                  every publication would be due for refreshing at once; the default is a third \
@@ -859,6 +868,22 @@ mod tests {
             "[host] as written"
         );
         assert!(settings.environments.repo_url.is_none());
+    }
+
+    #[test]
+    fn refresh_margin_is_a_third_of_validity_by_default_and_never_zero() {
+        let parse = |text: &str| Settings::parse(&format!("[release]\n{text}\n"));
+        let day = 86_400;
+        let default = parse("valid-days = 30").unwrap();
+        assert_eq!(default.release.refresh_before().as_secs(), 10 * day);
+        // Whole days would round a 2-day validity's margin down to zero.
+        let short = parse("valid-days = 2").unwrap();
+        assert_eq!(short.release.refresh_before().as_secs(), 2 * day / 3);
+        let zero = parse("valid-days = 30\nrefresh-before-days = 0").unwrap_err();
+        assert!(zero.contains("refresh-before-days = 0"), "{zero}");
+        let wide = parse("valid-days = 30\nrefresh-before-days = 30").unwrap_err();
+        assert!(wide.contains("must be below valid-days = 30"), "{wide}");
+        assert!(parse("valid-days = 0").is_ok());
     }
 
     #[test]

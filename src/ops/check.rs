@@ -356,6 +356,12 @@ fn strip_trailing_blanks(text: &[u8]) -> Vec<u8> {
 /// nothing refreshed it in time (a warning).
 fn check_validity(settings: &ReleaseSettings, release: &str, here: &str, report: &mut CheckReport) {
     let Some(text) = field(release, "Valid-Until") else {
+        if settings.valid_days > 0 {
+            report.warnings.push(format!(
+                "{here}/Release has no Valid-Until but valid-days = {}; `bess repo refresh --due` adds it",
+                settings.valid_days
+            ));
+        }
         return;
     };
     let Some(until) = crate::publish::release::parse_rfc1123(text) else {

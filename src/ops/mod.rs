@@ -66,7 +66,7 @@ pub use init::{InitRequest, init};
 pub use promote::{ChangedPlacement, PromoteRequest, RemoveRequest, promote, remove};
 pub use publish::{PublishRequest, Published, publish};
 pub use query::{Listing, PackageVersions, diff, list, versions};
-pub use refresh::{Refreshed, Validity, is_due, refresh, validities};
+pub use refresh::{Failure, RefreshReport, Refreshed, Validity, is_due, refresh, validities};
 pub use selector::Selector;
 pub use users::{
     NewUser, add_user, hash_password, list_users, remove_user, set_password, verify_password,

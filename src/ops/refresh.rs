@@ -8,9 +8,9 @@
 //! `InRelease` and `Release.gpg`; the indices and their hashes stay.
 
 use super::{OpsError, Repo};
-use crate::config::RepoConfig;
+use crate::config::{ReleaseSettings, RepoConfig};
 use crate::publish::{DistTree, PublishError, release, resign_dist, valid_until};
-use std::time::{Duration, SystemTime};
+use std::time::SystemTime;
 
 /// A published dist and when its Release stops being valid.
 #[derive(Debug, Clone, serde::Serialize)]
@@ -32,74 +32,115 @@ pub struct Refreshed {
     pub valid_until: Option<u64>,
 }
 
-/// Every published dist of every channel, with its Release's `Valid-Until`.
-pub fn validities(config: &RepoConfig) -> Result<Vec<Validity>, OpsError> {
+/// A dist that could not be read or signed again; the others still were.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Failure {
+    pub channel: String,
+    pub dist: String,
+    pub error: String,
+}
+
+/// What a refresh did: every dist is tried, so one damaged dist does not
+/// let the others expire.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct RefreshReport {
+    pub refreshed: Vec<Refreshed>,
+    pub failed: Vec<Failure>,
+}
+
+/// Every published dist of every channel, with its Release's
+/// `Valid-Until`, and the dists whose Release cannot be read.
+pub fn validities(config: &RepoConfig) -> (Vec<Validity>, Vec<Failure>) {
     let mut found = Vec::new();
+    let mut failed = Vec::new();
     for channel in &config.settings.channels {
         for dist in config.dists.names() {
             let tree = DistTree::new(config.layout.channel_dir(channel), dist);
-            let text = tree
-                .current_release()
-                .map_err(OpsError::io("read", tree.link_path().join("Release")))?;
-            let Some(text) = text else { continue };
-            let valid_until = release::field(&text, "Valid-Until")
-                .and_then(release::parse_rfc1123)
-                .map(unix_seconds);
-            found.push(Validity {
-                channel: channel.clone(),
-                dist: dist.clone(),
-                valid_until,
-            });
+            match tree.current_release() {
+                Ok(Some(text)) => found.push(Validity {
+                    channel: channel.clone(),
+                    dist: dist.clone(),
+                    valid_until: release::field(&text, "Valid-Until")
+                        .and_then(release::parse_rfc1123)
+                        .map(unix_seconds),
+                }),
+                Ok(None) => {}
+                Err(e) => failed.push(Failure {
+                    channel: channel.clone(),
+                    dist: dist.clone(),
+                    error: format!(
+                        "cannot read {}: {e}",
+                        tree.link_path().join("Release").display()
+                    ),
+                }),
+            }
         }
     }
-    Ok(found)
+    (found, failed)
 }
 
 /// Signs again every published dist (`due_only`: those whose Valid-Until
-/// is closer than `[release] refresh-before-days`), under the publish lock.
-pub fn refresh(repo: &mut Repo, due_only: bool) -> Result<Vec<Refreshed>, OpsError> {
+/// is closer than `[release] refresh-before-days`, or that disagree with
+/// `valid-days` about having one), under the publish lock.
+pub fn refresh(repo: &mut Repo, due_only: bool) -> Result<RefreshReport, OpsError> {
     let _lock = super::lock::PublishLock::of(repo)?;
     let now = super::publish::publication_time();
-    let margin = repo.config.settings.release.refresh_before();
-    let chosen: Vec<Validity> = validities(&repo.config)?
+    let release = repo.config.settings.release.clone();
+    let (found, failed) = validities(&repo.config);
+    let mut report = RefreshReport {
+        failed,
+        ..RefreshReport::default()
+    };
+    let chosen: Vec<Validity> = found
         .into_iter()
-        .filter(|v| !due_only || is_due(v, now, margin))
+        .filter(|v| !due_only || is_due(v, now, &release))
         .collect();
     if chosen.is_empty() {
-        return Ok(Vec::new());
+        return Ok(report);
     }
     let signer = super::publish::signer(repo)?;
-    let release = &repo.config.settings.release;
     let until = valid_until(now, release.valid_days);
     let keep = release.by_hash_generations as usize;
-    let mut refreshed = Vec::new();
     for validity in chosen {
         let tree = DistTree::new(
             repo.config.layout.channel_dir(&validity.channel),
             &validity.dist,
         );
-        let outcome = resign_dist(&tree, (now, until), &signer, keep).map_err(|e| match e {
-            PublishError::Io(source) => OpsError::io("refresh", tree.link_path())(source),
-            signing => OpsError::Publish(signing),
-        })?;
-        if let Some(outcome) = outcome {
-            refreshed.push(Refreshed {
+        match resign_dist(&tree, (now, until), &signer, keep) {
+            Ok(Some(outcome)) => report.refreshed.push(Refreshed {
                 channel: validity.channel,
                 dist: validity.dist,
                 generation: outcome.generation,
                 valid_until: until.map(unix_seconds),
-            });
+            }),
+            Ok(None) => {}
+            Err(e) => report.failed.push(Failure {
+                channel: validity.channel,
+                dist: validity.dist,
+                error: match e {
+                    PublishError::Io(source) => {
+                        format!("{}: {source}", tree.link_path().display())
+                    }
+                    signing => signing.to_string(),
+                },
+            }),
         }
     }
-    super::publish::bump_serial(repo)?;
-    Ok(refreshed)
+    if !report.refreshed.is_empty() {
+        super::publish::bump_serial(repo)?;
+    }
+    Ok(report)
 }
 
-/// Whether `validity` expires within `margin` of `now`.
-pub fn is_due(validity: &Validity, now: SystemTime, margin: Duration) -> bool {
-    validity
-        .valid_until
-        .is_some_and(|until| unix_seconds(now + margin) >= until)
+/// Whether `validity` must be signed again: it expires within
+/// `refresh-before-days` of `now`, or it has a Valid-Until while
+/// `valid-days` is 0 (or none while it is not), after a settings change.
+pub fn is_due(validity: &Validity, now: SystemTime, release: &ReleaseSettings) -> bool {
+    match validity.valid_until {
+        None => release.valid_days > 0,
+        Some(_) if release.valid_days == 0 => true,
+        Some(until) => unix_seconds(now + release.refresh_before()) >= until,
+    }
 }
 
 fn unix_seconds(time: SystemTime) -> u64 {

@@ -143,8 +143,21 @@ pub fn resign_dist(
         .unwrap_or_default()
         .to_string();
     let generation = tree.begin()?;
-    for sums in files.iter().filter(|sums| generation.has_index_file(sums)) {
-        generation.add_index_file(sums, None)?;
+    for sums in &files {
+        if generation.has_index_file(sums) {
+            generation.add_index_file(sums, None)?;
+        } else if !sums.path.ends_with("/Packages") {
+            // Only the uncompressed index may be listed and not stored; a
+            // Release listing a file the new generation lacks would make
+            // apt fail where the old one worked.
+            generation.abandon()?;
+            return Err(io::Error::other(format!(
+                "{}: {} is listed but missing from the by-hash store; run bess repo publish --refresh",
+                tree.link_path().join("Release").display(),
+                sums.path
+            ))
+            .into());
+        }
     }
     let text = release::redate(&old, date, valid_until);
     let (detached, inline) = sign_release(signer, &dist, &text)?;
@@ -152,7 +165,14 @@ pub fn resign_dist(
     generation.add_top_file("Release.gpg", &detached)?;
     generation.add_top_file("InRelease", &inline)?;
     let number = generation.switch()?;
-    tree.prune(keep_generations)?;
+    // The new Release is served: old generations left behind cost only
+    // space, and the next publish or refresh prunes them again.
+    if let Err(e) = tree.prune(keep_generations) {
+        eprintln!(
+            "bess: {}: older generations not pruned ({e}); the next publish retries",
+            tree.link_path().display()
+        );
+    }
     Ok(Some(DistOutcome {
         dist,
         generation: number,

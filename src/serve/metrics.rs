@@ -225,9 +225,8 @@ pub fn allowed(allow: &[Cidr], ip: IpAddr) -> bool {
 /// Release files at each scrape (a handful of small reads).
 fn release_validity(config: &crate::config::RepoConfig) -> String {
     let mut out = String::new();
-    let nearest = crate::ops::validities(config)
-        .ok()
-        .and_then(|all| all.iter().filter_map(|v| v.valid_until).min());
+    let (found, _unreadable) = crate::ops::validities(config);
+    let nearest = found.iter().filter_map(|v| v.valid_until).min();
     let Some(nearest) = nearest else {
         return out;
     };

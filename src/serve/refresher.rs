@@ -16,7 +16,11 @@ pub fn spawn(root: &Path) {
         .name("bess-refresh".into())
         .spawn(move || {
             loop {
-                refresh_due(&root);
+                // A panic in one round must not end refreshing for good.
+                let round = std::panic::AssertUnwindSafe(|| refresh_due(&root));
+                if std::panic::catch_unwind(round).is_err() {
+                    eprintln!("bess serve: the Release refresher failed; retrying later");
+                }
                 std::thread::sleep(EVERY);
             }
         });
@@ -31,11 +35,17 @@ pub fn spawn(root: &Path) {
 fn refresh_due(root: &Path) {
     let refreshed = Repo::open(root).and_then(|mut repo| ops::refresh(&mut repo, true));
     match refreshed {
-        Ok(refreshed) => {
-            for r in refreshed {
+        Ok(report) => {
+            for r in report.refreshed {
                 eprintln!(
                     "bess serve: signed {}/{} again before its Valid-Until (generation {})",
                     r.channel, r.dist, r.generation
+                );
+            }
+            for f in report.failed {
+                eprintln!(
+                    "bess serve: cannot sign {}/{} again: {}; bess repo check tells more",
+                    f.channel, f.dist, f.error
                 );
             }
         }
