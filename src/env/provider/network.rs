@@ -74,7 +74,16 @@ impl EnvNetwork {
             if link_exists(Some(ns), &link)? {
                 ip(&["-n", ns, "link", "del", &link])?;
             }
-            let peer = ["peer", "name", MACHINE_LINK, "netns", machine_ns];
+            let mac = machine_mac(address);
+            let peer = [
+                "peer",
+                "name",
+                MACHINE_LINK,
+                "address",
+                &mac,
+                "netns",
+                machine_ns,
+            ];
             let mut args = vec!["-n", ns, "link", "add", &link, "type", "veth"];
             args.extend(peer);
             ip(&args)?;
@@ -151,6 +160,16 @@ impl EnvNetwork {
     }
 }
 
+/// A machine's MAC address, made of its IPv4 address: a machine started
+/// again keeps it, so the host's and the other machines' ARP caches stay
+/// right. A new random one would leave them sending to the old address
+/// until their entries go stale, half a minute or more.
+pub fn machine_mac(address: Ipv4Addr) -> String {
+    let [a, b, c, d] = address.octets();
+    // 02: locally administered, unicast.
+    format!("02:b5:{a:02x}:{b:02x}:{c:02x}:{d:02x}")
+}
+
 /// The bridge's end of a machine's veth pair: `m` and a hash of its namespace.
 pub fn machine_link(machine_ns: &str) -> String {
     format!("m{}", short_hash(machine_ns))
@@ -200,6 +219,12 @@ fn link_exists(ns: Option<&str>, link: &str) -> Result<bool, ProviderError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_machine_mac_is_its_address_and_locally_administered() {
+        let mac = machine_mac(Ipv4Addr::new(10, 231, 7, 2));
+        assert_eq!(mac, "02:b5:0a:e7:07:02");
+    }
 
     #[test]
     fn link_names_fit_the_kernel_limit() {
