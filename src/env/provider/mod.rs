@@ -5,7 +5,8 @@
 //! - `nspawn` (the default): a systemd-nspawn container booting systemd,
 //!   its root an overlay over the unpacked image, in a network namespace
 //!   of its own joined to the environment's bridge.
-//! - `qemu` and `vagrant`: real virtual machines; see their files.
+//! - `qemu` and `vagrant` (real virtual machines) are not implemented
+//!   yet: platform.toml may name them, and `env up` refuses them saying so.
 //!
 //! Everything a provider makes for a machine lives under the machine's
 //! runtime directory or carries the machine's id in its name, so that
@@ -35,6 +36,11 @@ pub enum ProviderError {
     },
     #[error("machine {machine}: {problem}")]
     State { machine: String, problem: String },
+    #[error(
+        "provider `{0}` is not implemented yet: this bess runs machines with nspawn \
+         only; set provider = \"nspawn\" in the platform's platform.toml"
+    )]
+    NotImplemented(String),
     #[error("cannot {action} {path}: {source}")]
     Io {
         action: &'static str,
@@ -184,12 +190,7 @@ pub trait Provider {
 pub fn provider(name: &str) -> Result<Box<dyn Provider>, ProviderError> {
     match name {
         "nspawn" => Ok(Box::new(nspawn::Nspawn::new())),
-        other => Err(ProviderError::State {
-            machine: "-".into(),
-            problem: format!(
-                "provider `{other}` cannot run machines on this host yet; use provider = \"nspawn\""
-            ),
-        }),
+        other => Err(ProviderError::NotImplemented(other.into())),
     }
 }
 
