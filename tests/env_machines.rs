@@ -65,6 +65,7 @@ fn can_run_machines() -> bool {
         "named-checkzone",
         "curl",
         "dpkg-deb",
+        "ssh",
     ];
     if !tools.iter().all(|t| have_tool(t)) {
         return false;
@@ -456,6 +457,22 @@ fn an_environment_installs_updates_rolls_back_and_leaves_nothing() {
         log.contains(&format!("{HOST_END} env.paas.1161")),
         "the box came over HTTP: {log}"
     );
+    // Every machine is reachable over SSH with the environment's key, and
+    // its journal is readable from the host.
+    let installed = sb.ok(&[
+        "env",
+        "ssh",
+        "paas",
+        "1161",
+        "web",
+        "--",
+        "dpkg-query",
+        "-W",
+        "myapp",
+    ]);
+    assert_eq!(installed, "myapp\t1.0\n");
+    let journal = sb.ok(&["env", "logs", "paas", "1161", "web", "nginx"]);
+    assert!(journal.contains("nginx"), "{journal}");
 
     updates_and_rollback(&sb, &server, &debs, proxy_port);
     on_prod(&sb, &box_version);
