@@ -31,6 +31,17 @@ const WEB: &str = "10.231.7.2";
 const SITE: &str = "v5.1161.paas.example.test";
 const UPLOADER: (&str, &str) = ("ci", "ci-uploader-secret");
 
+/// Held by each test that starts machines: they change the host's links,
+/// routes and cgroups, which the end-to-end test checks are left clean.
+static MACHINES: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// [`MACHINES`], also after a test that held it failed.
+fn machines_lock() -> std::sync::MutexGuard<'static, ()> {
+    MACHINES
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
 /// A server process stopped when dropped: SIGTERM first, so nginx's
 /// master takes its workers with it, SIGKILL if it lingers.
 struct Daemon(Child);
@@ -373,6 +384,11 @@ fn nothing_left(sb: &Sandbox, host: &Path, env: &str, links_before: &[String]) {
 /// A repository with uploader `ci`, the example platform on [`RANGE`],
 /// the host's proxy files in `host`, nginx's port `proxy_port`.
 fn repository(host: &Path, proxy_port: u16) -> Sandbox {
+    repository_with(host, proxy_port, RANGE, &[])
+}
+
+/// [`repository`] on `range`, with these files of the example platform replaced.
+fn repository_with(host: &Path, proxy_port: u16, range: &str, files: &[(&str, &str)]) -> Sandbox {
     let sb = Sandbox::new("bookworm", "amd64");
     host_in(&sb, host, "nginx", proxy_port);
     for dir in ["bind", "nginx"] {
@@ -380,6 +396,9 @@ fn repository(host: &Path, proxy_port: u16) -> Sandbox {
     }
     add_user(&sb.repo, UPLOADER, &["--upload", "preprod"]);
     let source = copy_example(&sb.path("platform"));
+    for (name, text) in files {
+        std::fs::write(source.join(name), text).unwrap();
+    }
     sb.ok(&[
         "platform",
         "init",
@@ -389,7 +408,7 @@ fn repository(host: &Path, proxy_port: u16) -> Sandbox {
         "--domain",
         "example.test",
         "--ip-range",
-        RANGE,
+        range,
     ]);
     sb
 }
@@ -428,6 +447,7 @@ fn an_environment_installs_updates_rolls_back_and_leaves_nothing() {
     if !can_run_machines() {
         return;
     }
+    let _machines = machines_lock();
     let scratch = tempfile::tempdir().unwrap();
     let (host, proxy_port) = (scratch.path().join("host"), free_port("127.0.0.1"));
     let sb = repository(&host, proxy_port);
@@ -561,4 +581,125 @@ fn a_provider_not_implemented_yet_is_refused_by_name() {
     assert!(error.contains("provider = \"nspawn\""), "{error}");
     assert!(!sb.repo.join("machines/paas/1161").exists());
     sb.ok(&["env", "destroy", "paas", "1161"]);
+}
+
+/// A machine whose package is not in the channel fails naming it and
+/// leaves the others alone; a provisioning script that fails leaves its
+/// machine `failed` with the script's output; `env reload` retries both.
+#[test]
+fn a_missing_package_and_a_failing_script_fail_their_machine_and_reload_retries() {
+    if !can_run_machines() {
+        return;
+    }
+    let _machines = machines_lock();
+    let scratch = tempfile::tempdir().unwrap();
+    let host = scratch.path().join("host");
+    // db's script fails until /etc/allow-db exists in the machine.
+    let db_script = "#!/bin/sh\nset -eu\nif ! test -e /etc/allow-db; then\n  echo \"db refuses: no /etc/allow-db\"\n  exit 3\nfi\n";
+    let sb = repository_with(
+        &host,
+        free_port("127.0.0.1"),
+        "10.231.8.0/24",
+        &[("provision/db.sh", db_script)],
+    );
+    let _teardown = Teardown(&sb);
+    let server = serve(&sb);
+    build_image(&sb);
+    sb.ok(&["env", "init", "paas", "1161"]);
+
+    // myapp was never uploaded: web fails naming it, db is not touched.
+    let error = sb.fails(&["env", "up", "paas", "1161", "web"]);
+    assert!(
+        error.contains("package myapp is not in channel preprod"),
+        "{error}"
+    );
+    let status = sb.json(&["env", "status", "paas", "1161"]);
+    assert_eq!(status["state"], "failed", "{status}");
+    assert_eq!(machine_state(&status, "web"), "failed", "{status}");
+    assert_eq!(machine_state(&status, "db"), "defined", "{status}");
+
+    let error = sb.fails(&["env", "up", "paas", "1161", "db"]);
+    assert!(error.contains("provision/db.sh"), "{error}");
+    let status = sb.json(&["env", "status", "paas", "1161"]);
+    assert_eq!(machine_state(&status, "db"), "failed", "{status}");
+    let failed: Vec<&serde_json::Value> = status["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| s["status"] == "failed")
+        .collect();
+    assert!(
+        failed.iter().any(|s| s["machine"] == "db"
+            && s["output"]
+                .as_str()
+                .unwrap()
+                .contains("db refuses: no /etc/allow-db")),
+        "the failed step keeps the script's output: {status}"
+    );
+
+    // Both causes fixed, reload provisions every machine again.
+    sb.ok(&[
+        "env",
+        "ssh",
+        "paas",
+        "1161",
+        "db",
+        "--",
+        "touch",
+        "/etc/allow-db",
+    ]);
+    upload(&server, &myapp(&sb.path("debs"), "1.0", false));
+    all_in(&sb.json(&["env", "reload", "paas", "1161"]), "up");
+    let status = sb.json(&["env", "status", "paas", "1161"]);
+    assert_eq!(status["state"], "up", "{status}");
+    assert_eq!(recorded(&sb, "1161"), "1.0");
+    sb.ok(&["env", "destroy", "paas", "1161"]);
+    assert_eq!(cgroups_named("paas.1161"), Vec::<String>::new());
+}
+
+fn machine_state(status: &serde_json::Value, machine: &str) -> String {
+    let machines = status["machines"].as_array().unwrap();
+    let m = machines.iter().find(|m| m["name"] == machine).unwrap();
+    m["state"].as_str().unwrap().to_string()
+}
+
+/// Without systemd-nspawn on PATH, `env up` says which package to
+/// install, and starts nothing. Needs no root.
+#[test]
+fn env_up_without_systemd_nspawn_names_the_package_to_install() {
+    let sb = Sandbox::new("bookworm", "amd64");
+    let source = copy_example(&sb.path("platform"));
+    sb.ok(&[
+        "platform",
+        "init",
+        "paas",
+        "--source",
+        source.to_str().unwrap(),
+        "--domain",
+        "example.test",
+        "--ip-range",
+        "10.231.9.0/24",
+    ]);
+    sb.ok(&["env", "init", "paas", "1161"]);
+    let empty = sb.path("empty-bin");
+    std::fs::create_dir_all(&empty).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_bess"))
+        .env("BESS_REPO", &sb.repo)
+        .env("PATH", &empty)
+        .args(["env", "up", "paas", "1161"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let error = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        error.contains("`systemd-nspawn` is not installed"),
+        "{error}"
+    );
+    assert!(
+        error.contains("apt-get install systemd-container"),
+        "{error}"
+    );
+    assert!(!sb.repo.join("machines/paas/1161").exists());
+    let status = sb.json(&["env", "status", "paas", "1161"]);
+    assert_eq!(status["state"], "ready", "{status}");
 }
