@@ -703,3 +703,85 @@ fn env_up_without_systemd_nspawn_names_the_package_to_install() {
     let status = sb.json(&["env", "status", "paas", "1161"]);
     assert_eq!(status["state"], "ready", "{status}");
 }
+
+/// Two environments brought up at once both work, on addresses of their
+/// own; a bess killed with SIGKILL during `env up` leaves an environment
+/// the next command reports `failed`, and `env up` finishes.
+#[test]
+fn parallel_ups_and_a_killed_up_are_repaired_by_the_next_command() {
+    if !can_run_machines() {
+        return;
+    }
+    let _machines = machines_lock();
+    let scratch = tempfile::tempdir().unwrap();
+    let sb = repository_with(
+        &scratch.path().join("host"),
+        free_port("127.0.0.1"),
+        "10.231.8.0/24",
+        &[],
+    );
+    let _teardown = Teardown(&sb);
+    let server = serve(&sb);
+    build_image(&sb);
+    upload(&server, &myapp(&sb.path("debs"), "1.0", false));
+    for env in ["1161", "1162", "1163"] {
+        sb.ok(&["env", "init", "paas", env]);
+    }
+
+    let ups: Vec<Child> = ["1161", "1162"].iter().map(|env| up(&sb, env)).collect();
+    for child in ups {
+        let out = child.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    for env in ["1161", "1162"] {
+        let address = machine_ip(&sb, env, "web");
+        let host = format!("v5.{env}.paas.example.test");
+        // nginx in the machine reloads gracefully: its old workers may
+        // answer a moment longer with the default site.
+        let url = format!("http://{address}/");
+        let header = format!("Host: {host}");
+        settled(&format!("{env} at {address} shows myapp 1.0"), 3, || {
+            command_output("curl", &["-s", "-H", &header, &url]) == "myapp 1.0\n"
+        });
+    }
+
+    let mut killed = up(&sb, "1163");
+    let machines = sb.repo.join("machines/paas/1163");
+    settled("a machine of 1163 running", 1, || {
+        !processes_in(&machines).is_empty()
+    });
+    killed.kill().unwrap(); // SIGKILL
+    killed.wait().unwrap();
+    let status = sb.json(&["env", "status", "paas", "1163"]);
+    assert_eq!(status["state"], "failed", "{status}");
+    all_in(&sb.json(&["env", "up", "paas", "1163"]), "up");
+    assert_eq!(recorded(&sb, "1163"), "1.0");
+
+    for env in ["1161", "1162", "1163"] {
+        sb.ok(&["env", "destroy", "paas", env]);
+    }
+    assert_eq!(processes_in(&sb.repo), Vec::<String>::new());
+    assert_eq!(cgroups_named("paas.116"), Vec::<String>::new());
+}
+
+/// `bess env up paas ENV --json` started in the background.
+fn up(sb: &Sandbox, env: &str) -> Child {
+    Command::new(env!("CARGO_BIN_EXE_bess"))
+        .env("BESS_REPO", &sb.repo)
+        .args(["env", "up", "paas", env, "--json"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+fn machine_ip(sb: &Sandbox, env: &str, machine: &str) -> String {
+    let view = sb.json(&["env", "show", "paas", env]);
+    let machines = view["machines"].as_array().unwrap();
+    let m = machines.iter().find(|m| m["name"] == machine).unwrap();
+    m["ip"].as_str().unwrap().to_string()
+}
