@@ -19,7 +19,7 @@
 
 mod copy;
 mod manifest;
-mod restore;
+pub(crate) mod restore;
 
 pub use copy::CopyCounts;
 pub use manifest::{KeyEntry, Manifest, ObjectTotals};
