@@ -15,6 +15,7 @@ pub mod catalog;
 pub mod cli;
 pub mod config;
 pub mod deb;
+pub mod disk;
 pub mod env;
 #[doc(hidden)]
 pub mod fuzz_targets;

@@ -36,7 +36,7 @@ pub enum BoxError {
     ProviderMismatch { found: String, expected: String },
     #[error("box token secret {path}: {reason}")]
     Secret { path: PathBuf, reason: String },
-    #[error("cannot {action} {path}: {source}")]
+    #[error("cannot {action} {path}: {source}{}", crate::disk::full_hint(source))]
     Io {
         action: &'static str,
         path: PathBuf,

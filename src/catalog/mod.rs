@@ -35,13 +35,19 @@ use std::time::Duration;
 /// Errors of the catalog.
 #[derive(Debug, thiserror::Error)]
 pub enum CatalogError {
-    #[error("catalog {path}: {source}")]
+    #[error(
+        "catalog {path}: {source}{}",
+        crate::disk::catalog_full_hint(path, source)
+    )]
     Sqlite {
         path: PathBuf,
         #[source]
         source: rusqlite::Error,
     },
-    #[error("cannot write catalog copy {path}: {source}")]
+    #[error(
+        "cannot write catalog copy {path}: {source}{}",
+        crate::disk::full_hint(source)
+    )]
     Io {
         path: PathBuf,
         #[source]

@@ -19,6 +19,10 @@ pub enum KeyCommand {
     Show(ShowArgs),
     Export(ExportArgs),
     /// Generate a new signing key; it signs beside the current ones.
+    ///
+    /// Every published Release is signed again at once, by all signing
+    /// keys. Clients that only know the older keys keep verifying it; give
+    /// them the new export before retiring an old key.
     Generate,
     Retire(RetireArgs),
 }
@@ -43,6 +47,10 @@ pub struct ExportArgs {
 }
 
 /// Stop signing with a key (kept under keys/retired/).
+///
+/// Every published Release is first signed again without it, so that at
+/// every instant each Release is signed by the keys that remain. A run
+/// that was interrupted is completed by running it again.
 #[derive(Debug, Args)]
 pub struct RetireArgs {
     /// Fingerprint of the key to retire

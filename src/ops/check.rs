@@ -327,17 +327,28 @@ fn check_signatures(repo: &Repo, root: &Path, release: &str, here: &str, report:
             Ok(_) => report.problems.push(format!(
                 "{here}/InRelease signs a different text than Release"
             )),
-            Err(e) => report.problems.push(format!("{here}/InRelease: {e}")),
+            Err(e) => signature_finding(report, &format!("{here}/InRelease"), e),
         },
         Err(e) => report.problems.push(format!("{here}/InRelease: {e}")),
     }
     match std::fs::read(root.join("Release.gpg")) {
         Ok(sig) => {
             if let Err(e) = keys.verify_detached(release.as_bytes(), &sig) {
-                report.problems.push(format!("{here}/Release.gpg: {e}"));
+                signature_finding(report, &format!("{here}/Release.gpg"), e);
             }
         }
         Err(e) => report.problems.push(format!("{here}/Release.gpg: {e}")),
+    }
+}
+
+/// A key generated since the last publication does not sign yet: clients
+/// verify with the keys that do, so it is a warning, not damage.
+fn signature_finding(report: &mut CheckReport, file: &str, error: crate::sign::SignError) {
+    match error {
+        crate::sign::SignError::NotSignedBy { .. } => report.warnings.push(format!(
+            "{file}: {error}; `bess repo refresh` signs with every current key, once clients have the new one"
+        )),
+        other => report.problems.push(format!("{file}: {other}")),
     }
 }
 

@@ -29,7 +29,7 @@ pub enum OpsError {
     NotFound(String),
     #[error("{0}")]
     Usage(String),
-    #[error("cannot {action} {path}: {source}")]
+    #[error("cannot {action} {path}: {source}{}", crate::disk::full_hint(source))]
     Io {
         action: &'static str,
         path: PathBuf,

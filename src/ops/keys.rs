@@ -5,13 +5,21 @@
 //! right after the key file is in place: a failed key change rolls the
 //! entry back, and only a crash in the instant between the two can leave a
 //! key change unrecorded.
+//!
+//! Every published Release is signed again at once, in the order that
+//! keeps it verifiable by a current key at every instant: a new key is
+//! stored, then signs; a retiring key stops signing, then is retired. A
+//! crash in between leaves Releases that some current key does not sign
+//! yet, which `bess repo check` reports as a warning and the same command
+//! (or `bess repo refresh`) completes.
 
 use super::audit::record;
 use super::{OpsError, Repo};
 use crate::sign::KeyStore;
 use serde_json::json;
 
-/// Generates a signing key (existing keys keep signing); returns its fingerprint.
+/// Generates a signing key (existing keys keep signing) and signs every
+/// published Release with all keys; returns its fingerprint.
 pub fn generate_key(repo: &mut Repo, user_id: &str) -> Result<String, OpsError> {
     let store = KeyStore::open(repo.config.layout.root());
     let writer = repo.catalog.write()?;
@@ -20,19 +28,49 @@ pub fn generate_key(repo: &mut Repo, user_id: &str) -> Result<String, OpsError> 
     record(&writer, &repo.actor, "key.generate", detail)?;
     writer.commit()?;
     keys_changed(repo)?;
+    let report = super::refresh::resign(repo, false, None)?;
+    signed_everywhere(&report, &fingerprint)?;
     Ok(fingerprint)
 }
 
-/// Stops signing with a key (it moves to keys/retired/).
+/// Signs every published Release without the key, then stops signing with
+/// it (it moves to keys/retired/).
 pub fn retire_key(repo: &mut Repo, fingerprint: &str) -> Result<(), OpsError> {
+    let compact: String = fingerprint.split_whitespace().collect();
     let store = KeyStore::open(repo.config.layout.root());
+    if store
+        .retired_fingerprints()?
+        .contains(&compact.to_ascii_uppercase())
+    {
+        // Retired by a run that was stopped before it finished: complete
+        // it, so that the same command works again.
+        let report = super::refresh::resign(repo, false, None)?;
+        return signed_everywhere(&report, fingerprint);
+    }
+    let report = super::refresh::resign(repo, false, Some(fingerprint))?;
+    signed_everywhere(&report, fingerprint)?;
     let writer = repo.catalog.write()?;
     store.retire(fingerprint)?;
-    let compact: String = fingerprint.split_whitespace().collect();
     let detail = json!({ "fingerprint": compact.to_ascii_uppercase() });
     record(&writer, &repo.actor, "key.retire", detail)?;
     writer.commit()?;
     keys_changed(repo)
+}
+
+/// A key change is complete only once every Release is signed again.
+fn signed_everywhere(report: &super::RefreshReport, fingerprint: &str) -> Result<(), OpsError> {
+    if report.failed.is_empty() {
+        return Ok(());
+    }
+    let failed: Vec<String> = report
+        .failed
+        .iter()
+        .map(|f| format!("{}/{}: {}", f.channel, f.dist, f.error))
+        .collect();
+    Err(OpsError::Conflict(format!(
+        "the key change of {fingerprint} is not complete: these Release files could not be signed again:\n  {}\nfix them (`bess repo check`), then run the same command again",
+        failed.join("\n  ")
+    )))
 }
 
 /// Servers export `/key.gpg` again when the publish serial moves: a new

@@ -94,6 +94,19 @@ pub struct Repo {
 impl Repo {
     /// Opens the repository at `root`.
     pub fn open(root: &Path) -> Result<Repo, OpsError> {
+        if root.join(backup::restore::UNFINISHED).exists() {
+            return Err(OpsError::Usage(format!(
+                "{} holds a restore that did not finish; run the same `bess restore` again \
+                 (it starts over), or delete the directory",
+                root.display()
+            )));
+        }
+        Repo::open_restoring(root)
+    }
+
+    /// [`Repo::open`] without refusing an unfinished restore: for the
+    /// restore itself, which publishes the repository it rebuilds.
+    pub(crate) fn open_restoring(root: &Path) -> Result<Repo, OpsError> {
         let config = RepoConfig::load(root)?;
         let layout = &config.layout;
         let catalog = Catalog::open(&layout.catalog_file())?;

@@ -83,6 +83,16 @@ pub fn validities(config: &RepoConfig) -> (Vec<Validity>, Vec<Failure>) {
 /// is closer than `[release] refresh-before-days`, or that disagree with
 /// `valid-days` about having one), under the publish lock.
 pub fn refresh(repo: &mut Repo, due_only: bool) -> Result<RefreshReport, OpsError> {
+    resign(repo, due_only, None)
+}
+
+/// [`refresh`], signing without the key `retiring` when given (see
+/// `ops::keys`).
+pub(super) fn resign(
+    repo: &mut Repo,
+    due_only: bool,
+    retiring: Option<&str>,
+) -> Result<RefreshReport, OpsError> {
     let _lock = super::lock::PublishLock::of(repo)?;
     let now = super::publish::publication_time();
     let release = repo.config.settings.release.clone();
@@ -98,7 +108,12 @@ pub fn refresh(repo: &mut Repo, due_only: bool) -> Result<RefreshReport, OpsErro
     if chosen.is_empty() {
         return Ok(report);
     }
-    let signer = super::publish::signer(repo)?;
+    let signer = match retiring {
+        None => super::publish::signer(repo)?,
+        Some(fingerprint) => {
+            crate::sign::KeyStore::open(repo.config.layout.root()).signer_except(fingerprint)?
+        }
+    };
     let until = valid_until(now, release.valid_days);
     let keep = release.by_hash_generations as usize;
     for validity in chosen {

@@ -23,7 +23,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 /// Everything that can go wrong in the pool.
 #[derive(Debug, thiserror::Error)]
 pub enum PoolError {
-    #[error("cannot {action} {path}: {source}")]
+    #[error("cannot {action} {path}: {source}{}", crate::disk::full_hint(source))]
     Io {
         action: &'static str,
         path: PathBuf,
@@ -106,7 +106,12 @@ impl Pool {
             other => other,
         }
         .map_err(io_error("create", &temp))?;
-        file.write_all(data).map_err(io_error("write", &temp))?;
+        if let Err(e) = file.write_all(data) {
+            // A full disk must not stay full of the part that was written.
+            drop(file);
+            let _ = fs::remove_file(&temp);
+            return Err(io_error("write", &temp)(e));
+        }
         Ok(Staged { temp, sha256 })
     }
 

@@ -401,9 +401,18 @@ fn write_checked(path: &Path, magic: &[u8; 8], body: &[u8]) -> io::Result<()> {
     bytes.extend_from_slice(magic);
     bytes.extend_from_slice(&check.sum().to_le_bytes());
     bytes.extend_from_slice(body);
-    let temp = dir.join(format!(".tmp-{}", std::process::id()));
-    fs::write(&temp, bytes)?;
-    fs::rename(&temp, path)
+    let name = path
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or("manifest");
+    let temp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
+    let written = fs::write(&temp, bytes).and_then(|()| fs::rename(&temp, path));
+    if written.is_err() {
+        // A manifest is a cache: the next publish does without it, but a
+        // half-written temp would stay on a disk that is already full.
+        let _ = fs::remove_file(&temp);
+    }
+    written
 }
 
 fn put_u64(out: &mut Vec<u8>, value: u64) {

@@ -114,6 +114,11 @@ pub enum SignError {
     /// A signature is missing, bad, or made by a key that is not trusted.
     #[error("signature verification failed: {reason}")]
     Verification { reason: String },
+
+    /// Good signatures by some signing keys, none by these: keys generated
+    /// after the text was signed, until a publish or refresh signs again.
+    #[error("not signed by signing key {}", fingerprints.join(", "))]
+    NotSignedBy { fingerprints: Vec<String> },
 }
 
 impl SignError {

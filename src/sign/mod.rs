@@ -171,6 +171,31 @@ impl KeyStore {
         Ok(Signer::new(loaded))
     }
 
+    /// [`KeyStore::signer`] without `retiring`, for the Release files a
+    /// retirement signs again before the key stops being current. Refused
+    /// like [`KeyStore::retire`]: an unknown key, or the last one.
+    pub fn signer_except(&self, retiring: &str) -> Result<Signer, SignError> {
+        let retiring = keys::normalize_fingerprint(retiring)?;
+        let keys = self.signing_keys()?;
+        if !keys.iter().any(|k| k.fingerprint == retiring) {
+            return Err(SignError::KeyNotFound {
+                fingerprint: retiring,
+                dir: self.keys_dir.clone(),
+            });
+        }
+        if keys.len() == 1 {
+            return Err(SignError::LastSigningKey {
+                fingerprint: retiring,
+            });
+        }
+        let mut loaded = Vec::new();
+        for key in keys.into_iter().filter(|k| k.fingerprint != retiring) {
+            let keypair = keys::signing_keypair(&key)?;
+            loaded.push((key.fingerprint, keypair));
+        }
+        Ok(Signer::new(loaded))
+    }
+
     /// Verifies an InRelease-style cleartext-signed file and returns the
     /// signed text.  Fails unless the file is a single signed block and
     /// every current signing key made a valid signature; signatures by

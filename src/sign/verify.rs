@@ -61,15 +61,21 @@ impl Collector<'_> {
         if let Some(problem) = self.problems.first() {
             return Err(verification(problem.clone()));
         }
-        for cert in self.certs {
-            let fpr = cert.fingerprint().to_hex();
-            if !self.good.contains(&fpr) {
-                return Err(verification(format!(
-                    "no valid signature by signing key {fpr}"
-                )));
-            }
+        let missing: Vec<String> = self
+            .certs
+            .iter()
+            .map(|cert| cert.fingerprint().to_hex())
+            .filter(|fpr| !self.good.contains(fpr))
+            .collect();
+        match missing.first() {
+            None => Ok(()),
+            Some(fpr) if self.good.is_empty() => Err(verification(format!(
+                "no valid signature by signing key {fpr}"
+            ))),
+            Some(_) => Err(SignError::NotSignedBy {
+                fingerprints: missing,
+            }),
         }
-        Ok(())
     }
 }
 

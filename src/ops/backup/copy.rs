@@ -139,7 +139,7 @@ fn copy_object(
         }
         Err(e) => {
             let _ = fs::remove_file(&temp);
-            Err(OpsError::io("copy", &from)(e))
+            Err(copy_error(&from, &temp, e))
         }
         Ok((Some(sha), _)) if sha != object.sha256 => failed(format!(
             "is damaged in {}: its content hashes to {sha}",
@@ -207,7 +207,7 @@ pub fn copy_file_atomically(from: &Path, to: &Path, mode: u32) -> Result<String,
     let name = to.file_name().and_then(|n| n.to_str()).unwrap_or("file");
     let temp = dir.join(format!(".{name}.tmp-{}", unique()));
     let result = copy_hashing(from, &temp, mode, true)
-        .map_err(OpsError::io("copy", from))
+        .map_err(|e| copy_error(from, &temp, e))
         .and_then(|(sha, _)| {
             fs::rename(&temp, to).map_err(OpsError::io("rename into place", to))?;
             crate::pool::fsync_dir(dir).map_err(OpsError::io("sync directory", dir))?;
@@ -217,6 +217,16 @@ pub fn copy_file_atomically(from: &Path, to: &Path, mode: u32) -> Result<String,
         let _ = fs::remove_file(&temp);
     }
     result
+}
+
+/// A failed copy names the side at fault: only writing runs out of
+/// space, and the user must know which filesystem to free.
+fn copy_error(from: &Path, temp: &Path, error: io::Error) -> OpsError {
+    if crate::disk::full_hint(&error).is_empty() {
+        OpsError::io("copy", from)(error)
+    } else {
+        OpsError::io("write", temp)(error)
+    }
 }
 
 /// `<pid>-<n>`: unique across processes and threads.

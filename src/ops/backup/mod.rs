@@ -19,7 +19,7 @@
 
 mod copy;
 mod manifest;
-mod restore;
+pub(crate) mod restore;
 
 pub use copy::CopyCounts;
 pub use manifest::{KeyEntry, Manifest, ObjectTotals};
@@ -67,6 +67,24 @@ pub fn backup(repo: &mut Repo, request: &BackupRequest) -> Result<BackupReport, 
     let id = format!("{secs}-{}", std::process::id());
     let snapshot = dest.join("snapshots").join(&id);
     create_private_dir(&snapshot)?;
+    let written = write_backup(repo, request, &dest, (&id, secs, created));
+    if written.is_err() {
+        // Objects already copied stay for the next attempt; a snapshot
+        // without its manifest is only in the way (a full disk, say).
+        let _ = fs::remove_dir_all(&snapshot);
+    }
+    written
+}
+
+/// The snapshot `id`, the objects and, last, the manifest that makes them
+/// a backup; the unfinished mark goes once the manifest is saved.
+fn write_backup(
+    repo: &mut Repo,
+    request: &BackupRequest,
+    dest: &Path,
+    (id, secs, created): (&str, u64, String),
+) -> Result<BackupReport, OpsError> {
+    let snapshot = dest.join("snapshots").join(id);
     create_private_dir(&dest.join("pool"))?;
     // Shared with ingests, exclusive for gc: no object the catalog copy
     // names can be collected before it is copied.
@@ -75,7 +93,7 @@ pub fn backup(repo: &mut Repo, request: &BackupRequest) -> Result<BackupReport, 
     ))?;
     let catalog = copy_catalog(repo, &snapshot)?;
     let objects = CatalogCopy::open(&snapshot.join(&catalog.file))?.objects()?;
-    let counts = copy_referenced(repo, &objects, &dest, request.verify)?;
+    let counts = copy_referenced(repo, &objects, dest, request.verify)?;
     drop(pool_lock);
     let manifest = Manifest {
         format: manifest::FORMAT,
@@ -91,11 +109,15 @@ pub fn backup(repo: &mut Repo, request: &BackupRequest) -> Result<BackupReport, 
         keys: copy_keys(repo, &snapshot)?,
         box_token_key: copy_box_token_key(repo, &snapshot)?,
     };
-    crate::pool::sync_filesystem(&dest).map_err(OpsError::io("sync", &dest))?;
-    manifest.save(&dest)?;
-    let removed = remove_stale(&dest, &id, &objects)?;
+    crate::pool::sync_filesystem(dest).map_err(OpsError::io("sync", dest))?;
+    manifest.save(dest)?;
+    let unfinished = dest.join(UNFINISHED);
+    if unfinished.exists() {
+        fs::remove_file(&unfinished).map_err(OpsError::io("remove", &unfinished))?;
+    }
+    let removed = remove_stale(dest, id, &objects)?;
     Ok(BackupReport {
-        dest,
+        dest: dest.to_path_buf(),
         snapshot: manifest.snapshot,
         schema_version: manifest.catalog.schema_version,
         objects: manifest.objects,
@@ -135,7 +157,8 @@ fn prepare_dest(root: &Path, dest: &Path) -> Result<PathBuf, OpsError> {
             root.display()
         )));
     }
-    if target.exists() && !target.join(manifest::MANIFEST).exists() {
+    let unfinished = target.join(UNFINISHED);
+    if target.exists() && !target.join(manifest::MANIFEST).exists() && !unfinished.exists() {
         let mut entries = fs::read_dir(&target).map_err(OpsError::io("read", &target))?;
         if entries.next().is_some() {
             return Err(OpsError::Usage(format!(
@@ -146,8 +169,16 @@ fn prepare_dest(root: &Path, dest: &Path) -> Result<PathBuf, OpsError> {
         }
     }
     create_private_dir(&target)?;
+    if !target.join(manifest::MANIFEST).exists() {
+        fs::File::create(&unfinished).map_err(OpsError::io("create", &unfinished))?;
+    }
     Ok(target)
 }
+
+/// Marks a first backup not yet complete, so that the same command, run
+/// again after a failure (a full disk), resumes in that directory instead
+/// of refusing it as foreign.
+const UNFINISHED: &str = ".bess-backup-unfinished";
 
 /// `path` made absolute through its longest existing ancestor, so that
 /// symlinks cannot hide that it lies inside the repository.

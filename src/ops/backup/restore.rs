@@ -54,7 +54,8 @@ pub fn restore(
     let existed = claim_dir(&request.dir)?;
     let layout = Layout::new(&request.dir);
     let restored = rebuild(&request.source, &manifest, &objects, &layout, &*progress)
-        .and_then(|counts| publish(&request.dir, progress, counts));
+        .and_then(|counts| publish(&request.dir, progress, counts))
+        .and_then(|done| finish(&request.dir).map(|()| done));
     match restored {
         Ok((objects, published)) => Ok(RestoreReport {
             dir: request.dir.clone(),
@@ -129,7 +130,7 @@ fn publish(
     progress: Arc<dyn Progress>,
     counts: CopyCounts,
 ) -> Result<(CopyCounts, Vec<Published>), OpsError> {
-    let mut repo = Repo::open(dir)?;
+    let mut repo = Repo::open_restoring(dir)?;
     repo.progress = progress;
     let request = PublishRequest {
         targets: Vec::new(),
@@ -156,24 +157,44 @@ fn private_dir(dir: &Path) -> Result<(), OpsError> {
         .map_err(OpsError::io("create directory", dir))
 }
 
-/// Creates `dir`, or accepts an empty one; returns whether it existed.
+/// Marks a restore in progress in its directory: [`Repo::open`] refuses
+/// such a half-built repository, and the same `bess restore`, run again
+/// after a crash, starts it over instead of refusing a non-empty directory.
+pub const UNFINISHED: &str = ".bess-restore-unfinished";
+
+/// Creates `dir`, or accepts an empty one or one an interrupted restore
+/// left (emptied first), and marks it unfinished; returns whether it existed.
 fn claim_dir(dir: &Path) -> Result<bool, OpsError> {
-    match fs::read_dir(dir) {
+    let existed = match fs::read_dir(dir) {
         Ok(mut entries) => {
-            if entries.next().is_some() {
+            if dir.join(UNFINISHED).exists() {
+                fs::remove_dir_all(dir).map_err(OpsError::io("empty", dir))?;
+                fs::create_dir(dir).map_err(OpsError::io("create directory", dir))?;
+            } else if entries.next().is_some() {
                 return Err(OpsError::Usage(format!(
                     "{} is not empty; restore into a new or empty directory",
                     dir.display()
                 )));
             }
-            Ok(true)
+            true
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             fs::create_dir_all(dir).map_err(OpsError::io("create directory", dir))?;
-            Ok(false)
+            false
         }
-        Err(e) => Err(OpsError::io("read", dir)(e)),
-    }
+        Err(e) => return Err(OpsError::io("read", dir)(e)),
+    };
+    let mark = dir.join(UNFINISHED);
+    fs::File::create(&mark).map_err(OpsError::io("create", &mark))?;
+    crate::pool::fsync_dir(dir).map_err(OpsError::io("sync directory", dir))?;
+    Ok(existed)
+}
+
+/// The restore is complete: the directory becomes a repository.
+fn finish(dir: &Path) -> Result<(), OpsError> {
+    let mark = dir.join(UNFINISHED);
+    fs::remove_file(&mark).map_err(OpsError::io("remove", &mark))?;
+    crate::pool::fsync_dir(dir).map_err(OpsError::io("sync directory", dir))
 }
 
 /// Copies a file of the backup, refusing it unless it matches the manifest.
