@@ -706,7 +706,8 @@ fn env_up_without_systemd_nspawn_names_the_package_to_install() {
 
 /// Two environments brought up at once both work, on addresses of their
 /// own; a bess killed with SIGKILL during `env up` leaves an environment
-/// the next command reports `failed`, and `env up` finishes.
+/// the next command reports `failed`, and `env up` finishes; `platform
+/// destroy --force` removes every machine of the platform.
 #[test]
 fn parallel_ups_and_a_killed_up_are_repaired_by_the_next_command() {
     if !can_run_machines() {
@@ -761,11 +762,14 @@ fn parallel_ups_and_a_killed_up_are_repaired_by_the_next_command() {
     all_in(&sb.json(&["env", "up", "paas", "1163"]), "up");
     assert_eq!(recorded(&sb, "1163"), "1.0");
 
-    for env in ["1161", "1162", "1163"] {
-        sb.ok(&["env", "destroy", "paas", env]);
-    }
+    // The platform's destroy takes its environments' machines with it.
+    sb.ok(&["platform", "destroy", "paas", "--force"]);
     assert_eq!(processes_in(&sb.repo), Vec::<String>::new());
     assert_eq!(cgroups_named("paas.116"), Vec::<String>::new());
+    let netns = command_output("ip", &["netns", "list"]);
+    assert!(!netns.contains("paas.116"), "{netns}");
+    let mounts = std::fs::read_to_string("/proc/mounts").unwrap();
+    assert!(!mounts.contains(&*sb.repo.to_string_lossy()), "{mounts}");
 }
 
 /// `bess env up paas ENV --json` started in the background.
