@@ -270,7 +270,7 @@ impl Drop for Teardown<'_> {
         if !std::thread::panicking() {
             return; // the test destroyed them, and checked it
         }
-        for env in ["1162", "1161"] {
+        for env in ["1163", "1162", "1161"] {
             let out = self.0.bess(&["env", "destroy", "paas", env]);
             if !out.status.success() {
                 eprintln!(
@@ -333,6 +333,38 @@ fn processes_in(dir: &Path) -> Vec<String> {
     found
 }
 
+/// The host's links and environment cgroups before a test starts
+/// machines: what a test leaves is what is there now and was not then
+/// (an earlier run that crashed is not this run's fault).
+struct HostBefore {
+    links: Vec<String>,
+    cgroups: Vec<String>,
+}
+
+impl HostBefore {
+    fn take() -> HostBefore {
+        HostBefore {
+            links: links(),
+            cgroups: cgroups_named(".paas."),
+        }
+    }
+
+    fn new_links(&self) -> Vec<String> {
+        links()
+            .into_iter()
+            .filter(|l| !self.links.contains(l))
+            .collect()
+    }
+
+    /// New cgroups whose name has `needle`.
+    fn new_cgroups(&self, needle: &str) -> Vec<String> {
+        cgroups_named(needle)
+            .into_iter()
+            .filter(|c| !self.cgroups.contains(c))
+            .collect()
+    }
+}
+
 /// Directories under the cgroup trees whose name has `needle`.
 fn cgroups_named(needle: &str) -> Vec<String> {
     walkdir::WalkDir::new("/sys/fs/cgroup")
@@ -350,7 +382,7 @@ fn command_output(program: &str, args: &[&str]) -> String {
 }
 
 /// Nothing of environment `env` of platform paas is left on the host.
-fn nothing_left(sb: &Sandbox, host: &Path, env: &str, links_before: &[String]) {
+fn nothing_left(sb: &Sandbox, host: &Path, env: &str, before: &HostBefore) {
     let id = format!("paas.{env}");
     assert_eq!(
         processes_in(&sb.repo),
@@ -362,12 +394,12 @@ fn nothing_left(sb: &Sandbox, host: &Path, env: &str, links_before: &[String]) {
     assert!(!mounts.contains(&*repo), "mounts left:\n{mounts}");
     let netns = command_output("ip", &["netns", "list"]);
     assert!(!netns.contains(&id), "network namespaces left:\n{netns}");
-    let extra: Vec<String> = links()
-        .into_iter()
-        .filter(|l| !links_before.contains(l))
-        .collect();
-    assert_eq!(extra, Vec::<String>::new(), "links left");
-    assert_eq!(cgroups_named(&id), Vec::<String>::new(), "cgroups left");
+    assert_eq!(before.new_links(), Vec::<String>::new(), "links left");
+    assert_eq!(
+        before.new_cgroups(&id),
+        Vec::<String>::new(),
+        "cgroups left"
+    );
     let addresses = command_output("ip", &["-o", "addr"]);
     assert!(
         !addresses.contains("10.231.7."),
@@ -457,7 +489,7 @@ fn an_environment_installs_updates_rolls_back_and_leaves_nothing() {
     upload(&server, &myapp(&debs, "1.0", false));
     let box_version = build_image(&sb);
 
-    let links_before = links();
+    let before = HostBefore::take();
     sb.ok(&["env", "init", "paas", "1161"]);
     let _nginx = nginx(&sb, proxy_port, &host.join("nginx"));
     sb.ok(&["host", "bind-proxy", "paas", "1161"]);
@@ -495,7 +527,7 @@ fn an_environment_installs_updates_rolls_back_and_leaves_nothing() {
     assert!(journal.contains("nginx"), "{journal}");
 
     updates_and_rollback(&sb, &server, &debs, proxy_port);
-    on_prod(&sb, &box_version);
+    on_prod(&sb, &box_version, &before);
 
     // halt stops every machine; up brings them back as they were.
     all_in(&sb.json(&["env", "halt", "paas", "1161"]), "halted");
@@ -511,7 +543,7 @@ fn an_environment_installs_updates_rolls_back_and_leaves_nothing() {
 
     sb.ok(&["env", "destroy", "paas", "1161"]);
     settled("v5 unrouted", 3, || page(proxy_port, SITE).0 == 404);
-    nothing_left(&sb, &host, "1161", &links_before);
+    nothing_left(&sb, &host, "1161", &before);
 }
 
 /// 1.1 replaces 1.0; a broken 1.2 fails its check and leaves 1.1 running.
@@ -537,14 +569,14 @@ fn updates_and_rollback(sb: &Sandbox, server: &Server, debs: &Path, proxy_port: 
 
 /// With 1.1 and the image promoted, an environment on `prod` installs 1.1
 /// (not 1.2, which stayed in preprod); then it is destroyed.
-fn on_prod(sb: &Sandbox, box_version: &str) {
+fn on_prod(sb: &Sandbox, box_version: &str, before: &HostBefore) {
     sb.ok(&["repo", "promote", "myapp=1.1"]);
     sb.ok(&["box", "promote", &format!("example/bookworm={box_version}")]);
     sb.ok(&["env", "init", "paas", "1162", "--channel", "prod"]);
     all_in(&sb.json(&["env", "up", "paas", "1162"]), "up");
     assert_eq!(recorded(sb, "1162"), "1.1");
     sb.ok(&["env", "destroy", "paas", "1162"]);
-    assert_eq!(cgroups_named("paas.1162"), Vec::<String>::new());
+    assert_eq!(before.new_cgroups("paas.1162"), Vec::<String>::new());
 }
 
 /// qemu and vagrant are not implemented yet: `env up` says so and starts
@@ -592,6 +624,7 @@ fn a_missing_package_and_a_failing_script_fail_their_machine_and_reload_retries(
         return;
     }
     let _machines = machines_lock();
+    let before = HostBefore::take();
     let scratch = tempfile::tempdir().unwrap();
     let host = scratch.path().join("host");
     // db's script fails until /etc/allow-db exists in the machine.
@@ -654,7 +687,7 @@ fn a_missing_package_and_a_failing_script_fail_their_machine_and_reload_retries(
     assert_eq!(status["state"], "up", "{status}");
     assert_eq!(recorded(&sb, "1161"), "1.0");
     sb.ok(&["env", "destroy", "paas", "1161"]);
-    assert_eq!(cgroups_named("paas.1161"), Vec::<String>::new());
+    assert_eq!(before.new_cgroups("paas.1161"), Vec::<String>::new());
 }
 
 fn machine_state(status: &serde_json::Value, machine: &str) -> String {
@@ -714,6 +747,7 @@ fn parallel_ups_and_a_killed_up_are_repaired_by_the_next_command() {
         return;
     }
     let _machines = machines_lock();
+    let before = HostBefore::take();
     let scratch = tempfile::tempdir().unwrap();
     let sb = repository_with(
         &scratch.path().join("host"),
@@ -762,10 +796,12 @@ fn parallel_ups_and_a_killed_up_are_repaired_by_the_next_command() {
     all_in(&sb.json(&["env", "up", "paas", "1163"]), "up");
     assert_eq!(recorded(&sb, "1163"), "1.0");
 
+    killed_update(&sb, &server);
+
     // The platform's destroy takes its environments' machines with it.
     sb.ok(&["platform", "destroy", "paas", "--force"]);
     assert_eq!(processes_in(&sb.repo), Vec::<String>::new());
-    assert_eq!(cgroups_named("paas.116"), Vec::<String>::new());
+    assert_eq!(before.new_cgroups("paas.116"), Vec::<String>::new());
     let netns = command_output("ip", &["netns", "list"]);
     assert!(!netns.contains("paas.116"), "{netns}");
     let mounts = std::fs::read_to_string("/proc/mounts").unwrap();
@@ -788,4 +824,30 @@ fn machine_ip(sb: &Sandbox, env: &str, machine: &str) -> String {
     let machines = view["machines"].as_array().unwrap();
     let m = machines.iter().find(|m| m["name"] == machine).unwrap();
     m["ip"].as_str().unwrap().to_string()
+}
+
+/// bess killed during `env update` of 1163: the next command reports the
+/// environment failed and says what to do, which works.
+fn killed_update(sb: &Sandbox, server: &Server) {
+    upload(server, &myapp(&sb.path("debs"), "1.1", false));
+    let mut update = Command::new(env!("CARGO_BIN_EXE_bess"))
+        .env("BESS_REPO", &sb.repo)
+        .args(["env", "update", "paas", "1163"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    // `env show` reads without repairing, so it sees the update at work.
+    settled("1163 updating", 1, || {
+        sb.json(&["env", "show", "paas", "1163"])["state"] == "updating"
+    });
+    update.kill().unwrap(); // SIGKILL
+    update.wait().unwrap();
+    let status = sb.json(&["env", "status", "paas", "1163"]);
+    assert_eq!(status["state"], "failed", "{status}");
+    let said = status["provisioned"]["result"].as_str().unwrap();
+    assert!(said.contains("`env update` died"), "{said}");
+    all_in(&sb.json(&["env", "up", "paas", "1163"]), "up");
+    sb.ok(&["env", "update", "paas", "1163"]);
+    assert_eq!(recorded(sb, "1163"), "1.1");
 }

@@ -339,10 +339,19 @@ pub(super) fn mark_interrupted(repo: &mut Repo, env: &EnvironmentRow) -> Result<
         writer.set_machine_state(&env.platform, &env.name, &row.name, FAILED)?;
     }
     writer.set_environment_state(&env.platform, &env.name, FAILED)?;
-    let result = format!(
-        "failed: interrupted (the bess process that ran `env up` died); run `bess env up {} {}` to finish",
-        env.platform, env.name
-    );
+    let (p, e) = (&env.platform, &env.name);
+    // An update may have stopped between installing and checking: the
+    // machines run, but their packages are whatever apt had reached.
+    let result = if env.state == super::update::UPDATING {
+        format!(
+            "failed: interrupted (the bess process that ran `env update` died, packages may be \
+             half updated); run `bess env up {p} {e}`, then `bess env update {p} {e}` again"
+        )
+    } else {
+        format!(
+            "failed: interrupted (the bess process that ran `env up` died); run `bess env up {p} {e}` to finish"
+        )
+    };
     writer.set_provisioned(&env.platform, &env.name, now(), &result)?;
     let detail = json!({ "platform": env.platform, "environment": env.name, "state": env.state });
     record(&writer, &repo.actor, "env.recover", detail)?;

@@ -257,8 +257,15 @@ fn install(
     versions: &BTreeMap<String, String>,
 ) -> Result<(), OpsError> {
     let wanted: Vec<String> = versions.iter().map(|(p, v)| format!("{p}={v}")).collect();
+    // An update whose bess was killed may have left apt running (it
+    // outlives bess in the machine, and apt-get update takes no lock
+    // timeout) or dpkg half done: wait up to 5 minutes for the one, finish
+    // the other, then install.
     let script = format!(
-        "apt-get update -q --error-on=any && apt-get install -y -q --allow-downgrades \
+        "n=0; while grep -qsxE 'apt-get|dpkg' /proc/[0-9]*/comm && [ $n -lt 300 ]; do \
+         sleep 1; n=$((n + 1)); done; \
+         dpkg --configure -a && apt-get update -q --error-on=any \
+         && apt-get install -y -q --allow-downgrades \
          -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold {}",
         wanted.join(" ")
     );
