@@ -850,4 +850,32 @@ fn killed_update(sb: &Sandbox, server: &Server) {
     all_in(&sb.json(&["env", "up", "paas", "1163"]), "up");
     sb.ok(&["env", "update", "paas", "1163"]);
     assert_eq!(recorded(sb, "1163"), "1.1");
+
+    // As if an update had been killed after installing: services stopped,
+    // versions current. The next update changes nothing but starts them.
+    sb.ok(&[
+        "env",
+        "ssh",
+        "paas",
+        "1163",
+        "web",
+        "--",
+        "systemctl",
+        "stop",
+        "nginx",
+    ]);
+    let again = sb.json(&["env", "update", "paas", "1163"]);
+    assert_eq!(again[0]["result"], "unchanged", "{again}");
+    let active = sb.ok(&[
+        "env",
+        "ssh",
+        "paas",
+        "1163",
+        "web",
+        "--",
+        "systemctl",
+        "is-active",
+        "nginx",
+    ]);
+    assert_eq!(active, "active\n");
 }

@@ -161,6 +161,10 @@ fn update_machine(
         error: None,
     };
     if from == to {
+        // Nothing to install; but an update killed after its install may
+        // have left the services stopped and the record behind.
+        start_services(fleet, m, spec)?;
+        record_installed(repo, fleet, m, &spec.packages)?;
         return Ok(outcome);
     }
     let mut log = StepLog::begin(repo, fleet, &m.name)?;
@@ -247,6 +251,17 @@ fn services(
         out.check(&format!("{script} in machine {}", m.name))?;
         Ok(out.output)
     })
+}
+
+/// `systemctl start` of the machine's services, outside any step log.
+fn start_services(fleet: &Fleet, m: &Machine, spec: &MachineSpec) -> Result<(), OpsError> {
+    if spec.services.is_empty() {
+        return Ok(());
+    }
+    let script = format!("systemctl start {}", spec.services.join(" "));
+    let out = fleet.provider.run(m, &script, &[])?;
+    out.check(&format!("{script} in machine {}", m.name))?;
+    Ok(())
 }
 
 fn install(
