@@ -166,3 +166,69 @@ fn cli_ingests_and_api_uploads_at_once_all_land() {
     );
     sb.ok(&["repo", "check"]);
 }
+
+#[test]
+fn ten_thousand_wrong_passwords_from_one_address_leave_no_trace_in_memory() {
+    if !have_tool("dpkg-deb") {
+        return;
+    }
+    let arch = host_arch();
+    let sb = Sandbox::new("bookworm", &arch);
+    DebSpec::new("app", "1.0", &arch).build(&sb.path("in"));
+    sb.ok(&["repo", "ingest", sb.path("in").to_str().unwrap()]);
+    add_user(&sb.repo, READER, &["--read", "preprod"]);
+    let server = Server::start(&sb.repo);
+    let path = "/preprod/dists/bookworm/InRelease";
+    assert_eq!(server.get(path, Some(READER)).0, 200);
+    // The baseline is taken after a first, smaller flood from another
+    // address: each password-checking thread keeps its argon2 memory
+    // (19 MiB) once it has checked a password, a fixed cost, not growth.
+    let warm_up = format!(
+        "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\nAuthorization: Basic {}\r\n\r\n",
+        common::server::basic(READER.0, "wrong-warm-up")
+    );
+    for _ in 0..50 {
+        server.exchange("127.0.0.2", warm_up.as_bytes());
+    }
+    std::thread::sleep(Duration::from_secs(3));
+    let (baseline, _) = server.memory_kib();
+    let statuses: Vec<u16> = std::thread::scope(|scope| {
+        let workers: Vec<_> = (0..16)
+            .map(|worker| {
+                let server = &server;
+                scope.spawn(move || {
+                    (0..625)
+                        .map(|i| {
+                            let wrong = format!("wrong-{worker}-{i}");
+                            server.get(path, Some((READER.0, &wrong))).0
+                        })
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        workers
+            .into_iter()
+            .flat_map(|w| w.join().unwrap())
+            .collect()
+    });
+    assert_eq!(statuses.len(), 10_000);
+    let unexpected: Vec<_> = statuses
+        .iter()
+        .filter(|s| ![401, 429, 503].contains(*s))
+        .collect();
+    assert!(unexpected.is_empty(), "{unexpected:?}");
+    let braked = statuses.iter().filter(|s| **s == 429).count();
+    assert!(braked >= 9_900, "only {braked} of 10,000 were braked");
+    let (after, peak) = server.memory_kib();
+    eprintln!("RSS {baseline} KiB before, {after} KiB after, {peak} KiB at the peak");
+    assert!(
+        after < baseline + 8 * 1024,
+        "RSS grew from {baseline} to {after} KiB"
+    );
+    // The brake is per address and user: another address is not slowed.
+    let sent = format!(
+        "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\nAuthorization: Basic {}\r\n\r\n",
+        common::server::basic(READER.0, READER.1)
+    );
+    assert_eq!(server.exchange("127.0.0.77", sent.as_bytes()).status, 200);
+}
