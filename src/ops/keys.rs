@@ -73,8 +73,8 @@ fn signed_everywhere(report: &super::RefreshReport, fingerprint: &str) -> Result
     )))
 }
 
-/// Servers export `/key.gpg` again when the publish serial moves: a new
-/// key must be offered to clients before the next publish signs with it.
+/// Servers export `/key.gpg` again when the publish serial moves, so a
+/// new key is offered to clients as soon as it exists.
 fn keys_changed(repo: &Repo) -> Result<(), OpsError> {
     // Bumps of the serial never race: publishes bump it under this lock too.
     let _lock = super::lock::PublishLock::of(repo)?;

@@ -272,6 +272,9 @@ fn reload(state: Arc<State>) -> Arc<State> {
     }
 }
 
+/// The most a request line and its headers may take.
+const MAX_HEAD_BYTES: usize = 32 * 1024;
+
 /// One HTTP/1.1 connection: keep-alive and pipelining, with a deadline on
 /// headers so stalled clients cannot hold connections forever.
 async fn serve_io<I>(
@@ -294,6 +297,9 @@ async fn serve_io<I>(
     let connection = hyper::server::conn::http1::Builder::new()
         .timer(TokioTimer::new())
         .header_read_timeout(timeout)
+        // apt's requests carry well under 1 KiB of headers; a client that
+        // sends more than 32 KiB of them gets 431, not a buffer that size.
+        .max_buf_size(MAX_HEAD_BYTES)
         .keep_alive(true)
         .serve_connection(io, service);
     let _ = watcher.watch(connection).await;
