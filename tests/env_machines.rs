@@ -617,10 +617,11 @@ fn a_provider_not_implemented_yet_is_refused_by_name() {
 
 /// A machine whose package is not in the channel fails naming it and
 /// leaves the others alone; a provisioning script that fails leaves its
-/// machine `failed` with the script's output; `env reload` retries both.
+/// machine `failed` with the script's output; `env reload` retries both,
+/// and runs web's Ansible playbook too.
 #[test]
 fn a_missing_package_and_a_failing_script_fail_their_machine_and_reload_retries() {
-    if !can_run_machines() {
+    if !can_run_machines() || !have_tool("ansible-playbook") {
         return;
     }
     let _machines = machines_lock();
@@ -629,11 +630,24 @@ fn a_missing_package_and_a_failing_script_fail_their_machine_and_reload_retries(
     let host = scratch.path().join("host");
     // db's script fails until /etc/allow-db exists in the machine.
     let db_script = "#!/bin/sh\nset -eu\nif ! test -e /etc/allow-db; then\n  echo \"db refuses: no /etc/allow-db\"\n  exit 3\nfi\n";
+    // web runs an Ansible playbook after its script, from the host, over
+    // SSH with the environment's key.
+    let toml = std::fs::read_to_string(common::env::example_source().join("platform.toml"))
+        .unwrap()
+        .replace(
+            "provision = [{ shell = \"provision/web.sh\" }]",
+            "provision = [{ shell = \"provision/web.sh\" }, { ansible = \"provision/site.yml\" }]",
+        );
+    let playbook = "- hosts: web\n  gather_facts: false\n  tasks:\n    - raw: echo \"{{ inventory_hostname }} by ansible\" > /etc/provisioned-by\n";
     let sb = repository_with(
         &host,
         free_port("127.0.0.1"),
         "10.231.8.0/24",
-        &[("provision/db.sh", db_script)],
+        &[
+            ("provision/db.sh", db_script),
+            ("platform.toml", &toml),
+            ("provision/site.yml", playbook),
+        ],
     );
     let _teardown = Teardown(&sb);
     let server = serve(&sb);
@@ -686,6 +700,17 @@ fn a_missing_package_and_a_failing_script_fail_their_machine_and_reload_retries(
     let status = sb.json(&["env", "status", "paas", "1161"]);
     assert_eq!(status["state"], "up", "{status}");
     assert_eq!(recorded(&sb, "1161"), "1.0");
+    let by = sb.ok(&[
+        "env",
+        "ssh",
+        "paas",
+        "1161",
+        "web",
+        "--",
+        "cat",
+        "/etc/provisioned-by",
+    ]);
+    assert_eq!(by, "web by ansible\n");
     sb.ok(&["env", "destroy", "paas", "1161"]);
     assert_eq!(before.new_cgroups("paas.1161"), Vec::<String>::new());
 }
