@@ -224,7 +224,148 @@ impl Reader<'_> {
     }
 }
 
+/// One step of a machine's last provisioning.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StepRow {
+    pub machine: String,
+    pub seq: i64,
+    pub step: String,
+    /// `running`, `ok` or `failed`.
+    pub status: String,
+    pub started_at: i64,
+    pub finished_at: Option<i64>,
+    pub output: String,
+}
+
+impl Reader<'_> {
+    /// The steps of the last provisioning of an environment's machines.
+    pub fn provision_steps(&self, platform: &str, env: &str) -> Result<Vec<StepRow>, CatalogError> {
+        let mut stmt = self
+            .conn
+            .prepare_cached(
+                "SELECT machine, seq, step, status, started_at, finished_at, output
+                 FROM provision_steps WHERE platform = ?1 AND environment = ?2
+                 ORDER BY machine, seq",
+            )
+            .map_err(self.fail())?;
+        let rows = stmt
+            .query_map(params![platform, env], |r| {
+                Ok(StepRow {
+                    machine: r.get(0)?,
+                    seq: r.get(1)?,
+                    step: r.get(2)?,
+                    status: r.get(3)?,
+                    started_at: r.get(4)?,
+                    finished_at: r.get(5)?,
+                    output: r.get(6)?,
+                })
+            })
+            .map_err(self.fail())?;
+        rows.collect::<Result<_, _>>().map_err(self.fail())
+    }
+}
+
 impl Writer<'_> {
+    /// Sets a machine's state.
+    pub fn set_machine_state(
+        &self,
+        platform: &str,
+        env: &str,
+        machine: &str,
+        state: &str,
+    ) -> Result<(), CatalogError> {
+        self.tx
+            .execute(
+                "UPDATE machines SET state = ?4 WHERE platform = ?1 AND environment = ?2 AND name = ?3",
+                params![platform, env, machine, state],
+            )
+            .map_err(self.fail())?;
+        Ok(())
+    }
+
+    /// Records the outcome of an environment's last provisioning.
+    pub fn set_provisioned(
+        &self,
+        platform: &str,
+        env: &str,
+        at: i64,
+        result: &str,
+    ) -> Result<(), CatalogError> {
+        self.tx
+            .execute(
+                "UPDATE environments SET provisioned_at = ?3, provision_result = ?4
+                 WHERE platform = ?1 AND name = ?2",
+                params![platform, env, at, result],
+            )
+            .map_err(self.fail())?;
+        Ok(())
+    }
+
+    /// Records the version of a package installed in a machine.
+    pub fn set_installed(
+        &self,
+        platform: &str,
+        env: &str,
+        row: &InstalledRow,
+    ) -> Result<(), CatalogError> {
+        self.tx
+            .execute(
+                "INSERT OR REPLACE INTO installed_packages
+                 (platform, environment, machine, package, version, channel, installed_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                params![
+                    platform,
+                    env,
+                    row.machine,
+                    row.package,
+                    row.version,
+                    row.channel,
+                    row.installed_at
+                ],
+            )
+            .map_err(self.fail())?;
+        Ok(())
+    }
+
+    /// Forgets a machine's provisioning steps: a new provisioning starts.
+    pub fn clear_steps(
+        &self,
+        platform: &str,
+        env: &str,
+        machine: &str,
+    ) -> Result<(), CatalogError> {
+        self.tx
+            .execute(
+                "DELETE FROM provision_steps WHERE platform = ?1 AND environment = ?2 AND machine = ?3",
+                params![platform, env, machine],
+            )
+            .map_err(self.fail())?;
+        Ok(())
+    }
+
+    /// Adds or updates one provisioning step.
+    pub fn put_step(&self, platform: &str, env: &str, step: &StepRow) -> Result<(), CatalogError> {
+        self.tx
+            .execute(
+                "INSERT OR REPLACE INTO provision_steps
+                 (platform, environment, machine, seq, step, status, started_at, finished_at, output)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                params![
+                    platform,
+                    env,
+                    step.machine,
+                    step.seq,
+                    step.step,
+                    step.status,
+                    step.started_at,
+                    step.finished_at,
+                    step.output
+                ],
+            )
+            .map_err(self.fail())?;
+        Ok(())
+    }
+
     /// Adds a platform; `false` if the name is taken.
     pub fn add_platform(&self, p: &PlatformRow) -> Result<bool, CatalogError> {
         let sql = format!(

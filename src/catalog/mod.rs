@@ -19,7 +19,7 @@ mod users;
 pub use audit::{AuditEntry, AuditFilter, AuditRow};
 pub use backup::{CatalogCopy, ObjectRef};
 pub use boxes::{BoxRow, NewBox, PlacedBox};
-pub use envs::{EnvironmentRow, InstalledRow, MachineRow, PlatformRow};
+pub use envs::{EnvironmentRow, InstalledRow, MachineRow, PlatformRow, StepRow};
 pub use index::{IndexEntry, StanzaParts};
 pub use packages::{NewPackage, PackageRow, PlacedPackage, PlacementFilter};
 pub use pending::Pending;

@@ -164,6 +164,22 @@ const MIGRATIONS: &[&str] = &[
     ) WITHOUT ROWID;
     ALTER TABLE users ADD COLUMN env TEXT NOT NULL DEFAULT '';   -- platforms, comma-separated: may create and destroy their environments
     ALTER TABLE users ADD COLUMN environment TEXT;               -- 'platform/env' owning this read-only user",
+    // 9: what provisioning did in each machine, step by step, for the
+    //    homepage and `bess env status`.
+    "CREATE TABLE provision_steps (
+        platform    TEXT NOT NULL,
+        environment TEXT NOT NULL,
+        machine     TEXT NOT NULL,
+        seq         INTEGER NOT NULL,   -- order within the machine's last provisioning
+        step        TEXT NOT NULL,      -- 'apt source', 'apt-get install myapp', 'shell provision/web.sh', ...
+        status      TEXT NOT NULL,      -- running, ok, failed
+        started_at  INTEGER NOT NULL,
+        finished_at INTEGER,
+        output      TEXT NOT NULL DEFAULT '',   -- the last lines the step printed
+        PRIMARY KEY (platform, environment, machine, seq),
+        FOREIGN KEY (platform, environment, machine)
+            REFERENCES machines (platform, environment, name) ON DELETE CASCADE
+    ) WITHOUT ROWID;",
 ];
 
 /// Brings the schema up to date; safe to call from every process.

@@ -7,7 +7,7 @@ use std::io::Write;
 use std::path::Path;
 use std::process::ExitCode;
 
-/// Manage platforms: init, list, show, update, check, destroy.
+/// Manage platforms: init, list, show, update, check, build, destroy.
 ///
 /// A platform is a source tree — a directory or a git repository — with a
 /// platform.toml at its root declaring machines (box, memory, packages,
@@ -26,6 +26,33 @@ pub enum PlatformCommand {
     /// Check a platform: source readable, platform.toml valid here, templates render, boxes present, host tools installed (exit 1 on a problem)
     Check(NameArgs),
     Destroy(DestroyArgs),
+    Build(BuildArgs),
+}
+
+/// Build the platform's machine image and add it to the catalog as a box.
+///
+/// mmdebstrap makes a Debian root from [image] of platform.toml (systemd,
+/// dbus, iproute2 and openssh-server always, plus its packages); bess packs
+/// it as a box for provider `nspawn` and adds it to the first channel like
+/// `bess box add`. Promote it with `bess box promote BOX=VERSION`.
+/// Machines download it from the catalog over HTTP when they start.
+#[derive(Debug, Args)]
+#[command(
+    after_help = "Examples:\n  bess platform build paas\n  bess platform build paas --cache /var/cache/bess/images   # reuse a box built from the same inputs\n  bess box promote example/bookworm=20251204.193012         # to the next channel"
+)]
+pub struct BuildArgs {
+    /// Platform name
+    name: String,
+    /// Box version [default: the UTC time of the build, YYYYMMDD.HHMMSS]
+    #[arg(long)]
+    version: Option<String>,
+    /// Keep built boxes in DIR by the SHA-256 of mmdebstrap's inputs, and
+    /// take one from there instead of building when the inputs are the same
+    #[arg(long, value_name = "DIR")]
+    cache: Option<std::path::PathBuf>,
+    /// Print what was built as JSON
+    #[arg(long)]
+    json: bool,
 }
 
 /// Register a platform from a directory or a git URL.
@@ -116,6 +143,7 @@ pub fn run(dir: &Path, command: PlatformCommand) -> anyhow::Result<ExitCode> {
             print_platform(&view, args.json, done)?;
         }
         PlatformCommand::Check(args) => return check(&mut repo, &args),
+        PlatformCommand::Build(args) => build(&mut repo, args)?,
         PlatformCommand::Destroy(args) => {
             let envs = ops::destroy_platform(&mut repo, &args.name, args.force)?;
             if super::progress::chatty() {
@@ -131,6 +159,42 @@ pub fn run(dir: &Path, command: PlatformCommand) -> anyhow::Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+fn build(repo: &mut Repo, args: BuildArgs) -> anyhow::Result<()> {
+    let request = ops::PlatformBuildRequest {
+        platform: args.name,
+        version: args.version,
+        cache: args.cache,
+    };
+    if super::progress::chatty() && !args.json {
+        eprintln!(
+            "building the image of platform {} (mmdebstrap takes a minute or more)",
+            request.platform
+        );
+    }
+    let built = ops::build_platform(repo, &request)?;
+    if args.json {
+        return Ok(json(&built)?);
+    }
+    let how = if built.cached {
+        "taken from the cache"
+    } else {
+        "built"
+    };
+    writeln!(
+        std::io::stdout().lock(),
+        "{how}: box {} version {} ({}, {}) in channel {}\nsha256 {}  {} bytes\npackages {}",
+        built.box_name,
+        built.version,
+        built.provider,
+        built.architecture,
+        built.channel,
+        built.sha256,
+        built.size,
+        built.packages.join(", ")
+    )?;
+    Ok(())
 }
 
 fn print_platform(view: &PlatformView, as_json: bool, done: &str) -> anyhow::Result<()> {

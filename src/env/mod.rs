@@ -8,9 +8,11 @@
 
 pub mod files;
 pub mod host;
+pub mod image;
 pub mod names;
 pub mod network;
 pub mod platform;
+pub mod provider;
 pub mod source;
 pub mod template;
 pub mod vagrantfile;

@@ -52,6 +52,68 @@ pub struct PlatformSpec {
     pub sites: Vec<SiteSpec>,
     #[serde(default, rename = "tool")]
     pub tools: Vec<ToolSpec>,
+    /// What runs the machines: `nspawn` (the default); `qemu` and `vagrant`
+    /// are accepted but not implemented yet (`env up` refuses them).
+    #[serde(default = "default_provider")]
+    pub provider: String,
+    /// The base image `bess platform build` makes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image: Option<ImageSpec>,
+}
+
+/// `[image]`: the machines' base image, built by `bess platform build`
+/// with mmdebstrap and published as a box of bess's own catalog.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct ImageSpec {
+    /// The box it is published as; machines name it in `box`.
+    #[serde(rename = "box")]
+    pub box_name: String,
+    /// The Debian suite; the platform's dist when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub suite: Option<String>,
+    /// The Debian mirror; mmdebstrap's default when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mirror: Option<String>,
+    /// Debian packages in the image, beside the ones every machine needs
+    /// (systemd, dbus, iproute2, openssh-server).
+    #[serde(default)]
+    pub packages: Vec<String>,
+}
+
+/// Scripts a machine runs around `bess env update`, relative to the
+/// platform source; each runs in the machine with `sh`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Hooks {
+    /// Before anything changes: save what a rollback would need.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backup: Option<String>,
+    /// After the new versions are installed, before the services start.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub migrate: Option<String>,
+    /// After the services start: a failure rolls the update back. An
+    /// HTTP check of each site of the machine when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub check: Option<String>,
+    /// After a rollback reinstalled the previous versions.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub restore: Option<String>,
+}
+
+impl Hooks {
+    /// `(name, file)` of each hook given.
+    pub fn given(&self) -> Vec<(&'static str, &str)> {
+        [
+            ("backup", &self.backup),
+            ("migrate", &self.migrate),
+            ("check", &self.check),
+            ("restore", &self.restore),
+        ]
+        .into_iter()
+        .filter_map(|(name, file)| file.as_deref().map(|f| (name, f)))
+        .collect()
+    }
 }
 
 /// A `[[machine]]`: one container or VM of every environment.
@@ -76,6 +138,12 @@ pub struct MachineSpec {
     /// Steps run after the packages are installed, in order.
     #[serde(default)]
     pub provision: Vec<ProvisionStep>,
+    /// systemd units `bess env update` stops before installing and starts after.
+    #[serde(default)]
+    pub services: Vec<String>,
+    /// Scripts `bess env update` runs: backup, migrate, check, restore.
+    #[serde(default)]
+    pub hooks: Hooks,
 }
 
 /// One provisioning step: a shell script run in the machine, or an
@@ -143,6 +211,13 @@ fn default_path() -> String {
     "/".into()
 }
 
+fn default_provider() -> String {
+    "nspawn".into()
+}
+
+/// The providers a platform may name.
+pub const PROVIDERS: [&str; 3] = ["nspawn", "qemu", "vagrant"];
+
 impl PlatformSpec {
     /// Reads `platform.toml` at the root of `source`, checking that the
     /// files its steps name exist there.
@@ -195,6 +270,16 @@ impl PlatformSpec {
             machines.push(&m.name);
             problems.extend(machine_problems(m));
         }
+        if !PROVIDERS.contains(&self.provider.as_str()) {
+            problems.push(format!(
+                "provider = {:?} is not one bess drives; use one of {}",
+                self.provider,
+                PROVIDERS.join(", ")
+            ));
+        }
+        if let Some(image) = &self.image {
+            problems.extend(image_problems(image));
+        }
         let mut hosts: Vec<&str> = Vec::new();
         for (kind, name, machine, port, path) in self.endpoints() {
             let what = format!("[[{kind}]] `{name}`");
@@ -240,8 +325,9 @@ impl PlatformSpec {
     fn check_files(&self, source: &Path) -> Result<(), EnvError> {
         let mut problems = Vec::new();
         for m in &self.machines {
-            for step in &m.provision {
-                let file = step.file();
+            let steps = m.provision.iter().map(ProvisionStep::file);
+            let hooks = m.hooks.given().into_iter().map(|(_, file)| file);
+            for file in steps.chain(hooks) {
                 if !source.join(file).is_file() {
                     problems.push(format!(
                         "{PLATFORM_FILE}: [[machine]] `{}`: provision file {file:?} is not in the platform source",
@@ -295,7 +381,64 @@ fn machine_problems(m: &MachineSpec) -> Vec<String> {
     for step in &m.provision {
         problems.extend(step_problem(&what, step));
     }
+    for (hook, file) in m.hooks.given() {
+        if !inside_source(file) {
+            problems.push(format!(
+                "{what}: hooks.{hook} = {file:?} must be a path inside the platform source, without `..`"
+            ));
+        }
+    }
+    for service in &m.services {
+        let plain = !service.is_empty()
+            && service
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "-_.@".contains(c));
+        if !plain {
+            problems.push(format!(
+                "{what}: services: {service:?} is not a systemd unit name (letters, digits, `-_.@`)"
+            ));
+        }
+    }
     problems
+}
+
+fn image_problems(image: &ImageSpec) -> Vec<String> {
+    let mut problems = Vec::new();
+    if let Err(e) = crate::boxes::check_name(&image.box_name) {
+        problems.push(format!("[image] box: {e}"));
+    }
+    for package in &image.packages {
+        if let Err(e) = crate::deb::check_package_name(package) {
+            problems.push(format!("[image] packages: {e}"));
+        }
+    }
+    let plain =
+        |text: &str| !text.is_empty() && !text.chars().any(|c| c.is_whitespace() || c.is_control());
+    if let Some(suite) = &image.suite
+        && !plain(suite)
+    {
+        problems.push(format!(
+            "[image] suite = {suite:?} must be one word, e.g. bookworm"
+        ));
+    }
+    if let Some(mirror) = &image.mirror
+        && !(plain(mirror) && (mirror.starts_with("http://") || mirror.starts_with("https://")))
+    {
+        problems.push(format!(
+            "[image] mirror = {mirror:?} must be an http:// or https:// URL, e.g. http://deb.debian.org/debian"
+        ));
+    }
+    problems
+}
+
+/// A relative path without `..`: inside the platform source.
+fn inside_source(file: &str) -> bool {
+    let relative = Path::new(file);
+    !file.is_empty()
+        && relative.is_relative()
+        && relative
+            .components()
+            .all(|c| matches!(c, std::path::Component::Normal(_)))
 }
 
 fn step_problem(what: &str, step: &ProvisionStep) -> Option<String> {
@@ -307,13 +450,7 @@ fn step_problem(what: &str, step: &ProvisionStep) -> Option<String> {
             ));
         }
     };
-    let relative = Path::new(file);
-    let inside = !file.is_empty()
-        && relative.is_relative()
-        && relative
-            .components()
-            .all(|c| matches!(c, std::path::Component::Normal(_)));
-    (!inside).then(|| {
+    (!inside_source(file)).then(|| {
         format!("{what}: provision file {file:?} must be a path inside the platform source, without `..`")
     })
 }

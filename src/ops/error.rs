@@ -18,6 +18,8 @@ pub enum OpsError {
     #[error(transparent)]
     Sign(#[from] crate::sign::SignError),
     #[error(transparent)]
+    Provider(#[from] crate::env::provider::ProviderError),
+    #[error(transparent)]
     Publish(crate::publish::PublishError),
     #[error("{}", .0.join("\n"))]
     Invalid(Vec<String>),

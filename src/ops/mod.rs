@@ -48,10 +48,13 @@ pub use boxes::{
 };
 pub use check::{CheckReport, check};
 pub use env::{
-    EnvInitRequest, EnvironmentUrls, EnvironmentView, MachineView, PackageView, PlatformCheck,
-    PlatformCheckItem, PlatformInitRequest, PlatformView, check_platform, destroy_environment,
-    destroy_platform, environment_urls, init_environment, init_platform, list_environments,
-    list_platforms, recover, show_environment, show_platform, update_platform,
+    EnvInitRequest, EnvStatus, EnvironmentUrls, EnvironmentView, MachineOutcome, MachineStatus,
+    MachineView, PackageView, PlatformBuild, PlatformBuildRequest, PlatformCheck,
+    PlatformCheckItem, PlatformInitRequest, PlatformView, StepView, UpdateOutcome, build_platform,
+    check_platform, destroy_environment, destroy_platform, env_halt, env_inventory, env_status,
+    env_up, env_update, environment_urls, init_environment, init_platform, list_environments,
+    list_platforms, machine_logs, recover, show_environment, show_platform, ssh_command,
+    update_platform,
 };
 pub use error::OpsError;
 pub use incoming::{

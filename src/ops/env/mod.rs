@@ -8,20 +8,30 @@
 //! made from its source, exclusive while the source or the platform
 //! itself changes), then environment.
 
+mod access;
+mod build;
+mod fetch;
 mod init;
+mod machines;
 mod platform;
+mod provision;
 mod recover;
+mod update;
 mod view;
 
+pub use access::{env_inventory, machine_logs, ssh_command};
+pub use build::{PlatformBuild, PlatformBuildRequest, build_platform};
 pub use init::{EnvInitRequest, destroy_environment, init_environment};
+pub use machines::{EnvStatus, MachineOutcome, MachineStatus, env_halt, env_status, env_up};
 pub use platform::{
     PlatformCheck, PlatformCheckItem, PlatformInitRequest, check_platform, destroy_platform,
     init_platform, update_platform,
 };
 pub use recover::recover;
+pub use update::{UpdateOutcome, env_update};
 pub use view::{
-    EnvironmentUrls, EnvironmentView, MachineView, PackageView, PlatformView, environment_urls,
-    list_environments, list_platforms, show_environment, show_platform,
+    EnvironmentUrls, EnvironmentView, MachineView, PackageView, PlatformView, StepView,
+    environment_urls, list_environments, list_platforms, show_environment, show_platform,
 };
 
 use super::lock::NamedLock;

@@ -8,6 +8,8 @@
 
 use super::super::lock::NamedLock;
 use super::super::users::{delete_user, users_changed};
+use super::machines::STARTING;
+use super::update::UPDATING;
 use super::{CREATING, DESTROYING, env_lock_path, workspace};
 use crate::catalog::EnvironmentRow;
 use crate::env::workspace::remove_tree;
@@ -38,8 +40,31 @@ pub fn recover(repo: &mut Repo) -> Result<Vec<String>, OpsError> {
         }
         lock.remove_file();
     }
+    interrupted(repo)?;
     sweep_leftovers(repo)?;
     Ok(discarded)
+}
+
+/// Environments left `starting` by a process that died become `failed`.
+fn interrupted(repo: &mut Repo) -> Result<(), OpsError> {
+    let envs = repo.catalog.reader().environments(None)?;
+    for env in envs
+        .into_iter()
+        .filter(|e| e.state == STARTING || e.state == UPDATING)
+    {
+        let path = env_lock_path(&repo.config.layout, &env.platform, &env.name);
+        let Some(_lock) = NamedLock::try_exclusive(&path)? else {
+            continue; // its process is alive and at work
+        };
+        let now = repo
+            .catalog
+            .reader()
+            .environment(&env.platform, &env.name)?;
+        if let Some(env) = now.filter(|e| e.state == STARTING || e.state == UPDATING) {
+            super::machines::mark_interrupted(repo, &env)?;
+        }
+    }
+    Ok(())
 }
 
 /// Removes an environment's files and rows; the caller holds its lock.
@@ -49,6 +74,9 @@ pub(super) fn discard(
     env: &EnvironmentRow,
     action: Option<&str>,
 ) -> Result<(), OpsError> {
+    // Machines first: their overlays and keys must not outlive the rows
+    // that name them.
+    super::machines::teardown(repo, env)?;
     let ws = workspace(repo, &env.platform, &env.name);
     if ws.root().exists() {
         let trash = ws.trash();

@@ -63,6 +63,21 @@ pub struct EnvironmentView {
     pub packages: Vec<PackageView>,
     /// The last provisioning, once machines have been provisioned.
     pub provisioned: Option<Provisioned>,
+    /// The steps of each machine's last provisioning, in order.
+    pub steps: Vec<StepView>,
+}
+
+/// One step of a machine's last provisioning.
+#[derive(Debug, Clone, Serialize)]
+pub struct StepView {
+    pub machine: String,
+    pub step: String,
+    /// `running`, `ok` or `failed`.
+    pub status: String,
+    pub started: String,
+    pub finished: Option<String>,
+    /// The last lines it printed.
+    pub output: String,
 }
 
 /// A machine of an environment.
@@ -217,7 +232,26 @@ fn environment_view(repo: &Repo, e: &EnvironmentRow) -> Result<EnvironmentView, 
             at: rfc3339(at),
             result: e.provision_result.clone().unwrap_or_default(),
         }),
+        steps: steps(repo, e)?,
     })
+}
+
+fn steps(repo: &Repo, e: &EnvironmentRow) -> Result<Vec<StepView>, OpsError> {
+    let rows = repo
+        .catalog
+        .reader()
+        .provision_steps(&e.platform, &e.name)?;
+    Ok(rows
+        .into_iter()
+        .map(|s| StepView {
+            machine: s.machine,
+            step: s.step,
+            status: s.status,
+            started: rfc3339(s.started_at),
+            finished: s.finished_at.map(rfc3339),
+            output: s.output,
+        })
+        .collect())
 }
 
 /// The machines, with what platform.toml declares of each.
@@ -271,7 +305,7 @@ fn packages(
 }
 
 /// The newest version of `package` placed in `channel` for `dist`.
-fn newest_in(
+pub(super) fn newest_in(
     repo: &Repo,
     package: &str,
     channel: &str,

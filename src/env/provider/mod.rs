@@ -1,0 +1,200 @@
+//! Machine providers: what runs an environment's machines, behind one
+//! small interface (create, start, stop, destroy, state, run a command,
+//! copy a file in), so provisioning and updates never ask which one runs.
+//!
+//! - `nspawn` (the default): a systemd-nspawn container booting systemd,
+//!   its root an overlay over the unpacked image, in a network namespace
+//!   of its own joined to the environment's bridge.
+//! - `qemu` and `vagrant` (real virtual machines) are not implemented
+//!   yet: platform.toml may name them, and `env up` refuses them saying so.
+//!
+//! Everything a provider makes for a machine lives under the machine's
+//! runtime directory or carries the machine's id in its name, so that
+//! `destroy` can remove it whatever state a killed process left it in.
+
+pub mod command;
+pub mod network;
+pub mod nspawn;
+
+pub use command::{Program, RunOutput};
+
+use std::net::Ipv4Addr;
+use std::path::{Path, PathBuf};
+
+/// Why a provider could not do what was asked.
+#[derive(Debug, thiserror::Error)]
+pub enum ProviderError {
+    #[error(
+        "`{program}` is not installed on this host; install it with `apt-get install {package}`"
+    )]
+    Missing { program: String, package: String },
+    #[error("`{command}` failed ({status}){}", tail_of(.output))]
+    Command {
+        command: String,
+        status: String,
+        output: String,
+    },
+    #[error("machine {machine}: {problem}")]
+    State { machine: String, problem: String },
+    #[error(
+        "provider `{0}` is not implemented yet: this bess runs machines with nspawn \
+         only; set provider = \"nspawn\" in the platform's platform.toml"
+    )]
+    NotImplemented(String),
+    #[error("cannot {action} {path}: {source}")]
+    Io {
+        action: &'static str,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+fn tail_of(output: &str) -> String {
+    let output = output.trim();
+    if output.is_empty() {
+        String::new()
+    } else {
+        format!(":\n{}", command::last_lines(output, 20))
+    }
+}
+
+impl ProviderError {
+    /// An I/O failure on `path`.
+    pub fn io(
+        action: &'static str,
+        path: impl Into<PathBuf>,
+    ) -> impl FnOnce(std::io::Error) -> ProviderError {
+        let path = path.into();
+        move |source| ProviderError::Io {
+            action,
+            path,
+            source,
+        }
+    }
+}
+
+/// What a provider observes of a machine.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum MachineState {
+    /// Nothing of it exists on this host.
+    Absent,
+    /// Created (its disk or overlay exists) but not running.
+    Stopped,
+    Running,
+}
+
+impl MachineState {
+    /// The word `bess env status` prints.
+    pub fn name(self) -> &'static str {
+        match self {
+            MachineState::Absent => "absent",
+            MachineState::Stopped => "stopped",
+            MachineState::Running => "running",
+        }
+    }
+}
+
+/// The network an environment's machines share: a network namespace
+/// holding a bridge, joined to the host by one veth pair whose host end
+/// has the gateway address.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EnvNetwork {
+    /// The environment's network namespace, `/run/netns/<netns>`.
+    pub netns: String,
+    /// The host's end of the veth pair (at most 15 characters).
+    pub host_link: String,
+    /// The host's address on the network (`.1` of the platform's range).
+    pub gateway: Ipv4Addr,
+    pub prefix: u8,
+}
+
+/// One machine, as a provider needs to know it.
+#[derive(Debug, Clone)]
+pub struct Machine {
+    /// Unique on this host: `<repository id>.<platform>.<env>.<machine>`.
+    pub id: String,
+    /// The machine's name in platform.toml, and its host name.
+    pub name: String,
+    /// Where the provider keeps the machine's disk, overlay and process files.
+    pub dir: PathBuf,
+    /// The unpacked image (nspawn: a root directory; qemu: the image's files).
+    pub image: PathBuf,
+    pub address: Ipv4Addr,
+    pub network: EnvNetwork,
+    pub memory: u32,
+    pub cpus: u32,
+    /// The environment's SSH public key, for root's authorized_keys.
+    pub ssh_public_key: String,
+}
+
+impl Machine {
+    /// The machine's own network namespace (nspawn) or the one its VM's
+    /// tap lives in (qemu): `<env netns>.<machine>`.
+    pub fn netns(&self) -> String {
+        format!("{}.{}", self.network.netns, self.name)
+    }
+
+    /// A file in the machine's runtime directory.
+    pub fn file(&self, name: &str) -> PathBuf {
+        self.dir.join(name)
+    }
+}
+
+/// What drives machines of one kind.
+pub trait Provider {
+    /// `nspawn`, `qemu` or `vagrant`.
+    fn name(&self) -> &'static str;
+    /// Checks that the host has what the provider runs, naming what to install.
+    fn check_host(&self) -> Result<(), ProviderError>;
+    /// Makes the machine's disk or root from the image, with its host
+    /// name, host keys and authorized key; nothing if it exists already.
+    fn create(&self, machine: &Machine) -> Result<(), ProviderError>;
+    /// Boots the machine and waits until commands run in it; nothing if it runs.
+    fn start(&self, machine: &Machine) -> Result<(), ProviderError>;
+    /// Shuts the machine down (its disk stays); nothing if it is stopped.
+    fn stop(&self, machine: &Machine) -> Result<(), ProviderError>;
+    /// Stops the machine and removes everything of it; nothing if absent.
+    fn destroy(&self, machine: &Machine) -> Result<(), ProviderError>;
+    /// What the machine is now.
+    fn state(&self, machine: &Machine) -> Result<MachineState, ProviderError>;
+    /// Runs `script` with `sh` as root in the machine, `stdin` on its input.
+    fn run(
+        &self,
+        machine: &Machine,
+        script: &str,
+        stdin: &[u8],
+    ) -> Result<RunOutput, ProviderError>;
+    /// Writes `data` to `dest` in the machine with `mode`, atomically,
+    /// resolving `dest` inside the machine (a link there cannot send it
+    /// to the host).
+    fn copy(
+        &self,
+        machine: &Machine,
+        data: &[u8],
+        dest: &str,
+        mode: u32,
+    ) -> Result<(), ProviderError> {
+        let script = format!(
+            "set -e; d=\"$(dirname \"$1\")\"; mkdir -p \"$d\"; t=\"$1.bess-copy.$$\"; \
+             (umask 077; cat > \"$t\"); chmod {mode:o} \"$t\"; mv -f \"$t\" \"$1\""
+        );
+        let script = format!("set -- {}; {script}", command::quote(dest));
+        let out = self.run(machine, &script, data)?;
+        out.check(&format!("copy {dest} into machine {}", machine.name))
+    }
+}
+
+/// The provider named in platform.toml.
+pub fn provider(name: &str) -> Result<Box<dyn Provider>, ProviderError> {
+    match name {
+        "nspawn" => Ok(Box::new(nspawn::Nspawn::new())),
+        other => Err(ProviderError::NotImplemented(other.into())),
+    }
+}
+
+/// The directory machines of `env` keep their runtime files in.
+pub fn machines_dir(root: &Path, platform: &str, env: &str) -> PathBuf {
+    root.join(platform).join(env)
+}
