@@ -179,6 +179,36 @@ fn reingest_is_a_noop_and_different_bytes_are_refused() {
 }
 
 #[test]
+fn two_spellings_of_one_version_are_refused() {
+    if skip() {
+        return;
+    }
+    let sb = Sandbox::new("bookworm", "amd64");
+    let first = DebSpec::new("app", "1.0", "amd64").build(&sb.path("a"));
+    sb.ok(&["repo", "ingest", first.to_str().unwrap()]);
+    // dpkg orders 1.0-0 like 1.0: apt would see two equal versions.
+    let respelled = DebSpec::new("app", "1.0-0", "amd64").build(&sb.path("b"));
+    let err = sb.fails(&["repo", "ingest", respelled.to_str().unwrap()]);
+    assert!(
+        err.contains("app 1.0-0 (amd64)") && err.contains("as 1.0 (already in the repository)"),
+        "{err}"
+    );
+    // Within one upload too, and nothing of it is taken.
+    let both = sb.path("c");
+    DebSpec::new("tool", "01", "amd64").build(&both);
+    DebSpec::new("tool", "1", "amd64").build(&both);
+    let err = sb.fails(&["repo", "ingest", both.to_str().unwrap()]);
+    assert!(
+        err.contains("tool ") && err.contains("spelled differently"),
+        "{err}"
+    );
+    assert_eq!(rows(&sb.json(&["repo", "list"])).len(), 1, "only app 1.0");
+    // A version that sorts apart is fine.
+    let next = DebSpec::new("app", "1.0-1", "amd64").build(&sb.path("d"));
+    sb.ok(&["repo", "ingest", next.to_str().unwrap()]);
+}
+
+#[test]
 fn versions_diff_promote_remove() {
     if skip() {
         return;

@@ -103,6 +103,16 @@ impl Reader<'_> {
             .map_err(self.fail())
     }
 
+    /// The versions (as written) of every known `name` for `arch`.
+    pub fn versions_of(&self, name: &str, arch: &str) -> Result<Vec<String>, CatalogError> {
+        const SQL: &str = "SELECT version FROM packages WHERE name = ?1 AND arch = ?2";
+        let mut stmt = self.conn.prepare_cached(SQL).map_err(self.fail())?;
+        let rows = stmt
+            .query_map(params![name, arch], |row| row.get::<_, String>(0))
+            .map_err(self.fail())?;
+        rows.collect::<Result<_, _>>().map_err(self.fail())
+    }
+
     /// Every known package called `name`, placed or not.
     pub fn packages_named(&self, name: &str) -> Result<Vec<PackageRow>, CatalogError> {
         const SQL: &str = concat!(

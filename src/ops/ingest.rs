@@ -288,6 +288,7 @@ type Refusal = (OpsError, Vec<Staged>);
 /// within it and against the catalog, before anything reaches the pool.
 fn dedupe_and_precheck(repo: &Repo, candidates: Vec<Candidate>) -> Result<Vec<Candidate>, Refusal> {
     let mut seen: HashMap<(String, String, String), usize> = HashMap::new();
+    let mut by_name: HashMap<(String, String), Vec<usize>> = HashMap::new();
     let mut kept: Vec<Candidate> = Vec::with_capacity(candidates.len());
     let mut dropped = Vec::new();
     let reader = repo.catalog.reader();
@@ -301,13 +302,23 @@ fn dedupe_and_precheck(repo: &Repo, candidates: Vec<Candidate>) -> Result<Vec<Ca
         if failure.is_none() {
             failure = match seen.get(&key) {
                 Some(&first) => same_bytes(&kept[first], &candidate).err(),
-                None => known_identity(&reader, &candidate).err(),
+                None => {
+                    let name = (candidate.row.name.clone(), candidate.row.arch.clone());
+                    let same_name = by_name.get(&name).map_or(&[][..], Vec::as_slice);
+                    spelled_apart(&kept, same_name, &candidate)
+                        .and_then(|()| known_identity(&reader, &candidate).map(|_| ()))
+                        .err()
+                }
             };
         }
         if seen.contains_key(&key) || failure.is_some() {
             dropped.extend(candidate.staged);
             continue;
         }
+        by_name
+            .entry((candidate.row.name.clone(), candidate.row.arch.clone()))
+            .or_default()
+            .push(kept.len());
         seen.insert(key, kept.len());
         kept.push(candidate);
     }
@@ -339,6 +350,46 @@ fn same_bytes(first: &Candidate, other: &Candidate) -> Result<(), OpsError> {
     )))
 }
 
+/// Refuses two spellings of one version in an upload (`1.0` and `1.0-0`,
+/// `01` and `1`): dpkg orders them alike, so apt could not tell them apart.
+/// `same_name`: the indices in `kept` of the candidates with `c`'s name
+/// and architecture.
+fn spelled_apart(kept: &[Candidate], same_name: &[usize], c: &Candidate) -> Result<(), OpsError> {
+    let other = same_name
+        .iter()
+        .map(|&i| &kept[i])
+        .find(|k| same_order(&k.row.version, &c.row.version));
+    match other {
+        None => Ok(()),
+        Some(k) => Err(equal_versions(
+            c,
+            &k.row.version,
+            &format!("in {}", k.file.display()),
+        )),
+    }
+}
+
+/// Whether two version strings (valid, as ingest checked) compare equal.
+fn same_order(a: &str, b: &str) -> bool {
+    match (deb::Version::parse(a), deb::Version::parse(b)) {
+        (Ok(a), Ok(b)) => a.cmp(&b) == std::cmp::Ordering::Equal,
+        _ => false,
+    }
+}
+
+fn equal_versions(c: &Candidate, other: &str, holder: &str) -> OpsError {
+    let row = &c.row;
+    OpsError::Conflict(format!(
+        "{}: {} {} ({}) is the same version to dpkg and apt as {other} ({holder}), only \
+         spelled differently, so apt could not tell the two apart; give the package a version \
+         that sorts after {other}",
+        c.file.display(),
+        row.name,
+        row.version,
+        row.arch,
+    ))
+}
+
 /// The catalog id of the candidate if the repository already has it, after
 /// refusing different bytes under the same identity or the same file name.
 fn known_identity(reader: &Reader<'_>, c: &Candidate) -> Result<Option<i64>, OpsError> {
@@ -358,6 +409,10 @@ fn known_identity(reader: &Reader<'_>, c: &Candidate) -> Result<Option<i64>, Ops
             known.sha256,
             row.sha256
         )));
+    }
+    let known = reader.versions_of(&row.name, &row.arch)?;
+    if let Some(other) = known.iter().find(|v| same_order(v, &row.version)) {
+        return Err(equal_versions(c, other, "already in the repository"));
     }
     if let Some(other) = reader.find_by_pool_name(&row.pool_name)? {
         return Err(OpsError::Conflict(format!(
