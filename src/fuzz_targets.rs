@@ -43,7 +43,11 @@ pub fn deb_version(data: &[u8]) {
         assert_eq!(a.cmp(&b), Ordering::Equal, "{a} vs {b}");
     }
     let again = crate::deb::Version::parse(&a.canonical()).expect("a canonical version parses");
-    assert_eq!(again.cmp(&a), Ordering::Equal, "{a} vs its canonical {again}");
+    assert_eq!(
+        again.cmp(&a),
+        Ordering::Equal,
+        "{a} vs its canonical {again}"
+    );
     assert_eq!(again.canonical(), a.canonical(), "{a}");
 }
 
