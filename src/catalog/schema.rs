@@ -180,6 +180,13 @@ const MIGRATIONS: &[&str] = &[
         FOREIGN KEY (platform, environment, machine)
             REFERENCES machines (platform, environment, name) ON DELETE CASCADE
     ) WITHOUT ROWID;",
+    // 10: a zero epoch stays in the identity when the upstream version has
+    //     a colon (`0:1:2.0` is not `1:2.0`); rows written before kept
+    //     only what followed the epoch.
+    "UPDATE packages SET version_key = '0:' || version_key
+     WHERE instr(version, ':') > 0
+       AND ltrim(substr(version, 1, instr(version, ':') - 1), '0') = ''
+       AND instr(substr(version, instr(version, ':') + 1), ':') > 0;",
 ];
 
 /// Brings the schema up to date; safe to call from every process.
@@ -196,4 +203,55 @@ pub fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {
 /// The schema version this build writes.
 pub fn latest() -> usize {
     MIGRATIONS.len()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn migration_10_keeps_a_zero_epoch_before_a_colon() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        {
+            let tx = conn.transaction().unwrap();
+            for sql in &MIGRATIONS[..9] {
+                tx.execute_batch(sql).unwrap();
+            }
+            tx.pragma_update(None, "user_version", 9).unwrap();
+            tx.commit().unwrap();
+        }
+        // As bess wrote them before: the zero epoch dropped.
+        for (name, version, key) in [
+            ("colon", "0:1:2.0", "1:2.0"),
+            ("zeros", "000:1:2.0-1", "1:2.0-1"),
+            ("plain", "0:3.0", "3.0"),
+            ("epoch", "1:2.0", "1:2.0"),
+        ] {
+            conn.execute(
+                "INSERT INTO packages (name, version, version_key, arch, source, size, md5, sha1,
+                 sha256, sha512, pool_name, added_at)
+                 VALUES (?1, ?2, ?3, 'amd64', ?1, 1, '', '', '', '', ?1, 0)",
+                [name, version, key],
+            )
+            .unwrap();
+        }
+        migrate(&mut conn).unwrap();
+        let key = |name: &str| -> String {
+            conn.query_row(
+                "SELECT version_key FROM packages WHERE name = ?1",
+                [name],
+                |r| r.get(0),
+            )
+            .unwrap()
+        };
+        assert_eq!(key("colon"), "0:1:2.0");
+        assert_eq!(key("zeros"), "0:1:2.0-1");
+        assert_eq!(key("plain"), "3.0");
+        assert_eq!(key("epoch"), "1:2.0");
+        // The same as the identity bess computes now.
+        let now = crate::deb::Version::parse("000:1:2.0-1")
+            .unwrap()
+            .canonical();
+        assert_eq!(key("zeros"), now);
+    }
 }

@@ -139,11 +139,14 @@ impl Version {
     /// (`0:1.0` → `1.0`, `00:1.0` → `1.0`), any other epoch is written in
     /// plain decimal. Everything else is kept as written, so `1.0` and
     /// `1.0-0` have different canonical forms even though they compare equal.
+    /// A zero epoch stays when the upstream version has a colon: `0:1:2`
+    /// without it would read as epoch 1 (found by fuzzing).
     pub fn canonical(&self) -> String {
-        if self.epoch == 0 {
-            self.without_epoch().to_owned()
+        let rest = self.without_epoch();
+        if self.epoch == 0 && !rest.contains(':') {
+            rest.to_owned()
         } else {
-            format!("{}:{}", self.epoch, self.without_epoch())
+            format!("{}:{rest}", self.epoch)
         }
     }
 }

@@ -48,6 +48,10 @@ fn canonical_drops_only_a_zero_epoch() {
     assert_eq!(v("007:1.0-1").canonical(), "7:1.0-1");
     assert_eq!(v("1.0").canonical(), "1.0");
     assert_eq!(v("0:1.0").without_epoch(), "1.0");
+    // Without its zero epoch, 0:1:2.0 would read as 1:2.0, another version.
+    assert_eq!(v("0:1:2.0").canonical(), "0:1:2.0");
+    assert_eq!(v("00:1:2.0").canonical(), "0:1:2.0");
+    assert_ne!(v("0:1:2.0").canonical(), v("1:2.0").canonical());
 }
 
 #[test]
