@@ -9,32 +9,12 @@ mod common;
 
 use common::env::{environment_users, host_in, one_machine_toml, platform_dir, set_reload};
 use common::server::Server;
-use common::{Sandbox, have_tool};
+use common::{Daemon, Sandbox, have_tool};
 use std::io::{BufRead, BufReader, Write};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
-
-/// A server process stopped when dropped: SIGTERM first, so nginx's and
-/// apache's masters take their workers with them, SIGKILL if it lingers.
-struct Daemon(Child);
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        // SAFETY: kill(2) on the pid of a child this test started.
-        unsafe { libc::kill(self.0.id() as i32, libc::SIGTERM) };
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while Instant::now() < deadline {
-            if self.0.try_wait().ok().flatten().is_some() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")

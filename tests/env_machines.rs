@@ -16,7 +16,7 @@ mod common;
 
 use common::env::{copy_example, environment_users, host_in, set_reload};
 use common::server::{Server, add_user};
-use common::{Sandbox, have_tool};
+use common::{Daemon, Sandbox, have_tool};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -40,27 +40,6 @@ fn machines_lock() -> std::sync::MutexGuard<'static, ()> {
     MACHINES
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner())
-}
-
-/// A server process stopped when dropped: SIGTERM first, so nginx's
-/// master takes its workers with it, SIGKILL if it lingers.
-struct Daemon(Child);
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = Command::new("kill")
-            .args(["-TERM", &self.0.id().to_string()])
-            .status();
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while Instant::now() < deadline {
-            if self.0.try_wait().ok().flatten().is_some() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
 }
 
 /// Whether this host can run the test: the tools, and root. Under CI a

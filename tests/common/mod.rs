@@ -269,3 +269,25 @@ pub fn inode(path: &Path) -> u64 {
         .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
         .ino()
 }
+
+/// A server process the test started (nginx, apache, named), stopped when
+/// dropped: SIGTERM first, so a master takes its workers with it, then
+/// SIGKILL if it lingers.
+pub struct Daemon(pub std::process::Child);
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.0.id().to_string()])
+            .status();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while std::time::Instant::now() < deadline {
+            if self.0.try_wait().ok().flatten().is_some() {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
