@@ -159,9 +159,23 @@ fn with_validators(
     builder: hyper::http::response::Builder,
     info: &FileInfo,
 ) -> hyper::http::response::Builder {
-    builder
-        .header(header::ETAG, &info.etag)
-        .header(header::LAST_MODIFIED, info.modified.to_string())
+    let builder = builder.header(header::ETAG, &info.etag);
+    if settled(info) {
+        builder.header(header::LAST_MODIFIED, info.modified.to_string())
+    } else {
+        builder
+    }
+}
+
+/// Whether the file's modification second has passed. HTTP dates count
+/// whole seconds, and a publish can replace InRelease twice in one: a
+/// client sent `Last-Modified: T` for the first file would send
+/// `If-Modified-Since: T` and be told the second is not modified, and apt
+/// would keep the old index until the next publish. So a file changed in
+/// the current second gets no Last-Modified (as Apache does) and no 304 by
+/// date; its ETag, which names the inode, still validates.
+fn settled(info: &FileInfo) -> bool {
+    info.modified < HttpDate::from(SystemTime::now())
 }
 
 /// Bytes `start..end` of the file: from the cache, read whole when small,
@@ -262,7 +276,7 @@ fn not_modified(headers: &HeaderMap, info: &FileInfo) -> bool {
         .get(header::IF_MODIFIED_SINCE)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<HttpDate>().ok())
-        .is_some_and(|since| since <= now && info.modified <= since)
+        .is_some_and(|since| since <= now && info.modified <= since && settled(info))
 }
 
 enum RangeRequest {
@@ -357,6 +371,47 @@ fn content_type(path: &Path) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A file replaced within the second a client was told its date must
+    /// not be "not modified" to that date (apt would keep a stale index).
+    #[test]
+    fn a_file_of_the_current_second_has_no_date_to_validate() {
+        loop {
+            let now = SystemTime::now();
+            let info = FileInfo {
+                size: 1,
+                modified: HttpDate::from(now),
+                etag: "\"1-1-1\"".into(),
+            };
+            let mut headers = HeaderMap::new();
+            let date = info.modified.to_string();
+            headers.insert(header::IF_MODIFIED_SINCE, date.parse().unwrap());
+            let answered = not_modified(&headers, &info);
+            let validators = with_validators(Response::builder(), &info);
+            let dated = validators
+                .headers_ref()
+                .is_some_and(|h| h.contains_key(header::LAST_MODIFIED));
+            // Retry if the second ended meanwhile: only a check made
+            // within one second says anything.
+            if HttpDate::from(SystemTime::now()) != info.modified {
+                continue;
+            }
+            assert!(!answered, "304 to a date of the current second");
+            assert!(!dated, "Last-Modified of the current second");
+            break;
+        }
+        let old = FileInfo {
+            size: 1,
+            modified: HttpDate::from(SystemTime::now() - Duration::from_secs(5)),
+            etag: "\"1-1-1\"".into(),
+        };
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            header::IF_MODIFIED_SINCE,
+            old.modified.to_string().parse().unwrap(),
+        );
+        assert!(not_modified(&headers, &old));
+    }
 
     #[test]
     fn ranges() {
