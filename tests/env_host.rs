@@ -7,7 +7,9 @@
 
 mod common;
 
-use common::env::{environment_users, host_in, one_machine_toml, platform_dir, set_reload};
+use common::env::{
+    environment_users, host_in, init_platform, one_machine_toml, platform_dir, set_reload,
+};
 use common::server::Server;
 use common::{Daemon, Sandbox, have_tool};
 use std::io::{BufRead, BufReader, Write};
@@ -101,17 +103,7 @@ fn setup(proxy: &str) -> Setup {
     let sb = Sandbox::new("bookworm", "amd64");
     let port = backend("127.77.0.2");
     let source = platform_dir(&sb.path("platform"), &one_machine_toml(port), &[]);
-    sb.ok(&[
-        "platform",
-        "init",
-        "paas",
-        "--source",
-        source.to_str().unwrap(),
-        "--domain",
-        "example.test",
-        "--ip-range",
-        "127.77.0.0/24",
-    ]);
+    init_platform(&sb, "paas", &source, "127.77.0.0/24");
     sb.ok(&["env", "init", "paas", "1161"]);
     let host = sb.path("host");
     let proxy_port = free_port();

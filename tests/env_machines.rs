@@ -14,7 +14,7 @@
 
 mod common;
 
-use common::env::{copy_example, environment_users, host_in, set_reload};
+use common::env::{copy_example, environment_users, host_in, init_platform, set_reload};
 use common::server::{Server, add_user};
 use common::{Daemon, Sandbox, have_tool};
 use std::net::TcpListener;
@@ -410,17 +410,7 @@ fn repository_with(host: &Path, proxy_port: u16, range: &str, files: &[(&str, &s
     for (name, text) in files {
         std::fs::write(source.join(name), text).unwrap();
     }
-    sb.ok(&[
-        "platform",
-        "init",
-        "paas",
-        "--source",
-        source.to_str().unwrap(),
-        "--domain",
-        "example.test",
-        "--ip-range",
-        range,
-    ]);
+    init_platform(&sb, "paas", &source, range);
     sb
 }
 
@@ -572,17 +562,7 @@ fn a_provider_not_implemented_yet_is_refused_by_name() {
         text.replace("provider = \"nspawn\"", "provider = \"qemu\""),
     )
     .unwrap();
-    sb.ok(&[
-        "platform",
-        "init",
-        "paas",
-        "--source",
-        source.to_str().unwrap(),
-        "--domain",
-        "example.test",
-        "--ip-range",
-        "10.231.9.0/24",
-    ]);
+    init_platform(&sb, "paas", &source, "10.231.9.0/24");
     sb.ok(&["env", "init", "paas", "1161"]);
     let error = sb.fails(&["env", "up", "paas", "1161"]);
     assert!(
@@ -706,17 +686,7 @@ fn machine_state(status: &serde_json::Value, machine: &str) -> String {
 fn env_up_without_systemd_nspawn_names_the_package_to_install() {
     let sb = Sandbox::new("bookworm", "amd64");
     let source = copy_example(&sb.path("platform"));
-    sb.ok(&[
-        "platform",
-        "init",
-        "paas",
-        "--source",
-        source.to_str().unwrap(),
-        "--domain",
-        "example.test",
-        "--ip-range",
-        "10.231.9.0/24",
-    ]);
+    init_platform(&sb, "paas", &source, "10.231.9.0/24");
     sb.ok(&["env", "init", "paas", "1161"]);
     let empty = sb.path("empty-bin");
     std::fs::create_dir_all(&empty).unwrap();

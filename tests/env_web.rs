@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::env::{copy_example, environment_users, names};
+use common::env::{copy_example, environment_users, init_platform, names};
 use common::server::{Server, add_user};
 use common::{DebSpec, Sandbox, have_tool};
 use serde_json::{Value, json};
@@ -17,17 +17,7 @@ const PROD_READER: (&str, &str) = ("web01", "reads-prod-only");
 fn sandbox_with_platform() -> Sandbox {
     let sb = Sandbox::new("bookworm", "amd64");
     let source = copy_example(&sb.path("example"));
-    sb.ok(&[
-        "platform",
-        "init",
-        "paas",
-        "--source",
-        source.to_str().unwrap(),
-        "--domain",
-        "example.test",
-        "--ip-range",
-        "10.77.0.0/24",
-    ]);
+    init_platform(&sb, "paas", &source, "10.77.0.0/24");
     sb
 }
 

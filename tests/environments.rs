@@ -6,8 +6,8 @@
 mod common;
 
 use common::env::{
-    commit_all, copy_example, environment_users, git, leftovers, names, one_machine_toml,
-    platform_dir,
+    commit_all, copy_example, environment_users, git, init_platform, leftovers, names,
+    one_machine_toml, platform_dir,
 };
 use common::{Sandbox, have_tool};
 use std::os::unix::fs::PermissionsExt;
@@ -16,21 +16,6 @@ use std::time::Instant;
 
 fn sandbox() -> Sandbox {
     Sandbox::new("bookworm", "amd64")
-}
-
-fn init_platform(sb: &Sandbox, name: &str, source: &Path, range: &str) {
-    let source = source.to_str().unwrap();
-    sb.ok(&[
-        "platform",
-        "init",
-        name,
-        "--source",
-        source,
-        "--domain",
-        "example.test",
-        "--ip-range",
-        range,
-    ]);
 }
 
 fn mode(path: &Path) -> u32 {
@@ -535,17 +520,7 @@ fn platform_check_reports_templates_boxes_and_tools() {
         &[("etc/app.conf-dist", "web = {{ machines.web.ip }}\n")],
     );
     let url = commit_all(&dir, "first");
-    sb.ok(&[
-        "platform",
-        "init",
-        "paas",
-        "--source",
-        &url,
-        "--domain",
-        "example.test",
-        "--ip-range",
-        "10.77.0.0/24",
-    ]);
+    init_platform(&sb, "paas", Path::new(&url), "10.77.0.0/24");
     let report = sb.json(&["platform", "check", "paas"]);
     let status_of = |report: &serde_json::Value, check: &str| -> Vec<String> {
         report["checks"]

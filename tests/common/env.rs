@@ -179,3 +179,20 @@ pub fn sbin(program: &str) -> PathBuf {
         .unwrap_or_default();
     found.unwrap_or_else(|| Path::new("/usr/sbin").join(program))
 }
+
+/// `bess platform init NAME --source SOURCE --domain example.test
+/// --ip-range RANGE`, which must succeed.
+pub fn init_platform(sb: &Sandbox, name: &str, source: &Path, range: &str) {
+    let source = source.to_str().unwrap();
+    sb.ok(&[
+        "platform",
+        "init",
+        name,
+        "--source",
+        source,
+        "--domain",
+        "example.test",
+        "--ip-range",
+        range,
+    ]);
+}
