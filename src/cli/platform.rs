@@ -36,9 +36,14 @@ pub enum PlatformCommand {
 /// it as a box for provider `nspawn` and adds it to the first channel like
 /// `bess box add`. Promote it with `bess box promote BOX=VERSION`.
 /// Machines download it from the catalog over HTTP when they start.
+///
+/// With --provider qemu the root also gets a Debian kernel and becomes an
+/// 8 GiB ext4 disk (qcow2) with the kernel and initrd beside it, booted
+/// directly by QEMU; that build needs root, and a version can carry both
+/// providers (build again with the same --version).
 #[derive(Debug, Args)]
 #[command(
-    after_help = "Examples:\n  bess platform build paas\n  bess platform build paas --cache /var/cache/bess/images   # reuse a box built from the same inputs\n  bess box promote example/bookworm=20251204.193012         # to the next channel"
+    after_help = "Examples:\n  bess platform build paas\n  bess platform build paas --cache /var/cache/bess/images   # reuse a box built from the same inputs\n  bess platform build paas --provider qemu --version 20251204.193012   # the VM image of that version\n  bess box promote example/bookworm=20251204.193012         # to the next channel"
 )]
 pub struct BuildArgs {
     /// Platform name
@@ -50,6 +55,9 @@ pub struct BuildArgs {
     /// take one from there instead of building when the inputs are the same
     #[arg(long, value_name = "DIR")]
     cache: Option<std::path::PathBuf>,
+    /// The provider whose image to build
+    #[arg(long, default_value = "nspawn", value_parser = ["nspawn", "qemu"])]
+    provider: String,
     /// Print what was built as JSON
     #[arg(long)]
     json: bool,
@@ -166,6 +174,7 @@ fn build(repo: &mut Repo, args: BuildArgs) -> anyhow::Result<()> {
         platform: args.name,
         version: args.version,
         cache: args.cache,
+        provider: args.provider,
     };
     if super::progress::chatty() && !args.json {
         eprintln!(

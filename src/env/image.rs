@@ -1,6 +1,8 @@
 //! Machine images: a Debian root built by mmdebstrap from `[image]` of
 //! platform.toml, packed as a box (`metadata.json` and `rootfs.tar.zst`
 //! in a plain tar), and unpacked again on the hosts that run machines.
+//! The `qemu` image starts from the same kind of root, with a kernel; see
+//! `vm_image.rs` for its disk.
 //!
 //! A recipe's key is the SHA-256 of everything that goes into mmdebstrap
 //! (suite, mirror, packages, architecture, the hooks below, and
@@ -49,6 +51,10 @@ pub struct ImageRecipe {
     pub packages: Vec<String>,
     pub arch: String,
     pub customize: Vec<String>,
+    /// `qemu` for a virtual machine's image; absent for nspawn, so the keys
+    /// of nspawn recipes stayed what they were before qemu images existed.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub provider: String,
 }
 
 impl ImageRecipe {
@@ -65,6 +71,43 @@ impl ImageRecipe {
             packages,
             arch: arch.into(),
             customize: CUSTOMIZE.iter().map(|c| c.to_string()).collect(),
+            provider: String::new(),
+        }
+    }
+
+    /// The recipe of `[image]` for machines of `provider` (`nspawn` or `qemu`).
+    pub fn for_provider(
+        spec: &ImageSpec,
+        default_suite: &str,
+        arch: &str,
+        provider: &str,
+    ) -> Result<ImageRecipe, ProviderError> {
+        let mut recipe = ImageRecipe::new(spec, default_suite, arch);
+        match provider {
+            "nspawn" => Ok(recipe),
+            "qemu" => {
+                let vm = super::vm_image::VmArch::of(arch)?;
+                recipe.packages.extend(
+                    super::vm_image::VM_PACKAGES
+                        .iter()
+                        .map(|p| p.to_string())
+                        .chain([vm.kernel_package.to_string()]),
+                );
+                recipe.packages.sort();
+                recipe.packages.dedup();
+                recipe
+                    .customize
+                    .extend(super::vm_image::VM_CUSTOMIZE.iter().map(|c| c.to_string()));
+                recipe.provider = provider.into();
+                Ok(recipe)
+            }
+            other => Err(ProviderError::State {
+                machine: "-".into(),
+                problem: format!(
+                    "bess builds images for the nspawn and qemu providers, not `{other}`; \
+                     vagrant machines take their boxes from the catalog as they are"
+                ),
+            }),
         }
     }
 
@@ -164,7 +207,7 @@ pub fn pack_box(recipe: &ImageRecipe, rootfs: &Path, dest: &Path) -> Result<(), 
     packed
 }
 
-fn append(
+pub(super) fn append(
     builder: &mut tar::Builder<impl Write>,
     name: &str,
     size: u64,
@@ -180,7 +223,7 @@ fn append(
     builder.append_data(&mut header, name, data)
 }
 
-fn compress(from: &Path, to: &Path) -> Result<(), ProviderError> {
+pub(super) fn compress(from: &Path, to: &Path) -> Result<(), ProviderError> {
     let mut input = std::fs::File::open(from).map_err(ProviderError::io("read", from))?;
     let output = std::fs::File::create(to).map_err(ProviderError::io("create", to))?;
     let mut encoder =
@@ -219,7 +262,7 @@ pub fn unpack_box(path: &Path, dest: &Path) -> Result<(), ProviderError> {
     })
 }
 
-fn untar(mut data: impl Read, dest: &Path) -> Result<(), ProviderError> {
+pub(super) fn untar(mut data: impl Read, dest: &Path) -> Result<(), ProviderError> {
     use std::process::{Command, Stdio};
     let mut child = Command::new("tar")
         .args([

@@ -17,6 +17,7 @@ pub mod source;
 pub mod template;
 pub mod vagrantfile;
 pub mod variables;
+pub mod vm_image;
 pub mod workspace;
 
 use std::path::PathBuf;

@@ -52,8 +52,8 @@ pub struct PlatformSpec {
     pub sites: Vec<SiteSpec>,
     #[serde(default, rename = "tool")]
     pub tools: Vec<ToolSpec>,
-    /// What runs the machines: `nspawn` (the default); `qemu` and `vagrant`
-    /// are accepted but not implemented yet (`env up` refuses them).
+    /// What runs the machines: `nspawn` (the default) or `qemu`; `vagrant`
+    /// is accepted but not implemented yet (`env up` refuses it).
     #[serde(default = "default_provider")]
     pub provider: String,
     /// The base image `bess platform build` makes.

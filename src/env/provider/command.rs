@@ -24,6 +24,10 @@ impl Program {
     pub const TAR: Program = Program::new("tar", "tar");
     pub const MMDEBSTRAP: Program = Program::new("mmdebstrap", "mmdebstrap");
     pub const ANSIBLE: Program = Program::new("ansible-playbook", "ansible");
+    pub const QEMU_IMG: Program = Program::new("qemu-img", "qemu-utils");
+    pub const MKFS_EXT4: Program = Program::new("mkfs.ext4", "e2fsprogs");
+    pub const QEMU_X86_64: Program = Program::new("qemu-system-x86_64", "qemu-system-x86");
+    pub const QEMU_AARCH64: Program = Program::new("qemu-system-aarch64", "qemu-system-arm");
 
     /// A program installed by `package`.
     pub const fn new(name: &'static str, package: &'static str) -> Program {

@@ -5,8 +5,11 @@
 //! - `nspawn` (the default): a systemd-nspawn container booting systemd,
 //!   its root an overlay over the unpacked image, in a network namespace
 //!   of its own joined to the environment's bridge.
-//! - `qemu` and `vagrant` (real virtual machines) are not implemented
-//!   yet: platform.toml may name them, and `env up` refuses them saying so.
+//! - `qemu`: a virtual machine booting the image's kernel directly, its
+//!   disk a qcow2 overlay over the image's, its tap on the environment's
+//!   bridge, controlled over QMP and reached by SSH.
+//! - `vagrant` is not implemented yet: platform.toml may name it, and
+//!   `env up` refuses it saying so.
 //!
 //! Everything a provider makes for a machine lives under the machine's
 //! runtime directory or carries the machine's id in its name, so that
@@ -15,6 +18,7 @@
 pub mod command;
 pub mod network;
 pub mod nspawn;
+pub mod qemu;
 
 pub use command::{Program, RunOutput};
 
@@ -38,7 +42,7 @@ pub enum ProviderError {
     State { machine: String, problem: String },
     #[error(
         "provider `{0}` is not implemented yet: this bess runs machines with nspawn \
-         only; set provider = \"nspawn\" in the platform's platform.toml"
+         and qemu; set provider = \"nspawn\" (or \"qemu\") in the platform's platform.toml"
     )]
     NotImplemented(String),
     #[error("cannot {action} {path}: {source}")]
@@ -127,6 +131,8 @@ pub struct Machine {
     pub cpus: u32,
     /// The environment's SSH public key, for root's authorized_keys.
     pub ssh_public_key: String,
+    /// The environment's SSH private key, for providers reached by SSH.
+    pub ssh_key: PathBuf,
 }
 
 impl Machine {
@@ -190,6 +196,7 @@ pub trait Provider {
 pub fn provider(name: &str) -> Result<Box<dyn Provider>, ProviderError> {
     match name {
         "nspawn" => Ok(Box::new(nspawn::Nspawn::new())),
+        "qemu" => Ok(Box::new(qemu::Qemu::new())),
         other => Err(ProviderError::NotImplemented(other.into())),
     }
 }

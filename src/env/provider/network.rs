@@ -93,6 +93,21 @@ impl EnvNetwork {
         self.route(address)
     }
 
+    /// A tap on the bridge for the virtual machine whose namespace would
+    /// be `machine_ns` (the tap carries that name's link, so `detach`
+    /// removes it), and the host's route to the machine's `address`.
+    /// QEMU opens the tap from inside the environment's namespace.
+    pub fn attach_tap(&self, machine_ns: &str, address: Ipv4Addr) -> Result<String, ProviderError> {
+        let link = machine_link(machine_ns);
+        let ns = self.netns.as_str();
+        if !link_exists(Some(ns), &link)? {
+            ip(&["-n", ns, "tuntap", "add", "dev", &link, "mode", "tap"])?;
+        }
+        ip(&["-n", ns, "link", "set", &link, "master", BRIDGE, "up"])?;
+        self.route(address)?;
+        Ok(link)
+    }
+
     /// `address` on `link` in namespace `ns`, up, with loopback up.
     pub fn address_machine(
         &self,

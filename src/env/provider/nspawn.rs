@@ -306,7 +306,7 @@ fn running_pid(m: &Machine) -> Result<Option<u32>, ProviderError> {
 }
 
 /// Field 22 of /proc/<pid>/stat: when the process started, in clock ticks.
-fn start_time(pid: u32) -> Option<String> {
+pub(super) fn start_time(pid: u32) -> Option<String> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     // The command name (field 2) may hold spaces; fields resume after `)`.
     let rest = &stat[stat.rfind(')')? + 2..];

@@ -1,7 +1,8 @@
 //! `bess platform build`: the platform's base image, built with
 //! mmdebstrap from `[image]` of its platform.toml and added to bess's own
-//! catalog as a box (provider `nspawn`) in the first channel, to be
-//! promoted like any box.
+//! catalog as a box in the first channel, to be promoted like any box:
+//! a root archive for the `nspawn` provider, or a disk, kernel and initrd
+//! for `qemu` (`--provider qemu`).
 //!
 //! With a cache directory, built boxes are kept there under their
 //! recipe's key (`<key>.box`): a build whose inputs did not change takes
@@ -12,6 +13,7 @@ use super::super::audit::record;
 use super::super::lock::NamedLock;
 use super::{platform_dist, recover::recover, require_platform, stored_spec};
 use crate::env::image::{ImageRecipe, build_rootfs, host_arch, pack_box};
+use crate::env::vm_image::pack_vm_box;
 use crate::ops::{BoxAddRequest, OpsError, Repo, add_box};
 use serde::Serialize;
 use serde_json::json;
@@ -25,6 +27,8 @@ pub struct PlatformBuildRequest {
     pub version: Option<String>,
     /// Where built boxes are kept by recipe key, if anywhere.
     pub cache: Option<PathBuf>,
+    /// `nspawn` (when empty) or `qemu`.
+    pub provider: String,
 }
 
 /// What a build made.
@@ -61,7 +65,12 @@ pub fn build_platform(
             platform.name, platform.name
         )));
     };
-    let recipe = ImageRecipe::new(&image, &platform_dist(repo, &spec), host_arch());
+    let provider = match request.provider.as_str() {
+        "" => "nspawn",
+        given => given,
+    };
+    let recipe =
+        ImageRecipe::for_provider(&image, &platform_dist(repo, &spec), host_arch(), provider)?;
     let version = request.version.clone().unwrap_or_else(timestamp_version);
     crate::boxes::check_version(&version)
         .map_err(|e| OpsError::Usage(format!("--version: {e}")))?;
@@ -76,7 +85,7 @@ pub fn build_platform(
     let box_request = BoxAddRequest {
         name: image.box_name.clone(),
         version: version.clone(),
-        provider: "nspawn".into(),
+        provider: provider.into(),
         arch: recipe.arch.clone(),
     };
     let mut file = std::fs::File::open(&box_file).map_err(OpsError::io("read", &box_file))?;
@@ -84,7 +93,7 @@ pub fn build_platform(
     let change = add_box(repo, &box_request, &mut file, &label)?;
     let writer = repo.catalog.write()?;
     let detail = json!({
-        "platform": platform.name, "box": image.box_name, "version": version,
+        "platform": platform.name, "box": image.box_name, "version": version, "provider": provider,
         "recipe": recipe.key(), "cached": cached, "sha256": change.placement.sha256,
     });
     record(&writer, &repo.actor, "platform.build", detail)?;
@@ -93,7 +102,7 @@ pub fn build_platform(
         platform: platform.name,
         box_name: image.box_name,
         version,
-        provider: "nspawn".into(),
+        provider: provider.into(),
         architecture: recipe.arch.clone(),
         channel: change.placement.channel,
         sha256: change.placement.sha256,
@@ -117,7 +126,13 @@ fn fresh_box(recipe: &ImageRecipe, dir: &Path) -> Result<PathBuf, OpsError> {
     let rootfs = dir.join("rootfs.tar");
     build_rootfs(recipe, &rootfs, &dir.join("mmdebstrap.log"))?;
     let boxed = dir.join("image.box");
-    pack_box(recipe, &rootfs, &boxed)?;
+    if recipe.provider == "qemu" {
+        let scratch = dir.join("vm");
+        pack_vm_box(recipe, &rootfs, &boxed, &scratch)?;
+        crate::env::workspace::remove_tree(&scratch)?;
+    } else {
+        pack_box(recipe, &rootfs, &boxed)?;
+    }
     let _ = std::fs::remove_file(&rootfs);
     Ok(boxed)
 }

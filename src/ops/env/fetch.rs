@@ -2,8 +2,9 @@
 //! catalog of the machine's `box_url` read with the environment's
 //! credential, the newest version offering the provider chosen, its file
 //! downloaded through the token URL the catalog lists, its SHA-256
-//! checked against the catalog's, and its root unpacked once per host
-//! into `<repo>/cache/images/<sha256>/`.
+//! checked against the catalog's, and unpacked once per host into
+//! `<repo>/cache/images/<sha256>/`: `rootfs/` for nspawn, `vm/` (kernel,
+//! initrd, base disk) for qemu.
 //!
 //! The cache belongs to the repository because it is derived data like
 //! the rest of `cache/` (rebuilt from the catalog when deleted), because
@@ -74,10 +75,10 @@ pub fn machine_image(
     let images = repo.config.layout.cache_dir().join("images");
     let path = images.join(&offer.checksum);
     if !path.is_dir() {
-        download(&images, offer)?;
+        download(&images, offer, provider)?;
     }
     Ok(ChosenImage {
-        path: path.join("rootfs"),
+        path: path.join(unpacked_dir(provider)),
     })
 }
 
@@ -119,8 +120,13 @@ fn read_catalog(box_url: &str, credential: (&str, &str)) -> Result<Catalog, OpsE
     serde_json::from_str(&text).map_err(|e| failed(format!("not a box catalog: {e}")))
 }
 
+/// Where a box of `provider` is unpacked in its image directory.
+fn unpacked_dir(provider: &str) -> &'static str {
+    if provider == "qemu" { "vm" } else { "rootfs" }
+}
+
 /// Downloads and unpacks one image, under a lock so a host does it once.
-fn download(images: &Path, offer: &CatalogProvider) -> Result<(), OpsError> {
+fn download(images: &Path, offer: &CatalogProvider, provider: &str) -> Result<(), OpsError> {
     std::fs::create_dir_all(images).map_err(OpsError::io("create", images))?;
     let _lock = NamedLock::acquire(&images.join(format!("{}.lock", offer.checksum)), true)?;
     let done = images.join(&offer.checksum);
@@ -133,9 +139,13 @@ fn download(images: &Path, offer: &CatalogProvider) -> Result<(), OpsError> {
         .map_err(OpsError::io("create a directory in", images))?;
     let file = work.path().join("image.box");
     fetch_checked(&offer.url, &offer.checksum, &file)?;
-    let root = work.path().join("rootfs");
+    let root = work.path().join(unpacked_dir(provider));
     std::fs::create_dir(&root).map_err(OpsError::io("create", &root))?;
-    crate::env::image::unpack_box(&file, &root)?;
+    if provider == "qemu" {
+        crate::env::vm_image::unpack_vm_box(&file, &root)?;
+    } else {
+        crate::env::image::unpack_box(&file, &root)?;
+    }
     std::fs::remove_file(&file).map_err(OpsError::io("remove", &file))?;
     crate::pool::sync_filesystem(&root).map_err(OpsError::io("flush", &root))?;
     let kept = work.keep();

@@ -86,6 +86,7 @@ impl Fleet {
             cpus: declared.map_or(1, |d| d.cpus),
             ssh_public_key: std::fs::read_to_string(self.ssh_key().with_extension("pub"))
                 .unwrap_or_default(),
+            ssh_key: self.ssh_key(),
         }
     }
 
