@@ -152,6 +152,19 @@ pub fn env_up(
     machine: Option<&str>,
     reprovision: bool,
 ) -> Result<Vec<MachineOutcome>, OpsError> {
+    let (row, outcomes) = bring_up_env(repo, platform, env, machine, reprovision)?;
+    failures(&row, outcomes)
+}
+
+/// `env up` short of its verdict: every machine's outcome, failed ones
+/// included, so `platform up` can list them all.
+pub(super) fn bring_up_env(
+    repo: &mut Repo,
+    platform: &str,
+    env: &str,
+    machine: Option<&str>,
+    reprovision: bool,
+) -> Result<(EnvironmentRow, Vec<MachineOutcome>), OpsError> {
     recover(repo)?;
     let row = require_environment(repo, platform, env)?;
     let _platform_lock = lock_platform_shared(repo, platform)?;
@@ -175,7 +188,7 @@ pub fn env_up(
         &outcomes,
         if reprovision { "env.reload" } else { "env.up" },
     )?;
-    failures(&fleet, outcomes)
+    Ok((row, outcomes))
 }
 
 /// Refuses environments being made or removed.
@@ -363,28 +376,37 @@ pub(super) fn first_line(text: &str) -> &str {
 }
 
 /// The outcomes, or an error listing the machines that failed.
-fn failures(fleet: &Fleet, outcomes: Vec<MachineOutcome>) -> Result<Vec<MachineOutcome>, OpsError> {
+pub(super) fn failures(
+    env: &EnvironmentRow,
+    outcomes: Vec<MachineOutcome>,
+) -> Result<Vec<MachineOutcome>, OpsError> {
     let failed: Vec<String> = outcomes
         .iter()
-        .filter_map(|o| {
-            o.error
-                .as_ref()
-                .map(|e| format!("machine {}: {e}", o.machine))
-        })
+        .filter_map(|o| o.error.as_ref().map(|e| naming_machine(&o.machine, e)))
         .collect();
     if failed.is_empty() {
         return Ok(outcomes);
     }
     Err(OpsError::Conflict(format!(
         "environment {}/{} is failed:\n{}\nSee `bess env status {} {}`; fix the cause and run `bess env reload {} {}`",
-        fleet.env.platform,
-        fleet.env.name,
+        env.platform,
+        env.name,
         failed.join("\n"),
-        fleet.env.platform,
-        fleet.env.name,
-        fleet.env.platform,
-        fleet.env.name
+        env.platform,
+        env.name,
+        env.platform,
+        env.name
     )))
+}
+
+/// `machine NAME: error`, unless the provider's error names it already.
+fn naming_machine(machine: &str, error: &str) -> String {
+    let prefix = format!("machine {machine}: ");
+    if error.starts_with(&prefix) {
+        error.to_string()
+    } else {
+        format!("{prefix}{error}")
+    }
 }
 
 /// Shuts an environment's machines (or one) down; their disks stay.
