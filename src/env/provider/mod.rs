@@ -5,8 +5,11 @@
 //! - `nspawn` (the default): a systemd-nspawn container booting systemd,
 //!   its root an overlay over the unpacked image, in a network namespace
 //!   of its own joined to the environment's bridge.
-//! - `qemu` and `vagrant` (real virtual machines) are not implemented
-//!   yet: platform.toml may name them, and `env up` refuses them saying so.
+//! - `vagrant` (VirtualBox or libvirt VMs): vagrant runs the workspace's
+//!   generated Vagrantfile, one machine at a time, and fetches each box
+//!   from bess's catalog itself.
+//! - `qemu` (real virtual machines) is not implemented yet: platform.toml
+//!   may name it, and `env up` refuses it saying so.
 //!
 //! Everything a provider makes for a machine lives under the machine's
 //! runtime directory or carries the machine's id in its name, so that
@@ -15,6 +18,7 @@
 pub mod command;
 pub mod network;
 pub mod nspawn;
+pub mod vagrant;
 
 pub use command::{Program, RunOutput};
 
@@ -127,6 +131,8 @@ pub struct Machine {
     pub cpus: u32,
     /// The environment's SSH public key, for root's authorized_keys.
     pub ssh_public_key: String,
+    /// The environment's workspace, which holds its Vagrantfile.
+    pub workspace: PathBuf,
 }
 
 impl Machine {
@@ -148,6 +154,16 @@ pub trait Provider {
     fn name(&self) -> &'static str;
     /// Checks that the host has what the provider runs, naming what to install.
     fn check_host(&self) -> Result<(), ProviderError>;
+    /// Whether the provider downloads the machine's image itself (vagrant,
+    /// from the Vagrantfile's box URL) rather than being handed bess's.
+    fn fetches_own_image(&self) -> bool {
+        false
+    }
+    /// Whether machines join the environment's network bess makes on the
+    /// host; vagrant makes the Vagrantfile's private network itself.
+    fn uses_env_network(&self) -> bool {
+        true
+    }
     /// Makes the machine's disk or root from the image, with its host
     /// name, host keys and authorized key; nothing if it exists already.
     fn create(&self, machine: &Machine) -> Result<(), ProviderError>;
@@ -190,6 +206,7 @@ pub trait Provider {
 pub fn provider(name: &str) -> Result<Box<dyn Provider>, ProviderError> {
     match name {
         "nspawn" => Ok(Box::new(nspawn::Nspawn::new())),
+        "vagrant" => Ok(Box::new(vagrant::Vagrant::new())),
         other => Err(ProviderError::NotImplemented(other.into())),
     }
 }

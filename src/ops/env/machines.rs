@@ -86,6 +86,7 @@ impl Fleet {
             cpus: declared.map_or(1, |d| d.cpus),
             ssh_public_key: std::fs::read_to_string(self.ssh_key().with_extension("pub"))
                 .unwrap_or_default(),
+            workspace: self.workspace.clone(),
         }
     }
 
@@ -238,24 +239,37 @@ fn bring_up(repo: &mut Repo, fleet: &Fleet, row: &MachineRow, reprovision: bool)
 /// The image, the machine made from it, started.
 fn start_machine(repo: &Repo, fleet: &Fleet, row: &MachineRow) -> Result<Machine, OpsError> {
     ensure_ssh_key(fleet)?;
+    if fleet.provider.uses_env_network() {
+        // The network first: the host reaches bess at the gateway address it gives.
+        fleet.network.ensure()?;
+    }
+    // vagrant downloads the box the Vagrantfile names itself, into its own store.
+    let image = if fleet.provider.fetches_own_image() {
+        PathBuf::new()
+    } else {
+        catalog_image(repo, fleet, row)?
+    };
+    let machine = fleet.machine(row, image);
+    fleet.provider.create(&machine)?;
+    fleet.provider.start(&machine)?;
+    Ok(machine)
+}
+
+/// The machine's box from bess's catalog, unpacked on this host.
+fn catalog_image(repo: &Repo, fleet: &Fleet, row: &MachineRow) -> Result<PathBuf, OpsError> {
     let vars = super::provision::variables_of(fleet)?;
     let box_url = vars["machines"][&row.name]["box_url"]
         .as_str()
         .unwrap_or_default()
         .to_string();
     let password = super::provision::password_of(fleet)?;
-    // The network first: the host reaches bess at the gateway address it gives.
-    fleet.network.ensure()?;
     let image = super::fetch::machine_image(
         repo,
         &box_url,
         (&fleet.env.user, &password),
         fleet.provider.name(),
     )?;
-    let machine = fleet.machine(row, image.path);
-    fleet.provider.create(&machine)?;
-    fleet.provider.start(&machine)?;
-    Ok(machine)
+    Ok(image.path)
 }
 
 /// The environment's SSH key pair, made on first use.
