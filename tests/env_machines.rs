@@ -551,32 +551,6 @@ fn on_prod(sb: &Sandbox, box_version: &str, before: &HostBefore) {
     assert_eq!(before.new_cgroups("paas.1162"), Vec::<String>::new());
 }
 
-/// qemu and vagrant are not implemented yet: `env up` says so and starts
-/// nothing, and the environment can still be destroyed. Needs no root.
-#[test]
-fn a_provider_not_implemented_yet_is_refused_by_name() {
-    let sb = Sandbox::new("bookworm", "amd64");
-    let source = copy_example(&sb.path("platform"));
-    let toml = source.join("platform.toml");
-    let text = std::fs::read_to_string(&toml).unwrap();
-    assert!(text.contains("provider = \"nspawn\""), "{text}");
-    std::fs::write(
-        &toml,
-        text.replace("provider = \"nspawn\"", "provider = \"vagrant\""),
-    )
-    .unwrap();
-    init_platform(&sb, "paas", &source, "10.231.9.0/24");
-    sb.ok(&["env", "init", "paas", "1161"]);
-    let error = sb.fails(&["env", "up", "paas", "1161"]);
-    assert!(
-        error.contains("provider `vagrant` is not implemented yet"),
-        "{error}"
-    );
-    assert!(error.contains("provider = \"nspawn\""), "{error}");
-    assert!(!sb.repo.join("machines/paas/1161").exists());
-    sb.ok(&["env", "destroy", "paas", "1161"]);
-}
-
 /// The example platform, its machines run by `qemu`.
 fn qemu_platform() -> String {
     let text =

@@ -7,7 +7,7 @@ use std::io::Write;
 use std::path::Path;
 use std::process::ExitCode;
 
-/// Manage platforms: init, list, show, update, check, build, destroy.
+/// Manage platforms: init, list, show, update, check, build, up, halt, destroy.
 ///
 /// A platform is a source tree — a directory or a git repository — with a
 /// platform.toml at its root declaring machines (box, memory, packages,
@@ -27,6 +27,47 @@ pub enum PlatformCommand {
     Check(NameArgs),
     Destroy(DestroyArgs),
     Build(BuildArgs),
+    Up(UpArgs),
+    Halt(HaltArgs),
+}
+
+/// Start every environment of a platform: `bess env up` on each, in name order.
+///
+/// Each environment's machines are started and those never provisioned
+/// are provisioned, exactly as `bess env up PLATFORM ENV` does. An
+/// environment that fails does not stop the others: every environment is
+/// listed with what became of each of its machines, and bess then exits 1
+/// naming the environments that failed and why. `bess env status PLATFORM
+/// ENV` shows a failed one's steps; `bess env reload PLATFORM ENV` retries
+/// it. A platform without environments is not an error.
+#[derive(Debug, Args)]
+#[command(
+    after_help = "Examples:\n  bess platform up paas\n  bess platform up paas --json     # [{\"environment\": \"1161\", \"machines\": [...], \"error\": null}, ...]\n  bess env reload paas 1162        # retry one that failed"
+)]
+pub struct UpArgs {
+    /// Platform name
+    name: String,
+    /// Print a JSON array with, per environment, its machines' outcomes and its error (null when it came up)
+    #[arg(long)]
+    json: bool,
+}
+
+/// Shut down every environment of a platform: `bess env halt` on each, in name order.
+///
+/// Machines stop; their disks stay, so `bess platform up` brings them
+/// back as they were. An environment never started is reported as it is
+/// and left alone. An environment that fails does not stop the others;
+/// bess then exits 1 naming the environments that failed and why.
+#[derive(Debug, Args)]
+#[command(
+    after_help = "Examples:\n  bess platform halt paas\n  bess platform halt paas --json   # [{\"environment\": \"1161\", \"machines\": [...], \"error\": null}, ...]"
+)]
+pub struct HaltArgs {
+    /// Platform name
+    name: String,
+    /// Print a JSON array with, per environment, its machines' outcomes and its error (null when it halted)
+    #[arg(long)]
+    json: bool,
 }
 
 /// Build the platform's machine image and add it to the catalog as a box.
@@ -152,6 +193,16 @@ pub fn run(dir: &Path, command: PlatformCommand) -> anyhow::Result<ExitCode> {
         }
         PlatformCommand::Check(args) => return check(&mut repo, &args),
         PlatformCommand::Build(args) => build(&mut repo, args)?,
+        PlatformCommand::Up(args) => {
+            let outcomes = ops::platform_up(&mut repo, &args.name)?;
+            print_environments(&args.name, &outcomes, args.json)?;
+            ops::platform_verdict(&args.name, "come up", &outcomes)?;
+        }
+        PlatformCommand::Halt(args) => {
+            let outcomes = ops::platform_halt(&mut repo, &args.name)?;
+            print_environments(&args.name, &outcomes, args.json)?;
+            ops::platform_verdict(&args.name, "halt", &outcomes)?;
+        }
         PlatformCommand::Destroy(args) => {
             let envs = ops::destroy_platform(&mut repo, &args.name, args.force)?;
             if super::progress::chatty() {
@@ -204,6 +255,44 @@ fn build(repo: &mut Repo, args: BuildArgs) -> anyhow::Result<()> {
         built.packages.join(", ")
     )?;
     Ok(())
+}
+
+/// One row per machine of each environment; an environment that failed
+/// before reaching its machines gets one row saying so.
+fn print_environments(
+    platform: &str,
+    outcomes: &[ops::EnvironmentOutcome],
+    as_json: bool,
+) -> anyhow::Result<()> {
+    if as_json {
+        return Ok(json(outcomes)?);
+    }
+    if outcomes.is_empty() {
+        writeln!(
+            std::io::stdout().lock(),
+            "platform {platform} has no environments; make one with `bess env init {platform} ENV`"
+        )?;
+        return Ok(());
+    }
+    let mut table = Table::new(vec!["ENVIRONMENT", "MACHINE", "IP", "STATE", "PROVISIONED"]);
+    for env in outcomes {
+        if env.machines.is_empty() {
+            let state = if env.error.is_some() { "failed" } else { "-" };
+            let cells = [env.environment.as_str(), "-", "-", state, "-"];
+            table.row(cells.iter().map(|c| c.to_string()).collect());
+        }
+        for m in &env.machines {
+            let provisioned = if m.provisioned { "yes" } else { "-" };
+            table.row(vec![
+                env.environment.clone(),
+                m.machine.clone(),
+                m.ip.clone(),
+                m.state.clone(),
+                provisioned.into(),
+            ]);
+        }
+    }
+    Ok(table.print()?)
 }
 
 fn print_platform(view: &PlatformView, as_json: bool, done: &str) -> anyhow::Result<()> {

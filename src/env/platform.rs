@@ -52,8 +52,7 @@ pub struct PlatformSpec {
     pub sites: Vec<SiteSpec>,
     #[serde(default, rename = "tool")]
     pub tools: Vec<ToolSpec>,
-    /// What runs the machines: `nspawn` (the default) or `qemu`; `vagrant`
-    /// is accepted but not implemented yet (`env up` refuses it).
+    /// What runs the machines: `nspawn` (the default), `qemu` or `vagrant`.
     #[serde(default = "default_provider")]
     pub provider: String,
     /// The base image `bess platform build` makes.

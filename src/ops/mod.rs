@@ -56,6 +56,7 @@ pub use env::{
     list_platforms, machine_logs, recover, show_environment, show_platform, ssh_command,
     update_platform,
 };
+pub use env::{EnvironmentOutcome, platform_halt, platform_up, platform_verdict};
 pub use error::OpsError;
 pub use incoming::{
     DropDir, FailedUpload, IncomingOutcome, NoWatch, RejectedUpload, TakenUpload, Upload,

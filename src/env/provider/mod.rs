@@ -8,8 +8,9 @@
 //! - `qemu`: a virtual machine booting the image's kernel directly, its
 //!   disk a qcow2 overlay over the image's, its tap on the environment's
 //!   bridge, controlled over QMP and reached by SSH.
-//! - `vagrant` is not implemented yet: platform.toml may name it, and
-//!   `env up` refuses it saying so.
+//! - `vagrant` (VirtualBox or libvirt VMs): vagrant runs the workspace's
+//!   generated Vagrantfile, one machine at a time, and fetches each box
+//!   from bess's catalog itself.
 //!
 //! Everything a provider makes for a machine lives under the machine's
 //! runtime directory or carries the machine's id in its name, so that
@@ -19,6 +20,7 @@ pub mod command;
 pub mod network;
 pub mod nspawn;
 pub mod qemu;
+pub mod vagrant;
 
 pub use command::{Program, RunOutput};
 
@@ -41,10 +43,10 @@ pub enum ProviderError {
     #[error("machine {machine}: {problem}")]
     State { machine: String, problem: String },
     #[error(
-        "provider `{0}` is not implemented yet: this bess runs machines with nspawn \
-         and qemu; set provider = \"nspawn\" (or \"qemu\") in the platform's platform.toml"
+        "provider `{0}` is not one bess drives; set provider = \"nspawn\", \"qemu\" or \
+         \"vagrant\" in the platform's platform.toml"
     )]
-    NotImplemented(String),
+    Unknown(String),
     #[error("cannot {action} {path}: {source}")]
     Io {
         action: &'static str,
@@ -133,6 +135,8 @@ pub struct Machine {
     pub ssh_public_key: String,
     /// The environment's SSH private key, for providers reached by SSH.
     pub ssh_key: PathBuf,
+    /// The environment's workspace, which holds its Vagrantfile.
+    pub workspace: PathBuf,
 }
 
 impl Machine {
@@ -154,6 +158,16 @@ pub trait Provider {
     fn name(&self) -> &'static str;
     /// Checks that the host has what the provider runs, naming what to install.
     fn check_host(&self) -> Result<(), ProviderError>;
+    /// Whether the provider downloads the machine's image itself (vagrant,
+    /// from the Vagrantfile's box URL) rather than being handed bess's.
+    fn fetches_own_image(&self) -> bool {
+        false
+    }
+    /// Whether machines join the environment's network bess makes on the
+    /// host; vagrant makes the Vagrantfile's private network itself.
+    fn uses_env_network(&self) -> bool {
+        true
+    }
     /// Makes the machine's disk or root from the image, with its host
     /// name, host keys and authorized key; nothing if it exists already.
     fn create(&self, machine: &Machine) -> Result<(), ProviderError>;
@@ -197,7 +211,8 @@ pub fn provider(name: &str) -> Result<Box<dyn Provider>, ProviderError> {
     match name {
         "nspawn" => Ok(Box::new(nspawn::Nspawn::new())),
         "qemu" => Ok(Box::new(qemu::Qemu::new())),
-        other => Err(ProviderError::NotImplemented(other.into())),
+        "vagrant" => Ok(Box::new(vagrant::Vagrant::new())),
+        other => Err(ProviderError::Unknown(other.into())),
     }
 }
 

@@ -510,6 +510,7 @@ mod tests {
             cpus: 1,
             ssh_public_key: "ssh-ed25519 AAAA env".into(),
             ssh_key: dir.join("id_ed25519"),
+            workspace: dir.join("workspace"),
         }
     }
 

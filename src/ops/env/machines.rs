@@ -87,6 +87,7 @@ impl Fleet {
             ssh_public_key: std::fs::read_to_string(self.ssh_key().with_extension("pub"))
                 .unwrap_or_default(),
             ssh_key: self.ssh_key(),
+            workspace: self.workspace.clone(),
         }
     }
 
@@ -153,6 +154,19 @@ pub fn env_up(
     machine: Option<&str>,
     reprovision: bool,
 ) -> Result<Vec<MachineOutcome>, OpsError> {
+    let (row, outcomes) = bring_up_env(repo, platform, env, machine, reprovision)?;
+    failures(&row, outcomes)
+}
+
+/// `env up` short of its verdict: every machine's outcome, failed ones
+/// included, so `platform up` can list them all.
+pub(super) fn bring_up_env(
+    repo: &mut Repo,
+    platform: &str,
+    env: &str,
+    machine: Option<&str>,
+    reprovision: bool,
+) -> Result<(EnvironmentRow, Vec<MachineOutcome>), OpsError> {
     recover(repo)?;
     let row = require_environment(repo, platform, env)?;
     let _platform_lock = lock_platform_shared(repo, platform)?;
@@ -176,7 +190,7 @@ pub fn env_up(
         &outcomes,
         if reprovision { "env.reload" } else { "env.up" },
     )?;
-    failures(&fleet, outcomes)
+    Ok((row, outcomes))
 }
 
 /// Refuses environments being made or removed.
@@ -226,24 +240,37 @@ fn bring_up(repo: &mut Repo, fleet: &Fleet, row: &MachineRow, reprovision: bool)
 /// The image, the machine made from it, started.
 fn start_machine(repo: &Repo, fleet: &Fleet, row: &MachineRow) -> Result<Machine, OpsError> {
     ensure_ssh_key(fleet)?;
+    if fleet.provider.uses_env_network() {
+        // The network first: the host reaches bess at the gateway address it gives.
+        fleet.network.ensure()?;
+    }
+    // vagrant downloads the box the Vagrantfile names itself, into its own store.
+    let image = if fleet.provider.fetches_own_image() {
+        PathBuf::new()
+    } else {
+        catalog_image(repo, fleet, row)?
+    };
+    let machine = fleet.machine(row, image);
+    fleet.provider.create(&machine)?;
+    fleet.provider.start(&machine)?;
+    Ok(machine)
+}
+
+/// The machine's box from bess's catalog, unpacked on this host.
+fn catalog_image(repo: &Repo, fleet: &Fleet, row: &MachineRow) -> Result<PathBuf, OpsError> {
     let vars = super::provision::variables_of(fleet)?;
     let box_url = vars["machines"][&row.name]["box_url"]
         .as_str()
         .unwrap_or_default()
         .to_string();
     let password = super::provision::password_of(fleet)?;
-    // The network first: the host reaches bess at the gateway address it gives.
-    fleet.network.ensure()?;
     let image = super::fetch::machine_image(
         repo,
         &box_url,
         (&fleet.env.user, &password),
         fleet.provider.name(),
     )?;
-    let machine = fleet.machine(row, image.path);
-    fleet.provider.create(&machine)?;
-    fleet.provider.start(&machine)?;
-    Ok(machine)
+    Ok(image.path)
 }
 
 /// The environment's SSH key pair, made on first use.
@@ -364,28 +391,37 @@ pub(super) fn first_line(text: &str) -> &str {
 }
 
 /// The outcomes, or an error listing the machines that failed.
-fn failures(fleet: &Fleet, outcomes: Vec<MachineOutcome>) -> Result<Vec<MachineOutcome>, OpsError> {
+pub(super) fn failures(
+    env: &EnvironmentRow,
+    outcomes: Vec<MachineOutcome>,
+) -> Result<Vec<MachineOutcome>, OpsError> {
     let failed: Vec<String> = outcomes
         .iter()
-        .filter_map(|o| {
-            o.error
-                .as_ref()
-                .map(|e| format!("machine {}: {e}", o.machine))
-        })
+        .filter_map(|o| o.error.as_ref().map(|e| naming_machine(&o.machine, e)))
         .collect();
     if failed.is_empty() {
         return Ok(outcomes);
     }
     Err(OpsError::Conflict(format!(
         "environment {}/{} is failed:\n{}\nSee `bess env status {} {}`; fix the cause and run `bess env reload {} {}`",
-        fleet.env.platform,
-        fleet.env.name,
+        env.platform,
+        env.name,
         failed.join("\n"),
-        fleet.env.platform,
-        fleet.env.name,
-        fleet.env.platform,
-        fleet.env.name
+        env.platform,
+        env.name,
+        env.platform,
+        env.name
     )))
+}
+
+/// `machine NAME: error`, unless the provider's error names it already.
+fn naming_machine(machine: &str, error: &str) -> String {
+    let prefix = format!("machine {machine}: ");
+    if error.starts_with(&prefix) {
+        error.to_string()
+    } else {
+        format!("{prefix}{error}")
+    }
 }
 
 /// Shuts an environment's machines (or one) down; their disks stay.

@@ -14,6 +14,7 @@ mod fetch;
 mod init;
 mod machines;
 mod platform;
+mod platform_machines;
 mod provision;
 mod recover;
 mod update;
@@ -27,6 +28,7 @@ pub use platform::{
     PlatformCheck, PlatformCheckItem, PlatformInitRequest, check_platform, destroy_platform,
     init_platform, update_platform,
 };
+pub use platform_machines::{EnvironmentOutcome, platform_halt, platform_up, platform_verdict};
 pub use recover::recover;
 pub use update::{UpdateOutcome, env_update};
 pub use view::{
