@@ -797,3 +797,51 @@ fn refresh_moves_an_earlier_flat_pool_to_debians_layout() {
     let original = std::fs::read(sb.path("in").join("app_1.0-1_amd64.deb")).unwrap();
     assert_eq!(apt.download("app=1.0-1"), original);
 }
+
+/// `repo check` compares each index with what the catalog renders (in
+/// batches, as streams) and finds a stanza that differs and a published
+/// file that went missing.
+#[test]
+fn check_finds_an_index_that_differs_from_the_catalog_and_a_missing_file() {
+    if !tools(&["dpkg-deb"]) {
+        return;
+    }
+    let sb = Sandbox::new("bookworm", "amd64");
+    let input = sb.path("in");
+    for i in 0..5 {
+        DebSpec::new(&format!("tool{i}"), "1.0", "amd64").build(&input);
+    }
+    sb.ok(&["repo", "ingest", input.to_str().unwrap()]);
+    sb.ok(&["repo", "check"]);
+
+    let catalog = rusqlite::Connection::open(sb.repo.join("catalog/catalog.db")).unwrap();
+    let edited = catalog
+        .execute(
+            "UPDATE controls SET control = control || 'X-Edited: yes\n' \
+             WHERE package_id = (SELECT id FROM packages WHERE name = 'tool3')",
+            [],
+        )
+        .unwrap();
+    assert_eq!(edited, 1);
+    drop(catalog);
+    let pool = sb.repo.join("public/preprod/pool/main/t/tool1");
+    let deb = std::fs::read_dir(&pool)
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    std::fs::remove_file(&deb).unwrap();
+
+    let check = sb.bess(&["repo", "check"]);
+    let report = String::from_utf8_lossy(&check.stdout);
+    assert!(!check.status.success(), "{report}");
+    for expected in [
+        "main/binary-amd64/Packages: Release disagrees with the catalog",
+        "main/binary-amd64/Packages.gz does not decompress to what the catalog lists",
+        "main/binary-amd64/Packages.xz does not decompress to what the catalog lists",
+        &format!("{} is not published", deb.display()),
+    ] {
+        assert!(report.contains(expected), "{expected}:\n{report}");
+    }
+}

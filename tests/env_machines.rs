@@ -512,6 +512,15 @@ fn an_environment_installs_updates_rolls_back_and_leaves_nothing() {
     assert_ne!(page(proxy_port, SITE).0, 200, "a halted site answers");
     all_in(&sb.json(&["env", "up", "paas", "1161"]), "up");
     site_shows(proxy_port, "myapp 1.1\n");
+    // The same for every environment of the platform: 1161 is the one left.
+    let halted = sb.json(&["platform", "halt", "paas"]);
+    assert_eq!(halted[0]["environment"], "1161", "{halted}");
+    all_in(&halted[0]["machines"], "halted");
+    assert_ne!(page(proxy_port, SITE).0, 200, "a halted site answers");
+    let up = sb.json(&["platform", "up", "paas"]);
+    assert_eq!(up.as_array().map(Vec::len), Some(1), "{up}");
+    all_in(&up[0]["machines"], "up");
+    site_shows(proxy_port, "myapp 1.1\n");
 
     sb.ok(&["env", "destroy", "paas", "1161"]);
     settled("v5 unrouted", 3, || page(proxy_port, SITE).0 == 404);

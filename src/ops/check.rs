@@ -8,14 +8,14 @@
 //! waiting for `bess repo publish`).
 
 use super::{OpsError, Repo};
-use crate::catalog::{IndexEntry, PlacementFilter, StanzaParts};
-use crate::config::{ReleaseSettings, RepoConfig};
+use crate::catalog::{IndexEntry, PlacementFilter, Reader};
+use crate::config::{Checksum, ReleaseSettings, RepoConfig};
 use crate::publish::release::{FileSums, field, parse_files};
-use crate::publish::{DistTree, render, split};
+use crate::publish::{DistTree, MultiHasher, split, write_stanza};
 use crate::sign::KeyStore;
 use rayon::prelude::*;
-use std::collections::{HashMap, HashSet};
-use std::io::Read;
+use std::collections::HashSet;
+use std::io::{BufRead, BufReader, Read};
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 
@@ -29,6 +29,10 @@ pub struct CheckReport {
     pub objects: usize,
     pub dists: usize,
 }
+
+/// How many packages' stanzas are held at once while an index is checked:
+/// the check's memory does not grow with the repository.
+const STANZAS_PER_BATCH: usize = 2000;
 
 /// Verifies objects, links, indices, Release files and signatures.
 pub fn check(repo: &mut Repo) -> Result<CheckReport, OpsError> {
@@ -278,44 +282,87 @@ fn check_dist(
         return Ok(());
     }
     let entries = reader.index_entries(channel, dist)?;
-    let ids: Vec<i64> = entries.iter().map(|e| e.id).collect();
-    let stanzas = reader.stanza_parts(&ids)?;
     let problems =
-        check_indices_match_catalog(&repo.config, &root, &files, &entries, &stanzas, &here);
+        check_indices_match_catalog(&repo.config, &reader, &root, &files, &entries, &here)?;
     report.problems.extend(problems);
     Ok(())
 }
 
 /// Each listed `Packages` must be what both compressed files decompress to
 /// (its listed size and checksums), and every file it names must be
-/// published.
+/// published. Both are read as streams, never whole.
 fn check_indices_match_release(root: &Path, files: &[FileSums], here: &str) -> Vec<String> {
     let mut problems = Vec::new();
     let channel_dir = root.parent().and_then(Path::parent).unwrap_or(root);
     for listed in files.iter().filter(|f| f.path.ends_with("/Packages")) {
         let rel = &listed.path;
-        let mut text = None;
-        for (suffix, decoded) in [
-            (".gz", gunzip(&root.join(format!("{rel}.gz")))),
-            (".xz", unxz(&root.join(format!("{rel}.xz")))),
-        ] {
-            match decoded {
-                Some(data) if FileSums::of(rel.clone(), &data, &listed.kinds()) == *listed => {
-                    text = Some(data);
-                }
-                _ => problems.push(format!(
+        let mut unpublished = None;
+        for (suffix, decoded) in decompressed(root, rel) {
+            let mut missing = Vec::new();
+            let sums = decoded.and_then(|reader| {
+                sums_of_lines(reader, rel, &listed.kinds(), |line| {
+                    let name = line.strip_prefix(b"Filename: ")?;
+                    let name = String::from_utf8_lossy(name).trim_end().to_string();
+                    (!channel_dir.join(&name).is_file()).then(|| missing.push(name))
+                })
+            });
+            if sums.as_ref() == Some(listed) {
+                unpublished.get_or_insert(missing);
+            } else {
+                problems.push(format!(
                     "{here}/{rel}{suffix} does not decompress to the Packages its Release lists"
-                )),
+                ));
             }
         }
-        let text = String::from_utf8_lossy(text.as_deref().unwrap_or_default()).into_owned();
-        for name in text.lines().filter_map(|l| l.strip_prefix("Filename: ")) {
-            if !channel_dir.join(name).is_file() {
-                problems.push(format!("{here}/{rel}: {name} is not published"));
-            }
+        for name in unpublished.unwrap_or_default() {
+            problems.push(format!("{here}/{rel}: {name} is not published"));
         }
     }
     problems
+}
+
+/// The `.gz` and `.xz` files of the index `rel`, each as a decompressing
+/// reader (`None` when it cannot be opened).
+fn decompressed(root: &Path, rel: &str) -> [(&'static str, Option<Box<dyn Read>>); 2] {
+    let open = |suffix: &str| std::fs::File::open(root.join(format!("{rel}{suffix}"))).ok();
+    let gz = open(".gz").map(|f| Box::new(flate2::read::MultiGzDecoder::new(f)) as Box<dyn Read>);
+    let xz = open(".xz").map(|f| Box::new(xz2::read::XzDecoder::new(f)) as Box<dyn Read>);
+    [(".gz", gz), (".xz", xz)]
+}
+
+/// The sums of everything `reader` gives, read line by line, each line
+/// shown to `on_line`; `None` if it cannot be read to its end.
+fn sums_of_lines(
+    reader: impl Read,
+    rel: &str,
+    kinds: &[Checksum],
+    mut on_line: impl FnMut(&[u8]) -> Option<()>,
+) -> Option<FileSums> {
+    let mut reader = BufReader::with_capacity(1 << 16, reader);
+    let mut hasher = MultiHasher::new(kinds);
+    let mut line = Vec::new();
+    loop {
+        line.clear();
+        if reader.read_until(b'\n', &mut line).ok()? == 0 {
+            break;
+        }
+        hasher.update(&line);
+        on_line(&line);
+    }
+    Some(sums(rel, &hasher))
+}
+
+/// The sums a hasher took, listed under `rel`.
+fn sums(rel: &str, hasher: &MultiHasher) -> FileSums {
+    let d = hasher.finish();
+    FileSums {
+        path: rel.to_string(),
+        size: d.size,
+        md5: d.md5,
+        sha1: d.sha1,
+        sha256: d.sha256,
+        sha512: d.sha512,
+    }
 }
 
 fn check_signatures(repo: &Repo, root: &Path, release: &str, here: &str, report: &mut CheckReport) {
@@ -420,15 +467,17 @@ fn check_listed_file(root: &Path, file: &FileSums, here: &str, report: &mut Chec
 
 /// Each index must be exactly what the catalog renders to: the listed
 /// uncompressed sums, and both compressed files once decompressed; every
-/// file it names must be published.
+/// file it names must be published. Stanzas are rendered and hashed
+/// [`STANZAS_PER_BATCH`] at a time, and the compressed files are hashed as
+/// they decompress, so nothing the size of an index is held.
 fn check_indices_match_catalog(
     config: &RepoConfig,
+    reader: &Reader<'_>,
     root: &Path,
     files: &[FileSums],
     entries: &[IndexEntry],
-    stanzas: &HashMap<i64, StanzaParts>,
     here: &str,
-) -> Vec<String> {
+) -> Result<Vec<String>, OpsError> {
     let mut problems = Vec::new();
     let channel_dir = root
         .parent()
@@ -439,47 +488,43 @@ fn check_indices_match_catalog(
     let hashes = &config.settings.release.hashes;
     for index in split(entries, components, config.archs.names()) {
         let rel = format!("{}/Packages", index.dir());
-        let expected = render(&index.entries, stanzas, hashes);
-        let listed = files.iter().find(|f| f.path == rel);
-        if listed != Some(&FileSums::of(rel.clone(), expected.as_bytes(), hashes)) {
+        let mut hasher = MultiHasher::new(hashes);
+        let mut stanza = String::new();
+        for batch in index.entries.chunks(STANZAS_PER_BATCH) {
+            let ids: Vec<i64> = batch.iter().map(|e| e.id).collect();
+            let parts = reader.stanza_parts(&ids)?;
+            for entry in batch {
+                let Some(parts) = parts.get(&entry.id) else {
+                    problems.push(format!(
+                        "{here}/{rel}: package {} has no control data in the catalog",
+                        entry.id
+                    ));
+                    continue;
+                };
+                stanza.clear();
+                write_stanza(&mut stanza, &entry.component, parts, hashes);
+                hasher.update(stanza.as_bytes());
+                let file = channel_dir
+                    .join("pool")
+                    .join(&entry.component)
+                    .join(&parts.pool_name);
+                if !file.is_file() {
+                    problems.push(format!("{here}/{rel}: {} is not published", file.display()));
+                }
+            }
+        }
+        let expected = sums(&rel, &hasher);
+        if files.iter().find(|f| f.path == rel) != Some(&expected) {
             problems.push(format!("{here}/{rel}: Release disagrees with the catalog; run `bess repo publish --refresh`"));
         }
-        for (suffix, text) in [
-            (".gz", gunzip(&root.join(format!("{rel}.gz")))),
-            (".xz", unxz(&root.join(format!("{rel}.xz")))),
-        ] {
-            if text.as_deref() != Some(expected.as_bytes()) {
+        for (suffix, decoded) in decompressed(root, &rel) {
+            let got = decoded.and_then(|r| sums_of_lines(r, &rel, hashes, |_| None));
+            if got.as_ref() != Some(&expected) {
                 problems.push(format!(
                     "{here}/{rel}{suffix} does not decompress to what the catalog lists"
                 ));
             }
         }
-        for entry in &index.entries {
-            let pool_name = stanzas.get(&entry.id).map(|p| p.pool_name.as_str());
-            let file = channel_dir
-                .join("pool")
-                .join(&entry.component)
-                .join(pool_name.unwrap_or_default());
-            if !file.is_file() {
-                problems.push(format!("{here}/{rel}: {} is not published", file.display()));
-            }
-        }
     }
-    problems
-}
-
-fn gunzip(path: &Path) -> Option<Vec<u8>> {
-    let mut out = Vec::new();
-    let file = std::fs::File::open(path).ok()?;
-    flate2::read::MultiGzDecoder::new(file)
-        .read_to_end(&mut out)
-        .ok()?;
-    Some(out)
-}
-
-fn unxz(path: &Path) -> Option<Vec<u8>> {
-    let mut out = Vec::new();
-    let file = std::fs::File::open(path).ok()?;
-    xz2::read::XzDecoder::new(file).read_to_end(&mut out).ok()?;
-    Some(out)
+    Ok(problems)
 }

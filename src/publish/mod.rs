@@ -15,9 +15,10 @@ mod pool_tree;
 pub mod release;
 
 pub use build::Stanzas;
+pub use checksums::MultiHasher;
 pub use chunks::{CHUNK_STANZAS, CompressedChunk, Manifest};
 pub use compress::{Levels, XzBlock, compress_chunk, gzip_member, verify_chunk, xz_block};
 pub use dist::{DistInput, DistOutcome, PublishError, publish_dist, resign_dist, valid_until};
 pub use generation::DistTree;
-pub use index::{PackagesIndex, render, split};
+pub use index::{PackagesIndex, split, write_stanza};
 pub use pool_tree::{PoolTree, pool_name};
