@@ -48,6 +48,13 @@ fn machine_block(out: &mut String, vars: &Variables, m: &MachineVariables, machi
         );
         let _ = writeln!(out, "      provider.memory = {}", m.memory);
         let _ = writeln!(out, "      provider.cpus = {}", m.cpus);
+        if provider == "libvirt" {
+            // libvirt names domains after the workspace's directory (the
+            // environment's name) by default: two platforms' environment
+            // 1161 would clash.
+            let prefix = format!("bess-{}-{}-", vars.platform, vars.environment);
+            let _ = writeln!(out, "      provider.default_prefix = {}", ruby(&prefix));
+        }
         let _ = writeln!(out, "    end");
     }
     for step in &machine.provision {
