@@ -27,6 +27,7 @@ const FILES_PER_DIR: usize = 100;
 const ARCHIVE_FIELDS: [&str; 6] = ["Filename", "Size", "MD5sum", "SHA1", "SHA256", "SHA512"];
 
 /// One package of the corpus: its control text and identity.
+#[derive(Clone)]
 struct Stanza {
     control: String,
     name: String,
@@ -145,19 +146,43 @@ fn read_index(path: &Path) -> Result<String> {
     Ok(text)
 }
 
-/// The first `count` complete stanzas, without the archive's fields.
+/// The first `count` complete stanzas, without the archive's fields. A
+/// count beyond the index takes the index again as newer versions of the
+/// same packages (`+bess1`, `+bess2`, …): a repository that keeps every
+/// version, as bess does, grows that way.
 fn parse_stanzas(text: &str, count: usize) -> Result<Vec<Stanza>> {
-    let stanzas: Vec<Stanza> = text
+    let index: Vec<Stanza> = text
         .split("\n\n")
         .filter_map(package_of)
         .take(count)
         .collect();
-    ensure!(
-        stanzas.len() == count,
-        "the index has only {} usable stanzas, {count} asked for",
-        stanzas.len()
-    );
-    Ok(stanzas)
+    ensure!(!index.is_empty(), "the index has no usable stanza");
+    Ok((0..count)
+        .map(|i| match i / index.len() {
+            0 => index[i].clone(),
+            round => index[i % index.len()].rebuilt(round),
+        })
+        .collect())
+}
+
+impl Stanza {
+    /// The same package, version `<version>+bess<round>`.
+    fn rebuilt(&self, round: usize) -> Stanza {
+        let version = format!("{}+bess{round}", self.version);
+        let control = self
+            .control
+            .lines()
+            .map(|line| match line.strip_prefix("Version:") {
+                Some(_) => format!("Version: {version}\n"),
+                None => format!("{line}\n"),
+            })
+            .collect();
+        Stanza {
+            control,
+            version,
+            ..self.clone()
+        }
+    }
 }
 
 /// A stanza as a package's control file; `None` without an identity.
