@@ -377,13 +377,38 @@ fn running_pid(m: &Machine) -> Result<Option<u32>, ProviderError> {
     let run = m.file("qemu.run");
     let text = match std::fs::read_to_string(&run) {
         Ok(text) => text,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return adopt_orphan(m),
         Err(e) => return Err(ProviderError::io("read", &run)(e)),
     };
     let mut words = text.split_whitespace();
     let pid: Option<u32> = words.next().and_then(|w| w.parse().ok());
     let recorded = words.next().unwrap_or("");
     Ok(pid.filter(|&pid| start_time(pid).is_some_and(|t| t == recorded)))
+}
+
+/// The QEMU of a bess killed between starting it and recording it: QEMU
+/// wrote its own pid file, and its command line names the machine. It is
+/// recorded now, so the next command stops or uses it rather than start a
+/// second QEMU on the same disk and tap.
+fn adopt_orphan(m: &Machine) -> Result<Option<u32>, ProviderError> {
+    let Ok(text) = std::fs::read_to_string(m.file("qemu.pid")) else {
+        return Ok(None);
+    };
+    let Ok(pid) = text.trim().parse::<u32>() else {
+        return Ok(None);
+    };
+    let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+    let ours = cmdline
+        .split(|&b| b == 0)
+        .collect::<Vec<_>>()
+        .windows(2)
+        .any(|w| w[0] == b"-name" && w[1] == m.id.as_bytes());
+    let Some(started) = start_time(pid).filter(|_| ours) else {
+        return Ok(None);
+    };
+    let run = m.file("qemu.run");
+    std::fs::write(&run, format!("{pid} {started}\n")).map_err(ProviderError::io("write", &run))?;
+    Ok(Some(pid))
 }
 
 /// Waits until the machine answers over SSH with its systemd booted.
@@ -532,6 +557,34 @@ mod tests {
             .output(&["-n"], seed.as_bytes())
             .unwrap();
         assert!(out.success, "{}", out.output);
+    }
+
+    #[test]
+    fn a_qemu_left_unrecorded_by_a_killed_bess_is_adopted() {
+        let dir = tempfile::tempdir().unwrap();
+        let m = machine(dir.path());
+        assert_eq!(running_pid(&m).unwrap(), None);
+        // A process whose command line names the machine as QEMU's does.
+        let mut child = std::process::Command::new("sh")
+            .args(["-c", "sleep 30", "-name", &m.id])
+            .spawn()
+            .unwrap();
+        std::fs::write(m.file("qemu.pid"), format!("{}\n", child.id())).unwrap();
+        assert_eq!(running_pid(&m).unwrap(), Some(child.id()));
+        assert!(m.file("qemu.run").exists(), "recorded now");
+        child.kill().unwrap();
+        child.wait().unwrap();
+        assert_eq!(running_pid(&m).unwrap(), None);
+        // Another machine's process is not adopted.
+        let mut other = std::process::Command::new("sh")
+            .args(["-c", "sleep 30", "-name", "bess-1.paas.1161.db"])
+            .spawn()
+            .unwrap();
+        std::fs::remove_file(m.file("qemu.run")).unwrap();
+        std::fs::write(m.file("qemu.pid"), format!("{}\n", other.id())).unwrap();
+        assert_eq!(running_pid(&m).unwrap(), None);
+        other.kill().unwrap();
+        other.wait().unwrap();
     }
 
     #[test]
