@@ -208,6 +208,58 @@ fn two_spellings_of_one_version_are_refused() {
     sb.ok(&["repo", "ingest", next.to_str().unwrap()]);
 }
 
+/// Within one upload, across the batches an ingest reads its files in:
+/// the same file twice is taken once, and two different files claiming
+/// one identity refuse the whole upload, naming both.
+#[test]
+fn duplicates_within_one_upload_across_batches() {
+    if skip() {
+        return;
+    }
+    let sb = Sandbox::new("bookworm", "amd64");
+    let upload = sb.path("upload");
+    // More files than one batch (512), the twins in different batches.
+    for i in 0..600 {
+        DebSpec::new(&format!("pkg{i:03}"), "1.0", "amd64").build(&upload.join("a"));
+    }
+    let twin = DebSpec::new("twin", "2.0", "amd64").build(&upload.join("a"));
+    std::fs::create_dir_all(upload.join("z")).unwrap();
+    std::fs::copy(&twin, upload.join("z/twin-copy.deb")).unwrap();
+    let landed = sb.json(&["repo", "ingest", upload.to_str().unwrap()]);
+    assert_eq!(
+        landed.as_array().unwrap().len(),
+        601,
+        "the copy is taken once"
+    );
+    assert_eq!(rows(&sb.json(&["repo", "list"])).len(), 601);
+
+    let clash = sb.path("clash");
+    let one = DebSpec::new("app", "3.0", "amd64")
+        .payload("one")
+        .build(&clash.join("a"));
+    for i in 0..600 {
+        DebSpec::new(&format!("more{i:03}"), "1.0", "amd64").build(&clash.join("b"));
+    }
+    let two = DebSpec::new("app", "3.0", "amd64")
+        .payload("two")
+        .build(&clash.join("c"));
+    let objects = sb.pool_objects().len();
+    let err = sb.fails(&["repo", "ingest", clash.to_str().unwrap()]);
+    assert!(
+        err.contains(one.to_str().unwrap())
+            && err.contains(two.to_str().unwrap())
+            && err.contains("but differ"),
+        "{err}"
+    );
+    assert_eq!(
+        rows(&sb.json(&["repo", "list"])).len(),
+        601,
+        "nothing of it"
+    );
+    assert_eq!(sb.pool_objects().len(), objects, "nothing stored");
+    assert_eq!(std::fs::read_dir(sb.repo.join("tmp")).unwrap().count(), 0);
+}
+
 #[test]
 fn versions_diff_promote_remove() {
     if skip() {

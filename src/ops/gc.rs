@@ -69,7 +69,7 @@ pub(super) const STAGING_STALE_AFTER: Duration = Duration::from_secs(3600);
 const SCRATCH_STALE_AFTER: Duration = Duration::from_secs(24 * 3600);
 
 /// Scratch files under `tmp/` that only a crash leaves behind.
-const SCRATCH_PREFIXES: [&str; 4] = ["link-", "copy-", "upload-", ".stream-"];
+const SCRATCH_PREFIXES: [&str; 5] = ["link-", "copy-", "upload-", ".stream-", "ingest-"];
 
 /// What to collect.
 #[derive(Debug, Clone, Default)]

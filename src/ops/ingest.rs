@@ -3,7 +3,11 @@
 //! An ingest is all-or-nothing: every file is read, validated and hashed
 //! (in parallel) before anything becomes visible; any refusal discards the
 //! staged objects and leaves the pool, catalog and public tree untouched.
+//! Files are read [`FILES_PER_BATCH`] at a time, and what they admit waits
+//! in an on-disk spool (`admitted.rs`) until the catalog records it all in
+//! one transaction, so an ingest's memory does not grow with its size.
 
+use super::admitted::{Admitted, AdmittedSpool};
 use super::lock::PoolLock;
 use super::package_file::read_package;
 use super::publish::{Published, publish_targets};
@@ -14,8 +18,11 @@ use crate::deb::{self, DebInfo};
 use crate::pool::{Digests, Pool, Sha256, Staged};
 use crate::publish::pool_name;
 use rayon::prelude::*;
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+
+/// How many files are read and validated at once: with the spool, what an
+/// ingest holds in memory whatever its size.
+const FILES_PER_BATCH: usize = 512;
 
 /// What to ingest, and where to publish it.
 #[derive(Debug, Clone, Default)]
@@ -61,6 +68,8 @@ pub struct IngestOutcome {
 /// A validated upload, its object staged if the pool lacked it.
 struct Candidate {
     file: PathBuf,
+    /// Its place in the ingest's list of files.
+    index: usize,
     row: NewPackage,
     sha256: Sha256,
     dists: Vec<String>,
@@ -84,23 +93,10 @@ pub fn ingest(repo: &mut Repo, request: &IngestRequest) -> Result<IngestOutcome,
     // From "is the object already stored?" until the rows that reference
     // it commit, gc must not delete it: see `gc.rs`.
     let pool_lock = PoolLock::shared(&PoolLock::path(&repo.config.layout.catalog_file()))?;
-    let candidates = prepare_all(repo, &files, &request.dists)?;
-    let candidates = match dedupe_and_precheck(repo, candidates) {
-        Ok(candidates) => candidates,
-        Err((error, staged)) => {
-            repo.pool.discard(staged);
-            return Err(error);
-        }
-    };
-    let (candidates, staged): (Vec<_>, Vec<_>) = candidates
-        .into_iter()
-        .map(|mut c| {
-            let staged = c.staged.take();
-            (c, staged)
-        })
-        .unzip();
-    repo.pool.commit(staged.into_iter().flatten().collect())?;
-    let mut outcome = record(repo, candidates, (&channel, &component))?;
+    let (spool, staged) = admit_all(repo, &files, &request.dists)?;
+    repo.pool.commit(staged)?;
+    let mut outcome = record(repo, &files, &spool, (&channel, &component))?;
+    drop(spool);
     drop(pool_lock);
     if request.publish {
         let targets = changed_dists(&outcome.packages);
@@ -169,46 +165,120 @@ fn collect_files(paths: &[PathBuf]) -> Result<Vec<PathBuf>, OpsError> {
     Ok(files)
 }
 
-/// Reads, validates, hashes and stages every file; reports every bad file at once.
-fn prepare_all(
+/// Reads, validates, hashes and stages every file, a batch at a time, and
+/// admits each package into the spool after the duplicate and conflict
+/// checks. Reports every bad file at once; any refusal discards every
+/// staged object.
+fn admit_all(
     repo: &Repo,
     files: &[PathBuf],
     dists: &[String],
-) -> Result<Vec<Candidate>, OpsError> {
+) -> Result<(AdmittedSpool, Vec<Staged>), OpsError> {
     let (config, pool) = (&repo.config, &repo.pool);
+    let spool = AdmittedSpool::create(&config.layout.tmp_dir())?;
+    let reader = repo.catalog.reader();
+    let mut admission = Admission::default();
     let stage = repo
         .progress
         .stage("reading packages", files.len() as u64, false);
-    let results: Vec<Result<Candidate, String>> = files
-        .par_iter()
-        .map(|file| {
-            let candidate = prepare(config, pool, file, dists);
-            stage.advance(1);
-            candidate
-        })
-        .collect();
-    drop(stage);
-    let mut candidates = Vec::with_capacity(results.len());
-    let mut errors = Vec::new();
-    for result in results {
-        match result {
-            Ok(candidate) => candidates.push(candidate),
-            Err(message) => errors.push(message),
+    for (n, batch) in files.chunks(FILES_PER_BATCH).enumerate() {
+        let first = n * FILES_PER_BATCH;
+        let results: Vec<Result<Candidate, String>> = batch
+            .par_iter()
+            .enumerate()
+            .map(|(i, file)| {
+                let candidate = prepare(config, pool, file, first + i, dists);
+                stage.advance(1);
+                candidate
+            })
+            .collect();
+        for result in results {
+            admission.take(repo, &reader, &spool, files, result);
         }
     }
-    if errors.is_empty() {
-        return Ok(candidates);
+    drop(stage);
+    admission.finish(repo, spool)
+}
+
+/// What the batches admitted and refused so far.
+#[derive(Default)]
+struct Admission {
+    /// Objects staged for admitted packages (and, after a refusal, for all).
+    staged: Vec<Staged>,
+    /// Files that could not be read or validated.
+    errors: Vec<String>,
+    /// The first conflict: once there is one, nothing more is admitted.
+    failure: Option<OpsError>,
+}
+
+impl Admission {
+    /// Admits one prepared file, drops it as an identical duplicate, or
+    /// records why it is refused.
+    fn take(
+        &mut self,
+        repo: &Repo,
+        reader: &Reader<'_>,
+        spool: &AdmittedSpool,
+        files: &[PathBuf],
+        result: Result<Candidate, String>,
+    ) {
+        let mut c = match result {
+            Ok(c) => c,
+            Err(message) => return self.errors.push(message),
+        };
+        let staged = c.staged.take();
+        if !self.errors.is_empty() || self.failure.is_some() {
+            return self.staged.extend(staged);
+        }
+        let admitted = admit(reader, spool, files, &c).and_then(|new| {
+            if new {
+                spool.push(&Admitted {
+                    file: c.index,
+                    row: c.row,
+                    dists: c.dists,
+                })?;
+            }
+            Ok(new)
+        });
+        match admitted {
+            Ok(true) => self.staged.extend(staged),
+            Ok(false) => repo.pool.discard(staged.into_iter().collect()),
+            Err(error) => {
+                self.failure = Some(error);
+                self.staged.extend(staged);
+            }
+        }
     }
-    repo.pool
-        .discard(candidates.into_iter().filter_map(|c| c.staged).collect());
-    errors.push("nothing was ingested: fix or leave out the files above".to_string());
-    Err(OpsError::Invalid(errors))
+
+    /// The spool and the staged objects, or the refusal (every staged
+    /// object discarded).
+    fn finish(
+        mut self,
+        repo: &Repo,
+        spool: AdmittedSpool,
+    ) -> Result<(AdmittedSpool, Vec<Staged>), OpsError> {
+        let refusal = if !self.errors.is_empty() {
+            self.errors
+                .push("nothing was ingested: fix or leave out the files above".to_string());
+            Some(OpsError::Invalid(self.errors))
+        } else {
+            self.failure
+        };
+        match refusal {
+            None => Ok((spool, self.staged)),
+            Some(error) => {
+                repo.pool.discard(self.staged);
+                Err(error)
+            }
+        }
+    }
 }
 
 fn prepare(
     config: &RepoConfig,
     pool: &Pool,
     file: &Path,
+    index: usize,
     dists: &[String],
 ) -> Result<Candidate, String> {
     let settings_file = config.layout.settings_file();
@@ -228,6 +298,7 @@ fn prepare(
     let dists = target_dists(config, &info, dists);
     Ok(Candidate {
         file: file.to_path_buf(),
+        index,
         sha256: digests.sha256,
         row: new_package(&info, &digests),
         dists,
@@ -282,89 +353,59 @@ fn new_package(info: &DebInfo, digests: &Digests) -> NewPackage {
     }
 }
 
-type Refusal = (OpsError, Vec<Staged>);
-
-/// Drops identical duplicates inside the upload and refuses conflicts, both
-/// within it and against the catalog, before anything reaches the pool.
-fn dedupe_and_precheck(repo: &Repo, candidates: Vec<Candidate>) -> Result<Vec<Candidate>, Refusal> {
-    let mut seen: HashMap<(String, String, String), usize> = HashMap::new();
-    let mut by_name: HashMap<(String, String), Vec<usize>> = HashMap::new();
-    let mut kept: Vec<Candidate> = Vec::with_capacity(candidates.len());
-    let mut dropped = Vec::new();
-    let reader = repo.catalog.reader();
-    let mut failure = None;
-    for candidate in candidates {
-        let key = (
-            candidate.row.name.clone(),
-            candidate.row.version_key.clone(),
-            candidate.row.arch.clone(),
-        );
-        if failure.is_none() {
-            failure = match seen.get(&key) {
-                Some(&first) => same_bytes(&kept[first], &candidate).err(),
-                None => {
-                    let name = (candidate.row.name.clone(), candidate.row.arch.clone());
-                    let same_name = by_name.get(&name).map_or(&[][..], Vec::as_slice);
-                    spelled_apart(&kept, same_name, &candidate)
-                        .and_then(|()| known_identity(&reader, &candidate).map(|_| ()))
-                        .err()
-                }
-            };
-        }
-        if seen.contains_key(&key) || failure.is_some() {
-            dropped.extend(candidate.staged);
-            continue;
-        }
-        by_name
-            .entry((candidate.row.name.clone(), candidate.row.arch.clone()))
-            .or_default()
-            .push(kept.len());
-        seen.insert(key, kept.len());
-        kept.push(candidate);
+/// Whether `c` is new to this upload (`false`: an identical duplicate of
+/// an admitted file), after refusing conflicts within the upload and
+/// against the catalog.
+fn admit(
+    reader: &Reader<'_>,
+    spool: &AdmittedSpool,
+    files: &[PathBuf],
+    c: &Candidate,
+) -> Result<bool, OpsError> {
+    let row = &c.row;
+    if let Some((sha256, first)) = spool.identity(&row.name, &row.version_key, &row.arch)? {
+        return same_bytes(&files[first], &sha256, c).map(|()| false);
     }
-    match failure {
-        None => {
-            repo.pool.discard(dropped);
-            Ok(kept)
-        }
-        Some(error) => {
-            dropped.extend(kept.into_iter().filter_map(|c| c.staged));
-            Err((error, dropped))
-        }
-    }
+    spelled_apart(&spool.versions(&row.name, &row.arch)?, files, c)?;
+    known_identity(reader, &c.row, &c.file)?;
+    Ok(true)
 }
 
-fn same_bytes(first: &Candidate, other: &Candidate) -> Result<(), OpsError> {
-    if first.sha256 == other.sha256 {
+fn same_bytes(first: &Path, sha256: &str, other: &Candidate) -> Result<(), OpsError> {
+    if sha256 == other.row.sha256 {
         return Ok(());
     }
     Err(OpsError::Conflict(format!(
         "{} and {} are both {} {} ({}) but differ: SHA256 {} vs {}; the same name, version and architecture must always be the same bytes",
-        first.file.display(),
+        first.display(),
         other.file.display(),
-        first.row.name,
-        first.row.version,
-        first.row.arch,
-        first.sha256,
+        other.row.name,
+        other.row.version,
+        other.row.arch,
+        sha256,
         other.sha256
     )))
 }
 
 /// Refuses two spellings of one version in an upload (`1.0` and `1.0-0`,
 /// `01` and `1`): dpkg orders them alike, so apt could not tell them apart.
-/// `same_name`: the indices in `kept` of the candidates with `c`'s name
-/// and architecture.
-fn spelled_apart(kept: &[Candidate], same_name: &[usize], c: &Candidate) -> Result<(), OpsError> {
-    let other = same_name
+/// `admitted`: the versions and files admitted with `c`'s name and
+/// architecture.
+fn spelled_apart(
+    admitted: &[(String, usize)],
+    files: &[PathBuf],
+    c: &Candidate,
+) -> Result<(), OpsError> {
+    let other = admitted
         .iter()
-        .map(|&i| &kept[i])
-        .find(|k| same_order(&k.row.version, &c.row.version));
+        .find(|(version, _)| same_order(version, &c.row.version));
     match other {
         None => Ok(()),
-        Some(k) => Err(equal_versions(
-            c,
-            &k.row.version,
-            &format!("in {}", k.file.display()),
+        Some((version, file)) => Err(equal_versions(
+            &c.row,
+            &c.file,
+            version,
+            &format!("in {}", files[*file].display()),
         )),
     }
 }
@@ -377,13 +418,12 @@ fn same_order(a: &str, b: &str) -> bool {
     }
 }
 
-fn equal_versions(c: &Candidate, other: &str, holder: &str) -> OpsError {
-    let row = &c.row;
+fn equal_versions(row: &NewPackage, file: &Path, other: &str, holder: &str) -> OpsError {
     OpsError::Conflict(format!(
         "{}: {} {} ({}) is the same version to dpkg and apt as {other} ({holder}), only \
          spelled differently, so apt could not tell the two apart; give the package a version \
          that sorts after {other}",
-        c.file.display(),
+        file.display(),
         row.name,
         row.version,
         row.arch,
@@ -392,8 +432,11 @@ fn equal_versions(c: &Candidate, other: &str, holder: &str) -> OpsError {
 
 /// The catalog id of the candidate if the repository already has it, after
 /// refusing different bytes under the same identity or the same file name.
-fn known_identity(reader: &Reader<'_>, c: &Candidate) -> Result<Option<i64>, OpsError> {
-    let row = &c.row;
+fn known_identity(
+    reader: &Reader<'_>,
+    row: &NewPackage,
+    file: &Path,
+) -> Result<Option<i64>, OpsError> {
     if let Some(known) = reader.find_package(&row.name, &row.version_key, &row.arch)? {
         if known.sha256 == row.sha256 {
             return Ok(Some(known.id));
@@ -402,7 +445,7 @@ fn known_identity(reader: &Reader<'_>, c: &Candidate) -> Result<Option<i64>, Ops
             "{}: {} {} ({}) is already in the repository with different contents: \
              catalog SHA256 {}, uploaded SHA256 {}. apt clients would see hash mismatches; \
              rebuild the package with a new version",
-            c.file.display(),
+            file.display(),
             row.name,
             row.version,
             row.arch,
@@ -412,13 +455,18 @@ fn known_identity(reader: &Reader<'_>, c: &Candidate) -> Result<Option<i64>, Ops
     }
     let known = reader.versions_of(&row.name, &row.arch)?;
     if let Some(other) = known.iter().find(|v| same_order(v, &row.version)) {
-        return Err(equal_versions(c, other, "already in the repository"));
+        return Err(equal_versions(
+            row,
+            file,
+            other,
+            "already in the repository",
+        ));
     }
     if let Some(other) = reader.find_by_pool_name(&row.pool_name)? {
         return Err(OpsError::Conflict(format!(
             "{}: {} {} ({}) would be published as pool file {}, which already belongs to {} {} ({}); \
              versions that differ only by epoch cannot share a file name — bump the upstream version or revision",
-            c.file.display(),
+            file.display(),
             row.name,
             row.version,
             row.arch,
@@ -436,7 +484,8 @@ fn known_identity(reader: &Reader<'_>, c: &Candidate) -> Result<Option<i64>, Ops
 /// follows links the files into the public tree.
 fn record(
     repo: &mut Repo,
-    candidates: Vec<Candidate>,
+    files: &[PathBuf],
+    spool: &AdmittedSpool,
     (channel, component): (&str, &str),
 ) -> Result<IngestOutcome, OpsError> {
     let channel = channel.to_string();
@@ -444,23 +493,25 @@ fn record(
     let writer = repo.catalog.write()?;
     let mut outcome = IngestOutcome::default();
     let mut changed_dists = std::collections::BTreeSet::new();
-    for c in candidates {
+    spool.for_each(|a| {
+        let file = &files[a.file];
         // Most uploads are new: try the insert first and look the identity
         // up only when it collides (a concurrent upload, or a re-ingest).
-        let (id, new) = match writer.try_insert_package(&c.row)? {
+        let (id, new) = match writer.try_insert_package(&a.row)? {
             Some(id) => (id, true),
             None => {
-                let id = known_identity(&writer.reader(), &c)?.ok_or_else(|| {
+                let known = known_identity(&writer.reader(), &a.row, file)?;
+                let refused = || {
                     OpsError::Conflict(format!(
                         "{}: the catalog refused the package",
-                        c.file.display()
+                        file.display()
                     ))
-                })?;
-                (id, false)
+                };
+                (known.ok_or_else(refused)?, false)
             }
         };
         let mut added = Vec::new();
-        for dist in &c.dists {
+        for dist in &a.dists {
             if writer.place(id, &channel, dist, component)? {
                 changed_dists.insert(dist.clone());
                 added.push(dist.as_str());
@@ -468,23 +519,30 @@ fn record(
         }
         if !added.is_empty() {
             writer.enqueue_file(&channel, component, id)?;
-            audit_ingest(&writer, &audit, &c, (&channel, component), (&added, new))?;
+            audit_ingest(
+                &writer,
+                &audit,
+                &a.row,
+                (&channel, component),
+                (&added, new),
+            )?;
         }
         let added = added.len();
         outcome.packages.push(IngestedPackage {
-            package: c.row.name,
-            version: c.row.version,
-            architecture: c.row.arch,
-            sha256: c.row.sha256,
-            size: c.row.size,
-            file: c.file,
+            package: a.row.name,
+            version: a.row.version,
+            architecture: a.row.arch,
+            sha256: a.row.sha256,
+            size: a.row.size,
+            file: file.clone(),
             channel: channel.clone(),
             component: component.to_string(),
-            dists: c.dists,
+            dists: a.dists,
             new,
             placements_added: added,
         });
-    }
+        Ok(())
+    })?;
     for dist in &changed_dists {
         writer.mark_pending(&channel, dist)?;
     }
@@ -496,22 +554,22 @@ fn record(
 fn audit_ingest(
     writer: &Writer<'_>,
     audit: &AuditEntry,
-    c: &Candidate,
+    row: &NewPackage,
     (channel, component): (&str, &str),
     (dists, new): (&[&str], bool),
 ) -> Result<(), OpsError> {
     let detail = serde_json::json!({
         "component": component,
-        "sha256": c.row.sha256,
-        "size": c.row.size,
+        "sha256": row.sha256,
+        "size": row.size,
         "new": new,
     });
     let entry = AuditEntry {
         channel: Some(channel.to_string()),
         dist: Some(dists.join(",")),
-        package: Some(c.row.name.clone()),
-        version: Some(c.row.version.clone()),
-        arch: Some(c.row.arch.clone()),
+        package: Some(row.name.clone()),
+        version: Some(row.version.clone()),
+        arch: Some(row.arch.clone()),
         detail: detail.to_string(),
         ..audit.clone()
     };

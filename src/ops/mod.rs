@@ -4,6 +4,7 @@
 //! the same code.
 
 mod actor;
+mod admitted;
 mod audit;
 mod backup;
 mod box_tree;
