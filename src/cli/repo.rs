@@ -250,13 +250,14 @@ pub fn run(dir: &Path, command: RepoCommand) -> anyhow::Result<ExitCode> {
 }
 
 fn run_ingest(repo: &mut Repo, args: IngestArgs) -> anyhow::Result<ExitCode> {
+    let listed = args.json || (chatty() && verbose());
     let request = IngestRequest {
         paths: args.paths,
         dists: args.dists,
         component: args.component,
         publish: !args.no_publish,
-
-        ..IngestRequest::default()
+        channel: None,
+        summary_only: !listed,
     };
     let outcome = ops::ingest(repo, &request)?;
     if args.json {
@@ -266,42 +267,31 @@ fn run_ingest(repo: &mut Repo, args: IngestArgs) -> anyhow::Result<ExitCode> {
     if !chatty() {
         return Ok(ExitCode::SUCCESS);
     }
-    if verbose() {
-        for p in &outcome.packages {
-            let state = if p.new {
-                "added"
-            } else if p.placements_added > 0 {
-                "placed"
-            } else {
-                "unchanged"
-            };
-            println!(
-                "{state:9} {} {} ({}) → {} {}",
-                p.package,
-                p.version,
-                p.architecture,
-                p.channel,
-                p.dists.join(",")
-            );
-        }
+    for p in &outcome.packages {
+        let state = if p.new {
+            "added"
+        } else if p.placements_added > 0 {
+            "placed"
+        } else {
+            "unchanged"
+        };
+        println!(
+            "{state:9} {} {} ({}) → {} {}",
+            p.package,
+            p.version,
+            p.architecture,
+            p.channel,
+            p.dists.join(",")
+        );
     }
-    let new = outcome.packages.iter().filter(|p| p.new).count();
-    let bytes: u64 = outcome
-        .packages
-        .iter()
-        .filter(|p| p.new)
-        .map(|p| p.size)
-        .sum();
-    let channel = outcome
-        .packages
-        .first()
-        .map(|p| p.channel.as_str())
-        .unwrap_or("");
+    let totals = &outcome.totals;
+    let channel = repo.config.first_channel();
     println!(
-        "ingested {} package(s) into {channel}: {new} new ({}), {} already present",
-        outcome.packages.len(),
-        human_bytes(bytes),
-        outcome.packages.len() - new
+        "ingested {} package(s) into {channel}: {} new ({}), {} already present",
+        totals.packages,
+        totals.new,
+        human_bytes(totals.new_bytes),
+        totals.packages - totals.new
     );
     Ok(ExitCode::SUCCESS)
 }

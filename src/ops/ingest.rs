@@ -37,6 +37,10 @@ pub struct IngestRequest {
     pub publish: bool,
     /// Channel to place in; `None` means the first channel.
     pub channel: Option<String>,
+    /// Count the packages instead of listing them in the outcome: a
+    /// caller that prints only the totals keeps an ingest's memory from
+    /// growing with its size.
+    pub summary_only: bool,
 }
 
 /// One package of an ingest and what happened to it.
@@ -60,9 +64,23 @@ pub struct IngestedPackage {
 /// The result of an ingest.
 #[derive(Debug, Clone, Default)]
 pub struct IngestOutcome {
+    /// Each package (none with `summary_only`).
     pub packages: Vec<IngestedPackage>,
+    pub totals: IngestTotals,
     /// The publications this ingest made (none with `publish: false`).
     pub published: Vec<Published>,
+}
+
+/// What an ingest took, counted.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct IngestTotals {
+    pub packages: usize,
+    /// Packages the repository did not hold before.
+    pub new: usize,
+    /// The bytes of the new packages.
+    pub new_bytes: u64,
+    /// The channel/dist pairs that gained a placement.
+    pub changed: Vec<(String, String)>,
 }
 
 /// A validated upload, its object staged if the pool lacked it.
@@ -95,25 +113,15 @@ pub fn ingest(repo: &mut Repo, request: &IngestRequest) -> Result<IngestOutcome,
     let pool_lock = PoolLock::shared(&PoolLock::path(&repo.config.layout.catalog_file()))?;
     let (spool, staged) = admit_all(repo, &files, &request.dists)?;
     repo.pool.commit(staged)?;
-    let mut outcome = record(repo, &files, &spool, (&channel, &component))?;
+    let place = (channel.as_str(), component.as_str());
+    let mut outcome = record(repo, &files, &spool, place, request.summary_only)?;
     drop(spool);
     drop(pool_lock);
     if request.publish {
-        let targets = changed_dists(&outcome.packages);
+        let targets = outcome.totals.changed.clone();
         outcome.published = publish_targets(repo, targets)?;
     }
     Ok(outcome)
-}
-
-/// The channel/dist pairs that gained a placement.
-fn changed_dists(packages: &[IngestedPackage]) -> Vec<(String, String)> {
-    let mut pairs = std::collections::BTreeSet::new();
-    for p in packages.iter().filter(|p| p.placements_added > 0) {
-        for dist in &p.dists {
-            pairs.insert((p.channel.clone(), dist.clone()));
-        }
-    }
-    pairs.into_iter().collect()
 }
 
 fn check_component(repo: &Repo, component: &str) -> Result<(), OpsError> {
@@ -487,6 +495,7 @@ fn record(
     files: &[PathBuf],
     spool: &AdmittedSpool,
     (channel, component): (&str, &str),
+    summary_only: bool,
 ) -> Result<IngestOutcome, OpsError> {
     let channel = channel.to_string();
     let audit = repo.actor.entry("ingest");
@@ -528,6 +537,10 @@ fn record(
             )?;
         }
         let added = added.len();
+        count(&mut outcome.totals, &a.row, new);
+        if summary_only {
+            return Ok(());
+        }
         outcome.packages.push(IngestedPackage {
             package: a.row.name,
             version: a.row.version,
@@ -547,7 +560,19 @@ fn record(
         writer.mark_pending(&channel, dist)?;
     }
     writer.commit()?;
+    outcome.totals.changed = changed_dists
+        .into_iter()
+        .map(|dist| (channel.clone(), dist))
+        .collect();
     Ok(outcome)
+}
+
+fn count(totals: &mut IngestTotals, row: &NewPackage, new: bool) {
+    totals.packages += 1;
+    if new {
+        totals.new += 1;
+        totals.new_bytes += row.size;
+    }
 }
 
 /// The audit entry of one package that gained placements.

@@ -63,7 +63,7 @@ pub use incoming::{
     DropDir, FailedUpload, IncomingOutcome, NoWatch, RejectedUpload, TakenUpload, Upload,
     WaitingUpload, WriteWatch, process_incoming,
 };
-pub use ingest::{IngestOutcome, IngestRequest, IngestedPackage, ingest};
+pub use ingest::{IngestOutcome, IngestRequest, IngestTotals, IngestedPackage, ingest};
 pub use init::{InitRequest, init};
 pub use promote::{ChangedPlacement, PromoteRequest, RemoveRequest, promote, remove};
 pub use publish::{PublishRequest, Published, publish};

@@ -108,6 +108,7 @@ fn judge(repo: &mut Repo, drop: &DropDir, claimed: &Claimed) -> Result<Verdict, 
         component: incoming.component.clone(),
         channel: incoming.channel.clone(),
         publish: false,
+        summary_only: false,
     };
     match ingest(repo, &request) {
         Ok(ingested) => Ok(Verdict::Taken {
