@@ -845,3 +845,56 @@ fn check_finds_an_index_that_differs_from_the_catalog_and_a_missing_file() {
         assert!(report.contains(expected), "{expected}:\n{report}");
     }
 }
+
+/// `repo check` names a placed package whose pool object is gone, a
+/// published file whose bytes are not its object's, and notes an object
+/// nothing references.
+#[test]
+fn check_finds_a_missing_object_a_copied_file_and_an_orphan() {
+    if !tools(&["dpkg-deb"]) {
+        return;
+    }
+    let sb = Sandbox::new("bookworm", "amd64");
+    let input = sb.path("in");
+    for i in 0..3 {
+        DebSpec::new(&format!("tool{i}"), "1.0", "amd64").build(&input);
+    }
+    sb.ok(&["repo", "ingest", input.to_str().unwrap()]);
+    sb.ok(&["repo", "check"]);
+    let sha = |p: &Path| {
+        use sha2::Digest;
+        hex::encode(sha2::Sha256::digest(std::fs::read(p).unwrap()))
+    };
+    let object = |hash: &str| sb.repo.join("pool").join(&hash[..2]).join(hash);
+    let published = |name: &str| {
+        let dir = sb.repo.join("public/preprod/pool/main/t").join(name);
+        std::fs::read_dir(dir)
+            .unwrap()
+            .next()
+            .unwrap()
+            .unwrap()
+            .path()
+    };
+    // tool0's object goes; tool1's published file is replaced.
+    let gone = sha(&published("tool0"));
+    std::fs::remove_file(object(&gone)).unwrap();
+    let copied = published("tool1");
+    std::fs::remove_file(&copied).unwrap();
+    std::fs::write(&copied, b"other bytes").unwrap();
+    // An object of a package that was never placed.
+    let stray = DebSpec::new("stray", "1.0", "amd64").build(&sb.path("stray"));
+    let stray_sha = sha(&stray);
+    std::fs::create_dir_all(object(&stray_sha).parent().unwrap()).unwrap();
+    std::fs::copy(&stray, object(&stray_sha)).unwrap();
+
+    let check = sb.bess(&["repo", "check"]);
+    let report = String::from_utf8_lossy(&check.stdout);
+    assert!(!check.status.success(), "{report}");
+    for expected in [
+        format!("tool0 1.0 (amd64) is placed but its pool object {gone} is missing"),
+        format!("{} is not a link to pool object", copied.display()),
+        "1 pool object(s) are referenced by no placement".to_string(),
+    ] {
+        assert!(report.contains(&expected), "{expected}:\n{report}");
+    }
+}

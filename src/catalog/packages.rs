@@ -137,6 +137,21 @@ impl Reader<'_> {
 
     /// Placements matching `filter`, in no particular order.
     pub fn placements(&self, filter: &PlacementFilter) -> Result<Vec<PlacedPackage>, CatalogError> {
+        let mut placed = Vec::new();
+        self.each_placement(filter, |row| {
+            placed.push(row);
+            Ok(())
+        })?;
+        Ok(placed)
+    }
+
+    /// [`Reader::placements`] one at a time, for callers whose memory must
+    /// not grow with the repository.
+    pub fn each_placement(
+        &self,
+        filter: &PlacementFilter,
+        mut each: impl FnMut(PlacedPackage) -> Result<(), CatalogError>,
+    ) -> Result<(), CatalogError> {
         const SQL: &str = concat!(
             "SELECT ",
             package_columns!(),
@@ -155,14 +170,13 @@ impl Reader<'_> {
                 })
             })
             .map_err(self.fail())?;
-        let mut placed = Vec::new();
         for row in rows {
             let row = row.map_err(self.fail())?;
             if filter.dists.is_empty() || filter.dists.contains(&row.dist) {
-                placed.push(row);
+                each(row)?;
             }
         }
-        Ok(placed)
+        Ok(())
     }
 }
 

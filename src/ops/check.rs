@@ -10,6 +10,7 @@
 use super::{OpsError, Repo};
 use crate::catalog::{IndexEntry, PlacementFilter, Reader};
 use crate::config::{Checksum, ReleaseSettings, RepoConfig};
+use crate::pool::Sha256;
 use crate::publish::release::{FileSums, field, parse_files};
 use crate::publish::{DistTree, MultiHasher, split, write_stanza};
 use crate::sign::KeyStore;
@@ -74,7 +75,8 @@ fn check_staging(repo: &Repo, report: &mut CheckReport) -> Result<(), OpsError> 
 }
 
 /// Every pool object must hash to its name; every catalogued package must
-/// have its object.
+/// have its object. Objects are named by 32-byte hashes in memory, and
+/// placements are read one at a time.
 fn check_objects(repo: &Repo, report: &mut CheckReport) -> Result<(), OpsError> {
     let pool_dir = repo.config.layout.pool_dir();
     let files: Vec<_> = walkdir::WalkDir::new(&pool_dir)
@@ -104,31 +106,32 @@ fn check_objects(repo: &Repo, report: &mut CheckReport) -> Result<(), OpsError> 
         .collect();
     drop(stage);
     report.problems.extend(damaged);
-    let present: HashSet<String> = files
-        .iter()
-        .filter_map(|p| p.file_name()?.to_str().map(str::to_string))
+    let present: HashSet<Sha256> = files
+        .into_iter()
+        .filter_map(|p| Sha256::from_hex(p.file_name()?.to_str()?))
         .collect();
-    let placed = repo
-        .catalog
-        .reader()
-        .placements(&PlacementFilter::default())?;
-    let mut referenced: HashSet<String> =
-        repo.catalog.reader().box_objects()?.into_iter().collect();
-    for sha in &referenced {
-        if !present.contains(sha) {
+    let reader = repo.catalog.reader();
+    let mut referenced = HashSet::new();
+    for sha in reader.box_objects()? {
+        let object = Sha256::from_hex(&sha);
+        if !object.is_some_and(|o| present.contains(&o)) {
             report.problems.push(format!(
                 "a placed box's pool object {sha} is missing; restore it from a backup"
             ));
         }
+        referenced.extend(object);
     }
-    for p in &placed {
-        if referenced.insert(p.package.sha256.clone()) && !present.contains(&p.package.sha256) {
+    reader.each_placement(&PlacementFilter::default(), |p| {
+        let object = Sha256::from_hex(&p.package.sha256);
+        let first = object.is_none_or(|o| referenced.insert(o));
+        if first && !object.is_some_and(|o| present.contains(&o)) {
             report.problems.push(format!(
                 "{} {} ({}) is placed but its pool object {} is missing; restore it from a backup",
                 p.package.name, p.package.version, p.package.arch, p.package.sha256
             ));
         }
-    }
+        Ok(())
+    })?;
     let orphans = present.difference(&referenced).count();
     if orphans > 0 {
         report.notes.push(format!(
@@ -143,7 +146,6 @@ fn check_objects(repo: &Repo, report: &mut CheckReport) -> Result<(), OpsError> 
 /// never listed in an index).
 fn check_links(repo: &Repo, report: &mut CheckReport) -> Result<(), OpsError> {
     let reader = repo.catalog.reader();
-    let placed = reader.placements(&PlacementFilter::default())?;
     let mut queued = HashSet::new();
     for channel in &repo.config.settings.channels {
         for file in reader.queued_files(channel)? {
@@ -152,13 +154,13 @@ fn check_links(repo: &Repo, report: &mut CheckReport) -> Result<(), OpsError> {
     }
     let tree = repo.tree();
     let mut wanted = HashSet::new();
-    for p in &placed {
+    reader.each_placement(&PlacementFilter::default(), |p| {
         let path = tree.path(&p.channel, &p.component, &p.package.pool_name);
         if !wanted.insert(path.clone()) {
-            continue;
+            return Ok(());
         }
         if queued.contains(&(p.channel.clone(), p.package.pool_name.clone())) {
-            continue; // the next publish links it
+            return Ok(()); // the next publish links it
         }
         let object = repo
             .config
@@ -173,7 +175,8 @@ fn check_links(repo: &Repo, report: &mut CheckReport) -> Result<(), OpsError> {
                 p.package.sha256
             ));
         }
-    }
+        Ok(())
+    })?;
     note_old_layout(repo, report)?;
     for channel in &repo.config.settings.channels {
         let root = repo.config.layout.channel_dir(channel).join("pool");
