@@ -129,10 +129,27 @@ impl Reader<'_> {
 
     /// Every package of the catalog, placed or not.
     pub fn all_packages(&self) -> Result<Vec<PackageRow>, CatalogError> {
+        let mut all = Vec::new();
+        self.each_package(|row| {
+            all.push(row);
+            Ok(())
+        })?;
+        Ok(all)
+    }
+
+    /// [`Reader::all_packages`] one at a time, for callers whose memory
+    /// must not grow with the repository.
+    pub fn each_package(
+        &self,
+        mut each: impl FnMut(PackageRow) -> Result<(), CatalogError>,
+    ) -> Result<(), CatalogError> {
         const SQL: &str = concat!("SELECT ", package_columns!(), " FROM packages p");
         let mut stmt = self.conn.prepare_cached(SQL).map_err(self.fail())?;
         let rows = stmt.query_map([], package_row).map_err(self.fail())?;
-        rows.collect::<Result<_, _>>().map_err(self.fail())
+        for row in rows {
+            each(row.map_err(self.fail())?)?;
+        }
+        Ok(())
     }
 
     /// Placements matching `filter`, in no particular order.

@@ -18,17 +18,17 @@ use std::path::{Path, PathBuf};
 /// returns how many packages moved. The old files stay until
 /// [`remove_strays`] sees that no index of their channel lists them.
 pub(super) fn move_to_debian_layout(repo: &mut Repo) -> Result<usize, OpsError> {
-    let moves: Vec<(i64, String)> = repo
-        .catalog
-        .reader()
-        .all_packages()?
-        .into_iter()
-        .filter_map(|p| {
-            let version = Version::parse(&p.version).ok()?;
+    // One package at a time: only those that move are kept.
+    let mut moves: Vec<(i64, String)> = Vec::new();
+    repo.catalog.reader().each_package(|p| {
+        if let Ok(version) = Version::parse(&p.version) {
             let name = pool_name(&p.source, &p.name, version.without_epoch(), &p.arch);
-            (name != p.pool_name).then_some((p.id, name))
-        })
-        .collect();
+            if name != p.pool_name {
+                moves.push((p.id, name));
+            }
+        }
+        Ok(())
+    })?;
     if moves.is_empty() {
         return Ok(0);
     }
@@ -81,11 +81,11 @@ pub(super) fn remove_strays(repo: &mut Repo, channel: &str) -> Result<usize, Ops
         channel: Some(channel.to_string()),
         ..PlacementFilter::default()
     };
-    let wanted: HashSet<PathBuf> = reader
-        .placements(&filter)?
-        .iter()
-        .map(|p| tree.path(channel, &p.component, &p.package.pool_name))
-        .collect();
+    let mut wanted: HashSet<PathBuf> = HashSet::new();
+    reader.each_placement(&filter, |p| {
+        wanted.insert(tree.path(channel, &p.component, &p.package.pool_name));
+        Ok(())
+    })?;
     let strays = unwanted_files(&root, &wanted);
     for path in &strays {
         // `<component>/<pool name>` below the channel's pool.

@@ -403,12 +403,10 @@ fn read_queue(
             channel: Some(channel.to_string()),
             ..PlacementFilter::default()
         };
-        let placed = reader.placements(&filter)?;
-        links.extend(
-            placed
-                .into_iter()
-                .map(|p| (p.component, p.package.pool_name, p.package.sha256)),
-        );
+        reader.each_placement(&filter, |p| {
+            links.push((p.component, p.package.pool_name, p.package.sha256));
+            Ok(())
+        })?;
     }
     Ok((links, last_id))
 }
