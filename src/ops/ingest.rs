@@ -115,7 +115,8 @@ pub fn ingest(repo: &mut Repo, request: &IngestRequest) -> Result<IngestOutcome,
     repo.pool.commit(staged)?;
     let place = (channel.as_str(), component.as_str());
     let mut outcome = record(repo, &files, &spool, place, request.summary_only)?;
-    drop(spool);
+    // Freed before the publish, which has its own peak.
+    drop((spool, files));
     drop(pool_lock);
     if request.publish {
         let targets = outcome.totals.changed.clone();
