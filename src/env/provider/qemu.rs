@@ -564,9 +564,11 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let m = machine(dir.path());
         assert_eq!(running_pid(&m).unwrap(), None);
-        // A process whose command line names the machine as QEMU's does.
+        // A process whose command line names the machine as QEMU's does
+        // (`; exit` keeps the shell from exec'ing sleep, which would
+        // replace that command line).
         let mut child = std::process::Command::new("sh")
-            .args(["-c", "sleep 30", "-name", &m.id])
+            .args(["-c", "sleep 30; exit", "-name", &m.id])
             .spawn()
             .unwrap();
         std::fs::write(m.file("qemu.pid"), format!("{}\n", child.id())).unwrap();
@@ -577,7 +579,7 @@ mod tests {
         assert_eq!(running_pid(&m).unwrap(), None);
         // Another machine's process is not adopted.
         let mut other = std::process::Command::new("sh")
-            .args(["-c", "sleep 30", "-name", "bess-1.paas.1161.db"])
+            .args(["-c", "sleep 30; exit", "-name", "bess-1.paas.1161.db"])
             .spawn()
             .unwrap();
         std::fs::remove_file(m.file("qemu.run")).unwrap();
