@@ -131,7 +131,8 @@ impl Default for BoxSettings {
 pub struct ServeSettings {
     /// Address and port, e.g. `0.0.0.0:8080`.
     pub listen: String,
-    /// Open connections at most; more wait to be accepted.
+    /// Open connections at most; a new one beyond takes the slot of the
+    /// connection idle longest, or waits when every one has a request in flight.
     pub max_connections: usize,
     /// Seconds a client may take to send its request headers.
     pub header_timeout_secs: u64,

@@ -2,10 +2,47 @@
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Empty, Full};
+use hyper::body::{Frame, SizeHint};
 use hyper::{Response, StatusCode, header};
+use std::pin::Pin;
+use std::task::{Context, Poll};
 
 /// Every response body: in-memory or streamed, errors as I/O errors.
 pub type Body = http_body_util::combinators::BoxBody<Bytes, std::io::Error>;
+
+/// A response body that keeps `held` until hyper drops the body, that is
+/// until the response is sent or abandoned.
+pub struct Holding<T> {
+    body: Body,
+    _held: T,
+}
+
+impl<T> Holding<T> {
+    /// `body`, keeping `held` alive as long as it is.
+    pub fn new(body: Body, held: T) -> Holding<T> {
+        Holding { body, _held: held }
+    }
+}
+
+impl<T: Unpin> hyper::body::Body for Holding<T> {
+    type Data = Bytes;
+    type Error = std::io::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, std::io::Error>>> {
+        Pin::new(&mut self.body).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.body.size_hint()
+    }
+}
 
 /// An empty body.
 pub fn empty() -> Body {

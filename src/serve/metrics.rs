@@ -32,6 +32,7 @@ pub struct Metrics {
     /// argon2 checks run, counted by the verifying threads.
     password_checks: Arc<AtomicU64>,
     connections_refused: AtomicU64,
+    connections_evicted: AtomicU64,
     publishes: Mutex<Histogram>,
 }
 
@@ -56,6 +57,7 @@ impl Metrics {
             auth_busy: AtomicU64::new(0),
             password_checks: Arc::default(),
             connections_refused: AtomicU64::new(0),
+            connections_evicted: AtomicU64::new(0),
             publishes: Mutex::default(),
         }
     }
@@ -82,6 +84,11 @@ impl Metrics {
     /// Counts a connection closed because its address had too many open.
     pub fn connection_refused(&self) {
         self.connections_refused.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Counts an idle connection closed to free a slot for a new one.
+    pub fn connection_evicted(&self) {
+        self.connections_evicted.fetch_add(1, Ordering::Relaxed);
     }
 
     /// Counts a login refused because every checking thread was busy.
@@ -146,6 +153,14 @@ impl Metrics {
         );
         let n = self.connections_refused.load(Ordering::Relaxed);
         let _ = writeln!(out, "bess_connections_refused_total {n}");
+        family(
+            &mut out,
+            "bess_connections_evicted_total",
+            "counter",
+            "Idle connections (no request in flight) closed to make room for a new one at max-connections.",
+        );
+        let n = self.connections_evicted.load(Ordering::Relaxed);
+        let _ = writeln!(out, "bess_connections_evicted_total {n}");
         self.render_publishes(&mut out);
         out
     }

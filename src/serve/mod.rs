@@ -192,20 +192,12 @@ async fn serve(mut state: Arc<State>, listen: &str) -> anyhow::Result<()> {
     println!("listening on {scheme}://{}", listener.local_addr()?);
     use std::io::Write;
     std::io::stdout().flush()?;
-    let serve_settings = &state.config.settings.serve;
-    let limit = Arc::new(tokio::sync::Semaphore::new(serve_settings.max_connections));
-    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let occupancy = connections::Occupancy::new(state.config.settings.serve.max_connections);
+    // Server-wide shutdown: each connection holds a receiver until it ends.
+    let (closing, _) = tokio::sync::watch::channel(());
     let mut shutdown = std::pin::pin!(shutdown_signal());
     let mut hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())?;
     loop {
-        let permit = tokio::select! {
-            permit = limit.clone().acquire_owned() => permit?,
-            _ = hangup.recv() => {
-                state = reload(state);
-                continue;
-            }
-            _ = &mut shutdown => break,
-        };
         let (stream, remote) = tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok(accepted) => accepted,
@@ -225,34 +217,58 @@ async fn serve(mut state: Arc<State>, listen: &str) -> anyhow::Result<()> {
             _ = &mut shutdown => break,
         };
         // Over its own cap, an address's new connection is closed at once,
-        // before it can hold one of the shared permits.
+        // before it can hold one of the shared slots.
         let Some(claim) = state.per_address.claim(remote.ip()) else {
             state.metrics.connection_refused();
             continue;
         };
-        let _ = stream.set_nodelay(true);
-        let (state, watcher) = (state.clone(), graceful.watcher());
-        tokio::spawn(async move {
-            let deadline = Duration::from_secs(state.config.settings.serve.header_timeout_secs);
-            match state.tls.clone() {
-                None => {
-                    let stream = sendfile::SendfileStream::new(stream);
-                    serve_io(state, TokioIo::new(stream), remote.ip(), watcher).await
-                }
-                Some(acceptor) => {
-                    if let Ok(Ok(stream)) =
-                        tokio::time::timeout(deadline, acceptor.accept(stream)).await
-                    {
-                        serve_io(state, TokioIo::new(stream), remote.ip(), watcher).await;
-                    }
-                }
+        let occupant = loop {
+            tokio::select! {
+                occupant = occupancy.admit() => break Some(occupant),
+                _ = hangup.recv() => state = reload(state),
+                _ = &mut shutdown => break None,
             }
-            drop((permit, claim));
+        };
+        let Some(occupant) = occupant else { break };
+        let _ = stream.set_nodelay(true);
+        let (state, shutting_down) = (state.clone(), closing.subscribe());
+        tokio::spawn(async move {
+            let occupant = Arc::new(occupant);
+            serve_stream(state, stream, remote.ip(), occupant, shutting_down).await;
+            drop(claim);
         });
     }
     eprintln!("bess serve: shutting down; finishing requests in flight");
-    let _ = tokio::time::timeout(Duration::from_secs(10), graceful.shutdown()).await;
+    let _ = closing.send(());
+    let _ = tokio::time::timeout(Duration::from_secs(10), closing.closed()).await;
     Ok(())
+}
+
+/// One accepted connection, in plain HTTP or after its TLS handshake.
+async fn serve_stream(
+    state: Arc<State>,
+    stream: tokio::net::TcpStream,
+    ip: IpAddr,
+    occupant: Arc<connections::Occupant>,
+    closing: tokio::sync::watch::Receiver<()>,
+) {
+    let Some(acceptor) = state.tls.clone() else {
+        let stream = occupant.outgoing(sendfile::SendfileStream::new(stream));
+        return serve_io(state, TokioIo::new(stream), ip, occupant, closing).await;
+    };
+    let deadline = Duration::from_secs(state.config.settings.serve.header_timeout_secs);
+    let handshake = tokio::select! {
+        handshake = tokio::time::timeout(deadline, acceptor.accept(stream)) => handshake,
+        // Part-way through its handshake, it has nothing to answer yet.
+        _ = occupant.evicted() => {
+            state.metrics.connection_evicted();
+            return;
+        }
+    };
+    if let Ok(Ok(stream)) = handshake {
+        let stream = occupant.outgoing(stream);
+        serve_io(state, TokioIo::new(stream), ip, occupant, closing).await;
+    }
 }
 
 /// The state after SIGHUP: the new settings, or the old ones when the new
@@ -276,19 +292,28 @@ fn reload(state: Arc<State>) -> Arc<State> {
 const MAX_HEAD_BYTES: usize = 32 * 1024;
 
 /// One HTTP/1.1 connection: keep-alive and pipelining, with a deadline on
-/// headers so stalled clients cannot hold connections forever.
+/// headers so stalled clients cannot hold connections forever, until the
+/// client leaves, the server shuts down or a newcomer needs its slot.
 async fn serve_io<I>(
     state: Arc<State>,
     io: TokioIo<I>,
     ip: IpAddr,
-    watcher: hyper_util::server::graceful::Watcher,
+    occupant: Arc<connections::Occupant>,
+    mut closing: tokio::sync::watch::Receiver<()>,
 ) where
     I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
     let timeout = Duration::from_secs(state.config.settings.serve.header_timeout_secs);
+    let metrics = state.metrics.clone();
+    let counted = occupant.clone();
     let service = hyper::service::service_fn(move |request| {
-        let state = state.clone();
-        async move { Ok::<_, std::convert::Infallible>(handle(state, request, ip).await) }
+        let (state, in_flight) = (state.clone(), counted.request());
+        async move {
+            let response = handle(state, request, ip).await;
+            Ok::<_, std::convert::Infallible>(
+                response.map(|body| http::Holding::new(body, in_flight)),
+            )
+        }
     });
     // No `pipeline_flush`: hyper then copies every body into one flat
     // buffer before writing it, which cost a quarter of the throughput on
@@ -302,7 +327,21 @@ async fn serve_io<I>(
         .max_buf_size(MAX_HEAD_BYTES)
         .keep_alive(true)
         .serve_connection(io, service);
-    let _ = watcher.watch(connection).await;
+    let mut connection = std::pin::pin!(connection);
+    tokio::select! {
+        _ = connection.as_mut() => return,
+        _ = closing.changed() => {}
+        _ = occupant.evicted() => {
+            metrics.connection_evicted();
+            if occupant.is_idle() {
+                return;
+            }
+        }
+    }
+    // Closes at once when idle, after the response in flight otherwise,
+    // and in both cases after flushing what hyper still buffers.
+    connection.as_mut().graceful_shutdown();
+    let _ = connection.await;
 }
 
 async fn shutdown_signal() {
