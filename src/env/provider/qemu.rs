@@ -559,6 +559,25 @@ mod tests {
         assert!(out.success, "{}", out.output);
     }
 
+    /// `sh -c 'sleep 30; exit' -name NAME`, once the kernel shows its
+    /// command line: right after spawning, the exec may not have set it up.
+    fn named_process(name: &str) -> std::process::Child {
+        let mut child = std::process::Command::new("sh")
+            .args(["-c", "sleep 30; exit", "-name", name])
+            .spawn()
+            .unwrap();
+        let cmdline = format!("/proc/{}/cmdline", child.id());
+        for _ in 0..500 {
+            if std::fs::read(&cmdline).is_ok_and(|c| c.windows(5).any(|w| w == b"-name")) {
+                return child;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        child.kill().unwrap();
+        child.wait().unwrap();
+        panic!("{cmdline} never showed -name");
+    }
+
     #[test]
     fn a_qemu_left_unrecorded_by_a_killed_bess_is_adopted() {
         let dir = tempfile::tempdir().unwrap();
@@ -567,10 +586,7 @@ mod tests {
         // A process whose command line names the machine as QEMU's does
         // (`; exit` keeps the shell from exec'ing sleep, which would
         // replace that command line).
-        let mut child = std::process::Command::new("sh")
-            .args(["-c", "sleep 30; exit", "-name", &m.id])
-            .spawn()
-            .unwrap();
+        let mut child = named_process(&m.id);
         std::fs::write(m.file("qemu.pid"), format!("{}\n", child.id())).unwrap();
         assert_eq!(running_pid(&m).unwrap(), Some(child.id()));
         assert!(m.file("qemu.run").exists(), "recorded now");
@@ -578,10 +594,7 @@ mod tests {
         child.wait().unwrap();
         assert_eq!(running_pid(&m).unwrap(), None);
         // Another machine's process is not adopted.
-        let mut other = std::process::Command::new("sh")
-            .args(["-c", "sleep 30; exit", "-name", "bess-1.paas.1161.db"])
-            .spawn()
-            .unwrap();
+        let mut other = named_process("bess-1.paas.1161.db");
         std::fs::remove_file(m.file("qemu.run")).unwrap();
         std::fs::write(m.file("qemu.pid"), format!("{}\n", other.id())).unwrap();
         assert_eq!(running_pid(&m).unwrap(), None);
