@@ -216,6 +216,22 @@ pub fn provider(name: &str) -> Result<Box<dyn Provider>, ProviderError> {
     }
 }
 
+/// Removes a machine's file or directory; one already gone is fine (a
+/// killed command may have removed it, and `destroy` runs again).
+pub(crate) fn remove_if_present(path: &Path) -> Result<(), ProviderError> {
+    let removed = if path.is_dir() {
+        std::fs::remove_dir_all(path)
+    } else {
+        std::fs::remove_file(path)
+    };
+    match removed {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+            Err(ProviderError::io("remove", path)(e))
+        }
+        _ => Ok(()),
+    }
+}
+
 /// The directory machines of `env` keep their runtime files in.
 pub fn machines_dir(root: &Path, platform: &str, env: &str) -> PathBuf {
     root.join(platform).join(env)

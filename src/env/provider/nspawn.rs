@@ -114,7 +114,7 @@ impl Provider for Nspawn {
         }
         kill_cgroups(m)?;
         let pid_file = m.file("nspawn.pid");
-        remove_file(&pid_file)?;
+        super::remove_if_present(&pid_file)?;
         unmount_root(m)?;
         m.network.detach(&m.netns(), m.address)?;
         remove_cgroups(m)
@@ -122,11 +122,7 @@ impl Provider for Nspawn {
 
     fn destroy(&self, m: &Machine) -> Result<(), ProviderError> {
         self.stop(m)?;
-        match std::fs::remove_dir_all(&m.dir) {
-            Ok(()) => Ok(()),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-            Err(e) => Err(ProviderError::io("remove", &m.dir)(e)),
-        }
+        super::remove_if_present(&m.dir)
     }
 
     fn state(&self, m: &Machine) -> Result<MachineState, ProviderError> {
@@ -474,14 +470,6 @@ fn remove_cgroups(m: &Machine) -> Result<(), ProviderError> {
         }
     }
     Ok(())
-}
-
-fn remove_file(path: &Path) -> Result<(), ProviderError> {
-    match std::fs::remove_file(path) {
-        Ok(()) => Ok(()),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-        Err(e) => Err(ProviderError::io("remove", path)(e)),
-    }
 }
 
 #[cfg(test)]

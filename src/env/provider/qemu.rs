@@ -154,18 +154,14 @@ impl Provider for Qemu {
             shut_down(m, pid);
         }
         for file in ["qemu.run", "qemu.pid", "qmp.sock"] {
-            remove_file(&m.file(file))?;
+            super::remove_if_present(&m.file(file))?;
         }
         m.network.detach(&m.netns(), m.address)
     }
 
     fn destroy(&self, m: &Machine) -> Result<(), ProviderError> {
         self.stop(m)?;
-        match std::fs::remove_dir_all(&m.dir) {
-            Ok(()) => Ok(()),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-            Err(e) => Err(ProviderError::io("remove", &m.dir)(e)),
-        }
+        super::remove_if_present(&m.dir)
     }
 
     fn state(&self, m: &Machine) -> Result<MachineState, ProviderError> {
@@ -210,7 +206,7 @@ impl Qemu {
         let seed = format!("name={SEED_NAME},file={}", path("seed.sh"));
         let (kernel, initrd) = (image(KERNEL), image(INITRD));
         let pid_file = path("qemu.pid");
-        remove_file(&m.file("qemu.pid"))?;
+        super::remove_if_present(&m.file("qemu.pid"))?;
         let mut args = vec!["netns", "exec", m.network.netns.as_str(), vm.qemu.name];
         args.extend(["-name", &m.id, "-machine", vm.machine]);
         args.extend(Accel::detect().args());
@@ -506,14 +502,6 @@ fn qmp_answer(reader: &mut impl BufRead) -> std::io::Result<serde_json::Value> {
         if value.get("return").is_some() || value.get("error").is_some() {
             return Ok(value);
         }
-    }
-}
-
-fn remove_file(path: &Path) -> Result<(), ProviderError> {
-    match std::fs::remove_file(path) {
-        Ok(()) => Ok(()),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-        Err(e) => Err(ProviderError::io("remove", path)(e)),
     }
 }
 
