@@ -169,45 +169,55 @@ pub fn build_rootfs(recipe: &ImageRecipe, out: &Path, log: &Path) -> Result<(), 
 /// equal boxes.
 pub fn pack_box(recipe: &ImageRecipe, rootfs: &Path, dest: &Path) -> Result<(), ProviderError> {
     let compressed = dest.with_extension("zst.tmp");
-    let packed = compress(rootfs, &compressed).and_then(|()| {
-        let file = std::fs::File::create(dest).map_err(ProviderError::io("create", dest))?;
-        let mut builder = tar::Builder::new(std::io::BufWriter::new(file));
-        let metadata = serde_json::json!({
-            "provider": "nspawn",
-            "architecture": recipe.arch,
-            "format": ROOTFS,
-            "suite": recipe.suite,
-            "packages": recipe.packages,
-            "recipe": recipe.key(),
-        });
-        let text = serde_json::to_vec_pretty(&metadata).expect("JSON");
-        append(
-            &mut builder,
-            "metadata.json",
-            text.len() as u64,
-            &mut &text[..],
-        )
-        .map_err(ProviderError::io("write", dest))?;
-        let mut zst =
-            std::fs::File::open(&compressed).map_err(ProviderError::io("read", &compressed))?;
-        let size = zst
-            .metadata()
-            .map_err(ProviderError::io("read", &compressed))?
-            .len();
-        append(&mut builder, ROOTFS, size, &mut zst).map_err(ProviderError::io("write", dest))?;
-        let mut out = builder
-            .into_inner()
-            .map_err(ProviderError::io("write", dest))?;
-        out.flush().map_err(ProviderError::io("write", dest))?;
-        out.get_ref()
-            .sync_all()
-            .map_err(ProviderError::io("flush", dest))
+    let metadata = serde_json::json!({
+        "provider": "nspawn",
+        "architecture": recipe.arch,
+        "format": ROOTFS,
+        "suite": recipe.suite,
+        "packages": recipe.packages,
+        "recipe": recipe.key(),
     });
+    let packed = compress(rootfs, &compressed)
+        .and_then(|()| write_box(dest, &metadata, &[(ROOTFS, compressed.clone())]));
     let _ = std::fs::remove_file(&compressed);
     packed
 }
 
-pub(super) fn append(
+/// `metadata.json`, then each member, in a plain tar with fixed times and
+/// owners, flushed to disk.
+pub(super) fn write_box(
+    dest: &Path,
+    metadata: &serde_json::Value,
+    members: &[(&str, std::path::PathBuf)],
+) -> Result<(), ProviderError> {
+    let file = std::fs::File::create(dest).map_err(ProviderError::io("create", dest))?;
+    let mut builder = tar::Builder::new(std::io::BufWriter::new(file));
+    let text = serde_json::to_vec_pretty(metadata).expect("JSON");
+    append(
+        &mut builder,
+        "metadata.json",
+        text.len() as u64,
+        &mut &text[..],
+    )
+    .map_err(ProviderError::io("write", dest))?;
+    for (name, path) in members {
+        let mut member = std::fs::File::open(path).map_err(ProviderError::io("read", path))?;
+        let size = member
+            .metadata()
+            .map_err(ProviderError::io("read", path))?
+            .len();
+        append(&mut builder, name, size, &mut member).map_err(ProviderError::io("write", dest))?;
+    }
+    let mut out = builder
+        .into_inner()
+        .map_err(ProviderError::io("write", dest))?;
+    out.flush().map_err(ProviderError::io("write", dest))?;
+    out.get_ref()
+        .sync_all()
+        .map_err(ProviderError::io("flush", dest))
+}
+
+fn append(
     builder: &mut tar::Builder<impl Write>,
     name: &str,
     size: u64,

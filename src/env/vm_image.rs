@@ -14,9 +14,8 @@
 //! cloud-init's job done in ten lines: no Python in the image, nothing to
 //! mount, and nothing written into the base disk.
 
-use super::image::{ImageRecipe, append, compress, untar};
+use super::image::{ImageRecipe, compress, untar, write_box};
 use super::provider::{Program, ProviderError};
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 /// What a virtual machine's root needs beyond a container's: an initrd
@@ -199,39 +198,6 @@ fn boot_files(root: &Path) -> Result<(PathBuf, PathBuf), ProviderError> {
         return Err(no_kernel(&format!("initrd.img-{version}")));
     }
     Ok((kernel, initrd))
-}
-
-/// `metadata.json`, then each member, in a plain tar with fixed times and owners.
-fn write_box(
-    dest: &Path,
-    metadata: &serde_json::Value,
-    members: &[(&str, PathBuf)],
-) -> Result<(), ProviderError> {
-    let file = std::fs::File::create(dest).map_err(ProviderError::io("create", dest))?;
-    let mut builder = tar::Builder::new(std::io::BufWriter::new(file));
-    let text = serde_json::to_vec_pretty(metadata).expect("JSON");
-    append(
-        &mut builder,
-        "metadata.json",
-        text.len() as u64,
-        &mut &text[..],
-    )
-    .map_err(ProviderError::io("write", dest))?;
-    for (name, path) in members {
-        let mut member = std::fs::File::open(path).map_err(ProviderError::io("read", path))?;
-        let size = member
-            .metadata()
-            .map_err(ProviderError::io("read", path))?
-            .len();
-        append(&mut builder, name, size, &mut member).map_err(ProviderError::io("write", dest))?;
-    }
-    let mut out = builder
-        .into_inner()
-        .map_err(ProviderError::io("write", dest))?;
-    out.flush().map_err(ProviderError::io("write", dest))?;
-    out.get_ref()
-        .sync_all()
-        .map_err(ProviderError::io("flush", dest))
 }
 
 /// Unpacks the qemu box at `path` into the empty directory `dest`:
