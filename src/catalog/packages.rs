@@ -157,18 +157,19 @@ impl Reader<'_> {
         let mut placed = Vec::new();
         self.each_placement(filter, |row| {
             placed.push(row);
-            Ok(())
+            Ok::<_, CatalogError>(())
         })?;
         Ok(placed)
     }
 
     /// [`Reader::placements`] one at a time, for callers whose memory must
-    /// not grow with the repository.
-    pub fn each_placement(
+    /// not grow with the repository. `each` may fail with the caller's own
+    /// error (linking a file, say), which stops the walk.
+    pub fn each_placement<E: From<CatalogError>>(
         &self,
         filter: &PlacementFilter,
-        mut each: impl FnMut(PlacedPackage) -> Result<(), CatalogError>,
-    ) -> Result<(), CatalogError> {
+        mut each: impl FnMut(PlacedPackage) -> Result<(), E>,
+    ) -> Result<(), E> {
         const SQL: &str = concat!(
             "SELECT ",
             package_columns!(),

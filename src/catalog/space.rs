@@ -3,8 +3,19 @@
 
 use super::packages::{PlacedPackage, package_row};
 use super::{CatalogError, Reader};
+use crate::pool::Sha256;
 use rusqlite::params;
 use std::collections::{HashMap, HashSet};
+
+/// Column 0 as an object's SHA-256; a malformed one is an error naming
+/// it, never an object left out (gc would delete what it references).
+fn object_digest(row: &rusqlite::Row<'_>) -> rusqlite::Result<Sha256> {
+    let hex: String = row.get(0)?;
+    Sha256::from_hex(&hex).ok_or_else(|| {
+        let why = format!("`{hex}` is not a SHA-256 in hex");
+        rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, why.into())
+    })
+}
 
 /// A placement and when it was made.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -80,8 +91,10 @@ impl Reader<'_> {
         rows.collect::<Result<_, _>>().map_err(self.fail())
     }
 
-    /// SHA-256 of every object that some placement references.
-    pub fn placed_objects(&self) -> Result<HashSet<String>, CatalogError> {
+    /// SHA-256 of every object that some placement references, as 32
+    /// bytes rather than 64 hex digits: gc holds one for every object of
+    /// the repository, and 250,000 hex strings were 34 MiB.
+    pub fn placed_objects(&self) -> Result<HashSet<Sha256>, CatalogError> {
         let mut stmt = self
             .conn
             .prepare_cached(
@@ -92,7 +105,7 @@ impl Reader<'_> {
                  WHERE b.id IN (SELECT box_id FROM box_placements)",
             )
             .map_err(self.fail())?;
-        let rows = stmt.query_map([], |r| r.get(0)).map_err(self.fail())?;
+        let rows = stmt.query_map([], object_digest).map_err(self.fail())?;
         rows.collect::<Result<_, _>>().map_err(self.fail())
     }
 
@@ -177,7 +190,10 @@ mod tests {
             size,
             md5: "m".into(),
             sha1: "s1".into(),
-            sha256: format!("{name}{version}"),
+            // A real digest: placed objects are read back as SHA-256s.
+            sha256: crate::pool::Digests::of(format!("{name}{version}").as_bytes())
+                .sha256
+                .to_string(),
             sha512: "s5".into(),
             pool_name: format!("{}/{name}/{name}_{version}_amd64.deb", &name[..1]),
             control: format!("Package: {name}\n"),

@@ -107,17 +107,17 @@ impl Reader<'_> {
         rows.collect::<Result<_, _>>().map_err(self.fail())
     }
 
-    /// The files queued for `channel`, with whether each is still wanted.
-    pub fn queued_files(&self, channel: &str) -> Result<Vec<QueuedFile>, CatalogError> {
-        self.queued_files_after(channel, 0)
-    }
-
-    /// The files queued for `channel` after queue id `after`.
-    pub fn queued_files_after(
+    /// The files queued for `channel` after queue id `after`, handed to
+    /// `each` in queue order and in batches of at most `size`, so that a
+    /// queue holding a whole repository (a first publish) is never in
+    /// memory at once. `each` may fail with the caller's own error.
+    pub fn each_queued_batch<E: From<CatalogError>>(
         &self,
         channel: &str,
         after: i64,
-    ) -> Result<Vec<QueuedFile>, CatalogError> {
+        size: usize,
+        mut each: impl FnMut(Vec<QueuedFile>) -> Result<(), E>,
+    ) -> Result<(), E> {
         let mut stmt = self
             .conn
             .prepare_cached(concat!(
@@ -130,7 +130,17 @@ impl Reader<'_> {
         let rows = stmt
             .query_map(params![channel, after], queued_file)
             .map_err(self.fail())?;
-        rows.collect::<Result<_, _>>().map_err(self.fail())
+        let mut batch = Vec::with_capacity(size);
+        for row in rows {
+            batch.push(row.map_err(self.fail())?);
+            if batch.len() == size {
+                each(std::mem::replace(&mut batch, Vec::with_capacity(size)))?;
+            }
+        }
+        if !batch.is_empty() {
+            each(batch)?;
+        }
+        Ok(())
     }
 }
 

@@ -54,7 +54,7 @@
 use super::audit::record;
 use super::lock::{PoolLock, PublishLock};
 use super::{OpsError, Repo};
-use crate::pool::{Pool, fsync_dir};
+use crate::pool::{Pool, Sha256, fsync_dir};
 use serde::Serialize;
 use std::collections::HashSet;
 use std::fs;
@@ -123,6 +123,8 @@ pub fn gc(repo: &mut Repo, request: &GcRequest) -> Result<GcOutcome, OpsError> {
     let catalog_file = layout.catalog_file();
     let (_publish, _pool) = both_locks(&catalog_file)?;
     // Read only now that the locks are held: see the module comment.
+    repo.catalog
+        .limit_page_cache(super::heap::WALK_PAGE_CACHE_KIB)?;
     let referenced = repo.catalog.reader().placed_objects()?;
     let mut scan = scan_pool(&layout.pool_dir(), &referenced)?;
     scan.stale.extend(stale_scratch(&layout.tmp_dir())?);
@@ -155,7 +157,7 @@ pub fn gc(repo: &mut Repo, request: &GcRequest) -> Result<GcOutcome, OpsError> {
 }
 
 /// Sorts every file of `pool/<xx>/` into live, garbage, still published or stale.
-fn scan_pool(root: &Path, referenced: &HashSet<String>) -> Result<Scan, OpsError> {
+fn scan_pool(root: &Path, referenced: &HashSet<Sha256>) -> Result<Scan, OpsError> {
     let mut scan = Scan::default();
     let shards = match fs::read_dir(root) {
         Ok(shards) => shards,
@@ -171,7 +173,7 @@ fn scan_pool(root: &Path, referenced: &HashSet<String>) -> Result<Scan, OpsError
     Ok(scan)
 }
 
-fn scan_shard(dir: &Path, referenced: &HashSet<String>, scan: &mut Scan) -> Result<(), OpsError> {
+fn scan_shard(dir: &Path, referenced: &HashSet<Sha256>, scan: &mut Scan) -> Result<(), OpsError> {
     for entry in fs::read_dir(dir).map_err(OpsError::io("read", dir))? {
         let entry = entry.map_err(OpsError::io("read", dir))?;
         let path = entry.path();
@@ -193,7 +195,7 @@ fn scan_shard(dir: &Path, referenced: &HashSet<String>, scan: &mut Scan) -> Resu
             continue; // not ours: leave it alone
         }
         scan.objects += 1;
-        if referenced.contains(&name) {
+        if Sha256::from_hex(&name).is_some_and(|o| referenced.contains(&o)) {
             continue;
         }
         if meta.nlink() > 1 {
@@ -322,7 +324,7 @@ mod tests {
         fs::hard_link(shard.join(name('3')), dir.path().join("published.deb")).unwrap();
         fs::write(shard.join(".tmp-1-0"), b"fresh staging file").unwrap();
         fs::write(shard.join("README"), b"not an object").unwrap();
-        let referenced: HashSet<String> = [name('1')].into();
+        let referenced: HashSet<Sha256> = [Sha256::from_hex(&name('1')).unwrap()].into();
         let scan = scan_pool(dir.path(), &referenced).unwrap();
         assert_eq!(scan.objects, 3);
         assert_eq!(scan.garbage, [(shard.join(name('2')), 4)]);

@@ -14,6 +14,9 @@ mod clock;
 mod env;
 mod error;
 mod gc;
+// malloc_trim is a foreign function, so calling it is unsafe.
+#[allow(unsafe_code)]
+mod heap;
 pub mod host;
 mod incoming;
 mod ingest;

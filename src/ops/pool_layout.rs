@@ -84,7 +84,7 @@ pub(super) fn remove_strays(repo: &mut Repo, channel: &str) -> Result<usize, Ops
     let mut wanted: HashSet<PathBuf> = HashSet::new();
     reader.each_placement(&filter, |p| {
         wanted.insert(tree.path(channel, &p.component, &p.package.pool_name));
-        Ok(())
+        Ok::<_, OpsError>(())
     })?;
     let strays = unwanted_files(&root, &wanted);
     for path in &strays {

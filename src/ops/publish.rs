@@ -2,7 +2,7 @@
 
 use super::progress::Stage;
 use super::{OpsError, Repo};
-use crate::catalog::{Catalog, Pending, PlacementFilter, Reader};
+use crate::catalog::{Catalog, Pending, PlacementFilter, QueuedFile, Reader};
 use crate::config::RepoConfig;
 use crate::publish::{
     DistInput, DistOutcome, DistTree, Levels, PoolTree, PublishError, publish_dist,
@@ -49,7 +49,12 @@ pub fn publish(repo: &mut Repo, request: &PublishRequest) -> Result<Vec<Publishe
     if targets.is_empty() {
         return Ok(Vec::new());
     }
-    repo.catalog.limit_page_cache(PUBLISH_PAGE_CACHE_KIB)?;
+    repo.catalog
+        .limit_page_cache(super::heap::WALK_PAGE_CACHE_KIB)?;
+    // What the command did before (an ingest's parallel reads, the page
+    // cache just shrunk) is free but still resident: without this the
+    // publish's peak comes on top of it.
+    super::heap::release_free_memory();
     let signer = signer(repo)?;
     let now = publication_time();
     let published = publish_targets_locked(repo, &signer, &targets, (now, request.refresh));
@@ -86,11 +91,6 @@ fn publish_targets_locked(
     }
     Ok(published)
 }
-
-/// SQLite page cache while publishing: every control is read once, in
-/// order, so a few MiB do; the 64 MiB an ingest writes with would only
-/// add to the publish's peak memory.
-const PUBLISH_PAGE_CACHE_KIB: u32 = 4096;
 
 /// Publishes some dists of one channel, with its pool-tree changes.
 ///
@@ -304,17 +304,14 @@ impl Links<'_, '_> {
             },
         };
         *upto = Some(after);
-        let newer = reader.queued_files_after(self.channel, after)?;
-        let Some(last) = newer.last().map(|f| f.id) else {
-            return Ok(());
-        };
-        let wanted: Vec<_> = newer
-            .into_iter()
-            .filter(|f| f.wanted)
-            .map(|f| (f.component, f.pool_name, f.sha256))
-            .collect();
-        self.tree.link_all(self.channel, &wanted)?;
-        *upto = Some(last);
+        let mut last = None;
+        reader.each_queued_batch(self.channel, after, LINK_BATCH, |batch| {
+            last = batch.last().map(|f| f.id);
+            link_wanted(self.tree, self.channel, batch)
+        })?;
+        if last.is_some() {
+            *upto = last;
+        }
         Ok(())
     }
 
@@ -359,9 +356,8 @@ fn link_queued(
     read: &mpsc::Sender<Option<i64>>,
 ) -> Result<Option<i64>, OpsError> {
     let mut catalog = Catalog::open(catalog_file)?;
-    catalog.limit_page_cache(PUBLISH_PAGE_CACHE_KIB)?;
-    let (links, last_id) = read_queue(&mut catalog, channel, full, read)?;
-    tree.link_all(channel, &links)?;
+    catalog.limit_page_cache(super::heap::WALK_PAGE_CACHE_KIB)?;
+    let last_id = link_snapshot(&mut catalog, tree, channel, full, read)?;
     // Dequeued here, beside the compression, rather than after the switch
     // on one core: 60,000 rows took about 0.1 s there. What is left for
     // the end is the files to withdraw and what the dists caught up.
@@ -373,42 +369,61 @@ fn link_queued(
     Ok(last_id)
 }
 
+/// Queued files linked at a time: a first publish queues the whole
+/// repository, and 250,000 rows held at once were 55 MiB.
+const LINK_BATCH: usize = 4096;
+
 /// Files to link: (component, pool name, SHA-256).
 type Link = (String, String, String);
 
-/// What the channel's pool tree needs, with the last queue id read: the
+/// Links what the channel's pool tree needs as one snapshot sees it: the
 /// queued files still wanted, or with `full` every placed file too (a
-/// repair after damage). That id is sent on `read` before the rows are
-/// read: the dists need only it to catch up, and reading 60,000 rows
-/// took about 0.15 s they used to wait for.
-fn read_queue(
+/// repair after damage). Returns the last queue id read, which is sent on
+/// `read` before any row is: the dists need only it to catch up, and
+/// reading 60,000 rows took about 0.15 s they used to wait for.
+fn link_snapshot(
     catalog: &mut Catalog,
+    tree: &PoolTree<'_>,
     channel: &str,
     full: bool,
     read: &mpsc::Sender<Option<i64>>,
-) -> Result<(Vec<Link>, Option<i64>), OpsError> {
+) -> Result<Option<i64>, OpsError> {
     let snapshot = catalog.snapshot()?;
     let reader = snapshot.reader();
     let last_id = reader.last_queued(channel)?;
     let _ = read.send(last_id);
     // The same snapshot: exactly the rows up to `last_id`.
-    let files = reader.queued_files(channel)?;
-    let mut links: Vec<Link> = files
-        .into_iter()
-        .filter(|f| f.wanted)
-        .map(|f| (f.component, f.pool_name, f.sha256))
-        .collect();
+    reader.each_queued_batch(channel, 0, LINK_BATCH, |batch| {
+        link_wanted(tree, channel, batch)
+    })?;
     if full {
         let filter = PlacementFilter {
             channel: Some(channel.to_string()),
             ..PlacementFilter::default()
         };
+        let mut links: Vec<Link> = Vec::with_capacity(LINK_BATCH);
         reader.each_placement(&filter, |p| {
             links.push((p.component, p.package.pool_name, p.package.sha256));
-            Ok(())
+            if links.len() == LINK_BATCH {
+                tree.link_all(channel, &links)?;
+                links.clear();
+            }
+            Ok::<_, OpsError>(())
         })?;
+        tree.link_all(channel, &links)?;
     }
-    Ok((links, last_id))
+    Ok(last_id)
+}
+
+/// Links the files of a batch of the queue that a placement still wants.
+fn link_wanted(tree: &PoolTree<'_>, channel: &str, batch: Vec<QueuedFile>) -> Result<(), OpsError> {
+    let links: Vec<Link> = batch
+        .into_iter()
+        .filter(|f| f.wanted)
+        .map(|f| (f.component, f.pool_name, f.sha256))
+        .collect();
+    tree.link_all(channel, &links)?;
+    Ok(())
 }
 
 /// Removes queued files no placement of the channel wants, once no dist of

@@ -121,7 +121,7 @@ struct PoolUsage {
 }
 
 /// Sizes of the objects under `pool/`, and of those no placement references.
-fn pool_usage(root: &Path, placed: &HashSet<String>) -> PoolUsage {
+fn pool_usage(root: &Path, placed: &HashSet<crate::pool::Sha256>) -> PoolUsage {
     let mut usage = PoolUsage::default();
     let files = walkdir::WalkDir::new(root)
         .min_depth(2)
@@ -137,7 +137,7 @@ fn pool_usage(root: &Path, placed: &HashSet<String>) -> PoolUsage {
         let size = entry.metadata().map(|m| m.len()).unwrap_or(0);
         usage.objects += 1;
         usage.bytes += size;
-        if !placed.contains(name.as_ref()) {
+        if !crate::pool::Sha256::from_hex(&name).is_some_and(|o| placed.contains(&o)) {
             usage.unreferenced_objects += 1;
             usage.unreferenced_bytes += size;
         }
