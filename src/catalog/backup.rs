@@ -61,6 +61,16 @@ pub struct CatalogCopy {
     path: PathBuf,
 }
 
+/// Every placed object once: (sha256, size, a name for messages).
+const PLACED_OBJECTS: &str = "SELECT sha256, MAX(size) AS size, MIN(name) FROM (
+         SELECT sha256, size, pool_name AS name FROM packages
+         WHERE id IN (SELECT package_id FROM placements)
+         UNION ALL
+         SELECT sha256, size, name || ' ' || version || ' ' || provider FROM boxes
+         WHERE id IN (SELECT box_id FROM box_placements)
+     )
+     GROUP BY sha256";
+
 impl CatalogCopy {
     /// Opens the copy at `path` read-only.
     pub fn open(path: &Path) -> Result<CatalogCopy, CatalogError> {
@@ -114,24 +124,21 @@ impl CatalogCopy {
         )))
     }
 
-    /// Every pool object a placement refers to, once each, by hash.
+    /// Every pool object a placement refers to, once each, by hash, handed
+    /// to `each` in hash order and in batches of at most `size`: a backup of
+    /// 250,000 packages held them all at once, which was 40 MiB.
     ///
     /// Every table that places pool objects must be read here, or backups
     /// would miss its objects. Objects of unplaced versions are left out:
     /// `bess repo gc` may already have deleted them, as it is meant to.
-    pub fn objects(&self) -> Result<Vec<ObjectRef>, CatalogError> {
+    pub fn each_object_batch<E: From<CatalogError>>(
+        &self,
+        size: usize,
+        mut each: impl FnMut(Vec<ObjectRef>) -> Result<(), E>,
+    ) -> Result<(), E> {
         let mut statement = self
             .conn
-            .prepare(
-                "SELECT sha256, MAX(size), MIN(name) FROM (
-                     SELECT sha256, size, pool_name AS name FROM packages
-                     WHERE id IN (SELECT package_id FROM placements)
-                     UNION ALL
-                     SELECT sha256, size, name || ' ' || version || ' ' || provider FROM boxes
-                     WHERE id IN (SELECT box_id FROM box_placements)
-                 )
-                 GROUP BY sha256 ORDER BY sha256",
-            )
+            .prepare(&format!("{PLACED_OBJECTS} ORDER BY sha256"))
             .map_err(self.fail())?;
         let rows = statement
             .query_map([], |row| {
@@ -142,6 +149,28 @@ impl CatalogCopy {
                 })
             })
             .map_err(self.fail())?;
-        rows.collect::<Result<_, _>>().map_err(self.fail())
+        let mut batch = Vec::with_capacity(size);
+        for row in rows {
+            batch.push(row.map_err(self.fail())?);
+            if batch.len() == size {
+                each(std::mem::replace(&mut batch, Vec::with_capacity(size)))?;
+            }
+        }
+        if !batch.is_empty() {
+            each(batch)?;
+        }
+        Ok(())
+    }
+
+    /// How many objects [`CatalogCopy::each_object_batch`] hands over, and
+    /// their bytes.
+    pub fn object_totals(&self) -> Result<(u64, u64), CatalogError> {
+        self.conn
+            .query_row(
+                &format!("SELECT COUNT(*), COALESCE(SUM(size), 0) FROM ({PLACED_OBJECTS})"),
+                [],
+                |r| Ok((r.get::<_, i64>(0)? as u64, r.get::<_, i64>(1)? as u64)),
+            )
+            .map_err(self.fail())
     }
 }

@@ -2,7 +2,7 @@
 //! through temp names (one filesystem sync per batch, then renames), and
 //! single files through temp + fsync + rename, hashed while copied.
 
-use crate::catalog::ObjectRef;
+use crate::catalog::{CatalogCopy, ObjectRef};
 use crate::ops::OpsError;
 use crate::ops::progress::Stage;
 use rayon::prelude::*;
@@ -34,10 +34,35 @@ pub struct CopyCounts {
     pub reused: u64,
 }
 
+/// Objects copied at a time: each batch is staged, synced once, then
+/// renamed, so memory holds one batch rather than the repository.
+const OBJECTS_PER_BATCH: usize = 4096;
+
+/// Copies every object `catalog` refers to from `source` into the pool
+/// `dest`, a batch at a time, showing each to `seen` first.
+pub fn copy_all(
+    catalog: &CatalogCopy,
+    (source, dest): (&ObjectSource<'_>, &Path),
+    verify: bool,
+    stage: &dyn Stage,
+    mut seen: impl FnMut(&ObjectRef),
+) -> Result<CopyCounts, OpsError> {
+    let mut counts = CopyCounts::default();
+    catalog.each_object_batch(OBJECTS_PER_BATCH, |batch| {
+        batch.iter().for_each(&mut seen);
+        let done = copy_objects(&batch, source, dest, verify, stage)?;
+        counts.copied += done.copied;
+        counts.copied_bytes += done.copied_bytes;
+        counts.reused += done.reused;
+        Ok::<_, OpsError>(())
+    })?;
+    Ok(counts)
+}
+
 /// Copies every object of `objects` from `source` into the pool `dest`,
 /// skipping those already there. With `verify`, every object read is
 /// hashed (a damaged one fails the copy) and so is every object reused.
-pub fn copy_objects(
+fn copy_objects(
     objects: &[ObjectRef],
     source: &ObjectSource<'_>,
     dest: &Path,

@@ -27,8 +27,10 @@ pub use restore::{RestoreReport, RestoreRequest, restore};
 
 use super::{OpsError, Repo};
 use crate::catalog::{CatalogCopy, ObjectRef};
-use copy::{ObjectSource, copy_file_atomically, copy_objects};
+use crate::pool::Sha256;
+use copy::{ObjectSource, copy_all, copy_file_atomically};
 use manifest::{CatalogEntry, FileEntry};
+use std::collections::HashSet;
 use std::fs;
 use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
@@ -92,9 +94,11 @@ fn write_backup(
         &repo.config.layout.catalog_file(),
     ))?;
     let catalog = copy_catalog(repo, &snapshot)?;
-    let objects = CatalogCopy::open(&snapshot.join(&catalog.file))?.objects()?;
-    let counts = copy_referenced(repo, &objects, dest, request.verify)?;
-    drop(pool_lock);
+    let copy = CatalogCopy::open(&snapshot.join(&catalog.file))?;
+    let (count, bytes) = copy.object_totals()?;
+    let objects = ObjectTotals { count, bytes };
+    let (counts, kept) = copy_referenced(repo, &copy, bytes, dest, request.verify)?;
+    drop((copy, pool_lock));
     let manifest = Manifest {
         format: manifest::FORMAT,
         bess_version: env!("CARGO_PKG_VERSION").to_string(),
@@ -104,7 +108,7 @@ fn write_backup(
             .unwrap_or_else(|_| repo.config.layout.root().to_path_buf()),
         snapshot: format!("snapshots/{id}"),
         catalog,
-        objects: totals(&objects),
+        objects,
         config: copy_config(repo, &snapshot)?,
         keys: copy_keys(repo, &snapshot)?,
         box_token_key: copy_box_token_key(repo, &snapshot)?,
@@ -115,7 +119,7 @@ fn write_backup(
     if unfinished.exists() {
         fs::remove_file(&unfinished).map_err(OpsError::io("remove", &unfinished))?;
     }
-    let removed = remove_stale(dest, id, &objects)?;
+    let removed = remove_stale(dest, id, &kept)?;
     Ok(BackupReport {
         dest: dest.to_path_buf(),
         snapshot: manifest.snapshot,
@@ -127,22 +131,25 @@ fn write_backup(
     })
 }
 
-/// Copies the objects the catalog copy refers to from the repository's pool.
+/// Copies the objects the catalog copy refers to from the repository's
+/// pool, `bytes` in all; returns what it did and the objects' digests.
 fn copy_referenced(
     repo: &Repo,
-    objects: &[ObjectRef],
+    copy: &CatalogCopy,
+    bytes: u64,
     dest: &Path,
     verify: bool,
-) -> Result<CopyCounts, OpsError> {
-    let stage = repo
-        .progress
-        .stage("copying objects", totals(objects).bytes, true);
+) -> Result<(CopyCounts, HashSet<Sha256>), OpsError> {
+    let stage = repo.progress.stage("copying objects", bytes, true);
     let source = ObjectSource {
         pool: &repo.config.layout.pool_dir(),
         role: "the repository",
         hint: "it was in the catalog when the backup started (removed meanwhile?); run `bess repo check`, then `bess backup` again",
     };
-    copy_objects(objects, &source, &dest.join("pool"), verify, &*stage)
+    let mut kept = HashSet::new();
+    let keep = |o: &ObjectRef| kept.extend(Sha256::from_hex(&o.sha256));
+    let counts = copy_all(copy, (&source, &dest.join("pool")), verify, &*stage, keep)?;
+    Ok((counts, kept))
 }
 
 /// The backup directory, absolute: created if missing; refused if it is
@@ -303,17 +310,10 @@ fn copy_box_token_key(repo: &Repo, snapshot: &Path) -> Result<Option<FileEntry>,
     Ok(Some(FileEntry { file, sha256 }))
 }
 
-fn totals(objects: &[ObjectRef]) -> ObjectTotals {
-    ObjectTotals {
-        count: objects.len() as u64,
-        bytes: objects.iter().map(|o| o.size).sum(),
-    }
-}
-
 /// After the new manifest is in place: older snapshots, objects no longer
 /// referenced, and temp files of interrupted backups go. Returns how many
 /// objects were removed.
-fn remove_stale(dest: &Path, keep: &str, objects: &[ObjectRef]) -> Result<u64, OpsError> {
+fn remove_stale(dest: &Path, keep: &str, kept: &HashSet<Sha256>) -> Result<u64, OpsError> {
     let snapshots = dest.join("snapshots");
     for entry in fs::read_dir(&snapshots).map_err(OpsError::io("read", &snapshots))? {
         let entry = entry.map_err(OpsError::io("read", &snapshots))?;
@@ -322,8 +322,6 @@ fn remove_stale(dest: &Path, keep: &str, objects: &[ObjectRef]) -> Result<u64, O
             fs::remove_dir_all(&path).map_err(OpsError::io("remove", &path))?;
         }
     }
-    let wanted: std::collections::HashSet<&str> =
-        objects.iter().map(|o| o.sha256.as_str()).collect();
     let mut removed = 0;
     let pool = dest.join("pool");
     let files = walkdir::WalkDir::new(&pool)
@@ -333,7 +331,7 @@ fn remove_stale(dest: &Path, keep: &str, objects: &[ObjectRef]) -> Result<u64, O
         .filter_map(Result::ok);
     for entry in files.filter(|e| e.file_type().is_file()) {
         let name = entry.file_name().to_str().unwrap_or_default();
-        if !wanted.contains(name) {
+        if !Sha256::from_hex(name).is_some_and(|o| kept.contains(&o)) {
             fs::remove_file(entry.path()).map_err(OpsError::io("remove", entry.path()))?;
             removed += u64::from(!name.starts_with('.'));
         }

@@ -9,7 +9,7 @@
 
 use super::copy::{self, CopyCounts, ObjectSource, copy_file_atomically};
 use super::manifest::Manifest;
-use crate::catalog::{CatalogCopy, ObjectRef};
+use crate::catalog::CatalogCopy;
 use crate::config::Layout;
 use crate::ops::progress::Progress;
 use crate::ops::{OpsError, PublishRequest, Published, Repo};
@@ -49,11 +49,9 @@ pub fn restore(
     check_file(&catalog_path, &manifest.catalog.sha256)?;
     let catalog = CatalogCopy::open(&catalog_path)?;
     catalog.check()?;
-    let objects = catalog.objects()?;
-    drop(catalog);
     let existed = claim_dir(&request.dir)?;
     let layout = Layout::new(&request.dir);
-    let restored = rebuild(&request.source, &manifest, &objects, &layout, &*progress)
+    let restored = rebuild(&request.source, &manifest, &catalog, &layout, &*progress)
         .and_then(|counts| publish(&request.dir, progress, counts))
         .and_then(|done| finish(&request.dir).map(|()| done));
     match restored {
@@ -78,7 +76,7 @@ pub fn restore(
 fn rebuild(
     source: &Path,
     manifest: &Manifest,
-    objects: &[ObjectRef],
+    catalog: &CatalogCopy,
     layout: &Layout,
     progress: &dyn Progress,
 ) -> Result<CopyCounts, OpsError> {
@@ -90,7 +88,8 @@ fn rebuild(
         hint: "this backup cannot be restored whole; restore an older backup, or copy the object from another one",
     };
     let stage = progress.stage("restoring objects", manifest.objects.bytes, true);
-    let counts = copy::copy_objects(objects, &from, &layout.pool_dir(), true, &*stage)?;
+    let pool_dir = layout.pool_dir();
+    let counts = copy::copy_all(catalog, (&from, &pool_dir), true, &*stage, |_| {})?;
     drop(stage);
     let snapshot = manifest.snapshot_dir(source);
     let catalog = snapshot.join(&manifest.catalog.file);
