@@ -6,6 +6,7 @@
 mod corpus;
 #[path = "support/report.rs"]
 mod report;
+#[allow(dead_code)]
 #[path = "support/runner.rs"]
 mod runner;
 #[path = "support/tools.rs"]

@@ -6,8 +6,11 @@
 //! `support/debian_corpus.rs`), at each size of `BESS_BENCH_SIZES`
 //! (default `60000,250000`; sizes beyond the machine's index add newer
 //! versions of the same packages). `BESS_BENCH_PEERS=0` leaves aptly and
-//! reprepro out. It prints peak RSS and wall time per command, and whether
-//! bess stayed under 250 MiB at every size. Never fails on a figure.
+//! reprepro out; `BESS_BENCH_PEER_MINUTES` (default 20) stops a peer's
+//! command that runs longer, and its row then shows the peak it had
+//! reached (aptly's ingest of 250,000 packages ran past 25 minutes). It
+//! prints peak RSS and wall time per command, and whether bess stayed under
+//! 250 MiB at every size. Never fails on a figure.
 
 #[allow(dead_code)]
 #[path = "support/corpus.rs"]
@@ -23,7 +26,7 @@ use corpus::Corpus;
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tools::{Tool, Workspace};
 
 const DIST: &str = "bookworm";
@@ -36,8 +39,9 @@ struct Step {
     commands: Vec<Command>,
 }
 
-/// A step's peak RSS in MiB and wall time in seconds, or why it failed.
-type Outcome = Result<(f64, f64), String>;
+/// A step's peak RSS in MiB, wall time in seconds and whether the time
+/// limit stopped it, or why it failed.
+type Outcome = Result<(f64, f64, bool), String>;
 
 /// What one tool's steps measured at one size.
 struct Measured {
@@ -133,7 +137,7 @@ fn run_bess(exe: &Path, run_dir: &Path, corpus: &Corpus) -> Result<Measured> {
             commands: vec![backup],
         },
     ];
-    let measured = measure("bess", steps, &ws);
+    let measured = measure("bess", steps, &ws, None);
     fs::remove_dir_all(&ws.dir).ok();
     Ok(measured)
 }
@@ -164,7 +168,7 @@ fn run_peers(run_dir: &Path, corpus: &Corpus) -> Result<Vec<Measured>> {
                 commands: vec![publish],
             },
         ];
-        results.push(measure("aptly", steps, &ws));
+        results.push(measure("aptly", steps, &ws, peer_limit()?));
         fs::remove_dir_all(&ws.dir).ok();
     }
     if let Some(exe) = tools::find_program("reprepro") {
@@ -183,34 +187,76 @@ fn run_peers(run_dir: &Path, corpus: &Corpus) -> Result<Vec<Measured>> {
                 commands: vec![export],
             },
         ];
-        results.push(measure("reprepro", steps, &ws));
+        results.push(measure("reprepro", steps, &ws, peer_limit()?));
         fs::remove_dir_all(&ws.dir).ok();
     }
     Ok(results)
 }
 
-/// Runs each step, the filesystem settled before it; a failed step is
-/// recorded and the later ones still run.
-fn measure(tool: &str, steps: Vec<Step>, ws: &Workspace) -> Measured {
+/// `BESS_BENCH_PEER_MINUTES`: how long a peer's command may run.
+fn peer_limit() -> Result<Option<Duration>> {
+    let minutes = match std::env::var("BESS_BENCH_PEER_MINUTES") {
+        Ok(text) => text
+            .trim()
+            .parse::<u64>()
+            .context("BESS_BENCH_PEER_MINUTES: whole minutes")?,
+        Err(_) => 20,
+    };
+    Ok(Some(Duration::from_secs(minutes * 60)))
+}
+
+/// Runs each step, the filesystem settled before it, each command stopped
+/// after `limit`; a failed or stopped step is recorded and the later ones
+/// still run.
+fn measure(tool: &str, steps: Vec<Step>, ws: &Workspace, limit: Option<Duration>) -> Measured {
     let mut measured = Measured {
         tool: tool.into(),
         steps: Vec::new(),
     };
     for mut step in steps {
+        // After a stopped step the repository is partial: later figures
+        // would describe a smaller repository than the row says.
+        if measured
+            .steps
+            .iter()
+            .any(|(_, o)| matches!(o, Ok((.., true))))
+        {
+            let why = "not run: an earlier step was stopped".to_string();
+            measured.steps.push((step.what, Err(why)));
+            continue;
+        }
+        if let Some(limit) = limit {
+            step.commands = step
+                .commands
+                .iter()
+                .map(|c| runner::cap(c, limit))
+                .collect();
+        }
         runner::settle_filesystem();
         let outcome = runner::time_commands(&mut step.commands, &ws.log);
         match &outcome {
             Ok(m) => println!(
-                "{tool} {}: {:.1} MiB, {:.1} s, cpu {:.1} s",
+                "{tool} {}: {:.1} MiB, {:.1} s, cpu {:.1} s{}",
                 step.what,
                 m.peak_rss_kib as f64 / 1024.0,
                 m.wall.as_secs_f64(),
-                m.cpu.as_secs_f64()
+                m.cpu.as_secs_f64(),
+                if m.stopped {
+                    " (stopped at the time limit)"
+                } else {
+                    ""
+                }
             ),
             Err(e) => println!("{tool} {}: FAILED: {e:#}", step.what),
         }
         let outcome = outcome
-            .map(|m| (m.peak_rss_kib as f64 / 1024.0, m.wall.as_secs_f64()))
+            .map(|m| {
+                (
+                    m.peak_rss_kib as f64 / 1024.0,
+                    m.wall.as_secs_f64(),
+                    m.stopped,
+                )
+            })
             .map_err(|e| format!("{e:#}"));
         measured.steps.push((step.what, outcome));
     }
@@ -229,7 +275,9 @@ fn print_table(size: usize, results: &[Measured]) {
         let mut row = format!("{what:<26}");
         for r in results {
             let cell = match r.steps.iter().find(|(w, _)| w == what) {
-                Some((_, Ok((mib, secs)))) => format!("{mib:.1} ({secs:.1} s)"),
+                Some((_, Ok((mib, secs, false)))) => format!("{mib:.1} ({secs:.1} s)"),
+                Some((_, Ok((mib, secs, true)))) => format!(">{mib:.1} (stopped {secs:.0} s)"),
+                Some((_, Err(why))) if why.starts_with("not run") => "not run".into(),
                 Some((_, Err(_))) => "failed".into(),
                 None => "-".into(),
             };
@@ -243,7 +291,7 @@ fn print_table(size: usize, results: &[Measured]) {
 fn peak_of(bess: &Measured) -> f64 {
     bess.steps
         .iter()
-        .map(|(_, outcome)| outcome.as_ref().map_or(f64::INFINITY, |(mib, _)| *mib))
+        .map(|(_, outcome)| outcome.as_ref().map_or(f64::INFINITY, |(mib, ..)| *mib))
         .fold(0.0, f64::max)
 }
 

@@ -16,6 +16,7 @@ mod corpus;
 #[allow(dead_code)]
 #[path = "support/report.rs"]
 mod report;
+#[allow(dead_code)]
 #[path = "support/runner.rs"]
 mod runner;
 #[allow(dead_code)]

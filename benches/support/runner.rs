@@ -33,6 +33,9 @@ pub struct Measurement {
     /// wall clock to other load on a shared machine.
     pub cpu: Duration,
     pub peak_rss_kib: u64,
+    /// The command ran past its [`cap`] and was stopped: the figures are
+    /// what it had used by then, a lower bound.
+    pub stopped: bool,
 }
 
 /// What wait4 tells about a finished child.
@@ -58,19 +61,39 @@ pub fn run_logged(command: &mut Command, log: &Path) -> Result<()> {
 /// invocations pays for all of them. Stops at the first failure.
 pub fn time_commands(commands: &mut [Command], log: &Path) -> Result<Measurement> {
     let started = Instant::now();
-    let (mut cpu, mut peak_rss_kib) = (Duration::ZERO, 0);
+    let (mut cpu, mut peak_rss_kib, mut stopped) = (Duration::ZERO, 0, false);
     for command in commands.iter_mut() {
         let reaped = measure(command, log)?;
-        check_status(command, reaped.status, log)?;
         cpu += reaped.cpu;
         peak_rss_kib = peak_rss_kib.max(reaped.max_rss_kib);
+        stopped = was_capped(command, reaped.status);
+        if stopped {
+            break;
+        }
+        check_status(command, reaped.status, log)?;
     }
     let wall = started.elapsed();
     Ok(Measurement {
         wall,
         cpu,
         peak_rss_kib,
+        stopped,
     })
+}
+
+/// `command` run by coreutils' `timeout`, which stops it (TERM, then KILL
+/// 30 s later) once `limit` has passed: a peer that takes hours at some
+/// size is measured up to the limit instead of holding up the whole run.
+pub fn cap(command: &Command, limit: Duration) -> Command {
+    let mut timeout = Command::new("timeout");
+    timeout.args(["--kill-after=30", &format!("{}s", limit.as_secs())]);
+    wrap(timeout, command)
+}
+
+/// Whether `timeout` (from [`cap`]) stopped the command: it exits 124
+/// when the limit passed, 137 when the command then needed a KILL.
+fn was_capped(command: &Command, status: ExitStatus) -> bool {
+    command.get_program() == "timeout" && matches!(status.code(), Some(124 | 137))
 }
 
 /// Runs through GNU time when installed, for a peak RSS of the command alone. CPU time still
@@ -94,19 +117,25 @@ fn measure(command: &mut Command, log: &Path) -> Result<Reaped> {
 }
 
 fn wrap_in_gnu_time(command: &Command, rss_file: &Path) -> Command {
-    let mut wrapped = Command::new(GNU_TIME);
-    wrapped.args(["-f", "%M", "-o"]).arg(rss_file);
-    wrapped.arg(command.get_program()).args(command.get_args());
+    let mut time = Command::new(GNU_TIME);
+    time.args(["-f", "%M", "-o"]).arg(rss_file);
+    wrap(time, command)
+}
+
+/// `wrapper` (a program and its own arguments) running `command`, in
+/// `command`'s directory and environment.
+fn wrap(mut wrapper: Command, command: &Command) -> Command {
+    wrapper.arg(command.get_program()).args(command.get_args());
     if let Some(dir) = command.get_current_dir() {
-        wrapped.current_dir(dir);
+        wrapper.current_dir(dir);
     }
     for (key, value) in command.get_envs() {
         match value {
-            Some(value) => wrapped.env(key, value),
-            None => wrapped.env_remove(key),
+            Some(value) => wrapper.env(key, value),
+            None => wrapper.env_remove(key),
         };
     }
-    wrapped
+    wrapper
 }
 
 /// Spawns and reaps with wait4 directly, which, unlike `Child::wait`, also returns the
