@@ -176,7 +176,11 @@ pub trait Provider {
     /// Shuts the machine down (its disk stays); nothing if it is stopped.
     fn stop(&self, machine: &Machine) -> Result<(), ProviderError>;
     /// Stops the machine and removes everything of it; nothing if absent.
-    fn destroy(&self, machine: &Machine) -> Result<(), ProviderError>;
+    /// Everything of a machine bess runs itself is in its directory.
+    fn destroy(&self, machine: &Machine) -> Result<(), ProviderError> {
+        self.stop(machine)?;
+        remove_if_present(&machine.dir)
+    }
     /// What the machine is now.
     fn state(&self, machine: &Machine) -> Result<MachineState, ProviderError>;
     /// Runs `script` with `sh` as root in the machine, `stdin` on its input.

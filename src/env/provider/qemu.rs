@@ -159,11 +159,6 @@ impl Provider for Qemu {
         m.network.detach(&m.netns(), m.address)
     }
 
-    fn destroy(&self, m: &Machine) -> Result<(), ProviderError> {
-        self.stop(m)?;
-        super::remove_if_present(&m.dir)
-    }
-
     fn state(&self, m: &Machine) -> Result<MachineState, ProviderError> {
         if running_pid(m)?.is_some() {
             Ok(MachineState::Running)

@@ -95,11 +95,7 @@ impl Provider for Vagrant {
             vagrant(m, &["destroy", "-f", &m.name], &[])?
                 .check(&format!("vagrant destroy -f {}", m.name))?;
         }
-        match std::fs::remove_dir_all(&m.dir) {
-            Ok(()) => Ok(()),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-            Err(e) => Err(ProviderError::io("remove", &m.dir)(e)),
-        }
+        super::remove_if_present(&m.dir)
     }
 
     fn state(&self, m: &Machine) -> Result<MachineState, ProviderError> {
