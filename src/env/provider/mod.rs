@@ -220,6 +220,16 @@ pub fn provider(name: &str) -> Result<Box<dyn Provider>, ProviderError> {
     }
 }
 
+/// The PATH and locale commands run with in a machine, whichever runs it:
+/// the same script behaves alike under every provider.
+const MACHINE_ENV: &[&str] = &[
+    "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+    "HOME=/root",
+    "LANG=C.UTF-8",
+    "TERM=dumb",
+    "DEBIAN_FRONTEND=noninteractive",
+];
+
 /// Removes a machine's file or directory; one already gone is fine (a
 /// killed command may have removed it, and `destroy` runs again).
 pub(crate) fn remove_if_present(path: &Path) -> Result<(), ProviderError> {

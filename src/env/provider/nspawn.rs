@@ -29,15 +29,6 @@ const BOOT_WAIT: Duration = Duration::from_secs(180);
 /// How long a clean shutdown may take before the machine is killed.
 const STOP_WAIT: Duration = Duration::from_secs(90);
 
-/// The PATH and locale commands run with in a machine.
-const MACHINE_ENV: &[&str] = &[
-    "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
-    "HOME=/root",
-    "LANG=C.UTF-8",
-    "TERM=dumb",
-    "DEBIAN_FRONTEND=noninteractive",
-];
-
 /// The nspawn provider.
 pub struct Nspawn {
     /// Whether PID 1 is systemd (then machined registers machines).
@@ -134,7 +125,7 @@ impl Provider for Nspawn {
         let leader = leader(m)?;
         let target = leader.to_string();
         let mut args = vec!["-t", target.as_str(), "-a", "--", "/usr/bin/env", "-i"];
-        args.extend(MACHINE_ENV);
+        args.extend(super::MACHINE_ENV);
         args.extend(["/bin/sh", "-c", script]);
         Program::NSENTER.output(&args, stdin)
     }

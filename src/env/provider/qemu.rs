@@ -339,7 +339,8 @@ fn ssh(m: &Machine, script: &str, stdin: &[u8], timeout: u32) -> Result<RunOutpu
     let connect = format!("ConnectTimeout={timeout}");
     let target = format!("root@{}", m.address);
     let remote = format!(
-        "env DEBIAN_FRONTEND=noninteractive LANG=C.UTF-8 TERM=dumb /bin/sh -c {}",
+        "env {} /bin/sh -c {}",
+        super::MACHINE_ENV.join(" "),
         quote(script)
     );
     let args = [

@@ -25,15 +25,6 @@ const VBOXMANAGE: &str = "VBoxManage";
 /// The plugin that lets vagrant drive libvirt.
 const LIBVIRT_PLUGIN: &str = "vagrant-libvirt";
 
-/// The PATH and locale commands run with in a machine.
-const MACHINE_ENV: &[&str] = &[
-    "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
-    "HOME=/root",
-    "LANG=C.UTF-8",
-    "TERM=dumb",
-    "DEBIAN_FRONTEND=noninteractive",
-];
-
 /// The vagrant provider.
 pub struct Vagrant;
 
@@ -116,7 +107,7 @@ impl Provider for Vagrant {
 
     fn run(&self, m: &Machine, script: &str, stdin: &[u8]) -> Result<RunOutput, ProviderError> {
         let mut words = vec!["sudo -H /usr/bin/env -i".to_string()];
-        words.extend(MACHINE_ENV.iter().map(|w| quote(w)));
+        words.extend(super::MACHINE_ENV.iter().map(|w| quote(w)));
         words.push(format!("/bin/sh -c {}", quote(script)));
         let remote = words.join(" ");
         // `-- -T`: no terminal, so stdin reaches the script byte for byte.
