@@ -31,6 +31,10 @@ pub struct PublishTarget {
     /// target's upload is reported as failed (the next publish resumes it).
     #[serde(default = "default_retry_secs")]
     pub retry_timeout_secs: u64,
+    /// Seconds one request may take, its body included, before it counts
+    /// as failed (and is retried).
+    #[serde(default = "default_request_secs")]
+    pub request_timeout_secs: u64,
     /// Files at least this large (MiB) are uploaded in parts, so a failed
     /// request costs a part, not the whole file.
     #[serde(default = "default_multipart_mib")]
@@ -61,6 +65,10 @@ fn default_region() -> String {
 
 fn default_retry_secs() -> u64 {
     180
+}
+
+fn default_request_secs() -> u64 {
+    30
 }
 
 fn default_multipart_mib() -> u64 {
@@ -171,6 +179,12 @@ impl PublishTarget {
         if self.multipart_threshold_mib == 0 {
             return Err(format!(
                 "{at}: multipart-threshold-mib = 0 is not a size; use at least 1 (default 64)"
+            ));
+        }
+        if self.request_timeout_secs == 0 {
+            return Err(format!(
+                "{at}: request-timeout-secs = 0 would fail every request; use at least 1 \
+                 (default 30)"
             ));
         }
         if self.retry_timeout_secs == 0 {

@@ -76,7 +76,8 @@ pub fn connect(target: &PublishTarget, traffic: Arc<Traffic>) -> Result<AmazonS3
     };
     let options = ClientOptions::new()
         .with_allow_http(target.endpoint.starts_with("http://"))
-        .with_connect_timeout(Duration::from_secs(5));
+        .with_connect_timeout(Duration::from_secs(5))
+        .with_timeout(Duration::from_secs(target.request_timeout_secs));
     AmazonS3Builder::new()
         .with_endpoint(&target.endpoint)
         .with_bucket_name(&target.bucket)
