@@ -83,6 +83,15 @@ fn full_then_one_package(cluster: &Seaweed, runtime: &tokio::runtime::Runtime) {
     assert_store_mirrors(&sb, &store, "full", &debs, runtime);
     let idle = publish_json(&sb);
     assert_eq!(idle["targets"][0]["requests"], 0, "nothing changed: {idle}");
+    // Release files signed again with a later Valid-Until reach the store.
+    let refreshed = sb.json(&["repo", "refresh"]);
+    let report = &refreshed["targets"][0];
+    assert!(report["error"].is_null(), "{refreshed}");
+    assert!(
+        report["files_uploaded"].as_u64().unwrap() > 0,
+        "{refreshed}"
+    );
+    assert_store_mirrors(&sb, &store, "full", &debs, runtime);
 }
 
 /// One of the two volume servers dies: the local publish completes, the

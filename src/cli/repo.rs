@@ -471,11 +471,20 @@ fn run_refresh(repo: &mut Repo, args: RefreshArgs) -> anyhow::Result<ExitCode> {
                 r.channel, r.dist, r.generation
             );
         }
+        print_targets(&report.targets);
     }
     for f in &report.failed {
         eprintln!("bess: cannot refresh {}/{}: {}", f.channel, f.dist, f.error);
     }
-    Ok(if report.failed.is_empty() {
+    let behind: Vec<&String> = report
+        .targets
+        .iter()
+        .filter_map(|t| t.error.as_ref())
+        .collect();
+    for error in &behind {
+        eprintln!("bess: {error}");
+    }
+    Ok(if report.failed.is_empty() && behind.is_empty() {
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE
