@@ -92,6 +92,9 @@ fn full_then_one_package(cluster: &Seaweed, runtime: &tokio::runtime::Runtime) {
         "{refreshed}"
     );
     assert_store_mirrors(&sb, &store, "full", &debs, runtime);
+    // A new key: key.gpg and every Release signed by both reach the store.
+    sb.ok(&["key", "generate"]);
+    assert_store_mirrors(&sb, &store, "full", &debs, runtime);
 }
 
 /// One of the two volume servers dies: the local publish completes, the
