@@ -184,15 +184,15 @@ fn dist_plan(
 ) -> DistPlan {
     let mut plan = DistPlan::default();
     let mut local_keys = HashSet::new();
+    let named = named_by_sha256(&files);
     for (key, path) in files {
         local_keys.insert(key.clone());
-        let Ok(sha) = sha256_of_file(&path).map(|s| s.to_hex()) else {
+        let Ok((sha, size)) = content_of(&path, &named) else {
             continue; // pruned by a concurrent publish: the next one mirrors it
         };
         if held.get(&key) == Some(&sha) {
             continue;
         }
-        let size = std::fs::metadata(&path).map_or(0, |m| m.len());
         let mut put = Put {
             key: key.clone(),
             sha256: sha.clone(),
@@ -229,6 +229,41 @@ fn dist_plan(
         .collect();
     plan.stale.sort();
     plan
+}
+
+/// A file's identity on disk (device, inode).
+type FileId = (u64, u64);
+
+/// The SHA-256 of each file stored as `by-hash/SHA256/<hex>`, by file: a
+/// dist's index files are hard links to those (`publish/generation.rs`),
+/// so their hash is known without reading them again.
+fn named_by_sha256(files: &[(String, PathBuf)]) -> HashMap<FileId, String> {
+    use std::os::unix::fs::MetadataExt;
+    let mut named = HashMap::new();
+    for (key, path) in files {
+        let Some((_, hex)) = key.rsplit_once("/by-hash/SHA256/") else {
+            continue;
+        };
+        if Sha256::from_hex(hex).is_none() {
+            continue;
+        }
+        if let Ok(meta) = std::fs::metadata(path) {
+            named.insert((meta.dev(), meta.ino()), hex.to_string());
+        }
+    }
+    named
+}
+
+/// The SHA-256 (hex) and size of a dist file: from `named` when it is a
+/// link to a by-hash file, else read and hashed (Release files).
+fn content_of(path: &Path, named: &HashMap<FileId, String>) -> std::io::Result<(String, u64)> {
+    use std::os::unix::fs::MetadataExt;
+    let meta = std::fs::metadata(path)?;
+    let sha = match named.get(&(meta.dev(), meta.ino())) {
+        Some(hex) => hex.clone(),
+        None => sha256_of_file(path)?.to_hex(),
+    };
+    Ok((sha, meta.len()))
 }
 
 /// Whether `key` is a by-hash copy, named by its bytes.
