@@ -130,7 +130,7 @@ fn sync_into(
 ) -> Result<(), TargetError> {
     let ledger = open_ledger(repo, target)?;
     let plan = {
-        let held = ledger.held()?;
+        let held = plan::Held::load(&ledger, target)?;
         let reader = repo.catalog.reader();
         let local = plan::Local {
             reader: &reader,

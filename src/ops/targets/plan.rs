@@ -7,11 +7,11 @@
 //! byte for byte, and `key.gpg`, the binary public keyring.
 
 use super::TargetError;
-use crate::catalog::{PlacementFilter, Reader};
+use crate::catalog::{PlacementFilter, Reader, TargetLedger};
 use crate::config::PublishTarget;
 use crate::pool::{Digests, Pool, Sha256, sha256_of_file};
 use crate::publish::DistTree;
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 
 /// The bytes of one key.
@@ -64,12 +64,37 @@ pub struct Local<'a> {
     pub keyring: Option<Vec<u8>>,
 }
 
-/// Compares `local` with what the target `held` (key → SHA-256).
-pub fn plan(
-    target: &PublishTarget,
-    local: &Local<'_>,
-    held: &HashMap<String, String>,
-) -> Result<Plan, TargetError> {
+/// What the ledger says a store holds: pool objects as digests (32 bytes
+/// each: a target holds every object of the repository), every other key
+/// with the SHA-256 of its bytes.
+#[derive(Debug, Default)]
+pub struct Held {
+    objects: HashSet<[u8; 32]>,
+    files: HashMap<String, String>,
+}
+
+impl Held {
+    /// Reads `ledger`, the record of `target`.
+    pub fn load(ledger: &TargetLedger, target: &PublishTarget) -> Result<Held, TargetError> {
+        let objects = target.key("objects/");
+        let mut held = Held::default();
+        ledger.each_held(|key, sha| {
+            match key.strip_prefix(&objects).and_then(Sha256::from_hex) {
+                Some(digest) => held.objects.insert(digest.0),
+                None => held
+                    .files
+                    .insert(key.to_string(), sha.to_string())
+                    .is_none(),
+            };
+        })?;
+        Ok(held)
+    }
+}
+
+/// Compares `local` with what the target holds.
+pub fn plan(target: &PublishTarget, local: &Local<'_>, held: &Held) -> Result<Plan, TargetError> {
+    let objects = missing_objects(target, local, &held.objects)?;
+    let held = &held.files;
     // A key per content the store has, or will have once an earlier
     // batch of this plan is written: the source of server-side copies.
     // Only by-hash keys, whose bytes never change: a named index file may
@@ -89,7 +114,6 @@ pub fn plan(
             copy_from: None,
         })
     });
-    let objects = missing_objects(target, local, held)?;
     let mut dists = Vec::new();
     for channel in local.channels {
         for dist in local.dists {
@@ -113,37 +137,38 @@ pub fn plan(
 fn missing_objects(
     target: &PublishTarget,
     local: &Local<'_>,
-    held: &HashMap<String, String>,
+    held: &HashSet<[u8; 32]>,
 ) -> Result<Vec<Put>, TargetError> {
-    let mut wanted: BTreeMap<String, u64> = BTreeMap::new();
+    let mut missing = Vec::new();
+    // Only the missing ones are remembered, for the other channels.
+    let mut planned = HashSet::new();
     for channel in local.channels {
         let filter = PlacementFilter {
             channel: Some(channel.clone()),
             ..PlacementFilter::default()
         };
+        let mut bad = None;
         local.reader.each_placement(&filter, |p| {
-            wanted.insert(p.package.sha256, p.package.size);
+            let Some(digest) = Sha256::from_hex(&p.package.sha256) else {
+                bad = Some(p.package.sha256);
+                return Ok(());
+            };
+            if !held.contains(&digest.0) && planned.insert(digest.0) {
+                missing.push(Put {
+                    key: target.key(&format!("objects/{}", p.package.sha256)),
+                    sha256: p.package.sha256,
+                    size: p.package.size,
+                    content: Content::File(local.pool.object_path(&digest)),
+                    copy_from: None,
+                });
+            }
             Ok(())
         })?;
-    }
-    let mut missing = Vec::new();
-    for (sha256, size) in wanted {
-        let key = target.key(&format!("objects/{sha256}"));
-        if held.contains_key(&key) {
-            continue;
+        if let Some(sha) = bad {
+            return Err(TargetError::Local(format!(
+                "the catalog names object `{sha}`, not a SHA-256"
+            )));
         }
-        let digest = Sha256::from_hex(&sha256).ok_or_else(|| {
-            TargetError::Local(format!(
-                "the catalog names object `{sha256}`, not a SHA-256"
-            ))
-        })?;
-        missing.push(Put {
-            key,
-            sha256,
-            size,
-            content: Content::File(local.pool.object_path(&digest)),
-            copy_from: None,
-        });
     }
     Ok(missing)
 }
