@@ -3,7 +3,8 @@
 //! under `objects/<sha256>`, the dists match the local tree byte for byte,
 //! a publish after one new package sends little, a lost volume server
 //! leaves the local publication intact and the next publish completes, and
-//! a publish killed part-way is resumed with only what was missing.
+//! a publish killed part-way is resumed with only what was missing. And,
+//! without a cluster, secrets are kept out of bess.toml and private.
 //!
 //! One cluster serves every scenario in turn (a bucket each): starting
 //! one costs seconds, and CI machines have two cores.
@@ -16,6 +17,7 @@ use object_store::ObjectStoreExt;
 use object_store::aws::{AmazonS3, AmazonS3Builder};
 use object_store::path::Path as Key;
 use sha2::Digest;
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -348,4 +350,48 @@ fn held_objects(ledger: &Path) -> u64 {
         |r| r.get(0),
     )
     .unwrap_or(0)
+}
+
+/// Secrets in bess.toml are refused; a credentials file others may read
+/// fails the target, not the local publish, before any request is sent.
+#[test]
+fn credentials_stay_out_of_bess_toml_and_private() {
+    if !have_tool("dpkg-deb") {
+        return;
+    }
+    let sb = Sandbox::new("bookworm", "amd64");
+    let settings = sb.repo.join("bess.toml");
+    let plain = std::fs::read_to_string(&settings).unwrap();
+    let target = "\n[[publish.target]]\ntype = \"s3\"\nname = \"offsite\"\n\
+                  endpoint = \"http://127.0.0.1:9\"\nbucket = \"apt\"\n";
+    std::fs::write(&settings, format!("{plain}{target}secret-key = \"x\"\n")).unwrap();
+    let refused = sb.fails(&["repo", "list"]);
+    assert!(
+        refused.contains("bess.toml")
+            && refused.contains("`secret-key` is refused")
+            && refused.contains("/etc/bess/s3-offsite.credentials"),
+        "{refused}"
+    );
+
+    let credentials = sb.path("s3-offsite.credentials");
+    std::fs::write(
+        &credentials,
+        "AWS_ACCESS_KEY_ID = a\nAWS_SECRET_ACCESS_KEY = b\n",
+    )
+    .unwrap();
+    std::fs::set_permissions(&credentials, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let file = format!("credentials-file = \"{}\"\n", credentials.display());
+    std::fs::write(&settings, format!("{plain}{target}{file}")).unwrap();
+    let deb = DebSpec::new("hello", "1.0", "amd64").build(&sb.path("debs"));
+    sb.ok(&["repo", "ingest", "--no-publish", deb.to_str().unwrap()]);
+    let out = sb.bess(&["repo", "publish", "--json"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        stderr.contains(&format!("chmod 600 {}", credentials.display())),
+        "{stderr}"
+    );
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json["targets"][0]["requests"], 0, "{json}");
+    assert_eq!(json["published"][0]["written"], true, "{json}");
 }
