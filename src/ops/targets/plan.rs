@@ -7,7 +7,7 @@
 //! byte for byte, and `key.gpg`, the binary public keyring.
 
 use super::TargetError;
-use crate::catalog::{PlacementFilter, Reader, TargetLedger};
+use crate::catalog::{CatalogError, PlacementFilter, Reader, TargetLedger};
 use crate::config::PublishTarget;
 use crate::pool::{Digests, Pool, Sha256, sha256_of_file};
 use crate::publish::DistTree;
@@ -148,22 +148,24 @@ fn missing_objects(
             ..PlacementFilter::default()
         };
         let mut bad = None;
-        local.reader.each_placement(&filter, |p| {
-            let Some(digest) = Sha256::from_hex(&p.package.sha256) else {
-                bad = Some(p.package.sha256);
-                return Ok(());
-            };
-            if !held.contains(&digest.0) && planned.insert(digest.0) {
-                missing.push(Put {
-                    key: target.key(&format!("objects/{}", p.package.sha256)),
-                    sha256: p.package.sha256,
-                    size: p.package.size,
-                    content: Content::File(local.pool.object_path(&digest)),
-                    copy_from: None,
-                });
-            }
-            Ok(())
-        })?;
+        local
+            .reader
+            .each_placement(&filter, |p| -> Result<(), CatalogError> {
+                let Some(digest) = Sha256::from_hex(&p.package.sha256) else {
+                    bad = Some(p.package.sha256);
+                    return Ok(());
+                };
+                if !held.contains(&digest.0) && planned.insert(digest.0) {
+                    missing.push(Put {
+                        key: target.key(&format!("objects/{}", p.package.sha256)),
+                        sha256: p.package.sha256,
+                        size: p.package.size,
+                        content: Content::File(local.pool.object_path(&digest)),
+                        copy_from: None,
+                    });
+                }
+                Ok(())
+            })?;
         if let Some(sha) = bad {
             return Err(TargetError::Local(format!(
                 "the catalog names object `{sha}`, not a SHA-256"
