@@ -164,7 +164,8 @@ fn republishing_without_change_rewrites_nothing() {
     );
     let out = sb.json(&["repo", "publish", "--channel", "preprod"]);
     assert!(
-        out.as_array()
+        out["published"]
+            .as_array()
             .unwrap()
             .iter()
             .all(|d| d["written"] == false),
@@ -184,7 +185,7 @@ fn republishing_without_change_rewrites_nothing() {
         "--dist",
         "bookworm",
     ]);
-    assert_eq!(refreshed[0]["written"], true);
+    assert_eq!(refreshed["published"][0]["written"], true);
     assert_ne!(
         std::fs::canonicalize(&release).unwrap(),
         before.1,
@@ -207,7 +208,7 @@ fn no_publish_defers_until_repo_publish() {
     let check = sb.ok(&["repo", "check"]);
     assert!(check.contains("waiting for `bess repo publish`"), "{check}");
     let published = sb.json(&["repo", "publish"]);
-    let pairs: Vec<String> = published
+    let pairs: Vec<String> = published["published"]
         .as_array()
         .unwrap()
         .iter()
@@ -223,7 +224,10 @@ fn no_publish_defers_until_repo_publish() {
     apt.update(&[]);
     assert_eq!(apt.versions("late"), ["1.0"]);
     assert_eq!(
-        sb.json(&["repo", "publish"]).as_array().unwrap().len(),
+        sb.json(&["repo", "publish"])["published"]
+            .as_array()
+            .unwrap()
+            .len(),
         0,
         "nothing left pending"
     );

@@ -13,6 +13,7 @@ mod pending;
 mod pins;
 mod schema;
 mod space;
+mod target_ledger;
 mod tree_queue;
 mod users;
 
@@ -25,6 +26,7 @@ pub use packages::{NewPackage, PackageRow, PlacedPackage, PlacementFilter};
 pub use pending::Pending;
 pub use pins::Pin;
 pub use space::{AgedPlacement, CatalogTotals, PlacementTotals};
+pub use target_ledger::TargetLedger;
 pub use tree_queue::QueuedFile;
 pub use users::UserRow;
 

@@ -66,7 +66,8 @@ pub struct PublishArgs {
     /// Only this dist (repeatable)
     #[arg(long = "dist", value_name = "DIST")]
     dists: Vec<String>,
-    /// Print what was published as JSON
+    /// Print {"published": [...], "targets": [...]} as JSON: the dists, then
+    /// what each [[publish.target]] received (requests, puts, bytes)
     #[arg(long)]
     json: bool,
 }
@@ -417,13 +418,40 @@ fn run_publish(repo: &mut Repo, args: PublishArgs) -> anyhow::Result<ExitCode> {
         targets,
         refresh: args.refresh,
     };
-    let published = ops::publish(repo, &request)?;
+    let publication = ops::publish_everywhere(repo, &request)?;
     if args.json {
-        json(&published)?;
+        json(&publication)?;
     } else if chatty() {
-        print_published(&published);
+        print_published(&publication.published);
+        print_targets(&publication.targets);
     }
-    Ok(ExitCode::SUCCESS)
+    let mut status = ExitCode::SUCCESS;
+    for error in publication.targets.iter().filter_map(|t| t.error.as_ref()) {
+        eprintln!("bess: {error}");
+        status = ExitCode::FAILURE;
+    }
+    Ok(status)
+}
+
+fn print_targets(targets: &[ops::TargetSync]) {
+    for t in targets {
+        let state = if t.error.is_some() {
+            "behind"
+        } else {
+            "synced"
+        };
+        println!(
+            "{state:9} target {}: {} object(s), {} file(s) uploaded, {} copied, {} deleted; \
+             {} request(s), {}",
+            t.target,
+            t.objects_uploaded,
+            t.files_uploaded,
+            t.files_copied,
+            t.files_deleted,
+            t.requests,
+            human_bytes(t.bytes_uploaded)
+        );
+    }
 }
 
 fn run_refresh(repo: &mut Repo, args: RefreshArgs) -> anyhow::Result<ExitCode> {
@@ -443,11 +471,20 @@ fn run_refresh(repo: &mut Repo, args: RefreshArgs) -> anyhow::Result<ExitCode> {
                 r.channel, r.dist, r.generation
             );
         }
+        print_targets(&report.targets);
     }
     for f in &report.failed {
         eprintln!("bess: cannot refresh {}/{}: {}", f.channel, f.dist, f.error);
     }
-    Ok(if report.failed.is_empty() {
+    let behind: Vec<&String> = report
+        .targets
+        .iter()
+        .filter_map(|t| t.error.as_ref())
+        .collect();
+    for error in &behind {
+        eprintln!("bess: {error}");
+    }
+    Ok(if report.failed.is_empty() && behind.is_empty() {
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE

@@ -81,6 +81,12 @@ impl Layout {
         self.root.join("cache")
     }
 
+    /// What each `[[publish.target]]` already holds (`<name>.db`); see
+    /// `catalog::TargetLedger`.
+    pub fn targets_dir(&self) -> PathBuf {
+        self.root.join("targets")
+    }
+
     /// Signing keys (secret material, owner-only).
     pub fn keys_dir(&self) -> PathBuf {
         self.root.join("keys")

@@ -5,6 +5,7 @@ mod host;
 mod layout;
 mod lists;
 mod settings;
+mod targets;
 
 pub use host::{EnvironmentSettings, HostSettings, ProxyKind};
 pub use layout::Layout;
@@ -13,6 +14,7 @@ pub use settings::{
     BoxSettings, Checksum, Cidr, DistRule, IncomingSettings, IngestSettings, PruneRule,
     PublishSettings, ReleaseSettings, Settings, TEMPLATE as SETTINGS_TEMPLATE, is_host_name,
 };
+pub use targets::{PublishTarget, TargetKind, TargetLayout};
 
 use std::path::PathBuf;
 

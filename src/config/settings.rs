@@ -389,8 +389,9 @@ impl<'de> Deserialize<'de> for Checksum {
     }
 }
 
-/// The `[publish]` table: how hard the indices are compressed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+/// The `[publish]` table: how hard the indices are compressed, and where
+/// else each publication is copied.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case", default)]
 pub struct PublishSettings {
     /// liblzma preset of `Packages.xz`, 0 to 9 (6 is xz's default, and
@@ -398,6 +399,9 @@ pub struct PublishSettings {
     pub xz_preset: u32,
     /// zlib level of `Packages.gz`, 1 to 9.
     pub gzip_level: u32,
+    /// Remote stores (`[[publish.target]]`) each publication is uploaded to.
+    #[serde(rename = "target")]
+    pub targets: Vec<super::targets::PublishTarget>,
 }
 
 impl Default for PublishSettings {
@@ -405,6 +409,7 @@ impl Default for PublishSettings {
         PublishSettings {
             xz_preset: 6,
             gzip_level: 6,
+            targets: Vec::new(),
         }
     }
 }
@@ -479,6 +484,7 @@ impl Settings {
 
     /// Parses and validates the text of a `bess.toml`.
     pub fn parse(text: &str) -> Result<Settings, String> {
+        super::targets::refuse_secrets(text)?;
         let settings: Settings = toml::from_str(text).map_err(|e| e.to_string())?;
         settings.validate()?;
         Ok(settings)
@@ -626,7 +632,7 @@ impl PublishSettings {
                 self.gzip_level
             ));
         }
-        Ok(())
+        super::targets::validate(&self.targets)
     }
 }
 
@@ -750,6 +756,15 @@ hashes = ["MD5Sum", "SHA256"]
 [publish]
 xz-preset = 6              # liblzma preset, 0-9 (xz's default, as Debian's archive)
 gzip-level = 6             # zlib level, 1-9
+# Copy each publication to an S3-compatible bucket too (credentials from
+# AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY, or a 0600 credentials-file;
+# never here). See conf/bess.toml in bess's documentation for every key.
+# [[publish.target]]
+# type = "s3"
+# name = "mirror"
+# endpoint = "https://s3.eu-west-1.amazonaws.com"
+# bucket = "apt-example"
+# prefix = "bess"
 
 # bess serve: where it listens and who may connect.
 [serve]

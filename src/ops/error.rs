@@ -29,6 +29,9 @@ pub enum OpsError {
     NotFound(String),
     #[error("{0}")]
     Usage(String),
+    /// Publish targets left behind the local publication (which is complete).
+    #[error("{0}")]
+    Targets(String),
     #[error("cannot {action} {path}: {source}{}", crate::disk::full_hint(source))]
     Io {
         action: &'static str,

@@ -30,6 +30,7 @@ pub fn generate_key(repo: &mut Repo, user_id: &str) -> Result<String, OpsError> 
     keys_changed(repo)?;
     let report = super::refresh::resign(repo, false, None)?;
     signed_everywhere(&report, &fingerprint)?;
+    sync_targets(repo)?;
     Ok(fingerprint)
 }
 
@@ -45,16 +46,27 @@ pub fn retire_key(repo: &mut Repo, fingerprint: &str) -> Result<(), OpsError> {
         // Retired by a run that was stopped before it finished: complete
         // it, so that the same command works again.
         let report = super::refresh::resign(repo, false, None)?;
-        return signed_everywhere(&report, fingerprint);
+        signed_everywhere(&report, fingerprint)?;
+        return sync_targets(repo);
     }
     let report = super::refresh::resign(repo, false, Some(fingerprint))?;
     signed_everywhere(&report, fingerprint)?;
+    // The targets' Release files too are signed without the key before
+    // their key.gpg drops it.
+    sync_targets(repo)?;
     let writer = repo.catalog.write()?;
     store.retire(fingerprint)?;
     let detail = json!({ "fingerprint": compact.to_ascii_uppercase() });
     record(&writer, &repo.actor, "key.retire", detail)?;
     writer.commit()?;
-    keys_changed(repo)
+    keys_changed(repo)?;
+    sync_targets(repo)
+}
+
+/// Sends the publish targets the new signatures and `key.gpg`.
+fn sync_targets(repo: &Repo) -> Result<(), OpsError> {
+    let synced = super::targets::sync_all(repo)?;
+    super::targets::failures(&synced).map_or(Ok(()), Err)
 }
 
 /// A key change is complete only once every Release is signed again.

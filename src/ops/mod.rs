@@ -33,6 +33,7 @@ mod query;
 mod refresh;
 mod selector;
 mod stats;
+mod targets;
 mod users;
 
 pub use actor::Actor;
@@ -69,10 +70,11 @@ pub use incoming::{
 pub use ingest::{IngestOutcome, IngestRequest, IngestTotals, IngestedPackage, ingest};
 pub use init::{InitRequest, init};
 pub use promote::{ChangedPlacement, PromoteRequest, RemoveRequest, promote, remove};
-pub use publish::{PublishRequest, Published, publish};
+pub use publish::{Publication, PublishRequest, Published, publish, publish_everywhere};
 pub use query::{Listing, PackageVersions, diff, list, versions};
 pub use refresh::{Failure, RefreshReport, Refreshed, Validity, is_due, refresh, validities};
 pub use selector::Selector;
+pub use targets::TargetSync;
 pub use users::{
     NewUser, add_user, hash_password, list_users, remove_user, set_password, verify_password,
     verify_password_in,

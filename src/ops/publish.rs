@@ -34,12 +34,41 @@ pub struct Published {
     pub outcome: DistOutcome,
 }
 
+/// Publishes the requested dists, then brings every publish target up to
+/// date; a target left behind is an error, but the local publication stands.
+pub fn publish(repo: &mut Repo, request: &PublishRequest) -> Result<Vec<Published>, OpsError> {
+    let publication = publish_everywhere(repo, request)?;
+    match super::targets::failures(&publication.targets) {
+        Some(error) => Err(error),
+        None => Ok(publication.published),
+    }
+}
+
+/// What a publish did, locally and in each `[[publish.target]]`.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Publication {
+    pub published: Vec<Published>,
+    pub targets: Vec<super::TargetSync>,
+}
+
+/// The local publish, then every target (each report says whether it
+/// failed). Targets are synced even when nothing was pending locally, so
+/// the next publish resumes an upload that failed.
+pub fn publish_everywhere(
+    repo: &mut Repo,
+    request: &PublishRequest,
+) -> Result<Publication, OpsError> {
+    let published = publish_locally(repo, request)?;
+    let targets = super::targets::sync_all(repo)?;
+    Ok(Publication { published, targets })
+}
+
 /// Publishes the requested dists; one publisher at a time per repository.
 ///
 /// The public pool trees change only here, under the publish lock: files
 /// are linked before any index lists them, and withdrawn only once no
 /// published index of their channel can list them any more.
-pub fn publish(repo: &mut Repo, request: &PublishRequest) -> Result<Vec<Published>, OpsError> {
+fn publish_locally(repo: &mut Repo, request: &PublishRequest) -> Result<Vec<Published>, OpsError> {
     let _lock = super::lock::PublishLock::of(repo)?;
     if request.refresh {
         super::boxes::relink_all(repo)?;

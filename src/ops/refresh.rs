@@ -46,6 +46,8 @@ pub struct Failure {
 pub struct RefreshReport {
     pub refreshed: Vec<Refreshed>,
     pub failed: Vec<Failure>,
+    /// What each `[[publish.target]]` received of the signed-again files.
+    pub targets: Vec<super::TargetSync>,
 }
 
 /// Every published dist of every channel, with its Release's
@@ -83,7 +85,12 @@ pub fn validities(config: &RepoConfig) -> (Vec<Validity>, Vec<Failure>) {
 /// is closer than `[release] refresh-before-days`, or that disagree with
 /// `valid-days` about having one), under the publish lock.
 pub fn refresh(repo: &mut Repo, due_only: bool) -> Result<RefreshReport, OpsError> {
-    resign(repo, due_only, None)
+    let mut report = resign(repo, due_only, None)?;
+    // The targets' Release files would expire too.
+    if !report.refreshed.is_empty() {
+        report.targets = super::targets::sync_all(repo)?;
+    }
+    Ok(report)
 }
 
 /// [`refresh`], signing without the key `retiring` when given (see

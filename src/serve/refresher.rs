@@ -48,6 +48,9 @@ fn refresh_due(root: &Path) {
                     f.channel, f.dist, f.error
                 );
             }
+            for error in report.targets.iter().filter_map(|t| t.error.as_ref()) {
+                eprintln!("bess serve: {error}");
+            }
         }
         Err(e) => eprintln!("bess serve: cannot refresh the Release files: {e}"),
     }

@@ -5,6 +5,7 @@
 pub mod apt;
 pub mod env;
 pub mod incoming;
+pub mod seaweed;
 pub mod server;
 
 use std::path::{Path, PathBuf};

@@ -1,0 +1,347 @@
+//! Publish targets: after each publish, every `[[publish.target]]` is
+//! brought up to date with the local publication, which stays the source
+//! of truth.
+//!
+//! A target is compared with its ledger (`catalog::TargetLedger`), not
+//! listed: the plan (`plan.rs`) names only what the store lacks, and only
+//! that is sent, in an order that keeps the store consistent for a reader
+//! at every instant. New pool objects first; then per dist the index files
+//! with new bytes (by-hash keys first), server-side copies of bytes the
+//! store already has, and `Release`, `Release.gpg`, `InRelease` last, one
+//! at a time; the keys the local tree dropped are deleted at the very end.
+//! A failed target is reported and the next publish resumes it.
+
+mod plan;
+mod store;
+
+use super::{OpsError, Repo};
+use crate::catalog::{CatalogError, TargetLedger};
+use crate::config::PublishTarget;
+use futures::StreamExt;
+use object_store::aws::AmazonS3;
+use object_store::path::Path as Key;
+use object_store::{ObjectStoreExt, PutPayload, WriteMultipart};
+use plan::{Content, Plan, Put};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use store::Traffic;
+
+/// What one target received during a publish.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct TargetSync {
+    /// The target's `name` in bess.toml.
+    pub target: String,
+    /// Pool objects put under `objects/<sha256>`.
+    pub objects_uploaded: u64,
+    /// Dists files (and `key.gpg`) put from local bytes.
+    pub files_uploaded: u64,
+    /// Dists files made by a server-side copy of bytes the store had.
+    pub files_copied: u64,
+    /// Dists files deleted because the local tree no longer has them.
+    pub files_deleted: u64,
+    /// HTTP requests, retries included.
+    pub requests: u64,
+    /// PUT requests (objects, multipart parts, copies), retries included.
+    pub puts: u64,
+    /// Request body bytes sent.
+    pub bytes_uploaded: u64,
+    /// Why the target is not up to date, if it is not.
+    pub error: Option<String>,
+}
+
+/// Why a target could not be brought up to date.
+#[derive(Debug, thiserror::Error)]
+pub enum TargetError {
+    #[error("{0}")]
+    Credentials(String),
+    #[error("{0}")]
+    Local(String),
+    #[error("cannot connect to {endpoint}: {source}")]
+    Connect {
+        endpoint: String,
+        #[source]
+        source: object_store::Error,
+    },
+    #[error("cannot {action} {key}: {source}")]
+    Store {
+        action: &'static str,
+        key: String,
+        #[source]
+        source: object_store::Error,
+    },
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Ledger(#[from] CatalogError),
+}
+
+/// Objects sent at once: enough to hide a store's latency, few enough to
+/// bound memory (each is read whole, below the multipart threshold).
+const PARALLEL_PUTS: usize = 8;
+
+/// Part size of multipart uploads (S3 wants at least 5 MiB but the last).
+const PART_BYTES: usize = 16 << 20;
+
+/// Parts of one multipart upload in flight at once.
+const PARALLEL_PARTS: usize = 2;
+
+/// Brings every target up to date; an empty list without targets. It
+/// holds the publish lock: a publish running meanwhile could prune the
+/// by-hash files being read.
+pub(super) fn sync_all(repo: &Repo) -> Result<Vec<TargetSync>, OpsError> {
+    let targets = &repo.config.settings.publish.targets;
+    if targets.is_empty() {
+        return Ok(Vec::new());
+    }
+    let _lock = super::lock::PublishLock::of(repo)?;
+    Ok(targets.iter().map(|target| sync(repo, target)).collect())
+}
+
+/// Brings one target up to date and reports what it took.
+fn sync(repo: &Repo, target: &PublishTarget) -> TargetSync {
+    let traffic = Arc::new(Traffic::default());
+    let mut report = TargetSync {
+        target: target.name.clone(),
+        ..TargetSync::default()
+    };
+    if let Err(e) = sync_into(repo, target, &traffic, &mut report) {
+        report.error = Some(format!(
+            "publish target `{}` ({}, bucket {}): {e}; the local publication is complete, and \
+             the next `bess repo publish` uploads what the target lacks",
+            target.name, target.endpoint, target.bucket
+        ));
+    }
+    report.requests = traffic.requests.load(Ordering::Relaxed);
+    report.puts = traffic.puts.load(Ordering::Relaxed);
+    report.bytes_uploaded = traffic.bytes.load(Ordering::Relaxed);
+    report
+}
+
+fn sync_into(
+    repo: &Repo,
+    target: &PublishTarget,
+    traffic: &Arc<Traffic>,
+    report: &mut TargetSync,
+) -> Result<(), TargetError> {
+    let ledger = open_ledger(repo, target)?;
+    let plan = {
+        let held = plan::Held::load(&ledger, target)?;
+        let reader = repo.catalog.reader();
+        let local = plan::Local {
+            reader: &reader,
+            pool: &repo.pool,
+            public_dir: &repo.config.layout.public_dir(),
+            channels: &repo.config.settings.channels,
+            dists: repo.config.dists.names(),
+            keyring: keyring(repo),
+        };
+        plan::plan(target, &local, &held)?
+    };
+    let store = store::connect(target, traffic.clone())?;
+    let threshold = target.multipart_threshold_mib << 20;
+    // The sync runs on a thread of its own with its own runtime: a
+    // publish may be called from inside `bess serve`'s runtime.
+    std::thread::scope(|scope| {
+        scope
+            .spawn(move || {
+                let runtime = tokio::runtime::Builder::new_multi_thread()
+                    .worker_threads(2)
+                    .enable_all()
+                    .build()
+                    .map_err(|e| TargetError::Local(format!("cannot start the uploads: {e}")))?;
+                let sender = Sender {
+                    store: &store,
+                    ledger: &ledger,
+                    threshold,
+                };
+                runtime.block_on(sender.send(plan, report))
+            })
+            .join()
+            .expect("the upload thread does not panic")
+    })
+}
+
+fn open_ledger(repo: &Repo, target: &PublishTarget) -> Result<TargetLedger, TargetError> {
+    let dir = repo.config.layout.targets_dir();
+    std::fs::create_dir_all(&dir)
+        .map_err(|e| TargetError::Local(format!("cannot create {}: {e}", dir.display())))?;
+    let identity = format!("{} {} {}", target.endpoint, target.bucket, target.prefix);
+    Ok(TargetLedger::open(
+        &dir.join(format!("{}.db", target.name)),
+        &identity,
+    )?)
+}
+
+/// The binary public keyring clients fetch as `key.gpg`, if there is a key.
+fn keyring(repo: &Repo) -> Option<Vec<u8>> {
+    crate::sign::KeyStore::open(repo.config.layout.root())
+        .export_public(false)
+        .ok()
+        .filter(|k| !k.is_empty())
+}
+
+/// Writes a plan to a store, recording each acknowledged key in the ledger.
+struct Sender<'a> {
+    store: &'a AmazonS3,
+    ledger: &'a TargetLedger,
+    /// Objects at least this large go up in parts.
+    threshold: u64,
+}
+
+impl Sender<'_> {
+    /// Sends the plan in its order, stopping at the first failure.
+    async fn send(&self, plan: Plan, report: &mut TargetSync) -> Result<(), TargetError> {
+        // The keyring first: a Release signed by a new key must not be
+        // fetched before the key that verifies it.
+        self.batch(
+            plan.keyring.into_iter().collect(),
+            &mut report.files_uploaded,
+        )
+        .await?;
+        self.batch(plan.objects, &mut report.objects_uploaded)
+            .await?;
+        let mut stale = Vec::new();
+        for dist in plan.dists {
+            self.batch(dist.uploads, &mut report.files_uploaded).await?;
+            self.batch(dist.copies, &mut report.files_copied).await?;
+            for release in dist.releases {
+                self.batch(vec![release], &mut report.files_uploaded)
+                    .await?;
+            }
+            stale.extend(dist.stale);
+        }
+        // Deleted last: a copy above may have read one of these keys.
+        for key in stale {
+            self.store
+                .delete(&object_key(&key)?)
+                .await
+                .map_err(store_error("delete", &key))?;
+            self.ledger.forget(&key)?;
+            report.files_deleted += 1;
+        }
+        Ok(())
+    }
+
+    /// Writes `puts` a few at a time, counting each one acknowledged.
+    async fn batch(&self, puts: Vec<Put>, done: &mut u64) -> Result<(), TargetError> {
+        let mut writes = futures::stream::iter(
+            puts.into_iter()
+                .map(|put| async move { self.write(&put).await.map(|()| put) }),
+        )
+        .buffer_unordered(PARALLEL_PUTS);
+        while let Some(written) = writes.next().await {
+            let put = written?;
+            self.ledger.record(&put.key, &put.sha256)?;
+            *done += 1;
+        }
+        Ok(())
+    }
+
+    /// Writes one key: a copy, a single PUT, or a multipart upload.
+    async fn write(&self, put: &Put) -> Result<(), TargetError> {
+        let key = object_key(&put.key)?;
+        if let Some(from) = &put.copy_from {
+            return self
+                .store
+                .copy(&object_key(from)?, &key)
+                .await
+                .map_err(store_error("copy", &put.key));
+        }
+        let bytes = match &put.content {
+            Content::File(path) if put.size >= self.threshold => {
+                return self.write_parts(&key, path).await;
+            }
+            Content::File(path) => tokio::fs::read(path)
+                .await
+                .map(bytes::Bytes::from)
+                .map_err(|source| TargetError::Read {
+                    path: path.clone(),
+                    source,
+                })?,
+            Content::Bytes(bytes) => bytes.clone(),
+        };
+        self.store
+            .put(&key, PutPayload::from(bytes))
+            .await
+            .map(drop)
+            .map_err(store_error("upload", &put.key))
+    }
+
+    /// A large file in parts, read a part at a time; an upload that fails
+    /// is aborted so the store frees its parts.
+    async fn write_parts(&self, key: &Key, path: &std::path::Path) -> Result<(), TargetError> {
+        let shown = key.to_string();
+        let upload = self
+            .store
+            .put_multipart(key)
+            .await
+            .map_err(store_error("start uploading", &shown))?;
+        let mut writer = WriteMultipart::new_with_chunk_size(upload, PART_BYTES);
+        let read = |source| TargetError::Read {
+            path: path.to_path_buf(),
+            source,
+        };
+        let mut file = tokio::fs::File::open(path).await.map_err(read)?;
+        let mut part = vec![0u8; PART_BYTES];
+        loop {
+            let n = match read_full(&mut file, &mut part).await {
+                Ok(n) => n,
+                Err(e) => {
+                    let _ = writer.abort().await;
+                    return Err(read(e));
+                }
+            };
+            if n == 0 {
+                break;
+            }
+            if let Err(e) = writer.wait_for_capacity(PARALLEL_PARTS).await {
+                let _ = writer.abort().await;
+                return Err(store_error("upload a part of", &shown)(e));
+            }
+            writer.write(&part[..n]);
+        }
+        writer
+            .finish()
+            .await
+            .map(drop)
+            .map_err(store_error("finish uploading", &shown))
+    }
+}
+
+/// Reads until `buf` is full or the file ends.
+async fn read_full(file: &mut tokio::fs::File, buf: &mut [u8]) -> std::io::Result<usize> {
+    use tokio::io::AsyncReadExt;
+    let mut filled = 0;
+    while filled < buf.len() {
+        let n = file.read(&mut buf[filled..]).await?;
+        if n == 0 {
+            break;
+        }
+        filled += n;
+    }
+    Ok(filled)
+}
+
+fn object_key(key: &str) -> Result<Key, TargetError> {
+    Key::parse(key).map_err(|e| TargetError::Local(format!("`{key}` is not a valid key: {e}")))
+}
+
+fn store_error(action: &'static str, key: &str) -> impl FnOnce(object_store::Error) -> TargetError {
+    let key = key.to_string();
+    move |source| TargetError::Store {
+        action,
+        key,
+        source,
+    }
+}
+
+/// The error a publish reports when some target is not up to date.
+pub(super) fn failures(syncs: &[TargetSync]) -> Option<OpsError> {
+    let errors: Vec<String> = syncs.iter().filter_map(|s| s.error.clone()).collect();
+    (!errors.is_empty()).then(|| OpsError::Targets(errors.join("\n")))
+}
