@@ -134,7 +134,7 @@ impl CatalogCopy {
     pub fn each_object_batch<E: From<CatalogError>>(
         &self,
         size: usize,
-        mut each: impl FnMut(Vec<ObjectRef>) -> Result<(), E>,
+        each: impl FnMut(Vec<ObjectRef>) -> Result<(), E>,
     ) -> Result<(), E> {
         let mut statement = self
             .conn
@@ -149,17 +149,7 @@ impl CatalogCopy {
                 })
             })
             .map_err(self.fail())?;
-        let mut batch = Vec::with_capacity(size);
-        for row in rows {
-            batch.push(row.map_err(self.fail())?);
-            if batch.len() == size {
-                each(std::mem::replace(&mut batch, Vec::with_capacity(size)))?;
-            }
-        }
-        if !batch.is_empty() {
-            each(batch)?;
-        }
-        Ok(())
+        super::each_batch(rows, size, |e| (self.fail())(e), each)
     }
 
     /// How many objects [`CatalogCopy::each_object_batch`] hands over, and

@@ -281,3 +281,26 @@ pub fn now() -> i64 {
         .map(|d| d.as_secs() as i64)
         .unwrap_or(0)
 }
+
+/// Hands `rows` to `each` in batches of at most `size`, so that a walk
+/// over the whole repository never holds it in memory at once. A row
+/// that fails to read is reported through `fail`; `each` may fail with
+/// the caller's own error, which stops the walk.
+fn each_batch<T, E: From<CatalogError>>(
+    rows: impl Iterator<Item = rusqlite::Result<T>>,
+    size: usize,
+    fail: impl Fn(rusqlite::Error) -> CatalogError,
+    mut each: impl FnMut(Vec<T>) -> Result<(), E>,
+) -> Result<(), E> {
+    let mut batch = Vec::with_capacity(size);
+    for row in rows {
+        batch.push(row.map_err(&fail)?);
+        if batch.len() == size {
+            each(std::mem::replace(&mut batch, Vec::with_capacity(size)))?;
+        }
+    }
+    if !batch.is_empty() {
+        each(batch)?;
+    }
+    Ok(())
+}

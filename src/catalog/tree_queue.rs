@@ -116,7 +116,7 @@ impl Reader<'_> {
         channel: &str,
         after: i64,
         size: usize,
-        mut each: impl FnMut(Vec<QueuedFile>) -> Result<(), E>,
+        each: impl FnMut(Vec<QueuedFile>) -> Result<(), E>,
     ) -> Result<(), E> {
         let mut stmt = self
             .conn
@@ -130,17 +130,7 @@ impl Reader<'_> {
         let rows = stmt
             .query_map(params![channel, after], queued_file)
             .map_err(self.fail())?;
-        let mut batch = Vec::with_capacity(size);
-        for row in rows {
-            batch.push(row.map_err(self.fail())?);
-            if batch.len() == size {
-                each(std::mem::replace(&mut batch, Vec::with_capacity(size)))?;
-            }
-        }
-        if !batch.is_empty() {
-            each(batch)?;
-        }
-        Ok(())
+        super::each_batch(rows, size, |e| (self.fail())(e), each)
     }
 }
 
