@@ -13,6 +13,7 @@ mod generation;
 mod index;
 mod pool_tree;
 pub mod release;
+pub mod store_manifest;
 
 pub use build::Stanzas;
 pub use checksums::MultiHasher;
