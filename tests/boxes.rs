@@ -6,10 +6,11 @@
 mod common;
 
 use common::server::Server;
+use common::vagrant::{Vagrant, make_box};
 use common::{Sandbox, have_tool, inode};
 use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output, Stdio};
 
 const READER: (&str, &str) = ("web01", "prod-reader-secret");
@@ -56,28 +57,6 @@ fn repository() -> Sandbox {
     sb
 }
 
-/// Builds a libvirt box with the real `tar`: metadata.json and a disk
-/// image whose bytes depend on `payload`. Returns the .box and the image bytes.
-fn make_box(sb: &Sandbox, file: &str, provider: &str, payload: &str) -> (PathBuf, Vec<u8>) {
-    let dir = sb.path(&format!("{file}.d"));
-    std::fs::create_dir_all(&dir).unwrap();
-    let metadata = format!(r#"{{"provider": "{provider}", "format": "qcow2", "virtual_size": 1}}"#);
-    std::fs::write(dir.join("metadata.json"), metadata).unwrap();
-    let image: Vec<u8> = format!("disk image {payload}\n").repeat(2000).into_bytes();
-    std::fs::write(dir.join("box.img"), &image).unwrap();
-    let out = sb.path(file);
-    let status = Command::new("tar")
-        .arg("-C")
-        .arg(&dir)
-        .arg("-czf")
-        .arg(&out)
-        .args(["metadata.json", "box.img"])
-        .status()
-        .unwrap();
-    assert!(status.success());
-    (out, image)
-}
-
 fn add_box(sb: &Sandbox, name: &str, version: &str, file: &Path) {
     sb.ok(&[
         "box",
@@ -88,51 +67,6 @@ fn add_box(sb: &Sandbox, name: &str, version: &str, file: &Path) {
         "--provider",
         "libvirt",
     ]);
-}
-
-/// The real vagrant, with its own home, no update checks and no Vagrantfile.
-struct Vagrant {
-    home: tempfile::TempDir,
-}
-
-impl Vagrant {
-    fn new() -> Vagrant {
-        Vagrant {
-            home: tempfile::tempdir().unwrap(),
-        }
-    }
-
-    fn run(&self, args: &[&str]) -> Output {
-        Command::new("vagrant")
-            .args(args)
-            .current_dir(self.home.path())
-            .env("VAGRANT_HOME", self.home.path().join("vagrant.d"))
-            .env("VAGRANT_CWD", self.home.path())
-            .env("VAGRANT_CHECKPOINT_DISABLE", "1")
-            .env("VAGRANT_DISABLE_VBOXSYMLINKCREATE", "1")
-            .env("VAGRANT_NO_COLOR", "1")
-            .stdin(Stdio::null())
-            .output()
-            .expect("run vagrant")
-    }
-
-    /// Runs vagrant and requires success; returns stdout and stderr.
-    fn ok(&self, args: &[&str]) -> String {
-        let out = self.run(args);
-        let text = text(&out);
-        assert!(out.status.success(), "vagrant {args:?} failed:\n{text}");
-        text
-    }
-
-    /// Where vagrant unpacked a box.
-    fn unpacked(&self, name: &str, version: &str) -> PathBuf {
-        self.home
-            .path()
-            .join("vagrant.d/boxes")
-            .join(name.replace('/', "-VAGRANTSLASH-"))
-            .join(version)
-            .join("libvirt")
-    }
 }
 
 fn text(out: &Output) -> String {

@@ -60,6 +60,25 @@ impl TokenSecret {
         }
     }
 
+    /// Reads the secret at `path`, which must exist: a frontend's copy of
+    /// the primary's, shared by every frontend.
+    pub fn load(path: &Path) -> Result<TokenSecret, BoxError> {
+        let text = std::fs::read_to_string(path).map_err(|source| BoxError::Io {
+            action: "read (copy the primary's keys/box-token.secret there, mode 0600)",
+            path: path.to_path_buf(),
+            source,
+        })?;
+        parse_secret(path, &text)
+    }
+
+    /// A key of this process only: its tokens work on this server alone.
+    pub fn ephemeral() -> TokenSecret {
+        use password_hash::rand_core::{OsRng, RngCore};
+        let mut key = [0u8; 32];
+        OsRng.fill_bytes(&mut key);
+        TokenSecret { key }
+    }
+
     /// A key that needs no file, for tests.
     #[cfg(test)]
     pub fn from_bytes(key: [u8; 32]) -> TokenSecret {

@@ -104,16 +104,33 @@ pub struct ServeArgs {
     /// Address to listen on [default: [serve] listen in bess.toml]
     #[arg(long, value_name = "ADDR:PORT")]
     listen: Option<String>,
+    /// Run as a stateless frontend of what a primary publishes to this
+    /// S3 bucket and prefix (its [[publish.target]]): no repository is
+    /// needed; settings come from --config, channels, users and keys from
+    /// the store, and writes are redirected to [serve] primary.
+    #[arg(long, value_name = "s3://BUCKET/PREFIX")]
+    from: Option<String>,
+    /// The frontend's settings: [store] endpoint, region, credentials-file,
+    /// and the [serve] and [boxes] tables of bess.toml (with primary,
+    /// cache-dir, cache-max-gib, reload-interval-secs, box-token-key).
+    #[arg(long, value_name = "FILE", requires = "from",
+          default_value = crate::config::DEFAULT_FRONTEND_CONFIG)]
+    config: PathBuf,
 }
 
 impl Command {
     /// Whether the command works in an existing repository (and so must
     /// run as its owner); the others make a new one or touch none.
     fn uses_repository(&self) -> bool {
-        !matches!(
-            self,
-            Command::Init(_) | Command::Restore(_) | Command::Completions(_) | Command::Manpage(_)
-        )
+        let frontend = matches!(self, Command::Serve(args) if args.from.is_some());
+        !frontend
+            && !matches!(
+                self,
+                Command::Init(_)
+                    | Command::Restore(_)
+                    | Command::Completions(_)
+                    | Command::Manpage(_)
+            )
     }
 }
 
@@ -141,7 +158,12 @@ pub fn run() -> anyhow::Result<ExitCode> {
         Command::Env(command) => env::run(&repo_dir, command),
         Command::Host(command) => host::run(&repo_dir, command),
         Command::Serve(args) => {
-            crate::serve::run(&repo_dir, args.listen, progress::chatty())?;
+            match &args.from {
+                Some(from) => {
+                    crate::serve::run_front(from, &args.config, args.listen, progress::chatty())?
+                }
+                None => crate::serve::run(&repo_dir, args.listen, progress::chatty())?,
+            }
             Ok(ExitCode::SUCCESS)
         }
         Command::Backup(args) => backup::run_backup(&repo_dir, args),

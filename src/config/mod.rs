@@ -1,12 +1,14 @@
 //! Repository settings: `bess.toml`, `dists.list` and `archs.list` turned
 //! into typed, validated values, and the on-disk layout of a repository.
 
+mod front;
 mod host;
 mod layout;
 mod lists;
 mod settings;
 mod targets;
 
+pub use front::{DEFAULT_FRONTEND_CONFIG, FrontSettings, StoreSettings, StoreUrl};
 pub use host::{EnvironmentSettings, HostSettings, ProxyKind};
 pub use layout::Layout;
 pub use lists::{NameList, check_arch_name, check_dist_name, parse_list};

@@ -165,6 +165,22 @@ pub struct ServeSettings {
     /// Virtual hosts: requests whose Host is a key get that channel's tree
     /// at `/` (`deb https://apt-prod.example.com bookworm main`).
     pub hosts: std::collections::BTreeMap<String, String>,
+    /// Frontends only (`bess serve --from s3://…`): the primary's base URL,
+    /// where uploads and API calls are redirected.
+    pub primary: Option<String>,
+    /// Frontends only: where pool objects and index files fetched from the
+    /// store are kept.
+    pub cache_dir: std::path::PathBuf,
+    /// Frontends only: the most the cache may hold, in GiB; the least
+    /// recently served files go first.
+    pub cache_max_gib: u64,
+    /// Frontends only: seconds between two looks at the store's
+    /// `InRelease` files and users; a new publication is served within it.
+    pub reload_interval_secs: u64,
+    /// Frontends only: the box-token key file (mode 0600), a copy of the
+    /// primary's `keys/box-token.secret`, so that every frontend accepts
+    /// the box URLs any of them hands out.
+    pub box_token_key: Option<std::path::PathBuf>,
 }
 
 impl Default for ServeSettings {
@@ -185,11 +201,29 @@ impl Default for ServeSettings {
             trusted_proxies: Vec::new(),
             max_connections_per_address: 256,
             hosts: Default::default(),
+            primary: None,
+            cache_dir: "/var/cache/bess/frontend".into(),
+            cache_max_gib: 10,
+            reload_interval_secs: 10,
+            box_token_key: None,
         }
     }
 }
 
 impl ServeSettings {
+    /// What the primary and the frontends check alike.
+    pub(super) fn check_common(&self) -> Result<(), String> {
+        if self.tls_certificate.is_some() != self.tls_key.is_some() {
+            return Err("[serve] needs both tls-certificate and tls-key, or neither".into());
+        }
+        check_url("[serve] public-url", self.public_url.as_deref())?;
+        check_url("[serve] primary", self.primary.as_deref())?;
+        if self.reload_interval_secs == 0 {
+            return Err("[serve] reload-interval-secs must be at least 1".into());
+        }
+        self.check_connection_caps()
+    }
+
     fn check_connection_caps(&self) -> Result<(), String> {
         let (all, each) = (self.max_connections, self.max_connections_per_address);
         if all == 0 || each == 0 || each >= all {
@@ -520,13 +554,9 @@ impl Settings {
                 ));
             }
         }
-        if self.serve.tls_certificate.is_some() != self.serve.tls_key.is_some() {
-            return Err("[serve] needs both tls-certificate and tls-key, or neither".into());
-        }
-        check_url("[serve] public-url", self.serve.public_url.as_deref())?;
+        self.serve.check_common()?;
         self.host.validate()?;
         self.environments.validate()?;
-        self.serve.check_connection_caps()?;
         self.check_hosts()?;
         if self.boxes.token_ttl_secs == 0 {
             return Err("[boxes] token-ttl-secs must be at least 1".into());

@@ -3,7 +3,7 @@
 //! every change to users empties at once, and the brake on guessing.
 
 use super::brake::Brake;
-use super::verifier::{Busy, Verifier};
+use super::verifier::{Busy, Directory, Lookup, PublishedDirectory, Verifier};
 use crate::catalog::UserRow;
 use crate::serial::SerialWatch;
 use base64::Engine;
@@ -55,10 +55,25 @@ pub struct Gate {
     verifier: Verifier,
     /// Lookups without a password (the holder of a box token), through
     /// one connection kept open.
-    lookups: Mutex<Option<crate::catalog::Catalog>>,
-    catalog_file: std::path::PathBuf,
-    /// Bumped by every change to users (`bess user …`, in any process).
-    users: Option<SerialWatch>,
+    lookups: Mutex<Lookup>,
+    /// Bumped by every change to users.
+    users: Option<UsersSerial>,
+}
+
+/// What says users changed: the catalog's users serial (bumped by
+/// `bess user …` in any process), or the frontend's reloads.
+enum UsersSerial {
+    Catalog(SerialWatch),
+    Published(Arc<PublishedDirectory>),
+}
+
+impl UsersSerial {
+    fn current(&self) -> u64 {
+        match self {
+            UsersSerial::Catalog(watch) => watch.current(),
+            UsersSerial::Published(published) => published.serial(),
+        }
+    }
 }
 
 /// Drops the lock of a finished verification (waiters keep their copy).
@@ -94,13 +109,30 @@ impl Gate {
                 )
             })
             .ok();
+        let directory = Directory::Catalog(layout.catalog_file());
+        Gate::with_directory(directory, users.map(UsersSerial::Catalog), checks)
+    }
+
+    /// A gate for the users a frontend reads from the store.
+    pub fn published(
+        users: Arc<PublishedDirectory>,
+        checks: Arc<std::sync::atomic::AtomicU64>,
+    ) -> anyhow::Result<Gate> {
+        let serial = UsersSerial::Published(users.clone());
+        Gate::with_directory(Directory::Published(users), Some(serial), checks)
+    }
+
+    fn with_directory(
+        directory: Directory,
+        users: Option<UsersSerial>,
+        checks: Arc<std::sync::atomic::AtomicU64>,
+    ) -> anyhow::Result<Gate> {
         Ok(Gate {
             verified: Mutex::default(),
             verifying: Mutex::default(),
             brake: Brake::default(),
-            verifier: Verifier::start(&layout.catalog_file(), checks)?,
-            lookups: Mutex::default(),
-            catalog_file: layout.catalog_file(),
+            verifier: Verifier::start(&directory, checks)?,
+            lookups: Mutex::new(Lookup::new(directory)),
             users,
         })
     }
@@ -157,12 +189,11 @@ impl Gate {
 
     /// The user named `name` as they are now (blocking: a catalog read).
     pub fn current_user(&self, name: &str) -> Option<UserRow> {
-        let mut catalog = self.lookups.lock().expect("gate lock");
-        super::verifier::lookup(&mut catalog, &self.catalog_file, name)
+        self.lookups.lock().expect("gate lock").user(name)
     }
 
     fn users_serial(&self) -> Option<u64> {
-        self.users.as_ref().map(SerialWatch::current)
+        self.users.as_ref().map(UsersSerial::current)
     }
 
     /// The user whose credentials were verified recently under this

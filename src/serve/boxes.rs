@@ -128,7 +128,7 @@ fn vagrant_catalog(
 /// Catalogs hold per-user tokens: never cached. HEAD answers the same
 /// headers as GET (vagrant tells a catalog from a box by HEAD's
 /// Content-Type) without the body.
-fn head_aware(mut response: Response<Body>, method: &Method) -> Response<Body> {
+pub(super) fn head_aware(mut response: Response<Body>, method: &Method) -> Response<Body> {
     response.headers_mut().insert(
         header::CACHE_CONTROL,
         header::HeaderValue::from_static("no-store"),
@@ -139,7 +139,7 @@ fn head_aware(mut response: Response<Body>, method: &Method) -> Response<Body> {
     response
 }
 
-fn unix_now() -> u64 {
+pub(super) fn unix_now() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs())
@@ -185,7 +185,7 @@ async fn box_file(
 
 /// Who asks for a box file, by token (when no credentials are sent) or by
 /// credentials, and how they are named in the log line.
-async fn box_reader(
+pub(super) async fn box_reader(
     state: &Arc<State>,
     request: &Request<Incoming>,
     channel: &str,

@@ -77,6 +77,26 @@ pub fn serve_open(
     })
 }
 
+/// Serves an open file whose bytes are named by `tag` (a hash), which is
+/// its ETag: the same on every frontend, whichever inode holds it.
+pub fn serve_named(
+    file: std::fs::File,
+    tag: &str,
+    request: &FileRequest,
+    cache: &FileCache,
+) -> Response<Body> {
+    let Ok(meta) = file.metadata() else {
+        return respond(StatusCode::NOT_FOUND, "not found\n");
+    };
+    let info = FileInfo {
+        etag: format!("\"{tag}\""),
+        ..FileInfo::of(&meta)
+    };
+    respond_with(&info, request, |start, end| {
+        file_body(Source { file, meta, cache }, start, end)
+    })
+}
+
 /// A published file's bytes in memory, with its validators.
 #[derive(Clone)]
 pub struct Loaded {
@@ -103,7 +123,7 @@ pub fn serve_loaded(loaded: &Loaded, request: &FileRequest) -> Response<Body> {
 
 /// The response to a GET or HEAD of a file described by `info`, with
 /// `body(start, end)` giving its bytes when they are sent.
-fn respond_with(
+pub(super) fn respond_with(
     info: &FileInfo,
     request: &FileRequest,
     body: impl FnOnce(u64, u64) -> Body,
@@ -256,6 +276,11 @@ fn stream(
     }
 }
 
+/// A body of the frames sent through `rx`.
+pub(super) fn channel_body(rx: tokio::sync::mpsc::Receiver<std::io::Result<Frame<Bytes>>>) -> Body {
+    ChannelBody(rx).boxed()
+}
+
 /// A body fed by a blocking reader thread through a bounded channel.
 struct ChannelBody(tokio::sync::mpsc::Receiver<std::io::Result<Frame<Bytes>>>);
 
@@ -367,7 +392,7 @@ fn parse_range(spec: &str, size: u64) -> RangeRequest {
 }
 
 /// Content types by name, as Debian's archive serves them.
-fn content_type(path: &Path) -> &'static str {
+pub(super) fn content_type(path: &Path) -> &'static str {
     let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
     match name.rsplit_once('.').map(|(_, ext)| ext) {
         Some("deb") | Some("udeb") => "application/vnd.debian.binary-package",

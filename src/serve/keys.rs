@@ -11,7 +11,8 @@ use std::sync::{Arc, Mutex};
 
 /// The exported keys and the serial they were exported under.
 pub struct PublicKeys {
-    root: PathBuf,
+    /// `None` on a frontend, which serves the store's keyring instead.
+    root: Option<PathBuf>,
     watch: Option<SerialWatch>,
     current: Mutex<Exported>,
 }
@@ -30,18 +31,33 @@ impl PublicKeys {
         let serial = watch.as_ref().map(SerialWatch::current);
         let current = export(layout.root(), serial)?;
         Ok(PublicKeys {
-            root: layout.root().to_path_buf(),
+            root: Some(layout.root().to_path_buf()),
             watch,
             current: Mutex::new(current),
         })
+    }
+
+    /// No keys: a frontend's, whose keyring comes from the store.
+    pub fn none() -> PublicKeys {
+        PublicKeys {
+            root: None,
+            watch: None,
+            current: Mutex::new(Exported {
+                serial: None,
+                binary: Arc::default(),
+                armored: Arc::default(),
+            }),
+        }
     }
 
     /// The keys as of the last publish or key change.
     pub fn get(&self) -> (Arc<Vec<u8>>, Arc<String>) {
         let serial = self.watch.as_ref().map(SerialWatch::current);
         let mut current = self.current.lock().expect("keys lock");
-        if serial.is_none() || serial != current.serial {
-            match export(&self.root, serial) {
+        if let Some(root) = &self.root
+            && (serial.is_none() || serial != current.serial)
+        {
+            match export(root, serial) {
                 Ok(fresh) => *current = fresh,
                 // The previous keys are better than none; the next request tries again.
                 Err(e) => eprintln!("bess serve: cannot export the public keys again: {e}"),

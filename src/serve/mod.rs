@@ -14,6 +14,7 @@ mod client;
 mod connections;
 mod env_api;
 mod files;
+mod front;
 mod homepage;
 mod http;
 mod incoming;
@@ -73,6 +74,8 @@ pub struct State {
     pages: Arc<homepage::Pages>,
     /// Whether each request is logged (`bess serve` without `--quiet`).
     log_requests: bool,
+    /// On a frontend (`bess serve --from`), the store it serves.
+    front: Option<Arc<front::Front>>,
 }
 
 impl State {
@@ -101,12 +104,64 @@ impl State {
             metrics,
             config,
             log_requests,
+            front: None,
+        })
+    }
+
+    /// The state of a frontend serving `front`, with `settings` from its
+    /// settings file and the channels and dists the store publishes.
+    fn start_front(
+        settings: &crate::config::FrontSettings,
+        front: Arc<front::Front>,
+        log_requests: bool,
+    ) -> anyhow::Result<State> {
+        let config = front_config(settings, &front);
+        let serve = &config.settings.serve;
+        let metrics = Arc::new(metrics::Metrics::new(&config.settings.channels));
+        let box_secret = match &serve.box_token_key {
+            Some(path) => crate::boxes::TokenSecret::load(path)?,
+            None => {
+                eprintln!(
+                    "bess serve: no [serve] box-token-key: box URLs this frontend hands out \
+                     work on it alone; copy the primary's keys/box-token.secret to every \
+                     frontend and set it"
+                );
+                crate::boxes::TokenSecret::ephemeral()
+            }
+        };
+        Ok(State {
+            gate: Arc::new(auth::Gate::published(
+                front.users(),
+                metrics.password_checks(),
+            )?),
+            keys: Arc::new(keys::PublicKeys::none()),
+            files: Arc::new(cache::FileCache::new(serve.file_cache_mib << 20)),
+            trees: Arc::default(),
+            paths: Arc::new(paths::ResolvedPaths::disabled()),
+            box_secret: Arc::new(box_secret),
+            repos: repos::Repos::new(&serve.cache_dir),
+            pages: Arc::new(homepage::Pages::new()),
+            per_address: connections::PerAddress::new(
+                serve.max_connections_per_address,
+                serve.trusted_proxies.clone(),
+            ),
+            tls: tls_acceptor(&config)?,
+            metrics,
+            config,
+            log_requests,
+            front: Some(front),
         })
     }
 
     /// A state with the settings and certificate as they are now on disk,
     /// or why they cannot be used (the running state is then kept).
     fn reloaded(&self) -> anyhow::Result<State> {
+        if self.front.is_some() {
+            anyhow::bail!(
+                "a frontend reads its settings file at start; restart it to apply changes \
+                 (what the store publishes is read again every reload-interval-secs)"
+            );
+        }
         let config = RepoConfig::load(self.config.layout.root())?;
         warn_unreloadable(&self.config, &config);
         let serve = &config.settings.serve;
@@ -127,7 +182,27 @@ impl State {
             tls: tls_acceptor(&config)?,
             config,
             log_requests: self.log_requests,
+            front: self.front.clone(),
         })
+    }
+}
+
+/// A frontend's settings as the server reads them: its own `[serve]` and
+/// `[boxes]`, the store's channels, components, dists and architectures.
+fn front_config(settings: &crate::config::FrontSettings, front: &front::Front) -> RepoConfig {
+    let manifest = front.publication().manifest.clone();
+    let base = crate::config::Settings {
+        channels: manifest.channels,
+        components: manifest.components,
+        serve: settings.serve.clone(),
+        boxes: settings.boxes.clone(),
+        ..Default::default()
+    };
+    RepoConfig {
+        layout: crate::config::Layout::new(&settings.serve.cache_dir),
+        settings: base,
+        dists: crate::config::NameList::from_names(manifest.dists),
+        archs: crate::config::NameList::from_names(manifest.archs),
     }
 }
 
@@ -180,6 +255,29 @@ pub fn run(root: &Path, listen: Option<String>, log_requests: bool) -> anyhow::R
         .enable_all()
         .build()?;
     runtime.block_on(serve(Arc::new(state), &listen))
+}
+
+/// Runs a stateless frontend of the publication at `from`
+/// (`s3://bucket/prefix`) with the settings file `config`, until SIGTERM
+/// or SIGINT.
+pub fn run_front(
+    from: &str,
+    config: &Path,
+    listen: Option<String>,
+    log_requests: bool,
+) -> anyhow::Result<()> {
+    let url = crate::config::StoreUrl::parse(from).map_err(anyhow::Error::msg)?;
+    let settings = crate::config::FrontSettings::load(config).map_err(anyhow::Error::msg)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async {
+        let front = Arc::new(front::Front::start(&settings, url).await?);
+        front.watch();
+        let state = State::start_front(&settings, front, log_requests)?;
+        let listen = listen.unwrap_or_else(|| state.config.settings.serve.listen.clone());
+        serve(Arc::new(state), &listen).await
+    })
 }
 
 async fn serve(mut state: Arc<State>, listen: &str) -> anyhow::Result<()> {
@@ -395,6 +493,9 @@ async fn route(
     request: Request<Incoming>,
     ip: IpAddr,
 ) -> (Response<Body>, Option<String>) {
+    if let Some(front) = &state.front {
+        return front::route(state, front, request, ip).await;
+    }
     let raw = request.uri().path();
     if raw == "/env" || raw.starts_with("/env/") {
         return homepage::handle(state, request, ip).await;
@@ -621,6 +722,21 @@ fn sources_response(
         );
     };
     let (_, armored) = state.keys.get();
+    let uri = match target.by_host {
+        true => base,
+        false => format!("{base}/{}", target.channel),
+    };
+    let text = sources_text(
+        &uri,
+        state.config.dists.names(),
+        &state.config.settings.components,
+        &armored,
+    );
+    respond(StatusCode::OK, &text)
+}
+
+/// A deb822 source for `uri`, with the signing key inline.
+fn sources_text(uri: &str, dists: &[String], components: &[String], armored: &str) -> String {
     let key: String = armored
         .lines()
         .map(|l| {
@@ -631,16 +747,11 @@ fn sources_response(
             }
         })
         .collect();
-    let uri = match target.by_host {
-        true => base,
-        false => format!("{base}/{}", target.channel),
-    };
-    let text = format!(
+    format!(
         "Types: deb\nURIs: {uri}\nSuites: {}\nComponents: {}\nSigned-By:\n{key}",
-        state.config.dists.names().join(" "),
-        state.config.settings.components.join(" "),
-    );
-    respond(StatusCode::OK, &text)
+        dists.join(" "),
+        components.join(" "),
+    )
 }
 
 /// `scheme://host[:port]` of URLs handed to clients: `[serve] public-url`,

@@ -80,6 +80,11 @@ impl ResolvedPaths {
         }
     }
 
+    /// Nothing remembered, ever: for a server without local trees.
+    pub fn disabled() -> ResolvedPaths {
+        ResolvedPaths { inner: None }
+    }
+
     /// The bytes `channel`'s `path` named when last resolved, if still trusted.
     pub fn get(&self, channel: &str, path: &Path) -> (Option<Loaded>, Ticket) {
         let Some(inner) = &self.inner else {

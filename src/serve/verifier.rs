@@ -14,11 +14,68 @@
 //! so how long a refusal takes does not say whether the name exists.
 
 use crate::catalog::{Catalog, UserRow};
-use std::path::Path;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender, TrySendError};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock};
 use tokio::sync::oneshot;
+
+/// Where a server finds its users: the repository's catalog, or, on a
+/// frontend without a repository, what the primary published to the store.
+#[derive(Clone)]
+pub enum Directory {
+    Catalog(PathBuf),
+    Published(Arc<PublishedDirectory>),
+}
+
+/// The users a frontend last read from the store, and a serial bumped
+/// each time they change (which ends the trust in verified credentials).
+#[derive(Default)]
+pub struct PublishedDirectory {
+    users: RwLock<Arc<HashMap<String, UserRow>>>,
+    serial: AtomicU64,
+}
+
+impl PublishedDirectory {
+    /// Replaces every user at once.
+    pub fn replace(&self, users: HashMap<String, UserRow>) {
+        *self.users.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(users);
+        self.serial.fetch_add(1, Ordering::SeqCst);
+    }
+
+    pub fn serial(&self) -> u64 {
+        self.serial.load(Ordering::SeqCst)
+    }
+
+    fn user(&self, name: &str) -> Option<UserRow> {
+        let users = self.users.read().unwrap_or_else(|e| e.into_inner());
+        users.get(name).cloned()
+    }
+}
+
+/// Looks users up in a [`Directory`], keeping a catalog connection open.
+pub struct Lookup {
+    directory: Directory,
+    catalog: Option<Catalog>,
+}
+
+impl Lookup {
+    pub fn new(directory: Directory) -> Lookup {
+        Lookup {
+            directory,
+            catalog: None,
+        }
+    }
+
+    /// The user named `name` as the directory has them now.
+    pub fn user(&mut self, name: &str) -> Option<UserRow> {
+        match &self.directory {
+            Directory::Catalog(file) => lookup(&mut self.catalog, file, name),
+            Directory::Published(published) => published.user(name),
+        }
+    }
+}
 
 /// Logins that may wait for each verifying thread before more are refused.
 const QUEUE_PER_THREAD: usize = 16;
@@ -44,8 +101,8 @@ struct Job {
 
 impl Verifier {
     /// Starts one verifying thread per core, reading users from
-    /// `catalog_file` and counting each check in `checks`.
-    pub fn start(catalog_file: &Path, checks: Arc<AtomicU64>) -> anyhow::Result<Verifier> {
+    /// `directory` and counting each check in `checks`.
+    pub fn start(directory: &Directory, checks: Arc<AtomicU64>) -> anyhow::Result<Verifier> {
         let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
         let (jobs, queue) = std::sync::mpsc::sync_channel(threads * QUEUE_PER_THREAD);
         let queue = Arc::new(Mutex::new(queue));
@@ -53,10 +110,10 @@ impl Verifier {
         let dummy = Arc::new(crate::ops::hash_password(&random_password())?);
         for n in 0..threads {
             let (queue, dummy, checks) = (queue.clone(), dummy.clone(), checks.clone());
-            let catalog_file = catalog_file.to_path_buf();
+            let lookup = Lookup::new(directory.clone());
             std::thread::Builder::new()
                 .name(format!("bess-verify-{n}"))
-                .spawn(move || work(&queue, &catalog_file, &dummy, &checks))?;
+                .spawn(move || work(&queue, lookup, &dummy, &checks))?;
         }
         Ok(Verifier { jobs })
     }
@@ -79,15 +136,14 @@ impl Verifier {
     }
 }
 
-fn work(queue: &Mutex<Receiver<Job>>, catalog_file: &Path, dummy: &str, checks: &AtomicU64) {
+fn work(queue: &Mutex<Receiver<Job>>, mut users: Lookup, dummy: &str, checks: &AtomicU64) {
     let mut memory = Vec::new();
-    let mut catalog = None;
     loop {
         let job = match queue.lock().map(|queue| queue.recv()) {
             Ok(Ok(job)) => job,
             _ => return,
         };
-        let user = lookup(&mut catalog, catalog_file, &job.name);
+        let user = users.user(&job.name);
         let stored = user.as_ref().map_or(dummy, |u| u.password_hash.as_str());
         let matches = crate::ops::verify_password_in(&job.password, stored, &mut memory);
         checks.fetch_add(1, Ordering::Relaxed);
@@ -97,7 +153,7 @@ fn work(queue: &Mutex<Receiver<Job>>, catalog_file: &Path, dummy: &str, checks: 
 
 /// The user named `name`, through a connection opened once and kept
 /// (opened again after an error).
-pub fn lookup(catalog: &mut Option<Catalog>, catalog_file: &Path, name: &str) -> Option<UserRow> {
+fn lookup(catalog: &mut Option<Catalog>, catalog_file: &Path, name: &str) -> Option<UserRow> {
     if catalog.is_none() {
         match Catalog::open(catalog_file) {
             Ok(opened) => {
@@ -153,7 +209,7 @@ mod tests {
         assert!(writer.add_user(&row).unwrap());
         writer.commit().unwrap();
         let checks = Arc::new(AtomicU64::new(0));
-        let verifier = Verifier::start(&file, checks.clone()).unwrap();
+        let verifier = Verifier::start(&Directory::Catalog(file), checks.clone()).unwrap();
         let found = verifier
             .verify("ci", "a long enough password")
             .await

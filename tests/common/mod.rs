@@ -7,6 +7,7 @@ pub mod env;
 pub mod incoming;
 pub mod seaweed;
 pub mod server;
+pub mod vagrant;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};

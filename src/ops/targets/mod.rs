@@ -14,6 +14,8 @@
 mod plan;
 mod store;
 
+pub(crate) use store::credentials_file;
+
 use super::{OpsError, Repo};
 use crate::catalog::{CatalogError, TargetLedger};
 use crate::config::PublishTarget;

@@ -114,7 +114,7 @@ fn credentials(target: &PublishTarget) -> Result<(String, String), TargetError> 
 
 /// Reads `AWS_ACCESS_KEY_ID = …` and `AWS_SECRET_ACCESS_KEY = …` lines (the
 /// names in any case, `#` comments) from a file only its owner may read.
-fn credentials_file(file: &Path) -> Result<(String, String), TargetError> {
+pub(crate) fn credentials_file(file: &Path) -> Result<(String, String), TargetError> {
     use std::os::unix::fs::PermissionsExt;
     let shown = file.display();
     let unreadable =
