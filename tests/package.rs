@@ -71,6 +71,8 @@ fn the_deb_has_unit_man_pages_completions_and_conffiles_and_passes_lintian() {
         "./lib/systemd/system/bess-incoming.service",
         "./lib/systemd/system/bess-refresh.timer",
         "./lib/systemd/system/bess-refresh.service",
+        "./lib/systemd/system/bess-frontend.service",
+        "./usr/share/doc/bess/examples/frontend.toml",
         "./usr/share/man/man1/bess-repo-refresh.1.gz",
         "./usr/share/doc/bess/examples/sshd-drop-only.conf",
         "./usr/share/man/man1/bess-incoming-process.1.gz",

@@ -131,6 +131,15 @@ mod tests {
     }
 
     #[test]
+    fn the_example_shipped_in_the_package_is_valid() {
+        let settings = FrontSettings::parse(include_str!("../../conf/frontend.toml")).unwrap();
+        assert_eq!(
+            settings.serve.primary.as_deref(),
+            Some("https://repo.example.com")
+        );
+    }
+
+    #[test]
     fn settings_need_an_endpoint_and_refuse_secrets() {
         let good = "[store]\nendpoint = \"http://127.0.0.1:8333\"\n[serve]\nprimary = \"https://repo.example.com\"\ncache-max-gib = 2\n";
         let settings = FrontSettings::parse(good).unwrap();
