@@ -14,12 +14,17 @@
 //! dropped are deleted at the very end. A failed target is reported and
 //! the next publish resumes it.
 //!
-//! A user change reaches every target at once ([`sync_users`]).
+//! A user change reaches every target at once ([`sync_users`]), and
+//! `bess repo gc` deletes the objects no channel references any more
+//! after a grace period (`gc.rs`).
 
+mod gc;
 mod plan;
 mod published;
 mod store;
 
+pub use gc::TargetGc;
+pub(super) use gc::collect_all;
 
 use super::{OpsError, Repo};
 use crate::catalog::{CatalogError, TargetLedger};
