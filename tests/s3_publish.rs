@@ -3,8 +3,13 @@
 //! under `objects/<sha256>`, the dists match the local tree byte for byte,
 //! a publish after one new package sends little, a lost volume server
 //! leaves the local publication intact and the next publish completes, and
-//! a publish killed part-way is resumed with only what was missing. And,
-//! without a cluster, secrets are kept out of bess.toml and private.
+//! a publish killed part-way is resumed with only what was missing. The
+//! files a frontend reads (`bess.json`, `.bess/users.json`, each channel's
+//! `boxes.json`) are there with the right contents, a user change reaches
+//! the store without a publish, gc deletes an unreferenced object only
+//! after its grace period, and `layout = "tree"` makes the apt and box
+//! paths by server-side copies. And, without a cluster, secrets are kept
+//! out of bess.toml and private.
 //!
 //! One cluster serves every scenario in turn (a bucket each): starting
 //! one costs seconds, and CI machines have two cores.
@@ -43,6 +48,14 @@ fn publishing_to_a_seaweedfs_cluster() {
     eprintln!("{:?}: lost volume server checked", start.elapsed());
     killed_publish_resumes(&cluster, &runtime);
     eprintln!("{:?}: killed publish checked", start.elapsed());
+    manifest_and_users(&cluster, &runtime);
+    eprintln!("{:?}: bess.json and users checked", start.elapsed());
+    boxes_reach_the_store(&cluster, &runtime);
+    eprintln!("{:?}: boxes checked", start.elapsed());
+    gc_waits_for_the_grace_period(&cluster, &runtime);
+    eprintln!("{:?}: gc checked", start.elapsed());
+    tree_layout_copies(&cluster, &runtime);
+    eprintln!("{:?}: tree layout checked", start.elapsed());
 }
 
 /// A full publish, checked key by key, then a publish of one more package.
@@ -208,6 +221,11 @@ fn repository_with_target(cluster: &Seaweed, prefix: &str) -> Sandbox {
 }
 
 fn repository_with_target_in(cluster: &Seaweed, bucket: &str, prefix: &str) -> Sandbox {
+    repository_with(cluster, bucket, prefix, "")
+}
+
+/// A repository whose target has `extra` lines in its table.
+fn repository_with(cluster: &Seaweed, bucket: &str, prefix: &str, extra: &str) -> Sandbox {
     let mut sb = Sandbox::new("bookworm,jammy", "amd64");
     let settings = sb.repo.join("bess.toml");
     let mut text = std::fs::read_to_string(&settings).unwrap();
@@ -215,7 +233,7 @@ fn repository_with_target_in(cluster: &Seaweed, bucket: &str, prefix: &str) -> S
         "\n[[publish.target]]\ntype = \"s3\"\nname = \"cluster\"\nendpoint = \"{}\"\n\
          bucket = \"{bucket}\"\nprefix = \"{prefix}\"\nretry-timeout-secs = 3\n\
          request-timeout-secs = 3\n\
-         multipart-threshold-mib = 1\n",
+         multipart-threshold-mib = 1\n{extra}",
         cluster.endpoint()
     ));
     std::fs::write(&settings, text).unwrap();
@@ -394,4 +412,388 @@ fn credentials_stay_out_of_bess_toml_and_private() {
     let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(json["targets"][0]["requests"], 0, "{json}");
     assert_eq!(json["published"][0]["written"], true, "{json}");
+}
+
+/// The bytes at `key`, or `None` when the store has no such key.
+fn get_bytes(store: &AmazonS3, runtime: &tokio::runtime::Runtime, key: &str) -> Option<Vec<u8>> {
+    runtime.block_on(async {
+        match store.get(&Key::from(key)).await {
+            Ok(found) => Some(found.bytes().await.unwrap().to_vec()),
+            Err(object_store::Error::NotFound { .. }) => None,
+            Err(e) => panic!("GET {key}: {e}"),
+        }
+    })
+}
+
+fn get_json(store: &AmazonS3, runtime: &tokio::runtime::Runtime, key: &str) -> serde_json::Value {
+    let bytes = get_bytes(store, runtime, key).unwrap_or_else(|| panic!("{key} is missing"));
+    serde_json::from_slice(&bytes).unwrap_or_else(|e| panic!("{key}: {e}"))
+}
+
+/// `bess user …` with the password on standard input; its stdout and stderr.
+fn user_command(sb: &Sandbox, args: &[&str], password: &str) -> String {
+    use std::io::Write;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_bess"))
+        .env("BESS_REPO", &sb.repo)
+        .envs(sb.env.iter().map(|(k, v)| (k, v)))
+        .arg("user")
+        .args(args)
+        .arg("--password-stdin")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(password.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "bess user {args:?}: {text}");
+    text
+}
+
+const ALICE_PASSWORD: &str = "alice-password-0123";
+const BOB_PASSWORD: &str = "bob-password-4567";
+
+/// `bess.json` names the channels, dists, components and architectures;
+/// `.bess/users.json` holds every argon2 user and no password; a user
+/// change reaches the store without a publish, and a hash of another kind
+/// is left out with a warning.
+fn manifest_and_users(cluster: &Seaweed, runtime: &tokio::runtime::Runtime) {
+    cluster.create_bucket("extras");
+    let sb = repository_with_target_in(cluster, "extras", "extras");
+    user_command(&sb, &["add", "alice", "--read", "prod"], ALICE_PASSWORD);
+    publish_json(&sb);
+    let store = client(cluster, "extras");
+    let manifest = get_json(&store, runtime, "extras/bess.json");
+    assert_eq!(manifest["format"], 1, "{manifest}");
+    assert_eq!(manifest["channels"], serde_json::json!(["preprod", "prod"]));
+    assert_eq!(manifest["dists"], serde_json::json!(["bookworm", "jammy"]));
+    assert_eq!(manifest["archs"], serde_json::json!(["amd64"]));
+    assert_eq!(manifest["components"], serde_json::json!(["main"]));
+    let users = get_json(&store, runtime, "extras/.bess/users.json");
+    assert_eq!(users["users"][0]["name"], "alice", "{users}");
+    assert_eq!(users["users"][0]["read"], serde_json::json!(["prod"]));
+
+    // No publish from here on: each user command puts the file itself.
+    let said = user_command(&sb, &["add", "bob", "--upload", "preprod"], BOB_PASSWORD);
+    let users = get_json(&store, runtime, "extras/.bess/users.json");
+    let names: Vec<&str> = users["users"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| u["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["alice", "bob"], "{users}");
+    let old_hash = users["users"][1]["password_hash"].clone();
+    assert!(!said.contains("$argon2"), "a hash was printed: {said}");
+    user_command(&sb, &["passwd", "bob"], "bob-new-password-89");
+    let users = get_json(&store, runtime, "extras/.bess/users.json");
+    assert_ne!(users["users"][1]["password_hash"], old_hash, "{users}");
+    sb.ok(&["user", "remove", "alice"]);
+    let text =
+        String::from_utf8(get_bytes(&store, runtime, "extras/.bess/users.json").unwrap()).unwrap();
+    let users: serde_json::Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(users["users"].as_array().unwrap().len(), 1, "{users}");
+    for user in users["users"].as_array().unwrap() {
+        let hash = user["password_hash"].as_str().unwrap();
+        assert!(hash.starts_with("$argon2"), "{hash}");
+    }
+    for password in [ALICE_PASSWORD, BOB_PASSWORD, "bob-new-password-89"] {
+        assert!(!text.contains(password), "a password in users.json");
+    }
+
+    // A hash of another kind (written by hand into the catalog).
+    let catalog = rusqlite::Connection::open(sb.repo.join("catalog/catalog.db")).unwrap();
+    catalog
+        .execute(
+            "UPDATE users SET password_hash = '$2b$12$notargon' WHERE name = 'bob'",
+            [],
+        )
+        .unwrap();
+    drop(catalog);
+    let out = sb.bess(&["repo", "publish", "--json"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("user `bob`") && stderr.contains("bess user passwd bob"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("$2b$"), "a hash was printed: {stderr}");
+    let users = get_json(&store, runtime, "extras/.bess/users.json");
+    assert_eq!(users["users"], serde_json::json!([]), "{users}");
+    // Nothing changed since: nothing is sent.
+    let idle = publish_json(&sb);
+    assert_eq!(idle["targets"][0]["requests"], 0, "{idle}");
+}
+
+/// A box of `size` bytes of noise (above the 1 MiB threshold the tests
+/// set: sent in parts), built with the real `tar`.
+fn noisy_box(sb: &Sandbox, file: &str, size: usize) -> PathBuf {
+    let dir = sb.path(&format!("{file}.d"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let metadata = r#"{"provider": "libvirt", "format": "qcow2", "virtual_size": 1}"#;
+    std::fs::write(dir.join("metadata.json"), metadata).unwrap();
+    std::fs::write(dir.join("box.img"), noise(size)).unwrap();
+    let out = sb.path(file);
+    let status = Command::new("tar")
+        .arg("-C")
+        .arg(&dir)
+        .arg("-czf")
+        .arg(&out)
+        .args(["metadata.json", "box.img"])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    out
+}
+
+fn add_box(sb: &Sandbox, file: &Path) {
+    sb.ok(&[
+        "box",
+        "add",
+        "acme/base",
+        "1.0.0",
+        file.to_str().unwrap(),
+        "--provider",
+        "libvirt",
+    ]);
+}
+
+/// The boxes a channel's `boxes.json` lists, as (name, sha256, size).
+fn boxes_listed(
+    store: &AmazonS3,
+    runtime: &tokio::runtime::Runtime,
+    key: &str,
+) -> Vec<(String, String, u64)> {
+    let index = get_json(store, runtime, key);
+    assert_eq!(index["format"], 1, "{index}");
+    index["boxes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| {
+            (
+                format!("{}={} {}", b["name"], b["version"], b["provider"]),
+                b["sha256"].as_str().unwrap().to_string(),
+                b["size"].as_u64().unwrap(),
+            )
+        })
+        .collect()
+}
+
+/// A box's object and the `boxes.json` of its channels, through add,
+/// promote and remove.
+fn boxes_reach_the_store(cluster: &Seaweed, runtime: &tokio::runtime::Runtime) {
+    cluster.create_bucket("boxes");
+    let sb = repository_with_target_in(cluster, "boxes", "boxes");
+    let file = noisy_box(&sb, "base.box", 3 << 20);
+    let bytes = std::fs::read(&file).unwrap();
+    let sha = hex::encode(sha2::Sha256::digest(&bytes));
+    add_box(&sb, &file);
+    let first = publish_json(&sb);
+    let report = &first["targets"][0];
+    assert!(report["error"].is_null(), "{first}");
+    assert_eq!(report["objects_uploaded"], 1, "{first}");
+    // Sent in parts: a multipart upload is started and completed by a
+    // POST each, around its part PUTs; every other request is a PUT.
+    let count = |name: &str| report[name].as_u64().unwrap();
+    assert_eq!(count("requests"), count("puts") + 2, "{first}");
+    eprintln!("publish of a {} byte box: {report}", bytes.len());
+    let store = client(cluster, "boxes");
+    assert!(get_bytes(&store, runtime, &format!("boxes/objects/{sha}")) == Some(bytes.clone()));
+    let listed =
+        |channel: &str| boxes_listed(&store, runtime, &format!("boxes/{channel}/boxes.json"));
+    let entry = (
+        "\"acme/base\"=\"1.0.0\" \"libvirt\"".to_string(),
+        sha.clone(),
+        bytes.len() as u64,
+    );
+    assert_eq!(listed("preprod"), std::slice::from_ref(&entry));
+    assert!(listed("prod").is_empty());
+
+    sb.ok(&["box", "promote", "acme/base=1.0.0"]);
+    let promoted = publish_json(&sb);
+    assert_eq!(promoted["targets"][0]["objects_uploaded"], 0, "{promoted}");
+    assert_eq!(listed("prod"), std::slice::from_ref(&entry));
+    sb.ok(&["box", "remove", "acme/base=1.0.0", "--channel", "preprod"]);
+    publish_json(&sb);
+    assert!(listed("preprod").is_empty());
+    assert_eq!(listed("prod"), [entry]);
+}
+
+/// The time the target's ledger says gc first found `key` unreferenced.
+fn marked_since(ledger: &Path, key: &str) -> Option<i64> {
+    let db = rusqlite::Connection::open(ledger).unwrap();
+    db.query_row(
+        "SELECT unreferenced_since FROM held WHERE key = ?1",
+        [key],
+        |r| r.get(0),
+    )
+    .unwrap()
+}
+
+/// An object no channel references stays in the store for the grace
+/// period (168 hours by default), is unmarked when referenced again, and
+/// goes once the period has passed (the ledger's mark moved back in time,
+/// as if a week went by).
+fn gc_waits_for_the_grace_period(cluster: &Seaweed, runtime: &tokio::runtime::Runtime) {
+    cluster.create_bucket("collected");
+    let sb = repository_with_target_in(cluster, "collected", "collected");
+    let debs = build_debs(&sb, "gc", 2, 4096);
+    ingest(&sb, &debs);
+    publish_json(&sb);
+    let sha = hex::encode(sha2::Sha256::digest(std::fs::read(&debs[0]).unwrap()));
+    let key = format!("collected/objects/{sha}");
+    let store = client(cluster, "collected");
+    let ledger = sb.repo.join("targets/cluster.db");
+    let gc = |args: &[&str]| {
+        let mut all = vec!["repo", "gc"];
+        all.extend(args);
+        let json = sb.json(&all);
+        eprintln!("gc {args:?}: {}", json["targets"][0]);
+        assert!(json["targets"][0]["error"].is_null(), "{json}");
+        json["targets"][0].clone()
+    };
+
+    sb.ok(&["repo", "remove", "gc0=1.0", "--channel", "preprod"]);
+    let first = gc(&[]);
+    assert_eq!(
+        (
+            &first["objects_marked"],
+            &first["objects_waiting"],
+            &first["objects_deleted"]
+        ),
+        (&1.into(), &1.into(), &0.into())
+    );
+    assert!(
+        get_bytes(&store, runtime, &key).is_some(),
+        "deleted within the grace period"
+    );
+    assert!(marked_since(&ledger, &key).is_some());
+
+    // Referenced again: unmarked, and not sent again.
+    ingest(&sb, &debs[..1]);
+    let again = publish_json(&sb);
+    assert_eq!(again["targets"][0]["objects_uploaded"], 0, "{again}");
+    assert_eq!(gc(&[])["objects_unmarked"], 1);
+    assert_eq!(marked_since(&ledger, &key), None);
+
+    sb.ok(&["repo", "remove", "gc0=1.0", "--channel", "preprod"]);
+    assert_eq!(gc(&[])["objects_marked"], 1);
+    let week_ago = marked_since(&ledger, &key).unwrap() - 169 * 3600;
+    rusqlite::Connection::open(&ledger)
+        .unwrap()
+        .execute(
+            "UPDATE held SET unreferenced_since = ?1 WHERE key = ?2",
+            rusqlite::params![week_ago, key],
+        )
+        .unwrap();
+    assert_eq!(gc(&["--dry-run"])["objects_deleted"], 1);
+    assert!(
+        get_bytes(&store, runtime, &key).is_some(),
+        "a dry run deletes nothing"
+    );
+    let last = gc(&[]);
+    assert_eq!(last["objects_deleted"], 1, "{last}");
+    assert!(
+        get_bytes(&store, runtime, &key).is_none(),
+        "{key} is still there"
+    );
+    assert_eq!(held_objects(&ledger), 1, "the other package's object stays");
+    let other = hex::encode(sha2::Sha256::digest(std::fs::read(&debs[1]).unwrap()));
+    assert!(get_bytes(&store, runtime, &format!("collected/objects/{other}")).is_some());
+}
+
+/// `layout = "tree"`: every local pool and box file at its path in the
+/// store with the same bytes, made by server-side copies (the bytes sent
+/// are those of the objects and indices, not twice the packages); a
+/// withdrawn file's key is deleted.
+fn tree_layout_copies(cluster: &Seaweed, runtime: &tokio::runtime::Runtime) {
+    cluster.create_bucket("tree");
+    let sb = repository_with(cluster, "tree", "tree", "layout = \"tree\"\n");
+    let debs = build_debs(&sb, "tree", 3, 256 << 10);
+    ingest(&sb, &debs);
+    add_box(&sb, &noisy_box(&sb, "tree.box", 512 << 10));
+    let first = publish_json(&sb);
+    let report = &first["targets"][0];
+    eprintln!("tree layout, first publish: {report}");
+    assert!(report["error"].is_null(), "{first}");
+    assert_eq!(report["objects_uploaded"], 4, "{first}");
+    assert_eq!(report["tree_copied"], 4, "{first}");
+    let store = client(cluster, "tree");
+    assert_tree_mirrors(&sb, &store, runtime, 4);
+
+    // Promoted: four copies in prod, no object and few bytes sent.
+    sb.ok(&["repo", "promote", "--no-publish", "tree0", "tree1", "tree2"]);
+    sb.ok(&["box", "promote", "acme/base=1.0.0"]);
+    let promoted = publish_json(&sb);
+    let report = &promoted["targets"][0];
+    eprintln!("tree layout, promotion: {report}");
+    assert_eq!(report["objects_uploaded"], 0, "{promoted}");
+    assert_eq!(report["tree_copied"], 4, "{promoted}");
+    let sent = report["bytes_uploaded"].as_u64().unwrap();
+    assert!(sent < 256 << 10, "{sent} bytes sent for copies: {promoted}");
+    assert_tree_mirrors(&sb, &store, runtime, 8);
+
+    sb.ok(&[
+        "repo",
+        "remove",
+        "--no-publish",
+        "tree0=1.0",
+        "--channel",
+        "prod",
+    ]);
+    let removed = publish_json(&sb);
+    assert_eq!(removed["targets"][0]["tree_deleted"], 1, "{removed}");
+    assert_tree_mirrors(&sb, &store, runtime, 7);
+}
+
+/// Every file under the local `pool/` and `boxes/` trees at the same key
+/// with the same bytes, `count` of them in all; no tree key beyond them.
+fn assert_tree_mirrors(
+    sb: &Sandbox,
+    store: &AmazonS3,
+    runtime: &tokio::runtime::Runtime,
+    count: usize,
+) {
+    let mut local = Vec::new();
+    for channel in ["preprod", "prod"] {
+        for tree in ["pool", "boxes"] {
+            let dir = sb.repo.join("public").join(channel).join(tree);
+            if !dir.exists() {
+                continue;
+            }
+            for (rel, path) in files_under(&dir) {
+                let key = format!("tree/{channel}/{tree}/{rel}");
+                assert!(
+                    get_bytes(store, runtime, &key) == Some(std::fs::read(&path).unwrap()),
+                    "{key}"
+                );
+                local.push(key);
+            }
+        }
+    }
+    assert_eq!(local.len(), count, "{local:?}");
+    let listed: Vec<String> = runtime.block_on(async {
+        use futures::TryStreamExt;
+        use object_store::ObjectStore;
+        let prefix = Key::from("tree");
+        let all: Vec<_> = store.list(Some(&prefix)).try_collect().await.unwrap();
+        all.into_iter().map(|m| m.location.to_string()).collect()
+    });
+    let mut tree_keys: Vec<&String> = listed
+        .iter()
+        .filter(|k| k.contains("/pool/") || k.contains("/boxes/"))
+        .collect();
+    tree_keys.sort();
+    local.sort();
+    assert_eq!(tree_keys, local.iter().collect::<Vec<_>>());
 }

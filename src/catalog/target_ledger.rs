@@ -12,6 +12,11 @@
 //! use `synchronous = NORMAL`: a kill -9 loses nothing committed, and a
 //! power loss can only lose rows, which means uploading again, never
 //! skipping an upload.
+//!
+//! A pool object no channel references any more is marked with the time
+//! `bess repo gc` first saw it so (`unreferenced_since`), and deleted from
+//! the store once it stayed unreferenced for the target's grace period:
+//! a frontend may still serve an index that lists it meanwhile.
 
 use super::CatalogError;
 use rusqlite::{Connection, OptionalExtension, params};
@@ -44,6 +49,7 @@ impl TargetLedger {
              CREATE INDEX IF NOT EXISTS held_by_content ON held (sha256);",
         )
         .map_err(fail(path))?;
+        migrate(&conn).map_err(fail(path))?;
         let ledger = TargetLedger {
             conn,
             path: path.to_path_buf(),
@@ -95,8 +101,46 @@ impl TargetLedger {
         self.conn
             .execute(
                 "INSERT INTO held (key, sha256) VALUES (?1, ?2)
-                 ON CONFLICT (key) DO UPDATE SET sha256 = excluded.sha256",
+                 ON CONFLICT (key) DO UPDATE SET sha256 = excluded.sha256,
+                     unreferenced_since = NULL",
                 params![key, sha256],
+            )
+            .map(drop)
+            .map_err(fail(&self.path))
+    }
+
+    /// The SHA-256 of the bytes the store holds at `key`, if it holds it.
+    pub fn sha256_of(&self, key: &str) -> Result<Option<String>, CatalogError> {
+        self.conn
+            .query_row("SELECT sha256 FROM held WHERE key = ?1", [key], |r| {
+                r.get(0)
+            })
+            .optional()
+            .map_err(fail(&self.path))
+    }
+
+    /// Every key under `prefix` with the time gc first saw it unreferenced
+    /// (`None`: referenced when gc last looked).
+    pub fn marks_under(&self, prefix: &str) -> Result<Vec<(String, Option<i64>)>, CatalogError> {
+        let mut statement = self
+            .conn
+            .prepare("SELECT key, unreferenced_since FROM held WHERE key >= ?1 AND key < ?2")
+            .map_err(fail(&self.path))?;
+        let rows = statement
+            .query_map(params![prefix, format!("{prefix}\u{10ffff}")], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })
+            .map_err(fail(&self.path))?;
+        rows.collect::<Result<_, _>>().map_err(fail(&self.path))
+    }
+
+    /// Marks `key` unreferenced since `since` (seconds since the epoch), or
+    /// referenced again with `None`.
+    pub fn mark(&self, key: &str, since: Option<i64>) -> Result<(), CatalogError> {
+        self.conn
+            .execute(
+                "UPDATE held SET unreferenced_since = ?2 WHERE key = ?1",
+                params![key, since],
             )
             .map(drop)
             .map_err(fail(&self.path))
@@ -109,6 +153,25 @@ impl TargetLedger {
             .map(drop)
             .map_err(fail(&self.path))
     }
+}
+
+/// Changes of the ledger's schema after its first version (the tables
+/// above), in order: an append-only list tracked by `PRAGMA user_version`.
+const MIGRATIONS: [&str; 1] = [
+    // 1: when gc first saw an object unreferenced (NULL: referenced).
+    "ALTER TABLE held ADD COLUMN unreferenced_since INTEGER;",
+];
+
+/// Brings a ledger written by an earlier bess to the current schema.
+fn migrate(conn: &Connection) -> rusqlite::Result<()> {
+    let version: usize = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    for (at, sql) in MIGRATIONS.iter().enumerate().skip(version) {
+        conn.execute_batch(&format!(
+            "BEGIN IMMEDIATE; {sql} PRAGMA user_version = {}; COMMIT;",
+            at + 1
+        ))?;
+    }
+    Ok(())
 }
 
 fn fail(path: &Path) -> impl Fn(rusqlite::Error) -> CatalogError + '_ {
@@ -143,5 +206,36 @@ mod tests {
         drop(again);
         let other = TargetLedger::open(&path, "http://b bucket p").unwrap();
         assert!(count(&other).is_empty());
+    }
+
+    #[test]
+    fn a_ledger_of_the_first_schema_gains_the_gc_marks_and_keeps_its_rows() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("mirror.db");
+        let first = Connection::open(&path).unwrap();
+        first
+            .execute_batch(
+                "CREATE TABLE store (identity TEXT NOT NULL);
+                 INSERT INTO store VALUES ('id');
+                 CREATE TABLE held (key TEXT PRIMARY KEY, sha256 TEXT NOT NULL) WITHOUT ROWID;
+                 INSERT INTO held VALUES ('p/objects/ab', 'ab'), ('p/key.gpg', '01');",
+            )
+            .unwrap();
+        drop(first);
+        let ledger = TargetLedger::open(&path, "id").unwrap();
+        assert_eq!(
+            ledger.sha256_of("p/key.gpg").unwrap().as_deref(),
+            Some("01")
+        );
+        ledger.mark("p/objects/ab", Some(7)).unwrap();
+        assert_eq!(
+            ledger.marks_under("p/objects/").unwrap(),
+            [("p/objects/ab".to_string(), Some(7))]
+        );
+        ledger.record("p/objects/ab", "ab").unwrap();
+        assert_eq!(ledger.marks_under("p/objects/").unwrap()[0].1, None);
+        drop(ledger);
+        // Opening again runs no migration twice.
+        TargetLedger::open(&path, "id").unwrap();
     }
 }

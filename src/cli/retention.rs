@@ -219,7 +219,7 @@ pub fn run_gc(repo: &mut Repo, args: GcArgs) -> anyhow::Result<ExitCode> {
     )?;
     if args.json {
         json(&outcome)?;
-        return Ok(ExitCode::SUCCESS);
+        return Ok(target_errors(&outcome.targets));
     }
     let verb = if outcome.dry_run {
         "would delete"
@@ -246,7 +246,24 @@ pub fn run_gc(repo: &mut Repo, args: GcArgs) -> anyhow::Result<ExitCode> {
             human_bytes(outcome.temp_bytes_freed)
         );
     }
-    Ok(ExitCode::SUCCESS)
+    for t in outcome.targets.iter().filter(|t| t.error.is_none()) {
+        println!(
+            "target {}: {verb} {} object(s); {} unreferenced kept for the grace period \
+             ({} newly found); {} referenced again",
+            t.target, t.objects_deleted, t.objects_waiting, t.objects_marked, t.objects_unmarked
+        );
+    }
+    Ok(target_errors(&outcome.targets))
+}
+
+/// Prints each target gc could not collect; failure if there was one.
+fn target_errors(targets: &[ops::TargetGc]) -> ExitCode {
+    let mut status = ExitCode::SUCCESS;
+    for error in targets.iter().filter_map(|t| t.error.as_ref()) {
+        eprintln!("bess: {error}");
+        status = ExitCode::FAILURE;
+    }
+    status
 }
 
 pub fn run_stats(repo: &mut Repo, args: StatsArgs) -> anyhow::Result<ExitCode> {

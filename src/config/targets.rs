@@ -39,6 +39,11 @@ pub struct PublishTarget {
     /// request costs a part, not the whole file.
     #[serde(default = "default_multipart_mib")]
     pub multipart_threshold_mib: u64,
+    /// Hours a pool object stays in the store after `bess repo gc` first
+    /// finds no channel referencing it: frontends may still serve an index
+    /// that lists it. 0 deletes it at the first gc.
+    #[serde(default = "default_gc_grace_hours")]
+    pub gc_grace_hours: u64,
 }
 
 /// The store protocol of a target.
@@ -55,7 +60,8 @@ pub enum TargetLayout {
     /// Pool files once under `objects/<sha256>`, dists under `<channel>/dists/`.
     #[default]
     Objects,
-    /// Also the apt paths (`<channel>/pool/…`), for a bucket served as is.
+    /// Also the apt paths (`<channel>/pool/…`, `<channel>/boxes/…`), made
+    /// by server-side copies of the objects, for a bucket served as is.
     Tree,
 }
 
@@ -73,6 +79,10 @@ fn default_request_secs() -> u64 {
 
 fn default_multipart_mib() -> u64 {
     64
+}
+
+fn default_gc_grace_hours() -> u64 {
+    168
 }
 
 /// Keys that would put a secret into `bess.toml`, which is world-readable
@@ -160,12 +170,6 @@ impl PublishTarget {
     }
 
     fn validate_rest(&self, at: &str) -> Result<(), String> {
-        if self.layout == TargetLayout::Tree {
-            return Err(format!(
-                "{at}: layout = \"tree\" is not implemented yet; use layout = \"objects\" (the \
-                 default), which `bess serve --from s3://…` will read"
-            ));
-        }
         if let Some(file) = &self.credentials_file
             && !file.is_absolute()
         {
@@ -255,6 +259,9 @@ mod tests {
             ("us-east-1", TargetLayout::Objects)
         );
         assert_eq!(t.key("objects/x"), "objects/x");
+        assert_eq!(t.gc_grace_hours, 168);
+        let tree = crate::config::Settings::parse(&target("layout = \"tree\"")).unwrap();
+        assert_eq!(tree.publish.targets[0].layout, TargetLayout::Tree);
     }
 
     #[test]
@@ -270,7 +277,7 @@ mod tests {
     fn bad_values_are_named() {
         for (extra, named) in [
             ("prefix = \"/apt/\"", "prefix = \"/apt/\""),
-            ("layout = \"tree\"", "layout = \"tree\""),
+            ("layout = \"flat\"", "flat"),
             (
                 "credentials-file = \"s3.cred\"",
                 "credentials-file = \"s3.cred\"",

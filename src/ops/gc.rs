@@ -47,6 +47,11 @@
 //! `tmp/` wait a day: an upload's directory exists while its body arrives,
 //! before the ingest takes the lock.
 //!
+//! Publish targets are collected too, under the same locks: an object a
+//! target holds that no channel references is deleted from the store
+//! once it stayed unreferenced for the target's grace period
+//! (`ops::targets`, module `gc`).
+//!
 //! An ingest does not collect them when it starts: that would read every
 //! shard of the pool (some 80 ms per 60 000 objects here) on every upload,
 //! more than a small ingest costs, to find files that only a crash leaves.
@@ -92,6 +97,8 @@ pub struct GcOutcome {
     /// Leftover staging and scratch files deleted.
     pub temp_files_deleted: usize,
     pub temp_bytes_freed: u64,
+    /// What gc found and did in each `[[publish.target]]`.
+    pub targets: Vec<super::TargetGc>,
 }
 
 /// What a scan of the pool found.
@@ -138,13 +145,18 @@ pub fn gc(repo: &mut Repo, request: &GcRequest) -> Result<GcOutcome, OpsError> {
         bytes_still_published: scan.still_published.1,
         temp_files_deleted: scan.stale.len(),
         temp_bytes_freed: sum(&scan.stale),
+        targets: Vec::new(),
     };
     if request.dry_run {
-        return Ok(outcome);
+        let targets = super::targets::collect_all(repo, &referenced, true);
+        return Ok(GcOutcome { targets, ..outcome });
     }
     delete_all(&scan.garbage)?;
     delete_all(&scan.stale)?;
-    if outcome.objects_deleted + outcome.temp_files_deleted > 0 {
+    let targets = super::targets::collect_all(repo, &referenced, false);
+    let outcome = GcOutcome { targets, ..outcome };
+    let in_targets: u64 = outcome.targets.iter().map(|t| t.objects_deleted).sum();
+    if outcome.objects_deleted + outcome.temp_files_deleted > 0 || in_targets > 0 {
         let writer = repo.catalog.write()?;
         let mut detail = serde_json::to_value(&outcome).unwrap_or_default();
         if let Some(fields) = detail.as_object_mut() {

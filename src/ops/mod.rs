@@ -75,7 +75,7 @@ pub use publish::{Publication, PublishRequest, Published, publish, publish_every
 pub use query::{Listing, PackageVersions, diff, list, versions};
 pub use refresh::{Failure, RefreshReport, Refreshed, Validity, is_due, refresh, validities};
 pub use selector::Selector;
-pub use targets::TargetSync;
+pub use targets::{TargetGc, TargetSync};
 pub use users::{
     NewUser, add_user, hash_password, list_users, remove_user, set_password, verify_password,
     verify_password_in,

@@ -138,9 +138,13 @@ fn refuse_environment_user(repo: &Repo, name: &str, command: &str) -> Result<(),
 /// Tells running servers that credentials they verified may be stale:
 /// a removed user, an old password or old rights must stop working on the
 /// very next request, not when a cache entry expires.
+/// Publish targets get the new `.bess/users.json` at once, for the same
+/// reason (their frontends read it from there).
 pub(super) fn users_changed(repo: &Repo) -> Result<(), OpsError> {
     let serial = repo.config.layout.users_serial();
-    crate::serial::bump(&serial).map_err(|e| {
+    let bumped = crate::serial::bump(&serial);
+    super::targets::sync_users(repo);
+    bumped.map_err(|e| {
         OpsError::Usage(format!(
             "the change is saved, but running `bess serve` processes could not be told \
              ({}: {e}); they accept the old credentials for up to a minute unless restarted",

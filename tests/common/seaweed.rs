@@ -121,7 +121,10 @@ impl Seaweed {
                 &format!("-port.grpc={grpc}"),
                 &format!("-dir={}", dir.display()),
                 &format!("-mserver={master}"),
-                "-max=30",
+                // Each bucket is a collection that grows volumes of its
+                // own (six or seven at a time): a scenario per bucket
+                // needs room for several. Volumes are sparse files.
+                "-max=100",
             ],
         );
         self.wait_for("a volume server", || {

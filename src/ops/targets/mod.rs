@@ -5,20 +5,32 @@
 //! A target is compared with its ledger (`catalog::TargetLedger`), not
 //! listed: the plan (`plan.rs`) names only what the store lacks, and only
 //! that is sent, in an order that keeps the store consistent for a reader
-//! at every instant. New pool objects first; then per dist the index files
-//! with new bytes (by-hash keys first), server-side copies of bytes the
-//! store already has, and `Release`, `Release.gpg`, `InRelease` last, one
-//! at a time; the keys the local tree dropped are deleted at the very end.
-//! A failed target is reported and the next publish resumes it.
+//! at every instant. `key.gpg`, then new pool objects (packages and
+//! boxes); with `layout = "tree"` their copies at the apt and box paths;
+//! each channel's `boxes.json`; then per dist the index files with new
+//! bytes (by-hash keys first), server-side copies of bytes the store
+//! already has, and `Release`, `Release.gpg`, `InRelease` last, one at a
+//! time; then `bess.json` and `.bess/users.json`; the keys the local tree
+//! dropped are deleted at the very end. A failed target is reported and
+//! the next publish resumes it.
+//!
+//! A user change reaches every target at once ([`sync_users`]), and
+//! `bess repo gc` deletes the objects no channel references any more
+//! after a grace period (`gc.rs`).
 
+mod gc;
 mod plan;
+mod published;
 mod store;
 
+pub use gc::TargetGc;
+pub(super) use gc::collect_all;
 pub(crate) use store::credentials_file;
 
 use super::{OpsError, Repo};
 use crate::catalog::{CatalogError, TargetLedger};
 use crate::config::PublishTarget;
+use crate::publish::store_manifest::USERS_KEY;
 use futures::StreamExt;
 use object_store::aws::AmazonS3;
 use object_store::path::Path as Key;
@@ -42,6 +54,11 @@ pub struct TargetSync {
     pub files_copied: u64,
     /// Dists files deleted because the local tree no longer has them.
     pub files_deleted: u64,
+    /// `layout = "tree"`: pool and box files made by server-side copies
+    /// of their objects.
+    pub tree_copied: u64,
+    /// `layout = "tree"`: pool and box files deleted, no longer placed.
+    pub tree_deleted: u64,
     /// HTTP requests, retries included.
     pub requests: u64,
     /// PUT requests (objects, multipart parts, copies), retries included.
@@ -141,13 +158,28 @@ fn sync_into(
             channels: &repo.config.settings.channels,
             dists: repo.config.dists.names(),
             keyring: keyring(repo),
+            manifest: published::manifest(&repo.config),
+            users: published::users_of(&reader)?,
         };
         plan::plan(target, &local, &held)?
     };
     let store = store::connect(target, traffic.clone())?;
     let threshold = target.multipart_threshold_mib << 20;
-    // The sync runs on a thread of its own with its own runtime: a
-    // publish may be called from inside `bess serve`'s runtime.
+    on_own_runtime(move |runtime| {
+        let sender = Sender {
+            store: &store,
+            ledger: &ledger,
+            threshold,
+        };
+        runtime.block_on(sender.send(plan, report))
+    })
+}
+
+/// Runs `work` on a thread of its own with its own runtime: a publish or
+/// a user change may be called from inside `bess serve`'s runtime.
+fn on_own_runtime<T: Send>(
+    work: impl FnOnce(&tokio::runtime::Runtime) -> Result<T, TargetError> + Send,
+) -> Result<T, TargetError> {
     std::thread::scope(|scope| {
         scope
             .spawn(move || {
@@ -156,15 +188,66 @@ fn sync_into(
                     .enable_all()
                     .build()
                     .map_err(|e| TargetError::Local(format!("cannot start the uploads: {e}")))?;
-                let sender = Sender {
-                    store: &store,
-                    ledger: &ledger,
-                    threshold,
-                };
-                runtime.block_on(sender.send(plan, report))
+                work(&runtime)
             })
             .join()
             .expect("the upload thread does not panic")
+    })
+}
+
+/// Sends `.bess/users.json` to every target whose copy differs, after a
+/// user change the catalog has committed: frontends must stop accepting
+/// a removed user or an old password without waiting for a publish. A
+/// target that fails gets a warning on stderr (the change stands, and
+/// every publish sends the file again until the target has it).
+pub(super) fn sync_users(repo: &Repo) {
+    let targets = &repo.config.settings.publish.targets;
+    if targets.is_empty() {
+        return;
+    }
+    let warn = |target: &PublishTarget, e: &dyn std::fmt::Display| {
+        eprintln!(
+            "warning: publish target `{}` ({}, bucket {}): cannot update {USERS_KEY}: {e}; \
+             the user change is saved, and the next `bess repo publish` sends it",
+            target.name, target.endpoint, target.bucket
+        )
+    };
+    // The publish lock: a publish running meanwhile may have read the
+    // users before this change, and must not put them after it.
+    let users = super::lock::PublishLock::of(repo)
+        .map_err(|e| TargetError::Local(e.to_string()))
+        .and_then(|lock| Ok((lock, published::users_of(&repo.catalog.reader())?)));
+    let (_lock, users) = match users {
+        Ok(found) => found,
+        Err(e) => return targets.iter().for_each(|t| warn(t, &e)),
+    };
+    for target in targets {
+        if let Err(e) = put_users(repo, target, &users) {
+            warn(target, &e);
+        }
+    }
+}
+
+/// Puts `users` at the target's users key unless the ledger says it holds them.
+fn put_users(repo: &Repo, target: &PublishTarget, users: &[u8]) -> Result<(), TargetError> {
+    let ledger = open_ledger(repo, target)?;
+    let key = target.key(USERS_KEY);
+    let held: std::collections::HashMap<String, String> = ledger
+        .sha256_of(&key)?
+        .map(|sha| (key.clone(), sha))
+        .into_iter()
+        .collect();
+    let Some(put) = plan::changed_file(key, users, &held) else {
+        return Ok(());
+    };
+    let store = store::connect(target, Arc::new(Traffic::default()))?;
+    on_own_runtime(move |runtime| {
+        let sender = Sender {
+            store: &store,
+            ledger: &ledger,
+            threshold: u64::MAX,
+        };
+        runtime.block_on(sender.batch(vec![put], &mut 0))
     })
 }
 
@@ -207,6 +290,10 @@ impl Sender<'_> {
         .await?;
         self.batch(plan.objects, &mut report.objects_uploaded)
             .await?;
+        // Before any index lists them, as in the local tree.
+        self.batch(plan.tree, &mut report.tree_copied).await?;
+        self.batch(plan.box_indices, &mut report.files_uploaded)
+            .await?;
         let mut stale = Vec::new();
         for dist in plan.dists {
             self.batch(dist.uploads, &mut report.files_uploaded).await?;
@@ -217,14 +304,26 @@ impl Sender<'_> {
             }
             stale.extend(dist.stale);
         }
-        // Deleted last: a copy above may have read one of these keys.
-        for key in stale {
+        // Once every dist is complete: a frontend reading a new dist from
+        // bess.json finds its Release.
+        self.batch(plan.manifest, &mut report.files_uploaded)
+            .await?;
+        // Deleted last: a copy above may have read one of these keys, and
+        // an index the store served until now may list a tree file.
+        self.delete_all(stale, &mut report.files_deleted).await?;
+        self.delete_all(plan.stale_tree, &mut report.tree_deleted)
+            .await
+    }
+
+    /// Deletes `keys` one by one, forgetting each in the ledger.
+    async fn delete_all(&self, keys: Vec<String>, done: &mut u64) -> Result<(), TargetError> {
+        for key in keys {
             self.store
                 .delete(&object_key(&key)?)
                 .await
                 .map_err(store_error("delete", &key))?;
             self.ledger.forget(&key)?;
-            report.files_deleted += 1;
+            *done += 1;
         }
         Ok(())
     }

@@ -1,16 +1,23 @@
 //! What a target lacks: the local publication compared with the target's
 //! ledger, as ordered batches of uploads, copies and deletions.
 //!
-//! The store layout under `<prefix>/`: `objects/<sha256>` for every pool
-//! object a placement of a channel references (content-addressed, put
-//! once), `<channel>/dists/<dist>/…` mirroring the local dists files
-//! byte for byte, and `key.gpg`, the binary public keyring.
+//! The store layout is `publish::store_manifest`'s: `objects/<sha256>` for
+//! every pool object a placement of a channel references (packages and
+//! boxes, content-addressed, put once), `<channel>/dists/<dist>/…`
+//! mirroring the local dists files byte for byte, `<channel>/boxes.json`,
+//! `key.gpg`, `bess.json` and `.bess/users.json`. With `layout = "tree"`,
+//! also the apt and box paths (`<channel>/pool/…`, `<channel>/boxes/…`),
+//! as server-side copies of the objects.
 
 use super::TargetError;
-use crate::catalog::{CatalogError, PlacementFilter, Reader, TargetLedger};
-use crate::config::PublishTarget;
+use crate::boxes::BoxIdentity;
+use crate::catalog::{PlacementFilter, Reader, TargetLedger};
+use crate::config::{PublishTarget, TargetLayout};
 use crate::pool::{Digests, Pool, Sha256, sha256_of_file};
 use crate::publish::DistTree;
+use crate::publish::store_manifest::{
+    BoxIndex, FORMAT, KEYRING_KEY, MANIFEST_KEY, PublishedBox, USERS_KEY, boxes_key, object_key,
+};
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 
@@ -43,12 +50,21 @@ pub struct DistPlan {
     pub stale: Vec<String>,
 }
 
-/// Everything a target lacks.
+/// Everything a target lacks, each part sent after the ones above it.
 #[derive(Debug, Default)]
 pub struct Plan {
     pub keyring: Option<Put>,
+    /// Package and box objects.
     pub objects: Vec<Put>,
+    /// `layout = "tree"`: copies of objects at their apt and box paths.
+    pub tree: Vec<Put>,
+    /// `<channel>/boxes.json`, after the objects it names.
+    pub box_indices: Vec<Put>,
     pub dists: Vec<DistPlan>,
+    /// `bess.json` and `.bess/users.json`, once every dist is complete.
+    pub manifest: Vec<Put>,
+    /// Tree keys no placement wants any more, deleted at the very end.
+    pub stale_tree: Vec<String>,
 }
 
 /// The files at the top of a dist that name the others, written last.
@@ -62,6 +78,10 @@ pub struct Local<'a> {
     pub channels: &'a [String],
     pub dists: &'a [String],
     pub keyring: Option<Vec<u8>>,
+    /// The bytes of `bess.json`.
+    pub manifest: Vec<u8>,
+    /// The bytes of `.bess/users.json`.
+    pub users: Vec<u8>,
 }
 
 /// What the ledger says a store holds: pool objects as digests (32 bytes
@@ -93,8 +113,13 @@ impl Held {
 
 /// Compares `local` with what the target holds.
 pub fn plan(target: &PublishTarget, local: &Local<'_>, held: &Held) -> Result<Plan, TargetError> {
-    let objects = missing_objects(target, local, &held.objects)?;
+    let mut walk = Walk::new(target, &held.objects);
+    for channel in local.channels {
+        walk.packages(local, channel)?;
+        walk.boxes(local, channel, &held.files)?;
+    }
     let held = &held.files;
+    let (tree, stale_tree) = walk.tree_changes(local.channels, held);
     // A key per content the store has, or will have once an earlier
     // batch of this plan is written: the source of server-side copies.
     // Only by-hash keys, whose bytes never change: a named index file may
@@ -103,17 +128,14 @@ pub fn plan(target: &PublishTarget, local: &Local<'_>, held: &Held) -> Result<Pl
     for (key, sha) in held.iter().filter(|(key, _)| is_by_hash(key)) {
         holders.entry(sha.clone()).or_insert_with(|| key.clone());
     }
-    let keyring = local.keyring.as_ref().and_then(|bytes| {
-        let sha = Digests::sha256_of(bytes).to_hex();
-        let key = target.key("key.gpg");
-        (held.get(&key) != Some(&sha)).then(|| Put {
-            key,
-            sha256: sha,
-            size: bytes.len() as u64,
-            content: Content::Bytes(bytes::Bytes::from(bytes.clone())),
-            copy_from: None,
-        })
-    });
+    let keyring = local
+        .keyring
+        .as_ref()
+        .and_then(|bytes| changed_file(target.key(KEYRING_KEY), bytes, held));
+    let manifest = [(MANIFEST_KEY, &local.manifest), (USERS_KEY, &local.users)]
+        .into_iter()
+        .filter_map(|(key, bytes)| changed_file(target.key(key), bytes, held))
+        .collect();
     let mut dists = Vec::new();
     for channel in local.channels {
         for dist in local.dists {
@@ -128,51 +150,184 @@ pub fn plan(target: &PublishTarget, local: &Local<'_>, held: &Held) -> Result<Pl
     }
     Ok(Plan {
         keyring,
-        objects,
+        objects: walk.missing,
+        tree,
+        box_indices: walk.box_indices,
         dists,
+        manifest,
+        stale_tree,
     })
 }
 
-/// Pool objects some placement references that the target lacks.
-fn missing_objects(
-    target: &PublishTarget,
-    local: &Local<'_>,
-    held: &HashSet<[u8; 32]>,
-) -> Result<Vec<Put>, TargetError> {
-    let mut missing = Vec::new();
-    // Only the missing ones are remembered, for the other channels.
-    let mut planned = HashSet::new();
-    for channel in local.channels {
+/// A small file at `key` unless the store holds these very bytes there.
+pub fn changed_file(key: String, bytes: &[u8], held: &HashMap<String, String>) -> Option<Put> {
+    let sha = Digests::sha256_of(bytes).to_hex();
+    (held.get(&key) != Some(&sha)).then(|| Put {
+        key,
+        sha256: sha,
+        size: bytes.len() as u64,
+        content: Content::Bytes(bytes::Bytes::copy_from_slice(bytes)),
+        copy_from: None,
+    })
+}
+
+/// The placements of every channel, walked once: the objects the store
+/// lacks, each channel's box index, and (tree layout) the key each placed
+/// file wants with its bytes.
+struct Walk<'a> {
+    target: &'a PublishTarget,
+    held: &'a HashSet<[u8; 32]>,
+    missing: Vec<Put>,
+    /// Only the missing objects are remembered, for the other channels.
+    planned: HashSet<[u8; 32]>,
+    box_indices: Vec<Put>,
+    /// Tree key → SHA-256 of its bytes; empty unless `layout = "tree"`.
+    tree: HashMap<String, String>,
+}
+
+impl<'a> Walk<'a> {
+    fn new(target: &'a PublishTarget, held: &'a HashSet<[u8; 32]>) -> Walk<'a> {
+        Walk {
+            target,
+            held,
+            missing: Vec::new(),
+            planned: HashSet::new(),
+            box_indices: Vec::new(),
+            tree: HashMap::new(),
+        }
+    }
+
+    /// The objects of the packages placed in `channel`.
+    fn packages(&mut self, local: &Local<'_>, channel: &str) -> Result<(), TargetError> {
         let filter = PlacementFilter {
-            channel: Some(channel.clone()),
+            channel: Some(channel.to_string()),
             ..PlacementFilter::default()
         };
-        let mut bad = None;
         local
             .reader
-            .each_placement(&filter, |p| -> Result<(), CatalogError> {
-                let Some(digest) = Sha256::from_hex(&p.package.sha256) else {
-                    bad = Some(p.package.sha256);
-                    return Ok(());
-                };
-                if !held.contains(&digest.0) && planned.insert(digest.0) {
-                    missing.push(Put {
-                        key: target.key(&format!("objects/{}", p.package.sha256)),
-                        sha256: p.package.sha256,
-                        size: p.package.size,
-                        content: Content::File(local.pool.object_path(&digest)),
-                        copy_from: None,
-                    });
-                }
-                Ok(())
-            })?;
-        if let Some(sha) = bad {
+            .each_placement(&filter, |p| -> Result<(), TargetError> {
+                let rel = format!("{channel}/pool/{}/{}", p.component, p.package.pool_name);
+                self.object(local.pool, &p.package.sha256, p.package.size, rel)
+            })
+    }
+
+    /// The objects of the boxes placed in `channel`, and its `boxes.json`.
+    fn boxes(
+        &mut self,
+        local: &Local<'_>,
+        channel: &str,
+        held: &HashMap<String, String>,
+    ) -> Result<(), TargetError> {
+        let mut boxes = Vec::new();
+        for placed in local.reader.box_placements(Some(channel), None)? {
+            let row = placed.row;
+            let identity = BoxIdentity::new(&row.name, &row.version, &row.provider, &row.arch)
+                .map_err(|e| {
+                    TargetError::Local(format!(
+                        "catalog box {} {} is not a valid box identity: {e}",
+                        row.name, row.version
+                    ))
+                })?;
+            let rel = format!("{channel}/boxes/{}", identity.file_path());
+            self.object(local.pool, &row.sha256, row.size, rel)?;
+            boxes.push(PublishedBox {
+                name: row.name,
+                version: row.version,
+                provider: row.provider,
+                arch: row.arch,
+                sha256: row.sha256,
+                size: row.size,
+            });
+        }
+        boxes.sort_by(|a, b| {
+            (&a.name, &a.version, &a.provider, &a.arch).cmp(&(
+                &b.name,
+                &b.version,
+                &b.provider,
+                &b.arch,
+            ))
+        });
+        let index = BoxIndex {
+            format: FORMAT,
+            boxes,
+        };
+        let bytes = json_file(&index);
+        let key = self.target.key(&boxes_key(channel));
+        self.box_indices.extend(changed_file(key, &bytes, held));
+        Ok(())
+    }
+
+    /// One placed object, published at `rel` in the tree layout.
+    fn object(
+        &mut self,
+        pool: &Pool,
+        sha: &str,
+        size: u64,
+        rel: String,
+    ) -> Result<(), TargetError> {
+        let Some(digest) = Sha256::from_hex(sha) else {
             return Err(TargetError::Local(format!(
                 "the catalog names object `{sha}`, not a SHA-256"
             )));
+        };
+        if self.target.layout == TargetLayout::Tree {
+            self.tree.insert(self.target.key(&rel), sha.to_string());
         }
+        if !self.held.contains(&digest.0) && self.planned.insert(digest.0) {
+            self.missing.push(Put {
+                key: self.target.key(&object_key(sha)),
+                sha256: sha.to_string(),
+                size,
+                content: Content::File(pool.object_path(&digest)),
+                copy_from: None,
+            });
+        }
+        Ok(())
     }
-    Ok(missing)
+
+    /// The tree keys to copy from their objects, and those held that no
+    /// placement wants any more (every tree key, once the layout is
+    /// `objects` again).
+    fn tree_changes(
+        &mut self,
+        channels: &[String],
+        held: &HashMap<String, String>,
+    ) -> (Vec<Put>, Vec<String>) {
+        let wanted = std::mem::take(&mut self.tree);
+        let roots: Vec<String> = channels
+            .iter()
+            .flat_map(|c| [format!("{c}/pool/"), format!("{c}/boxes/")])
+            .map(|rel| self.target.key(&rel))
+            .collect();
+        let mut stale: Vec<String> = held
+            .keys()
+            .filter(|k| roots.iter().any(|r| k.starts_with(r.as_str())))
+            .filter(|k| !wanted.contains_key(*k))
+            .cloned()
+            .collect();
+        stale.sort();
+        let mut copies: Vec<Put> = wanted
+            .into_iter()
+            .filter(|(key, sha)| held.get(key) != Some(sha))
+            .map(|(key, sha)| Put {
+                copy_from: Some(self.target.key(&object_key(&sha))),
+                key,
+                sha256: sha,
+                size: 0,
+                content: Content::Bytes(bytes::Bytes::new()),
+            })
+            .collect();
+        copies.sort_by(|a, b| a.key.cmp(&b.key));
+        (copies, stale)
+    }
+}
+
+/// A published JSON file: pretty, with a final newline (operators read
+/// them with `curl`), and the same bytes for the same value.
+pub fn json_file<T: serde::Serialize>(value: &T) -> Vec<u8> {
+    let mut bytes = serde_json::to_vec_pretty(value).expect("plain data serializes");
+    bytes.push(b'\n');
+    bytes
 }
 
 /// Every file of a published dist (through its by-hash links) with its
