@@ -12,7 +12,7 @@
 mod common;
 
 use common::apt::AptRoot;
-use common::seaweed::{ACCESS_KEY, SECRET_KEY, Seaweed};
+use common::seaweed::{ACCESS_KEY, SECRET_KEY, Seaweed, held_objects};
 use common::server::{Server, add_user, host_arch};
 use common::vagrant::{Vagrant, make_box};
 use common::{DebSpec, Sandbox, have_tool};
@@ -72,6 +72,7 @@ fn frontends_serve_what_the_primary_publishes_to_the_store() {
     }
     vagrant_through(&fronts[0], &base_image);
     rights_and_redirects(&fronts[1], &primary_server);
+    new_user_reaches_frontends(&sb, &fronts);
     eprintln!(
         "{:?}: vagrant, rights and redirects checked",
         start.elapsed()
@@ -86,6 +87,9 @@ fn frontends_serve_what_the_primary_publishes_to_the_store() {
 /// every channel and one reading prod only.
 fn primary(cluster: &Seaweed) -> Sandbox {
     let mut sb = Sandbox::new("bookworm", &host_arch());
+    add_user(&sb.repo, OPS, &["--read", "preprod,prod"]);
+    add_user(&sb.repo, PROD_ONLY, &["--read", "prod"]);
+    std::fs::create_dir_all(sb.path("keys")).unwrap();
     let settings = sb.repo.join("bess.toml");
     let mut text = std::fs::read_to_string(&settings).unwrap();
     text.push_str(&format!(
@@ -99,8 +103,6 @@ fn primary(cluster: &Seaweed) -> Sandbox {
     sb.env.push(("AWS_ACCESS_KEY_ID".into(), ACCESS_KEY.into()));
     sb.env
         .push(("AWS_SECRET_ACCESS_KEY".into(), SECRET_KEY.into()));
-    add_user(&sb.repo, OPS, &["--read", "preprod,prod"]);
-    add_user(&sb.repo, PROD_ONLY, &["--read", "prod"]);
     sb
 }
 
@@ -292,11 +294,59 @@ fn rights_and_redirects(front: &Server, primary: &Server) {
     );
 }
 
+/// A user added on the primary (which puts the users to the store at
+/// once) can log in on a frontend within its reload interval; the
+/// frontend's `bess.sources` names it and carries the signing key.
+fn new_user_reaches_frontends(sb: &Sandbox, fronts: &[Server; 2]) {
+    const LATE: (&str, &str) = ("late-reader", "late-reader-password");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_bess"))
+        .env("BESS_REPO", &sb.repo)
+        .envs(sb.env.iter().map(|(k, v)| (k, v)))
+        .args(["user", "add", LATE.0, "--password-stdin", "--read", "prod"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(LATE.1.as_bytes())
+        .unwrap();
+    assert!(child.wait().unwrap().success());
+    let added = Instant::now();
+    for front in fronts {
+        while front.get("/prod/bess.sources", Some(LATE)).0 != 200 {
+            assert!(
+                added.elapsed() < Duration::from_secs(INTERVAL + 5),
+                "the new user is still refused after {:?}:\n{}",
+                added.elapsed(),
+                front.log()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+    eprintln!(
+        "a new user logged in on both frontends {:?} after `bess user add`",
+        added.elapsed()
+    );
+    let (_, sources) = fronts[0].get("/prod/bess.sources", Some(LATE));
+    let sources = String::from_utf8(sources).unwrap();
+    // The test client sends `Host: x`: the URI is built from it.
+    assert!(sources.contains("URIs: http://x/prod\n"), "{sources}");
+    assert!(sources.contains("Suites: bookworm\n"), "{sources}");
+    assert!(
+        sources.contains(" -----BEGIN PGP PUBLIC KEY BLOCK-----"),
+        "{sources}"
+    );
+}
+
 /// A promotion published by the primary is served by both frontends
 /// within their reload interval (plus the time of one look).
 fn promotion_reaches_both(sb: &Sandbox, fronts: &[Server; 2]) {
     sb.ok(&["repo", "promote", "pkg100=1.0"]);
-    let wanted = std::fs::read(sb.published("prod", "dists/bookworm/InRelease")).unwrap();
+    let wanted = std::fs::read(sb.repo.join("public/prod/dists/bookworm/InRelease")).unwrap();
     let published = Instant::now();
     for front in fronts {
         loop {
@@ -304,8 +354,9 @@ fn promotion_reaches_both(sb: &Sandbox, fronts: &[Server; 2]) {
             if status == 200 && body == wanted {
                 break;
             }
+            // The interval, and time for one look on a loaded machine.
             assert!(
-                published.elapsed() < Duration::from_secs(INTERVAL * 5),
+                published.elapsed() < Duration::from_secs(INTERVAL + 5),
                 "a frontend still serves the old InRelease after {:?}:\n{}",
                 published.elapsed(),
                 front.log()
@@ -337,17 +388,29 @@ fn lost_volume_during_publish(sb: &Sandbox, cluster: &mut Seaweed, front: &Serve
             }
             count
         });
-        let mut publish = Command::new(env!("CARGO_BIN_EXE_bess"))
+        let ledger = sb.repo.join("targets/cluster.db");
+        let before = held_objects(&ledger);
+        let publish = Command::new(env!("CARGO_BIN_EXE_bess"))
             .env("BESS_REPO", &sb.repo)
             .envs(sb.env.iter().map(|(k, v)| (k, v)))
             .args(["repo", "publish", "--json"])
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
             .spawn()
             .unwrap();
-        std::thread::sleep(Duration::from_millis(300));
+        // Killed once the store acknowledged some of the new objects: the
+        // rest of the upload runs with one replica gone.
+        while held_objects(&ledger) < before + 20 {
+            std::thread::sleep(Duration::from_millis(2));
+        }
         cluster.kill_volume(1);
-        let _ = publish.wait();
+        let out = publish.wait_with_output().unwrap();
+        eprintln!(
+            "publish with a volume server killed part-way: {}\n{}{}",
+            out.status,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
         cluster.start_volume(1);
         cluster.wait_for_replicated_writes();
         let report = sb.json(&["repo", "publish"]);

@@ -16,7 +16,7 @@
 
 mod common;
 
-use common::seaweed::{ACCESS_KEY, SECRET_KEY, Seaweed};
+use common::seaweed::{ACCESS_KEY, SECRET_KEY, Seaweed, held_objects};
 use common::{DebSpec, Sandbox, have_tool};
 use object_store::ObjectStoreExt;
 use object_store::aws::{AmazonS3, AmazonS3Builder};
@@ -356,20 +356,6 @@ fn files_under(dir: &Path) -> Vec<(String, PathBuf)> {
 }
 
 /// How many pool objects the target's ledger says the store holds.
-fn held_objects(ledger: &Path) -> u64 {
-    let Ok(db) =
-        rusqlite::Connection::open_with_flags(ledger, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
-    else {
-        return 0;
-    };
-    db.query_row(
-        "SELECT count(*) FROM held WHERE key LIKE '%/objects/%'",
-        [],
-        |r| r.get(0),
-    )
-    .unwrap_or(0)
-}
-
 /// Secrets in bess.toml are refused; a credentials file others may read
 /// fails the target, not the local publish, before any request is sent.
 #[test]

@@ -312,3 +312,19 @@ fn http_get(port: u16, path: &str) -> Option<(u16, String)> {
     let body = text.split_once("\r\n\r\n").map(|(_, b)| b.to_string())?;
     Some((status, body))
 }
+
+/// How many pool objects a target's ledger (`targets/<name>.db`) records
+/// as acknowledged by the store; 0 before the ledger exists.
+pub fn held_objects(ledger: &Path) -> u64 {
+    let Ok(db) =
+        rusqlite::Connection::open_with_flags(ledger, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+    else {
+        return 0;
+    };
+    db.query_row(
+        "SELECT count(*) FROM held WHERE key LIKE '%/objects/%'",
+        [],
+        |r| r.get(0),
+    )
+    .unwrap_or(0)
+}
