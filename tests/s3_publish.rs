@@ -469,7 +469,7 @@ const BOB_PASSWORD: &str = "bob-password-4567";
 /// is left out with a warning.
 fn manifest_and_users(cluster: &Seaweed, runtime: &tokio::runtime::Runtime) {
     cluster.create_bucket("extras");
-    let sb = repository_with_target_in(cluster, "extras", "extras");
+    let mut sb = repository_with_target_in(cluster, "extras", "extras");
     user_command(&sb, &["add", "alice", "--read", "prod"], ALICE_PASSWORD);
     publish_json(&sb);
     let store = client(cluster, "extras");
@@ -482,6 +482,19 @@ fn manifest_and_users(cluster: &Seaweed, runtime: &tokio::runtime::Runtime) {
     let users = get_json(&store, runtime, "extras/.bess/users.json");
     assert_eq!(users["users"][0]["name"], "alice", "{users}");
     assert_eq!(users["users"][0]["read"], serde_json::json!(["prod"]));
+
+    // A target that fails (no credentials): the user is added all the
+    // same, with a warning.
+    let credentials = std::mem::take(&mut sb.env);
+    let said = user_command(&sb, &["add", "carol", "--read", "prod"], BOB_PASSWORD);
+    sb.env = credentials;
+    assert!(
+        said.contains("warning: publish target `cluster`")
+            && said.contains("the next `bess repo publish` sends it")
+            && !said.contains("$argon2"),
+        "{said}"
+    );
+    sb.ok(&["user", "remove", "carol"]);
 
     // No publish from here on: each user command puts the file itself.
     let said = user_command(&sb, &["add", "bob", "--upload", "preprod"], BOB_PASSWORD);
@@ -593,20 +606,42 @@ fn boxes_listed(
 /// promote and remove.
 fn boxes_reach_the_store(cluster: &Seaweed, runtime: &tokio::runtime::Runtime) {
     cluster.create_bucket("boxes");
-    let sb = repository_with_target_in(cluster, "boxes", "boxes");
+    let mut sb = repository_with_target_in(cluster, "boxes", "boxes");
     let file = noisy_box(&sb, "base.box", 3 << 20);
     let bytes = std::fs::read(&file).unwrap();
     let sha = hex::encode(sha2::Sha256::digest(&bytes));
-    // `bess box add` brings the target up to date itself (the box went
-    // in parts: it is above the 1 MiB threshold the tests set).
-    add_box(&sb, &file);
+    // A target that fails (no credentials) leaves the box added, with a
+    // warning; the next publish sends it.
+    let credentials = std::mem::take(&mut sb.env);
+    let out = sb.bess(&[
+        "box",
+        "add",
+        "acme/base",
+        "1.0.0",
+        file.to_str().unwrap(),
+        "--provider",
+        "libvirt",
+    ]);
+    sb.env = credentials;
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{said}");
+    assert!(
+        said.contains("warning: the box is saved, but publish target `cluster`")
+            && said.contains("no credentials"),
+        "{said}"
+    );
+    let first = publish_json(&sb);
+    let report = &first["targets"][0];
+    assert!(report["error"].is_null(), "{first}");
+    assert_eq!(report["objects_uploaded"], 1, "{first}");
+    // Sent in parts (above the 1 MiB threshold the tests set): a
+    // multipart upload is started and completed by a POST each, around
+    // its part PUTs; every other request is a PUT.
+    let count = |name: &str| report[name].as_u64().unwrap();
+    assert_eq!(count("requests"), count("puts") + 2, "{first}");
+    eprintln!("publish of a {} byte box: {report}", bytes.len());
     let store = client(cluster, "boxes");
     assert!(get_bytes(&store, runtime, &format!("boxes/objects/{sha}")) == Some(bytes.clone()));
-    let idle = publish_json(&sb);
-    assert_eq!(
-        idle["targets"][0]["requests"], 0,
-        "the box add sent all: {idle}"
-    );
     let listed =
         |channel: &str| boxes_listed(&store, runtime, &format!("boxes/{channel}/boxes.json"));
     let entry = (
