@@ -440,8 +440,17 @@ fn print_targets(targets: &[ops::TargetSync]) {
         } else {
             "synced"
         };
+        // Only a tree-layout target copies pool files to their apt paths.
+        let tree = if t.tree_copied + t.tree_deleted > 0 {
+            format!(
+                "; pool files {} copied, {} deleted",
+                t.tree_copied, t.tree_deleted
+            )
+        } else {
+            String::new()
+        };
         println!(
-            "{state:9} target {}: {} object(s), {} file(s) uploaded, {} copied, {} deleted; \
+            "{state:9} target {}: {} object(s), {} file(s) uploaded, {} copied, {} deleted{tree}; \
              {} request(s), {}",
             t.target,
             t.objects_uploaded,

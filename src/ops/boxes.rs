@@ -103,7 +103,20 @@ fn refusal(label: &str, error: BoxError) -> OpsError {
 /// hashed while they are copied into the pool's staging area, then the
 /// staged file is checked to be a box for the provider; nothing becomes
 /// visible unless everything holds. `label` names the upload in errors.
+/// Publish targets get the box and its channel's `boxes.json` at once.
 pub fn add_box(
+    repo: &mut Repo,
+    request: &BoxAddRequest,
+    source: &mut dyn Read,
+    label: &str,
+) -> Result<BoxChange, OpsError> {
+    let change = add_box_locally(repo, request, source, label)?;
+    super::targets::sync_after(repo, "box");
+    Ok(change)
+}
+
+/// [`add_box`] without the publish targets, under the publish lock.
+fn add_box_locally(
     repo: &mut Repo,
     request: &BoxAddRequest,
     source: &mut dyn Read,
@@ -239,7 +252,20 @@ fn known_box(
 
 /// Places every provider and architecture of `NAME=VERSION` of channel
 /// `from` in `to` (default: the first channel, and the one after it).
+/// Publish targets get the channel's new `boxes.json` at once.
 pub fn promote_box(
+    repo: &mut Repo,
+    selector: &BoxSelector,
+    from: Option<&str>,
+    to: Option<&str>,
+) -> Result<Vec<BoxChange>, OpsError> {
+    let changes = promote_box_locally(repo, selector, from, to)?;
+    super::targets::sync_after(repo, "promotion");
+    Ok(changes)
+}
+
+/// [`promote_box`] without the publish targets, under the publish lock.
+fn promote_box_locally(
     repo: &mut Repo,
     selector: &BoxSelector,
     from: Option<&str>,
@@ -299,7 +325,19 @@ fn selected(
 
 /// Withdraws every provider and architecture of `NAME=VERSION` from a
 /// channel; the pool keeps the bytes.
+/// Publish targets get the channel's new `boxes.json` at once.
 pub fn remove_box(
+    repo: &mut Repo,
+    selector: &BoxSelector,
+    channel: &str,
+) -> Result<Vec<BoxChange>, OpsError> {
+    let changes = remove_box_locally(repo, selector, channel)?;
+    super::targets::sync_after(repo, "removal");
+    Ok(changes)
+}
+
+/// [`remove_box`] without the publish targets, under the publish lock.
+fn remove_box_locally(
     repo: &mut Repo,
     selector: &BoxSelector,
     channel: &str,

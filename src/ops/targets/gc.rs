@@ -154,3 +154,65 @@ fn delete(
         })
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn target(grace_hours: u64) -> PublishTarget {
+        let text = format!(
+            "[[publish.target]]\ntype = \"s3\"\nname = \"mirror\"\n\
+             endpoint = \"http://127.0.0.1:9\"\nbucket = \"apt\"\nprefix = \"p\"\n\
+             gc-grace-hours = {grace_hours}\n"
+        );
+        let settings = crate::config::Settings::parse(&text).unwrap();
+        settings.publish.targets[0].clone()
+    }
+
+    #[test]
+    fn objects_go_only_once_unreferenced_for_the_grace_period() {
+        let dir = tempfile::tempdir().unwrap();
+        let ledger = TargetLedger::open(&dir.path().join("mirror.db"), "id").unwrap();
+        let hex = |c: char| c.to_string().repeat(64);
+        for c in ['a', 'b', 'c', 'd'] {
+            ledger
+                .record(&format!("p/objects/{}", hex(c)), &hex(c))
+                .unwrap();
+        }
+        ledger.record("p/key.gpg", "01").unwrap();
+        let now = 1_000_000;
+        ledger
+            .mark(&format!("p/objects/{}", hex('b')), Some(now - 10))
+            .unwrap();
+        ledger
+            .mark(&format!("p/objects/{}", hex('c')), Some(now - 3600))
+            .unwrap();
+        // a referenced; b referenced again; c unreferenced for an hour; d newly.
+        let referenced: HashSet<Sha256> = ['a', 'b']
+            .into_iter()
+            .map(|c| Sha256::from_hex(&hex(c)).unwrap())
+            .collect();
+        let mut report = TargetGc::default();
+        let due = sort_marks(&ledger, &target(1), &referenced, (now, false), &mut report).unwrap();
+        assert_eq!(due, [format!("p/objects/{}", hex('c'))]);
+        assert_eq!(
+            (
+                report.objects_marked,
+                report.objects_unmarked,
+                report.objects_waiting
+            ),
+            (1, 1, 1)
+        );
+        let marks: Vec<Option<i64>> = ledger
+            .marks_under("p/objects/")
+            .unwrap()
+            .into_iter()
+            .map(|(_, since)| since)
+            .collect();
+        assert_eq!(marks, [None, None, Some(now - 3600), Some(now)]);
+        // With no grace, what is unreferenced goes at the first gc.
+        let mut report = TargetGc::default();
+        let due = sort_marks(&ledger, &target(0), &referenced, (now, true), &mut report).unwrap();
+        assert_eq!(due.len(), 2);
+    }
+}

@@ -121,6 +121,22 @@ pub(super) fn sync_all(repo: &Repo) -> Result<Vec<TargetSync>, OpsError> {
     Ok(targets.iter().map(|target| sync(repo, target)).collect())
 }
 
+/// Brings every target up to date after a change that publishes nothing
+/// locally (a box added, promoted or removed), which stands whatever the
+/// targets answer: a target left behind gets a warning on stderr, and the
+/// next publish completes it.
+pub(super) fn sync_after(repo: &Repo, change: &str) {
+    let errors: Vec<String> = match sync_all(repo) {
+        Ok(syncs) => syncs.into_iter().filter_map(|s| s.error).collect(),
+        Err(e) => vec![format!(
+            "the publish targets were not updated ({e}); the next `bess repo publish` does it"
+        )],
+    };
+    for error in errors {
+        eprintln!("warning: the {change} is saved, but {error}");
+    }
+}
+
 /// Brings one target up to date and reports what it took.
 fn sync(repo: &Repo, target: &PublishTarget) -> TargetSync {
     let traffic = Arc::new(Traffic::default());

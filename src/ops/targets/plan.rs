@@ -119,7 +119,7 @@ pub fn plan(target: &PublishTarget, local: &Local<'_>, held: &Held) -> Result<Pl
         walk.boxes(local, channel, &held.files)?;
     }
     let held = &held.files;
-    let (tree, stale_tree) = walk.tree_changes(local.channels, held);
+    let (tree, stale_tree) = walk.tree_changes(local, held);
     // A key per content the store has, or will have once an earlier
     // batch of this plan is written: the source of server-side copies.
     // Only by-hash keys, whose bytes never change: a named index file may
@@ -287,22 +287,30 @@ impl<'a> Walk<'a> {
 
     /// The tree keys to copy from their objects, and those held that no
     /// placement wants any more (every tree key, once the layout is
-    /// `objects` again).
+    /// `objects` again). In the tree layout a key goes only once its local
+    /// file is gone too: the local publish withdraws a file after the last
+    /// index listing it, and the store's indices follow the local ones.
     fn tree_changes(
         &mut self,
-        channels: &[String],
+        local: &Local<'_>,
         held: &HashMap<String, String>,
     ) -> (Vec<Put>, Vec<String>) {
         let wanted = std::mem::take(&mut self.tree);
-        let roots: Vec<String> = channels
+        let roots: Vec<String> = local
+            .channels
             .iter()
             .flat_map(|c| [format!("{c}/pool/"), format!("{c}/boxes/")])
             .map(|rel| self.target.key(&rel))
             .collect();
+        let base = self.target.key("");
         let mut stale: Vec<String> = held
             .keys()
             .filter(|k| roots.iter().any(|r| k.starts_with(r.as_str())))
             .filter(|k| !wanted.contains_key(*k))
+            .filter(|k| {
+                let rel = k.strip_prefix(&base).unwrap_or(k);
+                self.target.layout != TargetLayout::Tree || !local.public_dir.join(rel).exists()
+            })
             .cloned()
             .collect();
         stale.sort();
