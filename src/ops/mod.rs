@@ -71,7 +71,9 @@ pub use incoming::{
 pub use ingest::{IngestOutcome, IngestRequest, IngestTotals, IngestedPackage, ingest};
 pub use init::{InitRequest, init};
 pub use promote::{ChangedPlacement, PromoteRequest, RemoveRequest, promote, remove};
-pub use publish::{Publication, PublishRequest, Published, publish, publish_everywhere};
+pub use publish::{
+    Publication, PublishRequest, Published, publish, publish_everywhere, sync_targets,
+};
 pub use query::{Listing, PackageVersions, diff, list, versions};
 pub use refresh::{Failure, RefreshReport, Refreshed, Validity, is_due, refresh, validities};
 pub use selector::Selector;

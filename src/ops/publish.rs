@@ -44,6 +44,14 @@ pub fn publish(repo: &mut Repo, request: &PublishRequest) -> Result<Vec<Publishe
     }
 }
 
+/// Brings every publish target up to date with the local publication,
+/// publishing nothing locally: what `bess serve` runs now and then, so a
+/// target left behind by a failed publish catches up without waiting for
+/// the next one.
+pub fn sync_targets(repo: &Repo) -> Result<Vec<super::TargetSync>, OpsError> {
+    super::targets::sync_all(repo)
+}
+
 /// What a publish did, locally and in each `[[publish.target]]`.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct Publication {

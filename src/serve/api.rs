@@ -470,7 +470,13 @@ fn publish_timed(
         targets: targets.into_iter().collect(),
         refresh: false,
     };
-    ops::publish(repo, &request)?;
+    let publication = ops::publish_everywhere(repo, &request)?;
     state.metrics.published(started.elapsed().as_secs_f64());
+    // The call did what it was asked and the local publication is
+    // complete: a store left behind is the server's to catch up (the
+    // refresher tries every round), not a failure of the upload.
+    for error in publication.targets.iter().filter_map(|t| t.error.as_ref()) {
+        eprintln!("bess serve: {error}");
+    }
     Ok(())
 }

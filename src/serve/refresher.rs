@@ -1,6 +1,7 @@
 //! Release files signed again by the server before they expire: at start,
 //! then every [`EVERY`], each dist whose `Valid-Until` is closer than
-//! `[release] refresh-before-days` (see `ops::refresh`).
+//! `[release] refresh-before-days` (see `ops::refresh`); and the publish
+//! targets brought up to date in the same round.
 
 use crate::ops::{self, Repo};
 use std::path::Path;
@@ -33,7 +34,15 @@ pub fn spawn(root: &Path) {
 
 /// One round, with the settings as they are now on disk.
 fn refresh_due(root: &Path) {
-    let refreshed = Repo::open(root).and_then(|mut repo| ops::refresh(&mut repo, true));
+    let refreshed = Repo::open(root).and_then(|mut repo| {
+        let mut report = ops::refresh(&mut repo, true)?;
+        // A target a failed publish left behind catches up here (at no
+        // request when it is up to date), not only at the next publish.
+        if report.targets.is_empty() {
+            report.targets = ops::sync_targets(&repo)?;
+        }
+        Ok(report)
+    });
     match refreshed {
         Ok(report) => {
             for r in report.refreshed {
