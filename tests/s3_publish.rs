@@ -824,3 +824,43 @@ fn assert_tree_mirrors(
     local.sort();
     assert_eq!(tree_keys, local.iter().collect::<Vec<_>>());
 }
+
+/// An upload through the API whose target cannot be reached succeeds: the
+/// package is ingested and published locally, and the server logs the
+/// target left behind (its refresher and the next publish catch it up).
+#[test]
+fn an_api_upload_succeeds_when_only_a_target_is_behind() {
+    if !have_tool("dpkg-deb") {
+        return;
+    }
+    let sb = Sandbox::new("bookworm", "amd64");
+    let settings = sb.repo.join("bess.toml");
+    let mut text = std::fs::read_to_string(&settings).unwrap();
+    // Port 9 (discard) is closed on loopback: every request is refused.
+    text.push_str(
+        "\n[[publish.target]]\ntype = \"s3\"\nname = \"offsite\"\n\
+         endpoint = \"http://127.0.0.1:9\"\nbucket = \"apt\"\nretry-timeout-secs = 1\n",
+    );
+    std::fs::write(&settings, text).unwrap();
+    let uploader = ("ci", "ci-upload-secret");
+    common::server::add_user(&sb.repo, uploader, &["--upload", "preprod"]);
+    let env = [
+        ("AWS_ACCESS_KEY_ID", ACCESS_KEY),
+        ("AWS_SECRET_ACCESS_KEY", SECRET_KEY),
+    ];
+    let log = sb.path("serve.log");
+    let server = common::server::Server::start_logged_with_env(&sb.repo, &log, &env);
+    let deb = DebSpec::new("hello", "1.0", "amd64").build(&sb.path("debs"));
+    let body = std::fs::read(&deb).unwrap();
+    let (status, reply) = server.request("POST", "/api/v1/packages?dist=bookworm", uploader, &body);
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&reply));
+    let local = sb
+        .repo
+        .join("public/preprod/dists/bookworm/main/binary-amd64/Packages.xz");
+    assert!(common::read_xz(&local).contains("Package: hello"));
+    let logged = server.log();
+    assert!(
+        logged.contains("publish target `offsite`") && logged.contains("next `bess repo publish`"),
+        "{logged}"
+    );
+}

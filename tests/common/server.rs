@@ -45,6 +45,11 @@ impl Server {
         Server::spawn_full(repo, None, &[], env)
     }
 
+    /// [`Server::start_logged`] with extra environment variables.
+    pub fn start_logged_with_env(repo: &Path, log: &Path, env: &[(&str, &str)]) -> Server {
+        Server::spawn_full(repo, Some(log.to_path_buf()), &[], env)
+    }
+
     fn spawn(repo: &Path, log: Option<PathBuf>) -> Server {
         Server::spawn_with(repo, log, &[])
     }
