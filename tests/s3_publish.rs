@@ -56,6 +56,42 @@ fn publishing_to_a_seaweedfs_cluster() {
     eprintln!("{:?}: gc checked", start.elapsed());
     tree_layout_copies(&cluster, &runtime);
     eprintln!("{:?}: tree layout checked", start.elapsed());
+    lost_ledger_is_rebuilt_by_listing(&cluster, &runtime);
+    eprintln!("{:?}: lost ledger checked", start.elapsed());
+}
+
+/// The ledger deleted (a primary restored on another host): the next
+/// publish lists the store, records the objects and by-hash files it
+/// holds, and sends none of them again.
+fn lost_ledger_is_rebuilt_by_listing(cluster: &Seaweed, runtime: &tokio::runtime::Runtime) {
+    cluster.create_bucket("relisted");
+    let sb = repository_with_target_in(cluster, "relisted", "relisted");
+    let debs = build_debs(&sb, "kept", 12, 8192);
+    ingest(&sb, &debs);
+    let first = publish_json(&sb);
+    assert_eq!(first["targets"][0]["objects_uploaded"], 12, "{first}");
+    for file in ["cluster.db", "cluster.db-wal", "cluster.db-shm"] {
+        let _ = std::fs::remove_file(sb.repo.join("targets").join(file));
+    }
+    let again = publish_json(&sb);
+    let report = &again["targets"][0];
+    assert!(report["error"].is_null(), "{again}");
+    assert_eq!(report["objects_uploaded"], 0, "{again}");
+    let count = |name: &str| report[name].as_u64().unwrap();
+    assert!(
+        count("keys_adopted") > 12,
+        "objects and by-hash files: {again}"
+    );
+    // Only keys not named by their bytes went up again (Release files,
+    // named indices, key.gpg, bess.json, users).
+    assert_eq!(
+        count("puts"),
+        count("files_uploaded") + count("files_copied"),
+        "{again}"
+    );
+    eprintln!("after the ledger was lost: {report}");
+    let store = client(cluster, "relisted");
+    assert_store_mirrors(&sb, &store, "relisted", &debs, runtime);
 }
 
 /// A full publish, checked key by key, then a publish of one more package.
@@ -622,9 +658,11 @@ fn boxes_reach_the_store(cluster: &Seaweed, runtime: &tokio::runtime::Runtime) {
     assert_eq!(report["objects_uploaded"], 1, "{first}");
     // Sent in parts (above the 1 MiB threshold the tests set): a
     // multipart upload is started and completed by a POST each, around
-    // its part PUTs; every other request is a PUT.
+    // its part PUTs; the ledger was empty, so one LIST of the (empty)
+    // store came first; every other request is a PUT.
     let count = |name: &str| report[name].as_u64().unwrap();
-    assert_eq!(count("requests"), count("puts") + 2, "{first}");
+    assert_eq!(count("keys_adopted"), 0, "{first}");
+    assert_eq!(count("requests"), count("puts") + 2 + 1, "{first}");
     eprintln!("publish of a {} byte box: {report}", bytes.len());
     let store = client(cluster, "boxes");
     assert!(get_bytes(&store, runtime, &format!("boxes/objects/{sha}")) == Some(bytes.clone()));

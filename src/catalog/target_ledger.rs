@@ -109,6 +109,28 @@ impl TargetLedger {
             .map_err(fail(&self.path))
     }
 
+    /// Whether the ledger records nothing: new, deleted, or kept for
+    /// another store.
+    pub fn is_empty(&self) -> Result<bool, CatalogError> {
+        self.conn
+            .query_row("SELECT NOT EXISTS (SELECT 1 FROM held)", [], |r| r.get(0))
+            .map_err(fail(&self.path))
+    }
+
+    /// Records many keys the store holds, in one transaction.
+    pub fn record_all(&self, keys: &[(String, String)]) -> Result<(), CatalogError> {
+        let fail = fail(&self.path);
+        self.conn.execute_batch("BEGIN IMMEDIATE").map_err(&fail)?;
+        let written = keys.iter().try_for_each(|(key, sha)| self.record(key, sha));
+        match written {
+            Ok(()) => self.conn.execute_batch("COMMIT").map_err(fail),
+            Err(e) => {
+                let _ = self.conn.execute_batch("ROLLBACK");
+                Err(e)
+            }
+        }
+    }
+
     /// The SHA-256 of the bytes the store holds at `key`, if it holds it.
     pub fn sha256_of(&self, key: &str) -> Result<Option<String>, CatalogError> {
         self.conn

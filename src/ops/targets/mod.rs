@@ -65,6 +65,10 @@ pub struct TargetSync {
     pub puts: u64,
     /// Request body bytes sent.
     pub bytes_uploaded: u64,
+    /// Keys named by their bytes (`objects/<sha256>`, by-hash files)
+    /// found by listing the store when the ledger was empty, and so not
+    /// sent again.
+    pub keys_adopted: u64,
     /// Why the target is not up to date, if it is not.
     pub error: Option<String>,
 }
@@ -164,6 +168,12 @@ fn sync_into(
     report: &mut TargetSync,
 ) -> Result<(), TargetError> {
     let ledger = open_ledger(repo, target)?;
+    let store = store::connect(target, traffic.clone())?;
+    if ledger.is_empty()? {
+        let found = on_own_runtime(|runtime| runtime.block_on(content_keys(&store, target)))?;
+        ledger.record_all(&found)?;
+        report.keys_adopted = found.len() as u64;
+    }
     let plan = {
         let held = plan::Held::load(&ledger, target)?;
         let reader = repo.catalog.reader();
@@ -179,7 +189,6 @@ fn sync_into(
         };
         plan::plan(target, &local, &held)?
     };
-    let store = store::connect(target, traffic.clone())?;
     let threshold = target.multipart_threshold_mib << 20;
     on_own_runtime(move |runtime| {
         let sender = Sender {
@@ -189,6 +198,42 @@ fn sync_into(
         };
         runtime.block_on(sender.send(plan, report))
     })
+}
+
+/// The keys of the store named by their bytes, with their SHA-256: an
+/// empty ledger (a new one, one deleted, a primary restored on another
+/// host) is filled from them, so that what the store
+/// already holds is recorded instead of sent again: a thousand keys per
+/// request instead of a PUT each. Only keys named by their bytes are
+/// taken, `objects/<sha256>` and by-hash files, since their name says
+/// what they hold and a store shows a key only once its upload completed;
+/// every other key is written again, as for a new store.
+async fn content_keys(
+    store: &AmazonS3,
+    target: &PublishTarget,
+) -> Result<Vec<(String, String)>, TargetError> {
+    use object_store::ObjectStore;
+    let prefix = target.key("");
+    let prefix = prefix.trim_end_matches('/');
+    let listed_under = (!prefix.is_empty()).then(|| Key::from(prefix));
+    let mut listing = store.list(listed_under.as_ref());
+    let mut found = Vec::new();
+    while let Some(meta) = listing.next().await {
+        let meta = meta.map_err(store_error("list", prefix))?;
+        let key = meta.location.to_string();
+        if let Some(sha) = named_by_content(&key) {
+            found.push((key, sha));
+        }
+    }
+    Ok(found)
+}
+
+/// The SHA-256 a key's name gives, for `…/objects/<sha256>` and
+/// `…/by-hash/SHA256/<sha256>`.
+fn named_by_content(key: &str) -> Option<String> {
+    let (dir, name) = key.rsplit_once('/').unwrap_or(("", key));
+    let by_name = dir == "objects" || dir.ends_with("/objects") || dir.ends_with("/by-hash/SHA256");
+    (by_name && crate::pool::Sha256::from_hex(name).is_some()).then(|| name.to_string())
 }
 
 /// Runs `work` on a thread of its own with its own runtime: a publish or
@@ -427,6 +472,31 @@ impl Sender<'_> {
             .await
             .map(drop)
             .map_err(store_error("finish uploading", &shown))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::named_by_content;
+
+    #[test]
+    fn only_keys_named_by_their_bytes_are_adopted() {
+        let sha = "ab".repeat(32);
+        for key in [
+            format!("objects/{sha}"),
+            format!("p/objects/{sha}"),
+            format!("p/prod/dists/bookworm/main/binary-amd64/by-hash/SHA256/{sha}"),
+        ] {
+            assert_eq!(named_by_content(&key), Some(sha.clone()), "{key}");
+        }
+        for key in [
+            "p/prod/dists/bookworm/InRelease".to_string(),
+            format!("p/prod/pool/main/a/a/{sha}"),
+            "p/objects/not-a-hash".to_string(),
+            format!("p/prod/dists/bookworm/by-hash/MD5Sum/{sha}"),
+        ] {
+            assert_eq!(named_by_content(&key), None, "{key}");
+        }
     }
 }
 
