@@ -475,31 +475,6 @@ impl Sender<'_> {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::named_by_content;
-
-    #[test]
-    fn only_keys_named_by_their_bytes_are_adopted() {
-        let sha = "ab".repeat(32);
-        for key in [
-            format!("objects/{sha}"),
-            format!("p/objects/{sha}"),
-            format!("p/prod/dists/bookworm/main/binary-amd64/by-hash/SHA256/{sha}"),
-        ] {
-            assert_eq!(named_by_content(&key), Some(sha.clone()), "{key}");
-        }
-        for key in [
-            "p/prod/dists/bookworm/InRelease".to_string(),
-            format!("p/prod/pool/main/a/a/{sha}"),
-            "p/objects/not-a-hash".to_string(),
-            format!("p/prod/dists/bookworm/by-hash/MD5Sum/{sha}"),
-        ] {
-            assert_eq!(named_by_content(&key), None, "{key}");
-        }
-    }
-}
-
 /// Reads until `buf` is full or the file ends.
 async fn read_full(file: &mut tokio::fs::File, buf: &mut [u8]) -> std::io::Result<usize> {
     use tokio::io::AsyncReadExt;
@@ -531,4 +506,29 @@ fn store_error(action: &'static str, key: &str) -> impl FnOnce(object_store::Err
 pub(super) fn failures(syncs: &[TargetSync]) -> Option<OpsError> {
     let errors: Vec<String> = syncs.iter().filter_map(|s| s.error.clone()).collect();
     (!errors.is_empty()).then(|| OpsError::Targets(errors.join("\n")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::named_by_content;
+
+    #[test]
+    fn only_keys_named_by_their_bytes_are_adopted() {
+        let sha = "ab".repeat(32);
+        for key in [
+            format!("objects/{sha}"),
+            format!("p/objects/{sha}"),
+            format!("p/prod/dists/bookworm/main/binary-amd64/by-hash/SHA256/{sha}"),
+        ] {
+            assert_eq!(named_by_content(&key), Some(sha.clone()), "{key}");
+        }
+        for key in [
+            "p/prod/dists/bookworm/InRelease".to_string(),
+            format!("p/prod/pool/main/a/a/{sha}"),
+            "p/objects/not-a-hash".to_string(),
+            format!("p/prod/dists/bookworm/by-hash/MD5Sum/{sha}"),
+        ] {
+            assert_eq!(named_by_content(&key), None, "{key}");
+        }
+    }
 }
