@@ -62,7 +62,8 @@ fn publishing_to_a_seaweedfs_cluster() {
 
 /// The ledger deleted (a primary restored on another host): the next
 /// publish lists the store, records the objects and by-hash files it
-/// holds, and sends none of them again.
+/// holds, and sends none of them again. Then an object the store lost is
+/// found by `bess repo check`, and sent again by following its advice.
 fn lost_ledger_is_rebuilt_by_listing(cluster: &Seaweed, runtime: &tokio::runtime::Runtime) {
     cluster.create_bucket("relisted");
     let sb = repository_with_target_in(cluster, "relisted", "relisted");
@@ -92,6 +93,38 @@ fn lost_ledger_is_rebuilt_by_listing(cluster: &Seaweed, runtime: &tokio::runtime
     eprintln!("after the ledger was lost: {report}");
     let store = client(cluster, "relisted");
     assert_store_mirrors(&sb, &store, "relisted", &debs, runtime);
+
+    // An object lost by the store (a lifecycle rule, a bucket restored
+    // from an old copy): `bess repo check` finds it and says what to do,
+    // and doing it sends that object alone.
+    let checked = sb.json(&["repo", "check"]);
+    assert!(
+        checked["problems"].as_array().unwrap().is_empty(),
+        "{checked}"
+    );
+    assert!(
+        checked
+            .to_string()
+            .contains("publish target `cluster`: all"),
+        "{checked}"
+    );
+    let sha = hex::encode(sha2::Sha256::digest(std::fs::read(&debs[3]).unwrap()));
+    let lost = format!("relisted/objects/{sha}");
+    runtime
+        .block_on(store.delete(&Key::from(lost.as_str())))
+        .unwrap();
+    let damaged = sb.bess(&["repo", "check"]);
+    let said = String::from_utf8_lossy(&damaged.stdout);
+    assert_eq!(damaged.status.code(), Some(1), "{said}");
+    assert!(
+        said.contains(&lost) && said.contains("cluster.db and run `bess repo publish`"),
+        "{said}"
+    );
+    std::fs::remove_file(sb.repo.join("targets/cluster.db")).unwrap();
+    let repaired = publish_json(&sb);
+    assert_eq!(repaired["targets"][0]["objects_uploaded"], 1, "{repaired}");
+    assert_store_mirrors(&sb, &store, "relisted", &debs, runtime);
+    sb.ok(&["repo", "check"]);
 }
 
 /// A full publish, checked key by key, then a publish of one more package.

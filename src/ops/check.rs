@@ -58,6 +58,9 @@ pub fn check(repo: &mut Repo) -> Result<CheckReport, OpsError> {
             stage.advance(1);
         }
     }
+    let (problems, notes) = super::targets::check_all(repo);
+    report.problems.extend(problems);
+    report.notes.extend(notes);
     Ok(report)
 }
 

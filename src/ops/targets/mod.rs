@@ -170,9 +170,7 @@ fn sync_into(
     let ledger = open_ledger(repo, target)?;
     let store = store::connect(target, traffic.clone())?;
     if ledger.is_empty()? {
-        let found = on_own_runtime(|runtime| runtime.block_on(content_keys(&store, target)))?;
-        ledger.record_all(&found)?;
-        report.keys_adopted = found.len() as u64;
+        report.keys_adopted = adopt_listing(&store, &ledger, target)?;
     }
     let plan = {
         let held = plan::Held::load(&ledger, target)?;
@@ -200,32 +198,101 @@ fn sync_into(
     })
 }
 
-/// The keys of the store named by their bytes, with their SHA-256: an
-/// empty ledger (a new one, one deleted, a primary restored on another
-/// host) is filled from them, so that what the store
-/// already holds is recorded instead of sent again: a thousand keys per
-/// request instead of a PUT each. Only keys named by their bytes are
-/// taken, `objects/<sha256>` and by-hash files, since their name says
-/// what they hold and a store shows a key only once its upload completed;
-/// every other key is written again, as for a new store.
-async fn content_keys(
+/// What `bess repo check` finds of each target: every key its record says
+/// the store holds is listed in the store (a bucket emptied or a lifecycle
+/// rule that deleted objects would otherwise go unseen until a client
+/// missed a file). Returns problems and notes, one line each.
+pub(super) fn check_all(repo: &Repo) -> (Vec<String>, Vec<String>) {
+    let (mut problems, mut notes) = (Vec::new(), Vec::new());
+    for target in &repo.config.settings.publish.targets {
+        match check_one(repo, target) {
+            Ok((held, missing)) if missing.is_empty() => notes.push(format!(
+                "publish target `{}`: all {held} key(s) its record lists are in the store",
+                target.name
+            )),
+            Ok((held, missing)) => problems.push(format!(
+                "publish target `{}` (bucket {}): {} of the {held} key(s) its record lists are \
+                 missing from the store, e.g. {}; delete {} and run `bess repo publish`: the \
+                 store is listed again and what it lacks is sent",
+                target.name,
+                target.bucket,
+                missing.len(),
+                missing
+                    .iter()
+                    .take(3)
+                    .cloned()
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                repo.config
+                    .layout
+                    .targets_dir()
+                    .join(format!("{}.db", target.name))
+                    .display()
+            )),
+            Err(e) => problems.push(format!(
+                "publish target `{}` (bucket {}) cannot be checked: {e}",
+                target.name, target.bucket
+            )),
+        }
+    }
+    (problems, notes)
+}
+
+/// How many keys the target's record lists, and those the store lacks.
+fn check_one(repo: &Repo, target: &PublishTarget) -> Result<(u64, Vec<String>), TargetError> {
+    let ledger = open_ledger(repo, target)?;
+    let store = store::connect(target, Arc::new(Traffic::default()))?;
+    let listed: std::collections::HashSet<String> =
+        on_own_runtime(|runtime| runtime.block_on(listed_keys(&store, target)))?
+            .into_iter()
+            .collect();
+    let (mut held, mut missing) = (0, Vec::new());
+    ledger.each_held(|key, _| {
+        held += 1;
+        if !listed.contains(key) {
+            missing.push(key.to_string());
+        }
+    })?;
+    missing.sort();
+    Ok((held, missing))
+}
+
+/// Fills an empty ledger (a new one, one deleted, a primary restored on
+/// another host) from the keys the store holds that are named by their
+/// bytes, so that those are recorded instead of sent again: a request per
+/// thousand keys instead of a PUT each. Their name says what they hold,
+/// and a store shows a key only once its upload completed; every other
+/// key is written again.
+fn adopt_listing(
     store: &AmazonS3,
+    ledger: &TargetLedger,
     target: &PublishTarget,
-) -> Result<Vec<(String, String)>, TargetError> {
+) -> Result<u64, TargetError> {
+    let listed = on_own_runtime(|runtime| runtime.block_on(listed_keys(store, target)))?;
+    let found: Vec<(String, String)> = listed
+        .into_iter()
+        .filter_map(|key| named_by_content(&key).map(|sha| (key, sha)))
+        .collect();
+    ledger.record_all(&found)?;
+    Ok(found.len() as u64)
+}
+
+/// Every key of the target, by a listing (a request per thousand keys).
+async fn listed_keys(store: &AmazonS3, target: &PublishTarget) -> Result<Vec<String>, TargetError> {
     use object_store::ObjectStore;
     let prefix = target.key("");
     let prefix = prefix.trim_end_matches('/');
-    let listed_under = (!prefix.is_empty()).then(|| Key::from(prefix));
-    let mut listing = store.list(listed_under.as_ref());
-    let mut found = Vec::new();
+    let under = (!prefix.is_empty()).then(|| Key::from(prefix));
+    let mut listing = store.list(under.as_ref());
+    let mut keys = Vec::new();
     while let Some(meta) = listing.next().await {
-        let meta = meta.map_err(store_error("list", prefix))?;
-        let key = meta.location.to_string();
-        if let Some(sha) = named_by_content(&key) {
-            found.push((key, sha));
-        }
+        keys.push(
+            meta.map_err(store_error("list", prefix))?
+                .location
+                .to_string(),
+        );
     }
-    Ok(found)
+    Ok(keys)
 }
 
 /// The SHA-256 a key's name gives, for `…/objects/<sha256>` and
