@@ -345,6 +345,10 @@ fn new_user_reaches_frontends(sb: &Sandbox, fronts: &[Server; 2]) {
 /// A promotion published by the primary is served by both frontends
 /// within their reload interval (plus the time of one look).
 fn promotion_reaches_both(sb: &Sandbox, fronts: &[Server; 2]) {
+    let switches: Vec<u64> = fronts
+        .iter()
+        .map(|f| metric(f, "bess_frontend_publication_switches_total"))
+        .collect();
     sb.ok(&["repo", "promote", "pkg100=1.0"]);
     let wanted = std::fs::read(sb.repo.join("public/prod/dists/bookworm/InRelease")).unwrap();
     let published = Instant::now();
@@ -368,6 +372,24 @@ fn promotion_reaches_both(sb: &Sandbox, fronts: &[Server; 2]) {
         "both frontends served the new InRelease {:?} after the publish (interval {INTERVAL} s)",
         published.elapsed()
     );
+    for (front, before) in fronts.iter().zip(switches) {
+        let after = metric(front, "bess_frontend_publication_switches_total");
+        assert_eq!(after, before + 1, "prod/bookworm alone changed");
+        assert!(metric(front, "bess_frontend_cache_misses_total") > 0);
+        assert!(metric(front, "bess_frontend_cache_bytes") > 0);
+    }
+}
+
+/// A value of the frontend's `/metrics`.
+fn metric(front: &Server, name: &str) -> u64 {
+    let (status, body) = front.get("/metrics", None);
+    assert_eq!(status, 200);
+    let text = String::from_utf8(body).unwrap();
+    text.lines()
+        .find_map(|l| l.strip_prefix(&format!("{name} ")))
+        .unwrap_or_else(|| panic!("no {name} in /metrics:\n{text}"))
+        .parse()
+        .unwrap()
 }
 
 /// A volume server dies while a publish uploads: `apt-get update`

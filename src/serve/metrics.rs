@@ -265,6 +265,16 @@ pub fn response(
     config: &crate::config::RepoConfig,
     ip: IpAddr,
 ) -> Response<Body> {
+    response_with(metrics, config, ip, String::new)
+}
+
+/// [`response`] with the lines `extra` gives after the server's own.
+pub fn response_with(
+    metrics: &Metrics,
+    config: &crate::config::RepoConfig,
+    ip: IpAddr,
+    extra: impl FnOnce() -> String,
+) -> Response<Body> {
     let allow = &config.settings.serve.metrics_allow;
     if !allowed(allow, ip) {
         return respond(
@@ -272,7 +282,7 @@ pub fn response(
             "metrics are served only to [serve] metrics-allow (default: loopback)\n",
         );
     }
-    let text = metrics.render() + &release_validity(config);
+    let text = metrics.render() + &release_validity(config) + &extra();
     Response::builder()
         .header(
             header::CONTENT_TYPE,

@@ -15,6 +15,7 @@ use futures::StreamExt;
 use sha2::Digest;
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use tokio::io::AsyncWriteExt;
 
@@ -41,6 +42,11 @@ pub struct DiskCache {
     max_bytes: u64,
     held: Mutex<Lru>,
     fetching: Mutex<HashMap<[u8; 32], Arc<tokio::sync::Mutex<()>>>>,
+    /// Files served from the cache, and fetched from the store into it.
+    pub hits: AtomicU64,
+    pub misses: AtomicU64,
+    /// Bytes fetched from the store into the cache.
+    pub fetched_bytes: AtomicU64,
 }
 
 /// Entries by recency: a tick per use, the oldest evicted first.
@@ -104,6 +110,9 @@ impl DiskCache {
             max_bytes,
             held: Mutex::new(lru),
             fetching: Mutex::default(),
+            hits: AtomicU64::new(0),
+            misses: AtomicU64::new(0),
+            fetched_bytes: AtomicU64::new(0),
         };
         cache.evict();
         Ok(cache)
@@ -128,8 +137,10 @@ impl DiskCache {
         rel: &str,
     ) -> Result<std::fs::File, CacheError> {
         if let Some(file) = self.cached(&digest) {
+            self.hits.fetch_add(1, Ordering::Relaxed);
             return Ok(file);
         }
+        self.misses.fetch_add(1, Ordering::Relaxed);
         let turn = self
             .fetching
             .lock()
@@ -198,6 +209,7 @@ impl DiskCache {
         std::fs::rename(&tmp, &path).map_err(local)?;
         let file = std::fs::File::open(&path).map_err(local)?;
         self.held.lock().expect("cache lock").touch(digest.0, size);
+        self.fetched_bytes.fetch_add(size, Ordering::Relaxed);
         self.evict();
         Ok(file)
     }
@@ -218,8 +230,7 @@ impl DiskCache {
     }
 
     /// Bytes held now.
-    #[cfg(test)]
-    fn total(&self) -> u64 {
+    pub fn total(&self) -> u64 {
         self.held.lock().expect("cache lock").total
     }
 }

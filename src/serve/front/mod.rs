@@ -21,6 +21,7 @@ use crate::publish::store_manifest;
 use crate::serve::verifier::PublishedDirectory;
 use snapshot::{ChannelView, Publication, SnapshotError};
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 use store::Store;
@@ -33,6 +34,12 @@ pub struct Front {
     current: RwLock<Arc<Publication>>,
     primary: Option<String>,
     interval: Duration,
+    /// Dists switched to a new publication.
+    switches: AtomicU64,
+    /// Looks at the store that failed, the publication kept.
+    failed_looks: AtomicU64,
+    /// When a look last succeeded (seconds since the epoch).
+    last_look: AtomicU64,
 }
 
 impl Front {
@@ -63,6 +70,9 @@ impl Front {
             current: RwLock::new(Arc::new(empty)),
             primary: serve.primary.clone(),
             interval: Duration::from_secs(serve.reload_interval_secs),
+            switches: AtomicU64::new(0),
+            failed_looks: AtomicU64::new(0),
+            last_look: AtomicU64::new(0),
         };
         front.look(true).await?;
         Ok(front)
@@ -93,6 +103,7 @@ impl Front {
             loop {
                 ticks.tick().await;
                 if let Err(e) = front.look(false).await {
+                    front.failed_looks.fetch_add(1, Ordering::Relaxed);
                     eprintln!(
                         "bess serve: cannot read the store, serving what was read before: {e}"
                     );
@@ -120,7 +131,67 @@ impl Front {
         }
         next.channels = channels;
         *self.current.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(next);
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH);
+        self.last_look
+            .store(now.map_or(0, |d| d.as_secs()), Ordering::Relaxed);
         Ok(())
+    }
+
+    /// The frontend's lines of `/metrics`, in Prometheus' text format.
+    pub fn metrics(&self) -> String {
+        let cache = &self.cache;
+        let read = |n: &AtomicU64| n.load(Ordering::Relaxed);
+        let lines = [
+            (
+                "cache_hits_total",
+                "counter",
+                "Files served from the disk cache.",
+                read(&cache.hits),
+            ),
+            (
+                "cache_misses_total",
+                "counter",
+                "Files fetched from the store first.",
+                read(&cache.misses),
+            ),
+            (
+                "cache_bytes",
+                "gauge",
+                "Bytes the disk cache holds.",
+                cache.total(),
+            ),
+            (
+                "store_fetched_bytes_total",
+                "counter",
+                "Bytes fetched from the store into the cache.",
+                read(&cache.fetched_bytes),
+            ),
+            (
+                "publication_switches_total",
+                "counter",
+                "Dists switched to a new publication.",
+                read(&self.switches),
+            ),
+            (
+                "failed_looks_total",
+                "counter",
+                "Looks at the store that failed (the publication served was kept).",
+                read(&self.failed_looks),
+            ),
+            (
+                "last_look_timestamp_seconds",
+                "gauge",
+                "When a look at the store last succeeded.",
+                read(&self.last_look),
+            ),
+        ];
+        let mut out = String::new();
+        for (name, kind, help, value) in lines {
+            out.push_str(&format!(
+                "# HELP bess_frontend_{name} {help}\n# TYPE bess_frontend_{name} {kind}\nbess_frontend_{name} {value}\n"
+            ));
+        }
+        out
     }
 
     async fn look_at_users(
@@ -184,6 +255,7 @@ impl Front {
             match snapshot::dist(&self.store, &self.cache, channel, dist).await {
                 Ok(Some(view)) => {
                     eprintln!("bess serve: serving a new publication of {channel}/{dist}");
+                    self.switches.fetch_add(1, Ordering::Relaxed);
                     dists.insert(dist.clone(), Arc::new(view));
                     changed = true;
                 }

@@ -41,7 +41,10 @@ pub async fn route(
         return (keyring(front, &request), None);
     }
     if segments == ["metrics"] {
-        let metrics = super::super::metrics::response(&state.metrics, &state.config, ip);
+        let metrics =
+            super::super::metrics::response_with(&state.metrics, &state.config, ip, || {
+                front.metrics()
+            });
         return (metrics, None);
     }
     let publication = front.publication();
