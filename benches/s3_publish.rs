@@ -11,7 +11,9 @@
 //! `BESS_BENCH_RUNS` (default 3) and `BESS_BENCH_APTLY_RUNS` (default 1:
 //! an aptly run takes minutes) the repetitions, each with a fresh
 //! repository and a fresh prefix in the bucket; `BESS_BENCH_CORPUS_DIR`
-//! reuses another checkout's corpus cache. It prints medians, ratios and
+//! reuses another checkout's corpus cache; `BESS_BENCH_S3_LATENCY_MS`
+//! (default 0) holds each request back in the proxy, as a store across a
+//! network would, so both tools pay a round trip per request. It prints medians, ratios and
 //! the issue's targets, then the store's own ceiling: how many small PUTs
 //! a second it takes at 1 to 64 in flight (`BESS_BENCH_CEILING_PUTS`
 //! each, default 4000; 0 skips it). It never fails on speed. Without `weed` there is
@@ -39,7 +41,7 @@ mod tools;
 
 use anyhow::{Context, Result, ensure};
 use corpus::Corpus;
-use s3_proxy::{CountingProxy, Traffic};
+use s3_proxy::{CountingProxy, Traffic, Upstream};
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -293,12 +295,17 @@ fn main() -> Result<()> {
     let extra = build_extra_package(&run_dir)?;
     let publishers = publishers(&run_dir, runs, aptly_runs)?;
     let cluster = start_cluster(&publishers)?;
-    let proxy = CountingProxy::start(upstream(&cluster)?)?;
+    let latency = Duration::from_millis(corpus::env_count("BESS_BENCH_S3_LATENCY_MS", 0)? as u64);
+    let proxy = CountingProxy::start(Upstream {
+        address: upstream(&cluster)?,
+        latency,
+    })?;
     println!(
         "SeaweedFS S3 gateway {} (master, two volume servers with replication 001, filer), \
-         reached through the counting proxy {}",
+         reached through the counting proxy {}, which holds each request back {} ms",
         cluster.endpoint(),
-        proxy.endpoint()
+        proxy.endpoint(),
+        latency.as_millis()
     );
     let mut results: Vec<Results> = publishers
         .iter()
@@ -335,7 +342,7 @@ fn main() -> Result<()> {
     print_report(&publishers, &results);
     let ceiling_puts = corpus::env_count("BESS_BENCH_CEILING_PUTS", 4000)?;
     if ceiling_puts > 0 {
-        print_ceiling(&proxy, publishers[0].0.bucket(), ceiling_puts);
+        print_ceiling(&proxy, publishers[0].0.bucket(), ceiling_puts, packages);
     }
     drop(cluster);
     Ok(())
@@ -583,7 +590,7 @@ fn build_extra_package(run_dir: &Path) -> Result<PathBuf> {
 
 /// The store's own PUT rate at a few numbers in flight, through the same
 /// proxy as the tools, and what it means for the corpus's full publish.
-fn print_ceiling(proxy: &CountingProxy, bucket: &str, count: usize) {
+fn print_ceiling(proxy: &CountingProxy, bucket: &str, count: usize, packages: usize) {
     let store = s3_ceiling::Store {
         endpoint: &proxy.endpoint(),
         bucket,
@@ -598,8 +605,8 @@ store ceiling: {count} PUTs of 1,100 B (a corpus .deb's size) through the proxy,
         let prefix = format!("ceiling-{in_flight}");
         match s3_ceiling::put_rate(&store, &prefix, count, in_flight, 1100) {
             Ok(rate) => println!(
-                "  {in_flight:>2} in flight: {rate:>7.0} PUTs/s (60,000 PUTs: {:.1} s)",
-                60_000.0 / rate
+                "  {in_flight:>2} in flight: {rate:>7.0} PUTs/s ({packages} PUTs: {:.1} s)",
+                packages as f64 / rate
             ),
             Err(err) => println!("  {in_flight:>2} in flight: FAILED: {err:#}"),
         }

@@ -4,7 +4,8 @@
 //! says about itself. Each client connection gets its own upstream
 //! connection, so the store sees the clients' own parallelism and
 //! connection reuse. Headers pass unchanged: the `Host` a client signed
-//! (SigV4) is the one the store checks.
+//! (SigV4) is the one the store checks. It can also hold each request
+//! back a fixed time, as a store across a network would.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -70,6 +71,15 @@ struct Times {
     last: Option<Instant>,
 }
 
+/// Where the proxy relays to, and how long it holds each request back
+/// first (zero: loopback as is; a few milliseconds: a store's round trip
+/// across a network).
+#[derive(Debug, Clone, Copy)]
+pub struct Upstream {
+    pub address: SocketAddr,
+    pub latency: Duration,
+}
+
 /// A running proxy; it stops with its runtime when dropped.
 pub struct CountingProxy {
     address: SocketAddr,
@@ -79,7 +89,7 @@ pub struct CountingProxy {
 
 impl CountingProxy {
     /// Listens on a free loopback port and relays to `upstream`.
-    pub fn start(upstream: SocketAddr) -> Result<CountingProxy> {
+    pub fn start(upstream: Upstream) -> Result<CountingProxy> {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .enable_all()
@@ -136,10 +146,28 @@ impl CountingProxy {
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
+impl Counters {
+    /// Counts a request as it arrives, before its body.
+    fn count(&self, request: &Request<Incoming>) {
+        self.requests.fetch_add(1, Ordering::Relaxed);
+        let now = Instant::now();
+        let mut times = self.times.lock().unwrap();
+        times.first.get_or_insert(now);
+        times.last = Some(now);
+        drop(times);
+        *self
+            .operations
+            .lock()
+            .unwrap()
+            .entry(operation(request))
+            .or_default() += 1;
+    }
+}
+
 /// Serves one client connection, forwarding each request upstream.
 async fn relay(
     client: TcpStream,
-    upstream: SocketAddr,
+    upstream: Upstream,
     counters: Arc<Counters>,
 ) -> Result<(), BoxError> {
     client.set_nodelay(true)?;
@@ -157,23 +185,14 @@ async fn relay(
 /// (opened again when the store closed it).
 async fn forward(
     request: Request<Incoming>,
-    upstream: SocketAddr,
+    upstream: Upstream,
     connection: Arc<tokio::sync::Mutex<Option<SendRequest<Body>>>>,
     counters: Arc<Counters>,
 ) -> Result<Response<Body>, BoxError> {
-    counters.requests.fetch_add(1, Ordering::Relaxed);
-    {
-        let now = Instant::now();
-        let mut times = counters.times.lock().unwrap();
-        times.first.get_or_insert(now);
-        times.last = Some(now);
+    counters.count(&request);
+    if !upstream.latency.is_zero() {
+        tokio::time::sleep(upstream.latency).await;
     }
-    *counters
-        .operations
-        .lock()
-        .unwrap()
-        .entry(operation(&request))
-        .or_default() += 1;
     let sent = counters.clone();
     let request = request.map(|body| {
         body.map_frame(move |frame| {
@@ -186,7 +205,7 @@ async fn forward(
     });
     let mut link = connection.lock().await;
     if link.as_mut().is_none_or(|sender| sender.is_closed()) {
-        *link = Some(connect(upstream).await?);
+        *link = Some(connect(upstream.address).await?);
     }
     let sender = link.as_mut().expect("connected just above");
     sender.ready().await?;
