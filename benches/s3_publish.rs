@@ -10,14 +10,17 @@
 //! `BESS_BENCH_PACKAGES` (default 60000) sizes the corpus,
 //! `BESS_BENCH_RUNS` (default 3) and `BESS_BENCH_APTLY_RUNS` (default 1:
 //! an aptly run takes minutes) the repetitions, each with a fresh
-//! repository and a fresh prefix in the bucket; `BESS_BENCH_CORPUS_DIR`
-//! reuses another checkout's corpus cache; `BESS_BENCH_S3_LATENCY_MS`
+//! repository and a fresh prefix in the bucket. `BESS_BENCH_CORPUS_DIR`
+//! reuses another checkout's corpus cache. `BESS_BENCH_S3_LATENCY_MS`
 //! (default 0) holds each request back in the proxy, as a store across a
-//! network would, so both tools pay a round trip per request. It prints medians, ratios and
-//! the targets, then the store's own ceiling: how many small PUTs
-//! a second it takes at 1 to 64 in flight (`BESS_BENCH_CEILING_PUTS`
-//! each, default 4000; 0 skips it). It never fails on speed. Without `weed` there is
-//! nothing to measure; without aptly, bess runs alone.
+//! network would, so both tools pay a round trip per request.
+//! `BESS_BENCH_BESS` measures another bess binary (a before and after).
+//!
+//! It prints medians, ratios and the targets, then the store's
+//! own ceiling: how many small PUTs a second it takes at 1 to 64 in
+//! flight (`BESS_BENCH_CEILING_PUTS` each, default 4000; 0 skips it). It
+//! never fails on speed. Without `weed` there is nothing to measure;
+//! without aptly, bess runs alone.
 
 #[allow(dead_code)]
 #[path = "support/corpus.rs"]
@@ -355,7 +358,12 @@ fn publishers(
     aptly_runs: usize,
 ) -> Result<Vec<(Box<dyn S3Publisher>, usize)>> {
     let bess = run_dir.join("bess");
-    fs::copy(env!("CARGO_BIN_EXE_bess"), &bess).context("pinning the bess binary")?;
+    // Another build (a branch, a changed constant) measured on the same
+    // cluster and corpus, for a before and after.
+    let exe = std::env::var_os("BESS_BENCH_BESS")
+        .map_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_bess")), PathBuf::from);
+    fs::copy(&exe, &bess).with_context(|| format!("pinning the bess binary {}", exe.display()))?;
+    println!("bess: {}", exe.display());
     let mut all: Vec<(Box<dyn S3Publisher>, usize)> = vec![(Box::new(Bess { exe: bess }), runs)];
     match tools::find_program("aptly") {
         Some(exe) => all.push((
