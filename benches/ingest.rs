@@ -35,7 +35,7 @@ fn main() -> Result<()> {
     let packages = corpus::env_count("BESS_BENCH_PACKAGES", 60_000)?;
     let runs = corpus::env_count("BESS_BENCH_RUNS", 3)?;
     let target = corpus::target_dir(env!("CARGO_BIN_EXE_bess"));
-    let corpus = Corpus::ensure(&target.join("bench-corpus"), packages)?;
+    let corpus = Corpus::ensure(&corpus::cache_root(&target), packages)?;
     println!("corpus: {}", corpus.stats.summary());
     let warmed = corpus.warm_page_cache()?;
     println!(

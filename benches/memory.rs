@@ -62,7 +62,7 @@ fn main() -> Result<()> {
     println!("peak RSS: {}", runner::rss_method());
     let mut bess_peaks = Vec::new();
     for &size in &sizes {
-        let corpus = corpus::debian::ensure(&target.join("bench-corpus"), size)?;
+        let corpus = corpus::debian::ensure(&corpus::cache_root(&target), size)?;
         println!("\ncorpus: {}", corpus.stats.summary());
         corpus.warm_page_cache()?;
         let mut results = vec![run_bess(&exe, &run_dir, &corpus)?];

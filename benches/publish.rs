@@ -223,7 +223,7 @@ fn main() -> Result<()> {
     let packages = corpus::env_count("BESS_BENCH_PACKAGES", 60_000)?;
     let runs = corpus::env_count("BESS_BENCH_RUNS", 3)?;
     let target = corpus::target_dir(env!("CARGO_BIN_EXE_bess"));
-    let corpus = corpus::debian::ensure(&target.join("bench-corpus"), packages)?;
+    let corpus = corpus::debian::ensure(&corpus::cache_root(&target), packages)?;
     println!("corpus: {}", corpus.stats.summary());
     corpus.warm_page_cache()?;
     let run_dir = target

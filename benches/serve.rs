@@ -27,7 +27,7 @@ fn main() -> Result<()> {
         }
     }
     let target = corpus::target_dir(env!("CARGO_BIN_EXE_bess"));
-    let corpus = corpus::Corpus::ensure(&target.join("bench-corpus"), packages)?;
+    let corpus = corpus::Corpus::ensure(&corpus::cache_root(&target), packages)?;
     println!(
         "corpus: {} ({} files)",
         corpus.stats.summary(),

@@ -336,6 +336,13 @@ pub fn env_count(name: &str, default: usize) -> Result<usize> {
     }
 }
 
+/// Where cached corpora live: `BESS_BENCH_CORPUS_DIR`, so another checkout's
+/// cache is reused instead of built again, or `<target>/bench-corpus`.
+pub fn cache_root(target: &Path) -> PathBuf {
+    std::env::var_os("BESS_BENCH_CORPUS_DIR")
+        .map_or_else(|| target.join("bench-corpus"), PathBuf::from)
+}
+
 /// `<target>/<profile>/bess` tells where the target directory is, even when
 /// CARGO_TARGET_DIR moves it; the corpus and the repositories live there, on one filesystem.
 pub fn target_dir(bess: &str) -> PathBuf {
