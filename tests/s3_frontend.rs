@@ -397,7 +397,7 @@ fn metric(front: &Server, name: &str) -> u64 {
 /// whole old or new publication), and the next publish completes once
 /// the server is back.
 fn lost_volume_during_publish(sb: &Sandbox, cluster: &mut Seaweed, front: &Server) {
-    let debs = build_debs(sb, "late", 200);
+    let debs = build_debs(sb, "late", 400);
     ingest(sb, &debs);
     let apt = front.apt("preprod", "bookworm", OPS, &sb.path("keys"));
     let stop = Arc::new(AtomicBool::new(false));
@@ -412,7 +412,7 @@ fn lost_volume_during_publish(sb: &Sandbox, cluster: &mut Seaweed, front: &Serve
         });
         let ledger = sb.repo.join("targets/cluster.db");
         let before = held_objects(&ledger);
-        let publish = Command::new(env!("CARGO_BIN_EXE_bess"))
+        let mut publish = Command::new(env!("CARGO_BIN_EXE_bess"))
             .env("BESS_REPO", &sb.repo)
             .envs(sb.env.iter().map(|(k, v)| (k, v)))
             .args(["repo", "publish", "--json"])
@@ -423,6 +423,10 @@ fn lost_volume_during_publish(sb: &Sandbox, cluster: &mut Seaweed, front: &Serve
         // Killed once the store acknowledged some of the new objects: the
         // rest of the upload runs with one replica gone.
         while held_objects(&ledger) < before + 20 {
+            assert!(
+                publish.try_wait().unwrap().is_none(),
+                "the publish ended before the store acknowledged 20 objects"
+            );
             std::thread::sleep(Duration::from_millis(2));
         }
         cluster.kill_volume(1);
@@ -443,6 +447,6 @@ fn lost_volume_during_publish(sb: &Sandbox, cluster: &mut Seaweed, front: &Serve
     });
     assert!(updates > 0);
     apt.update(&[]);
-    assert_eq!(apt.versions("late199"), ["1.0"], "{}", front.log());
+    assert_eq!(apt.versions("late399"), ["1.0"], "{}", front.log());
     eprintln!("{updates} apt-get updates during the publish, all complete");
 }

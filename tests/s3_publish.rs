@@ -242,7 +242,10 @@ fn lost_volume_server(cluster: &mut Seaweed, runtime: &tokio::runtime::Runtime) 
 fn killed_publish_resumes(cluster: &Seaweed, runtime: &tokio::runtime::Runtime) {
     cluster.create_bucket("killed");
     let sb = repository_with_target_in(cluster, "killed", "killed");
-    let debs = build_debs(&sb, "many", 80, 32 << 10);
+    // Enough that 32 uploads in flight, recorded every 50 ms, are still
+    // running when 10 are recorded.
+    const OBJECTS: u64 = 240;
+    let debs = build_debs(&sb, "many", OBJECTS as usize, 32 << 10);
     ingest(&sb, &debs);
     let mut publish = Command::new(env!("CARGO_BIN_EXE_bess"))
         .env("BESS_REPO", &sb.repo)
@@ -264,22 +267,22 @@ fn killed_publish_resumes(cluster: &Seaweed, runtime: &tokio::runtime::Runtime) 
     publish.wait().unwrap();
     let held = held_objects(&ledger);
     assert!(
-        held < 80,
+        held < OBJECTS,
         "the publish finished before it was killed ({held} held)"
     );
     let resumed = publish_json(&sb);
     let report = &resumed["targets"][0];
     assert!(report["error"].is_null(), "{resumed}");
-    assert_eq!(report["objects_uploaded"], 80 - held, "{resumed}");
+    assert_eq!(report["objects_uploaded"], OBJECTS - held, "{resumed}");
     // One PUT per key sent: the missing objects, then the dists files the
     // killed run never reached (uploads and server-side copies), nothing more.
     let count = |name: &str| report[name].as_u64().unwrap();
     assert_eq!(
         count("puts"),
-        80 - held + count("files_uploaded") + count("files_copied"),
+        OBJECTS - held + count("files_uploaded") + count("files_copied"),
         "{resumed}"
     );
-    eprintln!("after a kill with {held} of 80 objects held: {report}");
+    eprintln!("after a kill with {held} of {OBJECTS} objects held: {report}");
     let store = client(cluster, "killed");
     assert_store_mirrors(&sb, &store, "killed", &debs, runtime);
 }
