@@ -106,8 +106,10 @@ pub enum TargetError {
 /// Requests in flight at once. A publish is mostly small objects (1.6 kB
 /// on average in the Debian corpus), so its time is the store's latency
 /// times the requests over this: at 8, bess sent 850 PUTs a second to a
-/// SeaweedFS that takes 2,300 at 32 (`benches/s3_publish.rs`).
-const PARALLEL_PUTS: usize = 32;
+/// SeaweedFS that takes 2,400 at 32 and 2,700 at 64
+/// (`benches/s3_publish.rs`); AWS S3 takes 3,500 a second per prefix,
+/// which at 20 ms a request needs 70 in flight.
+const PARALLEL_PUTS: usize = 64;
 
 /// MiB of file contents held by the requests in flight at once: an object
 /// below the multipart threshold is read whole, a multipart upload holds
