@@ -9,6 +9,8 @@ mod report;
 #[allow(dead_code)]
 #[path = "support/runner.rs"]
 mod runner;
+// The publish benches' helpers are unused here.
+#[allow(dead_code)]
 #[path = "support/tools.rs"]
 mod tools;
 

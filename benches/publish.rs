@@ -23,7 +23,7 @@ mod runner;
 #[path = "support/tools.rs"]
 mod tools;
 
-use anyhow::{Context, Result, ensure};
+use anyhow::{Context, Result};
 use corpus::Corpus;
 use report::ToolResult;
 use std::fs;
@@ -231,7 +231,7 @@ fn main() -> Result<()> {
         .join(format!("publish-{}", unix_now()));
     fs::create_dir_all(run_dir.join("logs"))?;
     println!("work and logs: {}", run_dir.display());
-    let extra = build_extra_package(&run_dir)?;
+    let extra = tools::build_extra_package(&run_dir)?;
     let publishers = publishers(&run_dir)?;
     let mut full: Vec<ToolResult> = publishers
         .iter()
@@ -475,30 +475,6 @@ fn publishers(run_dir: &Path) -> Result<Vec<Box<dyn Publisher>>> {
         None => println!("reprepro: not installed, skipped"),
     }
     Ok(all)
-}
-
-/// The one package the incremental publish adds, built with dpkg-deb.
-fn build_extra_package(run_dir: &Path) -> Result<PathBuf> {
-    let root = run_dir.join("extra");
-    fs::create_dir_all(root.join("DEBIAN"))?;
-    fs::create_dir_all(root.join("usr/share/doc/bench-extra"))?;
-    fs::write(
-        root.join("DEBIAN/control"),
-        "Package: bench-extra\nVersion: 1.0-1\nArchitecture: amd64\nSection: misc\nPriority: optional\nMaintainer: Bench <bench@example.com>\n\
-         Description: the package the incremental publish adds\n one more package.\n",
-    )?;
-    fs::write(root.join("usr/share/doc/bench-extra/README"), "extra\n")?;
-    let deb = run_dir.join("bench-extra_1.0-1_amd64.deb");
-    let status = Command::new("dpkg-deb")
-        .args(["--root-owner-group", "--build"])
-        .arg(&root)
-        .arg(&deb)
-        .status()?;
-    ensure!(
-        status.success(),
-        "dpkg-deb failed to build the extra package"
-    );
-    Ok(deb)
 }
 
 fn print_table(title: &str, results: &[ToolResult], rss_method: &str) {

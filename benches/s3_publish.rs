@@ -42,7 +42,7 @@ mod seaweed;
 #[path = "support/tools.rs"]
 mod tools;
 
-use anyhow::{Context, Result, ensure};
+use anyhow::{Context, Result};
 use corpus::Corpus;
 use s3_proxy::{CountingProxy, Traffic, Upstream};
 use std::fs;
@@ -295,7 +295,7 @@ fn main() -> Result<()> {
         .join(format!("s3-publish-{}", unix_now()));
     fs::create_dir_all(run_dir.join("logs"))?;
     println!("work and logs: {}", run_dir.display());
-    let extra = build_extra_package(&run_dir)?;
+    let extra = tools::build_extra_package(&run_dir)?;
     let publishers = publishers(&run_dir, runs, aptly_runs)?;
     let cluster = start_cluster(&publishers)?;
     let latency = Duration::from_millis(corpus::env_count("BESS_BENCH_S3_LATENCY_MS", 0)? as u64);
@@ -570,30 +570,6 @@ fn print_targets(results: &[Results]) {
             "  full publish at least 3x faster than aptly's: not evaluated (no result for one side)"
         ),
     }
-}
-
-/// The one package the second publish adds, built with dpkg-deb.
-fn build_extra_package(run_dir: &Path) -> Result<PathBuf> {
-    let root = run_dir.join("extra");
-    fs::create_dir_all(root.join("DEBIAN"))?;
-    fs::create_dir_all(root.join("usr/share/doc/bench-extra"))?;
-    fs::write(
-        root.join("DEBIAN/control"),
-        "Package: bench-extra\nVersion: 1.0-1\nArchitecture: amd64\nSection: misc\nPriority: optional\nMaintainer: Bench <bench@example.com>\n\
-         Description: the package the second publish adds\n one more package.\n",
-    )?;
-    fs::write(root.join("usr/share/doc/bench-extra/README"), "extra\n")?;
-    let deb = run_dir.join("bench-extra_1.0-1_amd64.deb");
-    let status = Command::new("dpkg-deb")
-        .args(["--root-owner-group", "--build"])
-        .arg(&root)
-        .arg(&deb)
-        .status()?;
-    ensure!(
-        status.success(),
-        "dpkg-deb failed to build the extra package"
-    );
-    Ok(deb)
 }
 
 /// The store's own PUT rate at a few numbers in flight, through the same

@@ -269,3 +269,27 @@ impl Tool for Reprepro {
             .collect()
     }
 }
+
+/// The one package a second, incremental publish adds, built with dpkg-deb.
+pub fn build_extra_package(run_dir: &Path) -> Result<PathBuf> {
+    let root = run_dir.join("extra");
+    fs::create_dir_all(root.join("DEBIAN"))?;
+    fs::create_dir_all(root.join("usr/share/doc/bench-extra"))?;
+    fs::write(
+        root.join("DEBIAN/control"),
+        "Package: bench-extra\nVersion: 1.0-1\nArchitecture: amd64\nSection: misc\nPriority: optional\nMaintainer: Bench <bench@example.com>\n\
+         Description: the package a second publish adds\n one more package.\n",
+    )?;
+    fs::write(root.join("usr/share/doc/bench-extra/README"), "extra\n")?;
+    let deb = run_dir.join("bench-extra_1.0-1_amd64.deb");
+    let status = Command::new("dpkg-deb")
+        .args(["--root-owner-group", "--build"])
+        .arg(&root)
+        .arg(&deb)
+        .status()?;
+    ensure!(
+        status.success(),
+        "dpkg-deb failed to build the extra package"
+    );
+    Ok(deb)
+}
