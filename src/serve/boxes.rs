@@ -155,18 +155,10 @@ async fn box_file(
     rest: &[String],
     ip: IpAddr,
 ) -> Reply {
-    let Some(identity) = BoxIdentity::from_file_segments(rest) else {
-        return (respond(StatusCode::NOT_FOUND, "not found\n"), None);
-    };
-    let file = identity.file_path();
-    let (user, who) = match box_reader(state, &request, channel, &file, ip).await {
+    let (file, who) = match granted_box_file(state, &request, channel, rest, ip).await {
         Ok(granted) => granted,
-        Err(response) => return (response, None),
+        Err(refused) => return refused,
     };
-    if !may_read(&user, channel) {
-        let text = "no read access to this channel\n";
-        return (respond(StatusCode::FORBIDDEN, text), who);
-    }
     let relative = PathBuf::from("boxes").join(&file);
     let root = state.trees.get(&state.config.layout.channel_dir(channel));
     let response = match root.and_then(|root| beneath::open(&root, &relative)) {
@@ -183,9 +175,33 @@ async fn box_file(
     (response, who)
 }
 
+/// The box file `rest` names (`<name>/<version>/<provider>-<arch>.box`)
+/// and who is reading it, if they may; the refusal otherwise.
+pub(super) async fn granted_box_file(
+    state: &Arc<State>,
+    request: &Request<Incoming>,
+    channel: &str,
+    rest: &[String],
+    ip: IpAddr,
+) -> Result<(String, Option<String>), Reply> {
+    let Some(identity) = BoxIdentity::from_file_segments(rest) else {
+        return Err((respond(StatusCode::NOT_FOUND, "not found\n"), None));
+    };
+    let file = identity.file_path();
+    let (user, who) = match box_reader(state, request, channel, &file, ip).await {
+        Ok(granted) => granted,
+        Err(response) => return Err((response, None)),
+    };
+    if !may_read(&user, channel) {
+        let text = "no read access to this channel\n";
+        return Err((respond(StatusCode::FORBIDDEN, text), who));
+    }
+    Ok((file, who))
+}
+
 /// Who asks for a box file, by token (when no credentials are sent) or by
 /// credentials, and how they are named in the log line.
-pub(super) async fn box_reader(
+async fn box_reader(
     state: &Arc<State>,
     request: &Request<Incoming>,
     channel: &str,

@@ -390,19 +390,11 @@ async fn box_file(
     rest: &[String],
     ip: IpAddr,
 ) -> Reply {
-    let Some(identity) = BoxIdentity::from_file_segments(rest) else {
-        return (respond(StatusCode::NOT_FOUND, "not found\n"), None);
+    let granted = super::super::boxes::granted_box_file(state, request, channel, rest, ip);
+    let (file, who) = match granted.await {
+        Ok(granted) => granted,
+        Err(refused) => return refused,
     };
-    let file = identity.file_path();
-    let (user, who) =
-        match super::super::boxes::box_reader(state, request, channel, &file, ip).await {
-            Ok(granted) => granted,
-            Err(response) => return (response, None),
-        };
-    if !may_read(&user, channel) {
-        let text = "no read access to this channel\n";
-        return (respond(StatusCode::FORBIDDEN, text), who);
-    }
     let placed = view.boxes.iter().find(|b| {
         BoxIdentity::new(&b.name, &b.version, &b.provider, &b.arch)
             .is_ok_and(|i| i.file_path() == file)
