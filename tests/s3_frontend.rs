@@ -62,14 +62,21 @@ fn frontends_serve_what_the_primary_publishes_to_the_store() {
     // The primary serves too: its box-token key is made on start, and
     // writes sent to a frontend are redirected to it.
     let primary_server = Server::start(&sb.repo);
+    // The second keeps nothing: pool and box files are streamed from the store.
     let fronts = [
-        frontend(&sb, &cluster, &primary_server, "one"),
-        frontend(&sb, &cluster, &primary_server, "two"),
+        frontend(&sb, &cluster, &primary_server, "one", 1),
+        frontend(&sb, &cluster, &primary_server, "two", 0),
     ];
     for (front, name) in fronts.iter().zip(["one", "two"]) {
         apt_through(&sb, front, &debs);
         eprintln!("{:?}: apt through frontend {name}", start.elapsed());
     }
+    // Frontend two served its packages without keeping them.
+    let kept = walkdir::WalkDir::new(sb.path("front-two/cache/objects"))
+        .into_iter()
+        .filter(|e| e.as_ref().unwrap().file_type().is_file())
+        .count();
+    assert!(kept <= 1, "a cache of 0 GiB keeps {kept} files");
     vagrant_through(&fronts[0], &base_image);
     rights_and_redirects(&fronts[1], &primary_server);
     new_user_reaches_frontends(&sb, &fronts);
@@ -134,9 +141,15 @@ fn ingest(sb: &Sandbox, debs: &[PathBuf]) {
     sb.ok(&["repo", "ingest", "--no-publish", dir.to_str().unwrap()]);
 }
 
-/// A frontend of the cluster's bucket with its own cache, sharing the
-/// primary's box-token key.
-fn frontend(sb: &Sandbox, cluster: &Seaweed, primary: &Server, name: &str) -> Server {
+/// A frontend of the cluster's bucket with its own cache of `cache_gib`,
+/// sharing the primary's box-token key.
+fn frontend(
+    sb: &Sandbox,
+    cluster: &Seaweed,
+    primary: &Server,
+    name: &str,
+    cache_gib: u64,
+) -> Server {
     let dir = sb.path(&format!("front-{name}"));
     std::fs::create_dir_all(&dir).unwrap();
     let credentials = dir.join("s3.credentials");
@@ -154,7 +167,7 @@ fn frontend(sb: &Sandbox, cluster: &Seaweed, primary: &Server, name: &str) -> Se
         &config,
         format!(
             "[store]\nendpoint = \"{}\"\ncredentials-file = \"{}\"\n\n[serve]\n\
-             primary = \"{}\"\ncache-dir = \"{}\"\ncache-max-gib = 1\n\
+             primary = \"{}\"\ncache-dir = \"{}\"\ncache-max-gib = {cache_gib}\n\
              reload-interval-secs = {INTERVAL}\nbox-token-key = \"{}\"\n",
             cluster.endpoint(),
             credentials.display(),
