@@ -172,7 +172,8 @@ pub struct ServeSettings {
     /// store are kept.
     pub cache_dir: std::path::PathBuf,
     /// Frontends only: the most the cache may hold, in GiB; the least
-    /// recently served files go first.
+    /// recently served files go first, and a file larger than half of it
+    /// is streamed from the store (0: every pool and box file is).
     pub cache_max_gib: u64,
     /// Frontends only: seconds between two looks at the store's
     /// `InRelease` files and users; a new publication is served within it.
