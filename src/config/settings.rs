@@ -175,8 +175,9 @@ pub struct ServeSettings {
     /// recently served files go first, and a file larger than half of it
     /// is streamed from the store (0: every pool and box file is).
     pub cache_max_gib: u64,
-    /// Frontends only: seconds between two looks at the store's
-    /// `InRelease` files and users; a new publication is served within it.
+    /// Frontends only: seconds within which a new publication is served;
+    /// the store's `InRelease` files and users are looked at twice per
+    /// interval (HEAD requests only).
     pub reload_interval_secs: u64,
     /// Frontends only: the box-token key file (mode 0600), a copy of the
     /// primary's `keys/box-token.secret`, so that every frontend accepts
