@@ -77,6 +77,7 @@ fn frontends_serve_what_the_primary_publishes_to_the_store() {
         .filter(|e| e.as_ref().unwrap().file_type().is_file())
         .count();
     assert!(kept <= 1, "a cache of 0 GiB keeps {kept} files");
+    ranges_from_the_store(&sb, &fronts[1]);
     vagrant_through(&fronts[0], &base_image);
     rights_and_redirects(&fronts[1], &primary_server);
     new_user_reaches_frontends(&sb, &fronts);
@@ -208,6 +209,46 @@ fn apt_through(sb: &Sandbox, front: &Server, debs: &[PathBuf]) {
         "not promoted"
     );
     install(&prod, "pkg3");
+}
+
+/// A file streamed from the store (the frontend keeps none) answers a
+/// byte range with 206 and those bytes, a range past its end with 416,
+/// and its own ETag with 304: what apt and vagrant resume with.
+fn ranges_from_the_store(sb: &Sandbox, front: &Server) {
+    let deb = walkdir::WalkDir::new(sb.repo.join("public/prod/pool"))
+        .into_iter()
+        .map(|e| e.unwrap().into_path())
+        .find(|p| {
+            p.file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with("pkg3_")
+        })
+        .unwrap();
+    let bytes = std::fs::read(&deb).unwrap();
+    let path = deb
+        .strip_prefix(sb.repo.join("public"))
+        .unwrap()
+        .display()
+        .to_string();
+    let ask = |extra: &str| {
+        let request = format!(
+            "GET /{path} HTTP/1.1\r\nHost: x\r\nAuthorization: Basic {}\r\n{extra}Connection: close\r\n\r\n",
+            common::server::basic(OPS.0, OPS.1)
+        );
+        front.exchange("127.0.0.1", request.as_bytes())
+    };
+    let part = ask("Range: bytes=10-19\r\n");
+    assert_eq!(part.status, 206, "{}", part.text());
+    assert_eq!(part.body, bytes[10..20]);
+    let whole = format!("bytes 10-19/{}", bytes.len());
+    assert_eq!(part.header("content-range"), Some(whole.as_str()));
+    let past = ask(&format!("Range: bytes={}-\r\n", bytes.len()));
+    assert_eq!(past.status, 416);
+    let etag = part.header("etag").unwrap().to_string();
+    assert_eq!(ask(&format!("If-None-Match: {etag}\r\n")).status, 304);
+    let full = ask("");
+    assert_eq!((full.status, full.body), (200, bytes));
 }
 
 /// Where `pkg<i>` is in the list built (two threads built it in halves).

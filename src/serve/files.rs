@@ -297,7 +297,7 @@ impl hyper::body::Body for ChannelBody {
 }
 
 /// `If-None-Match` wins over `If-Modified-Since` (RFC 9110 13.2.2).
-fn not_modified(headers: &HeaderMap, info: &FileInfo, dated: bool) -> bool {
+pub(super) fn not_modified(headers: &HeaderMap, info: &FileInfo, dated: bool) -> bool {
     if let Some(tags) = headers
         .get(header::IF_NONE_MATCH)
         .and_then(|v| v.to_str().ok())
@@ -316,7 +316,7 @@ fn not_modified(headers: &HeaderMap, info: &FileInfo, dated: bool) -> bool {
         .is_some_and(|since| dated && since <= now && info.modified <= since)
 }
 
-enum RangeRequest {
+pub(super) enum RangeRequest {
     Full,
     Part(u64, u64),
     Unsatisfiable,
@@ -327,7 +327,7 @@ enum RangeRequest {
 /// with the whole file, which RFC 9110 allows and apt never asks for;
 /// honouring the first of several headers would answer a request other
 /// than the one a cache in between saw.
-fn requested_range(headers: &HeaderMap, info: &FileInfo, dated: bool) -> RangeRequest {
+pub(super) fn requested_range(headers: &HeaderMap, info: &FileInfo, dated: bool) -> RangeRequest {
     let mut ranges = headers.get_all(header::RANGE).iter();
     let (Some(range), None) = (ranges.next(), ranges.next()) else {
         return RangeRequest::Full;

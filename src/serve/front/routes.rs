@@ -9,7 +9,7 @@ use crate::boxes::{self, BoxIdentity, Grant, Offer, VagrantCatalog};
 use crate::pool::Sha256;
 use crate::publish::store_manifest::object_key;
 use crate::serve::auth::may_read;
-use crate::serve::files::{self, FileRequest};
+use crate::serve::files::{self, FileRequest, RangeRequest};
 use crate::serve::http::{Body, empty, json, json_error, respond};
 use crate::serve::{State, authenticate, path};
 use futures::StreamExt;
@@ -255,8 +255,9 @@ async fn object_response(
     }
 }
 
-/// A file larger than the cache keeps, passed through whole (a range
-/// request gets the whole file, which HTTP allows).
+/// A file larger than the cache keeps, passed through from the store: a
+/// single byte range (apt and vagrant resume with one) is asked of the
+/// store as such.
 async fn streamed(
     front: &Front,
     wanted: &FileRequest<'_>,
@@ -264,30 +265,50 @@ async fn streamed(
     size: u64,
     key: &str,
 ) -> Response<Body> {
-    let builder = Response::builder()
+    // Named by its hash, the file never changes: its ETag is the hash, and
+    // no date is given (If-Range by date then asks for the whole file).
+    let info = files::FileInfo {
+        size,
+        modified: httpdate::HttpDate::from(std::time::UNIX_EPOCH),
+        etag: format!("\"{tag}\""),
+    };
+    if files::not_modified(wanted.headers, &info, false) {
+        return Response::builder()
+            .status(StatusCode::NOT_MODIFIED)
+            .header(header::ETAG, &info.etag)
+            .body(empty())
+            .expect("valid response");
+    }
+    let (status, range) = match files::requested_range(wanted.headers, &info, false) {
+        RangeRequest::Full => (StatusCode::OK, 0..size),
+        RangeRequest::Part(start, end) => (StatusCode::PARTIAL_CONTENT, start..end),
+        RangeRequest::Unsatisfiable => {
+            return Response::builder()
+                .status(StatusCode::RANGE_NOT_SATISFIABLE)
+                .header(header::CONTENT_RANGE, format!("bytes */{size}"))
+                .body(empty())
+                .expect("valid response");
+        }
+    };
+    let mut builder = Response::builder()
+        .status(status)
         .header(header::CONTENT_TYPE, files::content_type(wanted.path))
-        .header(header::CONTENT_LENGTH, size)
-        .header(header::ETAG, format!("\"{tag}\""));
+        .header(header::CONTENT_LENGTH, range.end - range.start)
+        .header(header::ACCEPT_RANGES, "bytes")
+        .header(header::ETAG, &info.etag);
+    if status == StatusCode::PARTIAL_CONTENT {
+        let last = range.end - 1;
+        builder = builder.header(
+            header::CONTENT_RANGE,
+            format!("bytes {}-{last}/{size}", range.start),
+        );
+    }
     if wanted.method == Method::HEAD {
         return builder.body(empty()).expect("valid response");
     }
-    match front.store.stream(key).await {
-        Ok(result) => {
-            // The store's stream is not Sync; a task hands its pieces over.
-            let (tx, rx) = tokio::sync::mpsc::channel(4);
-            let mut pieces = result.into_stream();
-            tokio::spawn(async move {
-                while let Some(piece) = pieces.next().await {
-                    let frame = piece.map(Frame::data).map_err(std::io::Error::other);
-                    if tx.send(frame).await.is_err() {
-                        return;
-                    }
-                }
-            });
-            builder
-                .body(files::channel_body(rx))
-                .expect("valid response")
-        }
+    let part = (status == StatusCode::PARTIAL_CONTENT).then_some(range);
+    match front.store.stream_range(key, part).await {
+        Ok(result) => builder.body(body_of(result)).expect("valid response"),
         Err(e) => {
             eprintln!("bess serve: {e}");
             respond(
@@ -296,6 +317,22 @@ async fn streamed(
             )
         }
     }
+}
+
+/// A response body of the store's stream. It is not Sync, so a task
+/// hands its pieces over a channel.
+fn body_of(result: object_store::GetResult) -> Body {
+    let (tx, rx) = tokio::sync::mpsc::channel(4);
+    let mut pieces = result.into_stream();
+    tokio::spawn(async move {
+        while let Some(piece) = pieces.next().await {
+            let frame = piece.map(Frame::data).map_err(std::io::Error::other);
+            if tx.send(frame).await.is_err() {
+                return;
+            }
+        }
+    });
+    files::channel_body(rx)
 }
 
 /// `/<channel>/boxes/…`: a catalog or a box file.

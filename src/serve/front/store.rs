@@ -5,7 +5,10 @@ use crate::config::{FrontSettings, StoreUrl};
 use bytes::Bytes;
 use object_store::aws::{AmazonS3, AmazonS3Builder};
 use object_store::path::Path as Key;
-use object_store::{BackoffConfig, ClientOptions, GetResult, ObjectStoreExt, RetryConfig};
+use object_store::{
+    BackoffConfig, ClientOptions, GetOptions, GetRange, GetResult, ObjectStore, ObjectStoreExt,
+    RetryConfig,
+};
 use std::time::Duration;
 
 /// Why something could not be read from the store.
@@ -106,9 +109,22 @@ impl Store {
 
     /// The file at `rel`, as a stream of its bytes.
     pub async fn stream(&self, rel: &str) -> Result<GetResult, StoreError> {
+        self.stream_range(rel, None).await
+    }
+
+    /// Bytes `range` of the file at `rel` (all of them without), as a stream.
+    pub async fn stream_range(
+        &self,
+        rel: &str,
+        range: Option<std::ops::Range<u64>>,
+    ) -> Result<GetResult, StoreError> {
         let key = self.key(rel);
+        let options = GetOptions {
+            range: range.map(GetRange::Bounded),
+            ..GetOptions::default()
+        };
         self.client
-            .get(&parse(&key)?)
+            .get_opts(&parse(&key)?, options)
             .await
             .map_err(read_error(&key))
     }
