@@ -43,7 +43,7 @@ pub use gc::{GcOutcome, GcRequest, gc};
 pub use keys::{generate_key, retire_key};
 pub use prune::{PinRequest, PruneOutcome, PruneRequest, PrunedPlacement, pin, pins, prune, unpin};
 pub use stats::{ChannelStats, DistStats, Stats, stats};
-pub(crate) use targets::credentials_file;
+pub(crate) use targets::s3_credentials;
 
 pub use backup::{
     BackupReport, BackupRequest, CopyCounts, RestoreReport, RestoreRequest, backup, restore,

@@ -25,7 +25,7 @@ mod store;
 
 pub use gc::TargetGc;
 pub(super) use gc::collect_all;
-pub(crate) use store::credentials_file;
+pub(crate) use store::s3_credentials;
 
 use super::{OpsError, Repo};
 use crate::catalog::{CatalogError, TargetLedger};

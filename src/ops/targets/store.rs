@@ -94,27 +94,38 @@ pub fn connect(target: &PublishTarget, traffic: Arc<Traffic>) -> Result<AmazonS3
         })
 }
 
-/// The access key id and secret: from `credentials-file`, else from
-/// `AWS_ACCESS_KEY_ID` / `AWS_SECRET_ACCESS_KEY`.
+/// The access key id and secret of a target.
 fn credentials(target: &PublishTarget) -> Result<(String, String), TargetError> {
-    if let Some(file) = &target.credentials_file {
+    s3_credentials(target.credentials_file.as_deref(), || {
+        format!(
+            "target `{name}` has no credentials: set AWS_ACCESS_KEY_ID and \
+             AWS_SECRET_ACCESS_KEY in bess's environment, or write them to \
+             /etc/bess/s3-{name}.credentials (mode 0600) and set credentials-file in bess.toml",
+            name = target.name
+        )
+    })
+}
+
+/// The access key id and secret: from `file` when given, else from
+/// `AWS_ACCESS_KEY_ID` / `AWS_SECRET_ACCESS_KEY`; `missing` says what to
+/// do when neither has them.
+pub(crate) fn s3_credentials(
+    file: Option<&Path>,
+    missing: impl FnOnce() -> String,
+) -> Result<(String, String), TargetError> {
+    if let Some(file) = file {
         return credentials_file(file);
     }
     let var = |name| std::env::var(name).ok().filter(|v: &String| !v.is_empty());
     match (var("AWS_ACCESS_KEY_ID"), var("AWS_SECRET_ACCESS_KEY")) {
         (Some(id), Some(secret)) => Ok((id, secret)),
-        _ => Err(TargetError::Credentials(format!(
-            "target `{name}` has no credentials: set AWS_ACCESS_KEY_ID and \
-             AWS_SECRET_ACCESS_KEY in bess's environment, or write them to \
-             /etc/bess/s3-{name}.credentials (mode 0600) and set credentials-file in bess.toml",
-            name = target.name
-        ))),
+        _ => Err(TargetError::Credentials(missing())),
     }
 }
 
 /// Reads `AWS_ACCESS_KEY_ID = …` and `AWS_SECRET_ACCESS_KEY = …` lines (the
 /// names in any case, `#` comments) from a file only its owner may read.
-pub(crate) fn credentials_file(file: &Path) -> Result<(String, String), TargetError> {
+fn credentials_file(file: &Path) -> Result<(String, String), TargetError> {
     use std::os::unix::fs::PermissionsExt;
     let shown = file.display();
     let unreadable =

@@ -142,20 +142,14 @@ fn read_error(key: &str) -> impl FnOnce(object_store::Error) -> StoreError {
     }
 }
 
-/// The access key id and secret: from `credentials-file`, else from
-/// `AWS_ACCESS_KEY_ID` / `AWS_SECRET_ACCESS_KEY`.
+/// The access key id and secret: from `[store] credentials-file`, else
+/// from the AWS_* environment variables.
 fn credentials(file: Option<&std::path::Path>) -> Result<(String, String), StoreError> {
-    if let Some(file) = file {
-        return crate::ops::credentials_file(file).map_err(|e| StoreError::Setup(e.to_string()));
-    }
-    let var = |name| std::env::var(name).ok().filter(|v: &String| !v.is_empty());
-    match (var("AWS_ACCESS_KEY_ID"), var("AWS_SECRET_ACCESS_KEY")) {
-        (Some(id), Some(secret)) => Ok((id, secret)),
-        _ => Err(StoreError::Setup(
-            "the frontend has no store credentials: set AWS_ACCESS_KEY_ID and \
-             AWS_SECRET_ACCESS_KEY in its environment, or write them to a file of mode 0600 \
-             and set [store] credentials-file"
-                .into(),
-        )),
-    }
+    let missing = || {
+        "the frontend has no store credentials: set AWS_ACCESS_KEY_ID and \
+         AWS_SECRET_ACCESS_KEY in its environment, or write them to a file of mode 0600 \
+         and set [store] credentials-file"
+            .to_string()
+    };
+    crate::ops::s3_credentials(file, missing).map_err(|e| StoreError::Setup(e.to_string()))
 }
