@@ -94,7 +94,7 @@ async fn catalog(
     (head_aware(response, request.method()), who)
 }
 
-/// Each box URL carries a token that grants `user` that file only.
+/// The catalog of the placed boxes of `name`.
 fn vagrant_catalog(
     state: &State,
     user: &UserRow,
@@ -103,26 +103,59 @@ fn vagrant_catalog(
     base: &str,
     placed: &[BoxPlacement],
 ) -> Result<VagrantCatalog, OpsError> {
-    let expires = boxes::expiry(unix_now(), state.config.settings.boxes.token_ttl_secs);
-    let mut offers = Vec::with_capacity(placed.len());
+    let mut boxes = Vec::with_capacity(placed.len());
     for p in placed {
-        let file = ops::box_file_path(p)?;
-        let token = state.box_secret.sign(&Grant {
-            user: &user.name,
-            channel,
-            file: &file,
-            expires,
-        });
-        offers.push(Offer {
+        boxes.push(UnsignedOffer {
+            file: ops::box_file_path(p)?,
             version: p.version.clone(),
             provider: p.provider.clone(),
             arch: p.architecture.clone(),
             sha256: p.sha256.clone(),
-            url: format!("{base}/{channel}/boxes/{file}?token={token}"),
         });
     }
+    Ok(signed_catalog(state, (user, channel), name, base, boxes))
+}
+
+/// A box file a catalog offers, before its URL is signed.
+pub(super) struct UnsignedOffer {
+    /// Its path under the channel's `boxes/`.
+    pub file: String,
+    pub version: String,
+    pub provider: String,
+    pub arch: String,
+    pub sha256: String,
+}
+
+/// The Vagrant catalog of `name`, for `user` reading `channel`: each box
+/// URL carries a token that grants that user that file only.
+pub(super) fn signed_catalog(
+    state: &State,
+    (user, channel): (&UserRow, &str),
+    name: &str,
+    base: &str,
+    boxes: Vec<UnsignedOffer>,
+) -> VagrantCatalog {
+    let expires = boxes::expiry(unix_now(), state.config.settings.boxes.token_ttl_secs);
+    let offers = boxes
+        .into_iter()
+        .map(|b| {
+            let token = state.box_secret.sign(&Grant {
+                user: &user.name,
+                channel,
+                file: &b.file,
+                expires,
+            });
+            Offer {
+                url: format!("{base}/{channel}/boxes/{}?token={token}", b.file),
+                version: b.version,
+                provider: b.provider,
+                arch: b.arch,
+                sha256: b.sha256,
+            }
+        })
+        .collect();
     let description = format!("{name} in channel {channel}, served by bess");
-    Ok(VagrantCatalog::new(name, description, offers))
+    VagrantCatalog::new(name, description, offers)
 }
 
 /// Catalogs hold per-user tokens: never cached. HEAD answers the same
@@ -139,7 +172,7 @@ pub(super) fn head_aware(mut response: Response<Body>, method: &Method) -> Respo
     response
 }
 
-pub(super) fn unix_now() -> u64 {
+fn unix_now() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs())

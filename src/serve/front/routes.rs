@@ -4,11 +4,12 @@
 //! the primary by redirect.
 
 use super::Front;
-use super::snapshot::{ChannelView, ObjectRef, by_hash_key};
-use crate::boxes::{self, BoxIdentity, Grant, Offer, VagrantCatalog};
+use super::snapshot::{ChannelView, ObjectRef, Publication, by_hash_key};
+use crate::boxes::BoxIdentity;
 use crate::pool::Sha256;
 use crate::publish::store_manifest::object_key;
 use crate::serve::auth::may_read;
+use crate::serve::boxes::{UnsignedOffer, signed_catalog};
 use crate::serve::files::{self, FileRequest, RangeRequest};
 use crate::serve::http::{Body, empty, json, json_error, respond};
 use crate::serve::{State, authenticate, path};
@@ -48,7 +49,8 @@ pub async fn route(
         return (metrics, None);
     }
     let publication = front.publication();
-    let Some((channel, rest, by_host)) = channel_of(state, front, &request, &segments) else {
+    let channels = &publication.manifest.channels;
+    let Some((channel, rest, by_host)) = channel_of(state, channels, &request, &segments) else {
         return (respond(StatusCode::NOT_FOUND, "not found\n"), None);
     };
     let Some(view) = publication.channels.get(&channel).cloned() else {
@@ -71,7 +73,7 @@ pub async fn route(
         return (respond(StatusCode::FORBIDDEN, text), who);
     }
     if rest == ["bess.sources"] {
-        let text = sources(state, front, &request, &channel, by_host);
+        let text = sources(state, &publication, &request, &channel, by_host);
         return (text, who);
     }
     (
@@ -84,12 +86,12 @@ pub async fn route(
 /// came by a `[serve.hosts]` name.
 fn channel_of<'a>(
     state: &State,
-    front: &Front,
+    channels: &[String],
     request: &Request<Incoming>,
     segments: &'a [String],
 ) -> Option<(String, &'a [String], bool)> {
     let first = segments.first()?;
-    if front.publication().manifest.channels.contains(first) {
+    if channels.contains(first) {
         return Some((first.clone(), &segments[1..], false));
     }
     let in_tree = matches!(first.as_str(), "dists" | "pool" | "boxes" | "bess.sources");
@@ -142,7 +144,7 @@ fn keyring(front: &Front, request: &Request<Incoming>) -> Response<Body> {
 
 fn sources(
     state: &State,
-    front: &Front,
+    publication: &Publication,
     request: &Request<Incoming>,
     channel: &str,
     by_host: bool,
@@ -159,7 +161,6 @@ fn sources(
         true => base,
         false => format!("{base}/{channel}"),
     };
-    let publication = front.publication();
     let manifest = &publication.manifest;
     let text = super::super::sources_text(
         &uri,
@@ -374,42 +375,26 @@ async fn box_catalog(
         let text = "the Host header is missing or not a host name; set [serve] public-url";
         return (json_error(StatusCode::BAD_REQUEST, text), who);
     };
-    let expires = boxes::expiry(
-        super::super::boxes::unix_now(),
-        state.config.settings.boxes.token_ttl_secs,
-    );
-    let mut offers = Vec::new();
-    for placed in view.boxes.iter().filter(|b| b.name == name) {
-        let identity = BoxIdentity::new(
-            &placed.name,
-            &placed.version,
-            &placed.provider,
-            &placed.arch,
-        );
-        let Ok(identity) = identity else { continue };
-        let file = identity.file_path();
-        let token = state.box_secret.sign(&Grant {
-            user: &user.name,
-            channel,
-            file: &file,
-            expires,
-        });
-        offers.push(Offer {
-            version: placed.version.clone(),
-            provider: placed.provider.clone(),
-            arch: placed.arch.clone(),
-            sha256: placed.sha256.clone(),
-            url: format!("{base}/{channel}/boxes/{file}?token={token}"),
-        });
-    }
-    let response = if offers.is_empty() {
+    let offered: Vec<UnsignedOffer> = view
+        .boxes
+        .iter()
+        .filter(|b| b.name == name)
+        .filter_map(|b| {
+            let identity = BoxIdentity::new(&b.name, &b.version, &b.provider, &b.arch).ok()?;
+            Some(UnsignedOffer {
+                file: identity.file_path(),
+                version: b.version.clone(),
+                provider: b.provider.clone(),
+                arch: b.arch.clone(),
+                sha256: b.sha256.clone(),
+            })
+        })
+        .collect();
+    let response = if offered.is_empty() {
         json_error(StatusCode::NOT_FOUND, "no such box in this channel")
     } else {
-        let description = format!("{name} in channel {channel}, served by bess");
-        json(
-            StatusCode::OK,
-            &VagrantCatalog::new(&name, description, offers),
-        )
+        let catalog = signed_catalog(state, (&user, channel), &name, &base, offered);
+        json(StatusCode::OK, &catalog)
     };
     (
         super::super::boxes::head_aware(response, request.method()),
