@@ -77,7 +77,7 @@ fn frontends_serve_what_the_primary_publishes_to_the_store() {
         .filter(|e| e.as_ref().unwrap().file_type().is_file())
         .count();
     assert!(kept <= 1, "a cache of 0 GiB keeps {kept} files");
-    ranges_from_the_store(&sb, &fronts[1]);
+    ranges_from_the_store(&sb, &fronts);
     vagrant_through(&fronts[0], &base_image);
     rights_and_redirects(&fronts[1], &primary_server);
     new_user_reaches_frontends(&sb, &fronts);
@@ -211,10 +211,12 @@ fn apt_through(sb: &Sandbox, front: &Server, debs: &[PathBuf]) {
     install(&prod, "pkg3");
 }
 
-/// A file streamed from the store (the frontend keeps none) answers a
-/// byte range with 206 and those bytes, a range past its end with 416,
-/// and its own ETag with 304: what apt and vagrant resume with.
-fn ranges_from_the_store(sb: &Sandbox, front: &Server) {
+/// A file streamed from the store (the second frontend keeps none)
+/// answers a byte range with 206 and those bytes, a range past its end
+/// with 416, and its own ETag with 304: what apt and vagrant resume with.
+/// Its ETag is the one the first frontend gives from its cache (the
+/// content's hash), so a CDN in front of both caches the file once.
+fn ranges_from_the_store(sb: &Sandbox, fronts: &[Server; 2]) {
     let deb = walkdir::WalkDir::new(sb.repo.join("public/prod/pool"))
         .into_iter()
         .map(|e| e.unwrap().into_path())
@@ -231,13 +233,14 @@ fn ranges_from_the_store(sb: &Sandbox, front: &Server) {
         .unwrap()
         .display()
         .to_string();
-    let ask = |extra: &str| {
+    let ask_of = |front: &Server, extra: &str| {
         let request = format!(
             "GET /{path} HTTP/1.1\r\nHost: x\r\nAuthorization: Basic {}\r\n{extra}Connection: close\r\n\r\n",
             common::server::basic(OPS.0, OPS.1)
         );
         front.exchange("127.0.0.1", request.as_bytes())
     };
+    let ask = |extra: &str| ask_of(&fronts[1], extra);
     let part = ask("Range: bytes=10-19\r\n");
     assert_eq!(part.status, 206, "{}", part.text());
     assert_eq!(part.body, bytes[10..20]);
@@ -249,6 +252,8 @@ fn ranges_from_the_store(sb: &Sandbox, front: &Server) {
     assert_eq!(ask(&format!("If-None-Match: {etag}\r\n")).status, 304);
     let full = ask("");
     assert_eq!((full.status, full.body), (200, bytes));
+    let cached = ask_of(&fronts[0], "");
+    assert_eq!(cached.header("etag"), Some(etag.as_str()));
 }
 
 /// Where `pkg<i>` is in the list built (two threads built it in halves).
@@ -353,22 +358,8 @@ fn rights_and_redirects(front: &Server, primary: &Server) {
 /// frontend's `bess.sources` names it and carries the signing key.
 fn new_user_reaches_frontends(sb: &Sandbox, fronts: &[Server; 2]) {
     const LATE: (&str, &str) = ("late-reader", "late-reader-password");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_bess"))
-        .env("BESS_REPO", &sb.repo)
-        .envs(sb.env.iter().map(|(k, v)| (k, v)))
-        .args(["user", "add", LATE.0, "--password-stdin", "--read", "prod"])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    use std::io::Write;
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(LATE.1.as_bytes())
-        .unwrap();
-    assert!(child.wait().unwrap().success());
+    let add = ["user", "add", LATE.0, "--password-stdin", "--read", "prod"];
+    assert!(sb.bess_with_input(&add, LATE.1).status.success());
     let added = Instant::now();
     for front in fronts {
         while front.get("/prod/bess.sources", Some(LATE)).0 != 200 {

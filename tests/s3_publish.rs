@@ -183,7 +183,7 @@ fn full_then_one_package(cluster: &Seaweed, runtime: &tokio::runtime::Runtime) {
 
 /// One of the two volume servers dies: the local publish completes, the
 /// target reports its error and the command fails; once the server is
-/// back, the next publish completes the upload.
+/// back, `bess serve` completes the upload without a publish.
 fn lost_volume_server(cluster: &mut Seaweed, runtime: &tokio::runtime::Runtime) {
     cluster.create_bucket("degraded");
     let sb = repository_with_target_in(cluster, "degraded", "degraded");
@@ -227,13 +227,33 @@ fn lost_volume_server(cluster: &mut Seaweed, runtime: &tokio::runtime::Runtime) 
     );
     cluster.start_volume(1);
     cluster.wait_for_replicated_writes();
-    let report = publish_json(&sb);
-    assert!(
-        report["targets"][0]["error"].is_null(),
-        "{report}\n{}",
-        cluster.logs()
-    );
+    // No publish: `bess serve`'s refresher brings the target up to date
+    // in its first round, at start.
     let store = client(cluster, "degraded");
+    let env = [
+        ("AWS_ACCESS_KEY_ID", ACCESS_KEY),
+        ("AWS_SECRET_ACCESS_KEY", SECRET_KEY),
+    ];
+    let server = common::server::Server::start_with_env(&sb.repo, &env);
+    let inrelease = "degraded/preprod/dists/bookworm/InRelease";
+    let local = std::fs::read(sb.repo.join("public/preprod/dists/bookworm/InRelease")).unwrap();
+    let started = std::time::Instant::now();
+    while get_bytes(&store, runtime, inrelease).as_ref() != Some(&local) {
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(60),
+            "bess serve did not bring the target up to date\n{}",
+            cluster.logs()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    drop(server);
+    let report = publish_json(&sb);
+    let nothing_left = &report["targets"][0];
+    assert!(nothing_left["error"].is_null(), "{report}");
+    assert_eq!(
+        nothing_left["puts"], 0,
+        "the refresher sent it all: {report}"
+    );
     assert_store_mirrors(&sb, &store, "degraded", &debs, runtime);
 }
 
@@ -490,25 +510,10 @@ fn get_json(store: &AmazonS3, runtime: &tokio::runtime::Runtime, key: &str) -> s
 
 /// `bess user …` with the password on standard input; its stdout and stderr.
 fn user_command(sb: &Sandbox, args: &[&str], password: &str) -> String {
-    use std::io::Write;
-    let mut child = Command::new(env!("CARGO_BIN_EXE_bess"))
-        .env("BESS_REPO", &sb.repo)
-        .envs(sb.env.iter().map(|(k, v)| (k, v)))
-        .arg("user")
-        .args(args)
-        .arg("--password-stdin")
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(password.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
+    let mut all = vec!["user"];
+    all.extend_from_slice(args);
+    all.push("--password-stdin");
+    let out = sb.bess_with_input(&all, password);
     let text = format!(
         "{}{}",
         String::from_utf8_lossy(&out.stdout),
@@ -608,22 +613,7 @@ fn manifest_and_users(cluster: &Seaweed, runtime: &tokio::runtime::Runtime) {
 /// A box of `size` bytes of noise (above the 1 MiB threshold the tests
 /// set: sent in parts), built with the real `tar`.
 fn noisy_box(sb: &Sandbox, file: &str, size: usize) -> PathBuf {
-    let dir = sb.path(&format!("{file}.d"));
-    std::fs::create_dir_all(&dir).unwrap();
-    let metadata = r#"{"provider": "libvirt", "format": "qcow2", "virtual_size": 1}"#;
-    std::fs::write(dir.join("metadata.json"), metadata).unwrap();
-    std::fs::write(dir.join("box.img"), noise(size)).unwrap();
-    let out = sb.path(file);
-    let status = Command::new("tar")
-        .arg("-C")
-        .arg(&dir)
-        .arg("-czf")
-        .arg(&out)
-        .args(["metadata.json", "box.img"])
-        .status()
-        .unwrap();
-    assert!(status.success());
-    out
+    common::vagrant::box_of_image(sb, file, "libvirt", noise(size).as_bytes())
 }
 
 fn add_box(sb: &Sandbox, file: &Path) {

@@ -174,6 +174,24 @@ impl Sandbox {
             .expect("run bess")
     }
 
+    /// Runs bess with `input` on its standard input (a password).
+    pub fn bess_with_input(&self, args: &[&str], input: &str) -> Output {
+        use std::io::Write;
+        let mut child = Command::new(env!("CARGO_BIN_EXE_bess"))
+            .env("BESS_REPO", &self.repo)
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
+            .args(args)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("run bess");
+        let mut stdin = child.stdin.take().unwrap();
+        stdin.write_all(input.as_bytes()).unwrap();
+        drop(stdin);
+        child.wait_with_output().expect("run bess")
+    }
+
     /// Runs bess and requires success; returns stdout.
     pub fn ok(&self, args: &[&str]) -> String {
         let out = self.bess(args);

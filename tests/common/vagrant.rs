@@ -5,15 +5,20 @@ use super::Sandbox;
 use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
 
-/// Builds a libvirt box with the real `tar`: metadata.json and a disk
-/// image whose bytes depend on `payload`. Returns the .box and the image bytes.
+/// Builds a box with the real `tar`: metadata.json and a disk image
+/// whose bytes depend on `payload`. Returns the .box and the image bytes.
 pub fn make_box(sb: &Sandbox, file: &str, provider: &str, payload: &str) -> (PathBuf, Vec<u8>) {
+    let image: Vec<u8> = format!("disk image {payload}\n").repeat(2000).into_bytes();
+    (box_of_image(sb, file, provider, &image), image)
+}
+
+/// Builds a box with the real `tar`: metadata.json and `image` as its disk.
+pub fn box_of_image(sb: &Sandbox, file: &str, provider: &str, image: &[u8]) -> PathBuf {
     let dir = sb.path(&format!("{file}.d"));
     std::fs::create_dir_all(&dir).unwrap();
     let metadata = format!(r#"{{"provider": "{provider}", "format": "qcow2", "virtual_size": 1}}"#);
     std::fs::write(dir.join("metadata.json"), metadata).unwrap();
-    let image: Vec<u8> = format!("disk image {payload}\n").repeat(2000).into_bytes();
-    std::fs::write(dir.join("box.img"), &image).unwrap();
+    std::fs::write(dir.join("box.img"), image).unwrap();
     let out = sb.path(file);
     let status = Command::new("tar")
         .arg("-C")
@@ -24,7 +29,7 @@ pub fn make_box(sb: &Sandbox, file: &str, provider: &str, payload: &str) -> (Pat
         .status()
         .unwrap();
     assert!(status.success());
-    (out, image)
+    out
 }
 
 /// The real vagrant, with its own home, no update checks and no Vagrantfile.
